@@ -1,0 +1,3 @@
+module mcplan.io/mcplan
+
+go 1.26

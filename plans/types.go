@@ -1,0 +1,156 @@
+// Package plans holds the mcplan plan format: its types, the strict YAML
+// loader, defaults, validation, and the step graph a plan describes.
+package plans
+
+// APIVersion and Kind identify a plan document.
+const (
+	APIVersion = "mcplan.io/v1alpha1"
+	Kind       = "Plan"
+)
+
+// Mesh models.
+const (
+	ModelMultiPrimary  = "multi-primary"
+	ModelPrimaryRemote = "primary-remote"
+)
+
+// Plan is one mcplan document: hosts reached by SSH, the k3s clusters built
+// on them, the networks they sit on and the Istio meshes that join them.
+type Plan struct {
+	APIVersion string      `yaml:"apiVersion" json:"apiVersion" jsonschema:"description=Always mcplan.io/v1alpha1."`
+	Kind       string      `yaml:"kind" json:"kind" jsonschema:"description=Always Plan."`
+	Metadata   Metadata    `yaml:"metadata" json:"metadata"`
+	SSH        SSH         `yaml:"ssh,omitempty" json:"ssh,omitempty" jsonschema:"description=SSH defaults for every host; a host may override each field."`
+	Hosts      []Host      `yaml:"hosts" json:"hosts" jsonschema:"description=The machines mcplan installs on."`
+	Networks   []Network   `yaml:"networks,omitempty" json:"networks,omitempty" jsonschema:"description=Networks: clusters on different networks reach each other only through east-west gateways."`
+	Clusters   []Cluster   `yaml:"clusters" json:"clusters" jsonschema:"description=k3s clusters."`
+	Meshes     []Mesh      `yaml:"meshes,omitempty" json:"meshes,omitempty" jsonschema:"description=Istio meshes joining clusters."`
+	Kubeconfig *Kubeconfig `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty" jsonschema:"description=Where the merged kubeconfig of all clusters is written."`
+	State      *State      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Where mcplan keeps its state and generated files."`
+}
+
+// Metadata names the plan.
+type Metadata struct {
+	Name string `yaml:"name" json:"name" jsonschema:"description=Plan name (DNS-1123 label)."`
+}
+
+// SSH says how mcplan reaches a host. Fields left empty take the plan's
+// defaults, then the built-in defaults.
+type SSH struct {
+	User           string `yaml:"user,omitempty" json:"user,omitempty" jsonschema:"description=Login user; non-root users run commands through sudo. Default root."`
+	Port           int    `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,description=SSH port. Default 22."`
+	IdentityFile   string `yaml:"identityFile,omitempty" json:"identityFile,omitempty" jsonschema:"description=Private key file; ~ is expanded. Default ~/.ssh/id_ed25519 unless useAgent is set."`
+	PassphraseEnv  string `yaml:"passphraseEnv,omitempty" json:"passphraseEnv,omitempty" jsonschema:"description=Environment variable holding the key's passphrase."`
+	UseAgent       *bool  `yaml:"useAgent,omitempty" json:"useAgent,omitempty" jsonschema:"description=Use the ssh-agent at SSH_AUTH_SOCK."`
+	KnownHosts     string `yaml:"knownHosts,omitempty" json:"knownHosts,omitempty" jsonschema:"description=known_hosts file to verify host keys against, or 'pin' to trust on first use and store the key in state. Default ~/.ssh/known_hosts."`
+	ProxyJump      string `yaml:"proxyJump,omitempty" json:"proxyJump,omitempty" jsonschema:"description=Bastion as [user@]host[:port]."`
+	ConnectTimeout string `yaml:"connectTimeout,omitempty" json:"connectTimeout,omitempty" jsonschema:"description=Dial timeout as a Go duration. Default 10s."`
+}
+
+// Host is a machine reached by SSH.
+type Host struct {
+	Name      string `yaml:"name" json:"name" jsonschema:"description=Host name (DNS-1123 label), used in step IDs."`
+	Address   string `yaml:"address" json:"address" jsonschema:"description=Address mcplan connects to over SSH (IP or DNS name)."`
+	PrivateIP string `yaml:"privateIP,omitempty" json:"privateIP,omitempty" jsonschema:"description=IP other nodes and clusters reach this host at; becomes k3s node-ip. Default: address when it is an IP."`
+	SSH       *SSH   `yaml:"ssh,omitempty" json:"ssh,omitempty" jsonschema:"description=Per-host SSH overrides."`
+}
+
+// Network is a flat L3 network: pods of clusters on it reach each other directly.
+type Network struct {
+	Name string `yaml:"name" json:"name" jsonschema:"description=Network name, the value of topology.istio.io/network."`
+}
+
+// Cluster is one k3s cluster.
+type Cluster struct {
+	Name     string    `yaml:"name" json:"name" jsonschema:"description=Cluster name (DNS-1123 label); Istio's clusterName."`
+	Network  string    `yaml:"network,omitempty" json:"network,omitempty" jsonschema:"description=Network this cluster is on. Default: the only network when the plan has one."`
+	Servers  []string  `yaml:"servers" json:"servers" jsonschema:"minItems=1,description=Hosts running k3s server; the first initialises the cluster."`
+	Agents   []string  `yaml:"agents,omitempty" json:"agents,omitempty" jsonschema:"description=Hosts joining as k3s agents."`
+	K3s      K3s       `yaml:"k3s,omitempty" json:"k3s,omitempty"`
+	API      API       `yaml:"api,omitempty" json:"api,omitempty" jsonschema:"description=Addresses of this cluster's Kubernetes API."`
+	EastWest *EastWest `yaml:"eastWest,omitempty" json:"eastWest,omitempty" jsonschema:"description=East-west gateway settings."`
+}
+
+// K3s are the k3s install settings of a cluster.
+type K3s struct {
+	Version   string   `yaml:"version,omitempty" json:"version,omitempty" jsonschema:"description=k3s version such as v1.31.4+k3s1. Exclusive with channel."`
+	Channel   string   `yaml:"channel,omitempty" json:"channel,omitempty" jsonschema:"description=k3s release channel (stable, latest, v1.31...). Default stable when no version is set."`
+	Mirror    string   `yaml:"mirror,omitempty" json:"mirror,omitempty" jsonschema:"enum=,enum=cn,description=Download mirror; cn uses rancher-mirror.rancher.cn and INSTALL_K3S_MIRROR=cn."`
+	Args      []string `yaml:"args,omitempty" json:"args,omitempty" jsonschema:"description=Extra k3s server arguments."`
+	AgentArgs []string `yaml:"agentArgs,omitempty" json:"agentArgs,omitempty" jsonschema:"description=Extra k3s agent arguments."`
+	Airgap    *Airgap  `yaml:"airgap,omitempty" json:"airgap,omitempty" jsonschema:"description=Install from local files instead of downloading."`
+}
+
+// Airgap names the local files uploaded for an offline k3s install.
+type Airgap struct {
+	Binary        string `yaml:"binary" json:"binary" jsonschema:"description=Local k3s binary."`
+	Images        string `yaml:"images,omitempty" json:"images,omitempty" jsonschema:"description=Local images tarball (k3s-airgap-images-*.tar[.zst|.gz])."`
+	InstallScript string `yaml:"installScript" json:"installScript" jsonschema:"description=Local copy of the k3s install script."`
+}
+
+// API are the addresses of a cluster's Kubernetes API server.
+type API struct {
+	Port int `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535,description=API port. Default 6443."`
+	// OperatorAddress is where mcplan (and the merged kubeconfig) reaches the API.
+	OperatorAddress string `yaml:"operatorAddress,omitempty" json:"operatorAddress,omitempty" jsonschema:"description=Address mcplan and the merged kubeconfig use. Default: first server's privateIP."`
+	// MeshAddress is where other clusters' istiod reach the API (remote secrets).
+	MeshAddress string `yaml:"meshAddress,omitempty" json:"meshAddress,omitempty" jsonschema:"description=Address other clusters reach this API at (remote secrets). Never 127.0.0.1. Default: first server's privateIP."`
+}
+
+// EastWest overrides how the east-west gateway is reached.
+type EastWest struct {
+	// Address, when set, is given to the gateway Service as an external IP and
+	// used by other clusters instead of waiting for a LoadBalancer address.
+	Address string `yaml:"address,omitempty" json:"address,omitempty" jsonschema:"description=Address other networks reach this cluster's east-west gateway at; set when no LoadBalancer address comes."`
+}
+
+// Mesh is one Istio mesh over several clusters.
+type Mesh struct {
+	Name      string   `yaml:"name" json:"name" jsonschema:"description=Mesh name; Istio's meshID."`
+	Model     string   `yaml:"model,omitempty" json:"model,omitempty" jsonschema:"enum=multi-primary,enum=primary-remote,description=Control plane model. Default multi-primary."`
+	Clusters  []string `yaml:"clusters" json:"clusters" jsonschema:"minItems=1,description=Clusters of this mesh."`
+	Primaries []string `yaml:"primaries,omitempty" json:"primaries,omitempty" jsonschema:"description=primary-remote only: clusters running istiod, one or more per network; the others are remotes of the primary on their network."`
+	Istio     Istio    `yaml:"istio,omitempty" json:"istio,omitempty"`
+	CA        CA       `yaml:"ca,omitempty" json:"ca,omitempty"`
+	Verify    Verify   `yaml:"verify,omitempty" json:"verify,omitempty"`
+}
+
+// Istio are the Istio install settings of a mesh.
+type Istio struct {
+	Hub        string         `yaml:"hub,omitempty" json:"hub,omitempty" jsonschema:"description=Image registry. Default: the public release registry."`
+	Tag        string         `yaml:"tag,omitempty" json:"tag,omitempty" jsonschema:"description=Image tag. Default: the release matching mcplan's embedded charts."`
+	Revision   string         `yaml:"revision,omitempty" json:"revision,omitempty" jsonschema:"description=Istio revision."`
+	MeshConfig map[string]any `yaml:"meshConfig,omitempty" json:"meshConfig,omitempty" jsonschema:"description=IstioOperator spec.meshConfig."`
+	Values     map[string]any `yaml:"values,omitempty" json:"values,omitempty" jsonschema:"description=IstioOperator spec.values, merged under mcplan's own."`
+}
+
+// CA configures the mesh's certificate authority: a root per mesh and an
+// intermediate per cluster, as Istio's tools/certs make them.
+type CA struct {
+	RootValidityDays         int    `yaml:"rootValidityDays,omitempty" json:"rootValidityDays,omitempty" jsonschema:"minimum=1,description=Root certificate validity. Default 3650."`
+	IntermediateValidityDays int    `yaml:"intermediateValidityDays,omitempty" json:"intermediateValidityDays,omitempty" jsonschema:"minimum=1,description=Intermediate certificate validity. Default 730."`
+	KeySize                  int    `yaml:"keySize,omitempty" json:"keySize,omitempty" jsonschema:"enum=2048,enum=3072,enum=4096,description=RSA key size. Default 4096."`
+	RootCert                 string `yaml:"rootCert,omitempty" json:"rootCert,omitempty" jsonschema:"description=Your own root certificate (PEM file); needs rootKey."`
+	RootKey                  string `yaml:"rootKey,omitempty" json:"rootKey,omitempty" jsonschema:"description=Your own root private key (PEM file); needs rootCert."`
+}
+
+// Verify configures the end-to-end check of a mesh.
+type Verify struct {
+	Enabled  *bool  `yaml:"enabled,omitempty" json:"enabled,omitempty" jsonschema:"description=Run the verification. Default true."`
+	Sample   string `yaml:"sample,omitempty" json:"sample,omitempty" jsonschema:"enum=helloworld,description=Sample application. Default helloworld."`
+	Requests int    `yaml:"requests,omitempty" json:"requests,omitempty" jsonschema:"minimum=1,description=Requests sent from each cluster. Default 20."`
+	Timeout  string `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"description=How long to wait for the sample as a Go duration. Default 5m."`
+}
+
+// Kubeconfig says where the merged kubeconfig goes and how entries are named.
+type Kubeconfig struct {
+	Path    string `yaml:"path,omitempty" json:"path,omitempty" jsonschema:"description=Merged kubeconfig file, relative to the plan. Default ./kubeconfig."`
+	Cluster string `yaml:"cluster,omitempty" json:"cluster,omitempty" jsonschema:"description=Cluster entry name pattern; {cluster} is replaced. Default {cluster}."`
+	User    string `yaml:"user,omitempty" json:"user,omitempty" jsonschema:"description=User entry name pattern. Default user-{cluster}."`
+	Context string `yaml:"context,omitempty" json:"context,omitempty" jsonschema:"description=Context name pattern. Default context-{cluster}."`
+}
+
+// State says where mcplan keeps state.
+type State struct {
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty" jsonschema:"description=State directory, relative to the plan. Default .mcplan."`
+}
