@@ -1,0 +1,382 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/hashicorp/go-multierror"
+)
+
+// DefaultParallelism is how many steps run at once unless told otherwise.
+const DefaultParallelism = 10
+
+// Options control a Run.
+type Options struct {
+	// Parallelism bounds the steps running at once; <= 0 means DefaultParallelism.
+	Parallelism int
+	// DryRun decides every step's action without applying anything: plan.
+	DryRun bool
+	// Check reads the live system (Step.Check) for steps whose inputs did
+	// not change. Without it, decisions come from the plan and state alone
+	// (plan --offline).
+	Check bool
+	// Store is the state to decide from and record into. Nil means an
+	// empty state kept in memory.
+	Store *Store
+	// Dir is the state directory steps keep files under (Env.Dir).
+	Dir string
+	// Sink receives progress events; nil discards them.
+	Sink Sink
+	// Drain, when closed, stops launching new steps; running steps finish.
+	// Cancelling the context passed to Run also stops launching, and
+	// running steps see the cancellation and should abort.
+	Drain <-chan struct{}
+	// Forget drops the records of steps that are in the state but not in
+	// the graph. Only set it when the graph is the whole plan's.
+	Forget bool
+}
+
+// StepResult is what happened to one step.
+type StepResult struct {
+	ID   string
+	Kind string
+	Decision
+	// Outcome is EventPlanned for a dry run, else one of EventUnchanged,
+	// EventSucceeded, EventFailed, EventBlocked, EventCancelled.
+	Outcome EventType
+	Err     error
+	Elapsed time.Duration
+}
+
+// Report is the result of a Run.
+type Report struct {
+	// Steps in topological order.
+	Steps []StepResult
+	// Forgotten are state records of steps no longer in the plan.
+	Forgotten []string
+	// Err joins every failure; nil when all went well.
+	Err error
+}
+
+// Count returns how many steps were decided for action a.
+func (r *Report) Count(a Action) int {
+	n := 0
+	for _, s := range r.Steps {
+		if s.Action == a && s.Outcome != EventBlocked && s.Outcome != EventCancelled {
+			n++
+		}
+	}
+	if a == ActionForget {
+		n += len(r.Forgotten)
+	}
+	return n
+}
+
+// Changes reports whether anything is (or was) to be created, updated or forgotten.
+func (r *Report) Changes() bool {
+	return r.Count(ActionCreate)+r.Count(ActionUpdate)+len(r.Forgotten) > 0
+}
+
+// completion is a worker's report to the scheduler.
+type completion struct {
+	id      string
+	result  StepResult
+	outputs map[string]string
+	changed bool
+}
+
+// Run decides and, unless DryRun, applies every step of a valid graph:
+// a step starts when all its dependencies are done; at most Parallelism
+// run at once; a failure blocks only its dependents; every failure is
+// reported in Report.Err.
+func Run(ctx context.Context, g *Graph, opts Options) *Report {
+	if opts.Parallelism <= 0 {
+		opts.Parallelism = DefaultParallelism
+	}
+	if opts.Store == nil {
+		opts.Store = NewMemoryStore()
+	}
+	if opts.Sink == nil {
+		opts.Sink = Discard
+	}
+	s := &scheduler{
+		ctx:        ctx,
+		graph:      g,
+		opts:       opts,
+		dependents: g.dependents(),
+		pending:    make(map[string]int, g.Len()),
+		results:    make(map[string]*StepResult, g.Len()),
+		outputs:    make(map[string]map[string]string, g.Len()),
+		changed:    make(map[string]bool),
+		done:       make(chan completion),
+	}
+	return s.run()
+}
+
+type scheduler struct {
+	ctx        context.Context
+	graph      *Graph
+	opts       Options
+	dependents map[string][]string
+	pending    map[string]int // unfinished dependencies per step
+	results    map[string]*StepResult
+	outputs    map[string]map[string]string
+	changed    map[string]bool
+	ready      []string
+	running    int
+	stopped    bool
+	done       chan completion
+}
+
+func (s *scheduler) run() *Report {
+	order := s.graph.TopologicalOrder()
+	for _, id := range order {
+		s.pending[id] = len(s.graph.Node(id).DependsOn)
+		if s.pending[id] == 0 {
+			s.ready = append(s.ready, id)
+		}
+	}
+	for {
+		s.checkStop()
+		for !s.stopped && s.running < s.opts.Parallelism && len(s.ready) > 0 {
+			id := s.ready[0]
+			s.ready = s.ready[1:]
+			s.launch(id)
+		}
+		if s.running == 0 {
+			break
+		}
+		select {
+		case c := <-s.done:
+			s.running--
+			s.finish(c)
+		case <-s.ctx.Done():
+			s.stopped = true
+			s.waitOnly()
+		case <-s.opts.Drain:
+			s.stopped = true
+			s.waitOnly()
+		}
+	}
+	return s.report(order)
+}
+
+// waitOnly collects running steps after a stop; nothing new is launched.
+func (s *scheduler) waitOnly() {
+	for s.running > 0 {
+		c := <-s.done
+		s.running--
+		s.finish(c)
+	}
+}
+
+func (s *scheduler) checkStop() {
+	if s.stopped {
+		return
+	}
+	if s.ctx.Err() != nil {
+		s.stopped = true
+		return
+	}
+	select {
+	case <-s.opts.Drain:
+		s.stopped = true
+	default:
+	}
+}
+
+func (s *scheduler) launch(id string) {
+	n := s.graph.Node(id)
+	var changedDeps []string
+	depOutputs := make(map[string]map[string]string, len(n.DependsOn))
+	for _, dep := range n.DependsOn {
+		if s.changed[dep] {
+			changedDeps = append(changedDeps, dep)
+		}
+		depOutputs[dep] = s.outputs[dep]
+	}
+	s.running++
+	go func() {
+		s.done <- s.work(n, changedDeps, depOutputs)
+	}()
+}
+
+// work decides one step and, unless this is a dry run, applies it. It runs
+// on its own goroutine and touches the scheduler only through its result.
+func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]map[string]string) (c completion) {
+	start := time.Now()
+	c = completion{id: n.ID, result: StepResult{ID: n.ID, Kind: n.Kind}}
+	emit := func(t EventType, msg string, err error) {
+		ev := Event{Time: time.Now(), Type: t, Step: n.ID, Kind: n.Kind, Action: c.result.Action, Message: msg}
+		if t != EventPlanned && t != EventStarted {
+			ev.Elapsed = time.Since(start)
+		}
+		if err != nil {
+			ev.Error = err.Error()
+		}
+		s.opts.Sink(ev)
+	}
+	fail := func(err error) completion {
+		c.result.Outcome, c.result.Err, c.result.Elapsed = EventFailed, err, time.Since(start)
+		emit(EventFailed, "", err)
+		return c
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			c = fail(fmt.Errorf("panic: %v\n%s", p, debug.Stack()))
+		}
+	}()
+
+	rec, found := s.opts.Store.Record(n.ID)
+	var recp *StepRecord
+	if found {
+		recp = &rec
+	}
+	env := NewEnv(n.ID, s.opts.Dir, rec.Outputs, depOutputs, s.opts.Sink)
+	d, err := decide(s.ctx, n, recp, changedDeps, s.opts.Check, env)
+	if err != nil {
+		return fail(err)
+	}
+	c.result.Decision = d
+	emit(EventPlanned, d.Reason, nil)
+	switch {
+	case s.opts.DryRun:
+		c.result.Outcome, c.outputs = EventPlanned, rec.Outputs
+		c.changed = d.Action != ActionNoChange
+		return c
+	case d.Action == ActionNoChange:
+		c.result.Outcome, c.outputs, c.result.Elapsed = EventUnchanged, rec.Outputs, time.Since(start)
+		emit(EventUnchanged, d.Reason, nil)
+		return c
+	case n.Step == nil:
+		return fail(fmt.Errorf("%s: %w: no implementation for this step kind", n.Kind, ErrNotImplemented))
+	}
+
+	if err := s.opts.Store.Update(n.ID, func(r *StepRecord) {
+		r.Kind, r.Status, r.StartedAt, r.FinishedAt = n.Kind, StatusRunning, start.UTC(), time.Time{}
+	}); err != nil {
+		return fail(err)
+	}
+	emit(EventStarted, d.Reason, nil)
+	applyErr := n.Step.Apply(s.ctx, env)
+	finished := time.Now().UTC()
+	if err := s.opts.Store.Update(n.ID, func(r *StepRecord) {
+		r.FinishedAt = finished
+		if applyErr != nil {
+			r.Status, r.Error = StatusFailed, applyErr.Error()
+			return
+		}
+		r.Status, r.Error, r.Fingerprint, r.Outputs = StatusSucceeded, "", n.Fingerprint, env.Outputs()
+	}); err != nil && applyErr == nil {
+		applyErr = err
+	}
+	if applyErr != nil {
+		return fail(applyErr)
+	}
+	c.result.Outcome, c.result.Elapsed, c.outputs, c.changed = EventSucceeded, time.Since(start), env.Outputs(), true
+	emit(EventSucceeded, "", nil)
+	return c
+}
+
+func (s *scheduler) finish(c completion) {
+	r := c.result
+	s.results[c.id] = &r
+	s.outputs[c.id] = c.outputs
+	if c.changed {
+		s.changed[c.id] = true
+	}
+	if r.Outcome == EventFailed {
+		s.block(c.id)
+		return
+	}
+	for _, d := range s.dependents[c.id] {
+		if s.results[d] != nil {
+			continue // blocked by another dependency
+		}
+		s.pending[d]--
+		if s.pending[d] == 0 {
+			s.ready = append(s.ready, d)
+		}
+	}
+}
+
+// block marks everything depending on a failed step as blocked.
+func (s *scheduler) block(failed string) {
+	queue := []string{failed}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, d := range s.dependents[cur] {
+			if s.results[d] != nil {
+				continue
+			}
+			n := s.graph.Node(d)
+			msg := fmt.Sprintf("not run: %s failed", failed)
+			if cur != failed {
+				msg = fmt.Sprintf("not run: %s was not run", cur)
+			}
+			s.results[d] = &StepResult{ID: d, Kind: n.Kind, Outcome: EventBlocked, Decision: Decision{Reason: msg}}
+			s.opts.Sink(Event{Time: time.Now(), Type: EventBlocked, Step: d, Kind: n.Kind, Message: msg})
+			queue = append(queue, d)
+		}
+	}
+}
+
+func (s *scheduler) report(order []string) *Report {
+	rep := &Report{Steps: make([]StepResult, 0, len(order))}
+	var errs *multierror.Error
+	cancelled := 0
+	for _, id := range order {
+		r := s.results[id]
+		if r == nil {
+			n := s.graph.Node(id)
+			r = &StepResult{ID: id, Kind: n.Kind, Outcome: EventCancelled, Decision: Decision{Reason: "not started: the run was stopped"}}
+			s.opts.Sink(Event{Time: time.Now(), Type: EventCancelled, Step: id, Kind: n.Kind, Message: r.Reason})
+			cancelled++
+		}
+		if r.Outcome == EventFailed {
+			errs = multierror.Append(errs, fmt.Errorf("step %s: %w", id, r.Err))
+		}
+		rep.Steps = append(rep.Steps, *r)
+	}
+	if cancelled > 0 {
+		cause := "stopped"
+		if err := s.ctx.Err(); err != nil {
+			cause = err.Error()
+		}
+		errs = multierror.Append(errs, fmt.Errorf("%w (%s): %d steps not started; apply again to resume", ErrInterrupted, cause, cancelled))
+	}
+	if s.opts.Forget {
+		rep.Forgotten = s.forget(&errs)
+	}
+	rep.Err = errs.ErrorOrNil()
+	return rep
+}
+
+// forget finds state records of steps that left the plan, and drops them
+// unless this is a dry run.
+func (s *scheduler) forget(errs **multierror.Error) []string {
+	var gone []string
+	for _, id := range s.opts.Store.IDs() {
+		if s.graph.Node(id) == nil {
+			gone = append(gone, id)
+		}
+	}
+	if len(gone) == 0 || s.opts.DryRun {
+		return gone
+	}
+	if err := s.opts.Store.Forget(gone...); err != nil {
+		*errs = multierror.Append(*errs, err)
+	}
+	for _, id := range gone {
+		s.opts.Sink(Event{Time: time.Now(), Type: EventSucceeded, Step: id, Action: ActionForget, Message: "removed from state (the step left the plan; nothing on the hosts was changed)"})
+	}
+	return gone
+}
+
+// ErrInterrupted is part of a Report's error when the run was stopped
+// before every step ran.
+var ErrInterrupted = errors.New("interrupted")

@@ -1,0 +1,24 @@
+package engine
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+)
+
+// Fingerprint hashes a step's kind and inputs. Inputs are encoded as JSON,
+// whose map keys are sorted, so equal inputs give equal fingerprints on
+// every machine. Inputs must never hold secrets' content, only what
+// identifies them.
+func Fingerprint(kind string, inputs any) (string, error) {
+	data, err := json.Marshal(struct {
+		Kind   string `json:"kind"`
+		Inputs any    `json:"inputs"`
+	}{kind, inputs})
+	if err != nil {
+		return "", fmt.Errorf("fingerprint %s: %w", kind, err)
+	}
+	sum := sha256.Sum256(data)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}

@@ -1,0 +1,183 @@
+package engine
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"mcplan.io/mcplan/internal/atomicfile"
+)
+
+// StateVersion is the version of the state file format this mcplan writes.
+const StateVersion = 1
+
+// StateFile is the name of the state file inside the state directory.
+const StateFile = "state.json"
+
+// Status is the outcome of a step's last apply.
+type Status string
+
+// Step statuses.
+const (
+	StatusRunning   Status = "running" // Apply started and did not report back: interrupted
+	StatusSucceeded Status = "succeeded"
+	StatusFailed    Status = "failed"
+)
+
+// StepRecord is what the state keeps of one step.
+type StepRecord struct {
+	Kind string `json:"kind"`
+	// Fingerprint of the inputs of the last successful apply; empty when
+	// the step never succeeded.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Status      Status `json:"status"`
+	// Error of the last failed apply.
+	Error      string            `json:"error,omitempty"`
+	StartedAt  time.Time         `json:"startedAt,omitzero"`
+	FinishedAt time.Time         `json:"finishedAt,omitzero"`
+	Outputs    map[string]string `json:"outputs,omitempty"`
+}
+
+// State is the content of the state file.
+type State struct {
+	Version int `json:"version"`
+	// Serial grows with every write, so two copies can be told apart.
+	Serial int64                  `json:"serial"`
+	Steps  map[string]*StepRecord `json:"steps"`
+}
+
+// Store is the state of one state directory, kept in memory and written
+// to disk atomically after every change. It is safe for concurrent use.
+//
+// Writes are group-committed: when several steps finish together, one
+// write can cover all of them, but Update never returns before a write
+// holding its change has reached the disk.
+type Store struct {
+	dir  string
+	path string
+
+	mu      sync.Mutex // guards state and pending
+	state   State
+	pending int64 // serial of the newest in-memory change
+
+	writeMu sync.Mutex // serialises writes; guards written
+	written int64      // serial of the newest write on disk
+}
+
+// OpenStore reads the state in dir, or starts an empty one when there is
+// none. Nothing is written until the first Update.
+func OpenStore(dir string) (*Store, error) {
+	s := &Store{dir: dir, path: filepath.Join(dir, StateFile)}
+	s.state = State{Version: StateVersion, Steps: map[string]*StepRecord{}}
+	data, err := os.ReadFile(s.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return s, nil
+	case err != nil:
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	if err := json.Unmarshal(data, &s.state); err != nil {
+		return nil, fmt.Errorf("read state %s: %w", s.path, err)
+	}
+	if s.state.Version != StateVersion {
+		return nil, fmt.Errorf("read state %s: version %d, this mcplan reads version %d", s.path, s.state.Version, StateVersion)
+	}
+	if s.state.Steps == nil {
+		s.state.Steps = map[string]*StepRecord{}
+	}
+	s.pending, s.written = s.state.Serial, s.state.Serial
+	return s, nil
+}
+
+// Dir is the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Path is the state file.
+func (s *Store) Path() string { return s.path }
+
+// Record returns a copy of the record of a step.
+func (s *Store) Record(id string) (StepRecord, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.state.Steps[id]
+	if !ok {
+		return StepRecord{}, false
+	}
+	c := *r
+	c.Outputs = maps.Clone(r.Outputs)
+	return c, true
+}
+
+// IDs returns the IDs of every recorded step, sorted.
+func (s *Store) IDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.state.Steps))
+	for id := range s.state.Steps {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Update changes the record of a step (creating it when absent) and writes
+// the state before returning.
+func (s *Store) Update(id string, change func(*StepRecord)) error {
+	s.mu.Lock()
+	r := s.state.Steps[id]
+	if r == nil {
+		r = &StepRecord{}
+		s.state.Steps[id] = r
+	}
+	change(r)
+	s.pending++
+	serial := s.pending
+	s.mu.Unlock()
+	return s.flush(serial)
+}
+
+// Forget removes the records of steps and writes the state.
+func (s *Store) Forget(ids ...string) error {
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.state.Steps, id)
+	}
+	s.pending++
+	serial := s.pending
+	s.mu.Unlock()
+	return s.flush(serial)
+}
+
+// flush makes sure a write holding change number serial is on disk.
+func (s *Store) flush(serial int64) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if s.written >= serial || s.path == "" {
+		return nil // covered by a later write, or a memory-only store
+	}
+	s.mu.Lock()
+	s.state.Serial = s.pending
+	snapshot := s.pending
+	data, err := json.MarshalIndent(&s.state, "", "  ")
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
+		return fmt.Errorf("write state: %w", err)
+	}
+	s.written = snapshot
+	return nil
+}
+
+// NewMemoryStore returns an empty state that is never written to disk.
+func NewMemoryStore() *Store {
+	return &Store{state: State{Version: StateVersion, Steps: map[string]*StepRecord{}}}
+}
