@@ -27,6 +27,10 @@ type Plan struct {
 	Meshes     []Mesh      `yaml:"meshes,omitempty" json:"meshes,omitempty" jsonschema:"description=Istio meshes joining clusters."`
 	Kubeconfig *Kubeconfig `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty" jsonschema:"description=Where the merged kubeconfig of all clusters is written."`
 	State      *State      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Where mcplan keeps its state and generated files."`
+
+	// src is where the plan was loaded from (file name, directory, node
+	// positions); nil for a plan built in Go code.
+	src *source
 }
 
 // Metadata names the plan.

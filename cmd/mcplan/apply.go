@@ -1,0 +1,107 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hashicorp/go-multierror"
+	"github.com/spf13/cobra"
+
+	"mcplan.io/mcplan/engine"
+)
+
+func (c *cli) applyCommand() *cobra.Command {
+	var flags runFlags
+	cmd := &cobra.Command{
+		Use:   "apply PLAN",
+		Short: "Bring hosts, clusters and meshes to what the plan says",
+		Long: `Run every step that plan would show as + or ~, in dependency order, in
+parallel where possible. State is saved after every step: after a failure,
+a crash or Ctrl-C, apply again and it resumes where it stopped. The first
+Ctrl-C lets running steps finish; the second aborts them.`,
+		Example: `  mcplan apply plan.yaml
+  mcplan apply --target 'mesh/mesh1/ca/*' --target 'cluster/*/ca/*' plan.yaml
+  mcplan apply -o json plan.yaml | jq .`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flags.validate(); err != nil {
+				return err
+			}
+			p, g, err := c.loadPlan(args[0])
+			if err != nil {
+				return err
+			}
+			full := g
+			if g, err = c.selectTargets(g, flags.targets); err != nil {
+				return err
+			}
+			lock, err := engine.AcquireLock(p.StateDir(), "mcplan apply "+args[0])
+			if err != nil {
+				return err
+			}
+			defer lock.Release()
+			store, err := engine.OpenStore(p.StateDir())
+			if err != nil {
+				return err
+			}
+			sink, stop := c.progressSink(cmd.Context(), flags.output, g.Len())
+			rep := engine.Run(cmd.Context(), g, engine.Options{
+				Check: true, Store: store, Dir: p.StateDir(), Parallelism: flags.parallelism,
+				Sink: sink, Drain: c.drain, Forget: g == full,
+			})
+			stop()
+			if flags.output == "json" {
+				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
+					return err
+				}
+			} else {
+				c.writeApplySummary(rep, store.Path())
+			}
+			switch {
+			case rep.Err == nil:
+				return nil
+			case errors.Is(rep.Err, engine.ErrInterrupted):
+				return &exitCodeError{code: exitInterrupted, msg: "Apply interrupted; state saved. Run apply again to resume."}
+			default:
+				return &exitCodeError{code: exitError}
+			}
+		},
+	}
+	addRunFlags(cmd, &flags)
+	return cmd
+}
+
+func (c *cli) writeApplySummary(rep *engine.Report, statePath string) {
+	counts := map[engine.EventType]int{}
+	created, updated := 0, 0
+	for _, s := range rep.Steps {
+		counts[s.Outcome]++
+		if s.Outcome == engine.EventSucceeded {
+			if s.Action == engine.ActionCreate {
+				created++
+			} else {
+				updated++
+			}
+		}
+	}
+	fmt.Fprintln(c.stdout)
+	if rep.Err == nil {
+		fmt.Fprintf(c.stdout, "Apply complete: %d created, %d updated, %d unchanged, %d forgotten. State: %s\n",
+			created, updated, counts[engine.EventUnchanged], len(rep.Forgotten), statePath)
+		return
+	}
+	fmt.Fprintf(c.stdout, "Apply failed: %d created, %d updated, %d unchanged, %d failed, %d not run. State: %s\n",
+		created, updated, counts[engine.EventUnchanged], counts[engine.EventFailed],
+		counts[engine.EventBlocked]+counts[engine.EventCancelled], statePath)
+	var merr *multierror.Error
+	if errors.As(rep.Err, &merr) {
+		fmt.Fprintf(c.stderr, "\n%d error(s):\n", len(merr.Errors))
+		for _, e := range merr.Errors {
+			fmt.Fprintf(c.stderr, "  - %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
+		}
+		return
+	}
+	fmt.Fprintf(c.stderr, "Error: %v\n", rep.Err)
+}

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+
+	"golang.org/x/term"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/engine/progress"
+)
+
+// runFlags are the flags plan and apply share.
+type runFlags struct {
+	targets     []string
+	parallelism int
+	output      string
+}
+
+func (f *runFlags) validate() error {
+	switch f.output {
+	case "text", "json":
+		return nil
+	}
+	return fmt.Errorf("-o %q: want text or json", f.output)
+}
+
+// progressSink picks how events are shown: JSON lines with -o json, the
+// live view on a terminal, plain lines otherwise. stop ends the live view.
+func (c *cli) progressSink(ctx context.Context, output string, total int) (sink engine.Sink, stop func()) {
+	if output == "json" {
+		return progress.NewJSONLines(c.stdout).Sink, func() {}
+	}
+	if f, ok := c.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		live := progress.NewLive(c.stdout, total)
+		ctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			live.Run(ctx, 200*time.Millisecond)
+			close(done)
+		}()
+		return live.Sink, func() { cancel(); <-done }
+	}
+	return progress.NewPlain(c.stdout).Sink, func() {}
+}
+
+// reportJSON is the machine-readable form of a plan or apply report.
+type reportJSON struct {
+	Steps []stepJSON `json:"steps"`
+	// Forgotten are steps that left the plan.
+	Forgotten []string       `json:"forgotten,omitempty"`
+	Summary   map[string]int `json:"summary"`
+	Changes   bool           `json:"changes"`
+	Error     string         `json:"error,omitempty"`
+}
+
+type stepJSON struct {
+	ID      string        `json:"id"`
+	Kind    string        `json:"kind"`
+	Action  engine.Action `json:"action"`
+	Reason  string        `json:"reason,omitempty"`
+	Outcome string        `json:"outcome"`
+	Error   string        `json:"error,omitempty"`
+}
+
+func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
+	out := reportJSON{Forgotten: rep.Forgotten, Changes: rep.Changes(), Summary: map[string]int{
+		"create": rep.Count(engine.ActionCreate), "update": rep.Count(engine.ActionUpdate),
+		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten),
+	}}
+	for _, s := range rep.Steps {
+		sj := stepJSON{ID: s.ID, Kind: s.Kind, Action: s.Action, Reason: s.Reason, Outcome: string(s.Outcome)}
+		if s.Err != nil {
+			sj.Error = s.Err.Error()
+		}
+		out.Steps = append(out.Steps, sj)
+	}
+	if rep.Err != nil {
+		out.Error = rep.Err.Error()
+	}
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}

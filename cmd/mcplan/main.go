@@ -1,0 +1,76 @@
+// Command mcplan builds Istio multicluster meshes on k3s from one plan file.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK          = 0   // success; for plan --detailed-exitcode: no changes
+	exitError       = 1   // any error: invalid plan, failed step, locked state...
+	exitChanges     = 2   // plan --detailed-exitcode: changes pending
+	exitInterrupted = 130 // stopped by a signal; state saved, apply again resumes
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+// run executes the CLI and returns the exit code. The first SIGINT or
+// SIGTERM drains (no new steps start, running ones finish); the second
+// cancels the context, aborting running steps.
+func run(args []string) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	drain := make(chan struct{})
+	signals := make(chan os.Signal, 2)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	go func() {
+		select {
+		case <-signals:
+		case <-ctx.Done():
+			return
+		}
+		fmt.Fprintln(os.Stderr, "\nStopping: no new steps start; running steps finish. Press Ctrl-C again to abort them.")
+		close(drain)
+		select {
+		case <-signals:
+			fmt.Fprintln(os.Stderr, "\nAborting running steps.")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+
+	cli := &cli{stdout: os.Stdout, stderr: os.Stderr, drain: drain}
+	root := cli.rootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	var ex *exitCodeError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ex):
+		if ex.msg != "" {
+			fmt.Fprintln(os.Stderr, ex.msg)
+		}
+		return ex.code
+	default:
+		fmt.Fprintln(os.Stderr, "Error:", err)
+		return exitError
+	}
+}
+
+// exitCodeError carries an exit code other than 1, or an error already shown.
+type exitCodeError struct {
+	code int
+	msg  string
+}
+
+func (e *exitCodeError) Error() string { return fmt.Sprintf("exit %d: %s", e.code, e.msg) }

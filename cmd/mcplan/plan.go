@@ -1,0 +1,74 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/engine/progress"
+)
+
+func (c *cli) planCommand() *cobra.Command {
+	var flags runFlags
+	var offline, detailed bool
+	cmd := &cobra.Command{
+		Use:   "plan PLAN",
+		Short: "Show what apply would change, changing nothing",
+		Long: `Show, per step, what apply would do: + create, ~ update, = no change,
+- forget (left the plan). Steps whose inputs are unchanged are checked
+against the live system (read-only) unless --offline is given, in which
+case the plan file and the state alone decide.`,
+		Example: `  mcplan plan plan.yaml
+  mcplan plan --offline --detailed-exitcode plan.yaml   # exit 2 when there are changes
+  mcplan plan --target 'mesh/*/ca/*' plan.yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := flags.validate(); err != nil {
+				return err
+			}
+			p, g, err := c.loadPlan(args[0])
+			if err != nil {
+				return err
+			}
+			full := g
+			if g, err = c.selectTargets(g, flags.targets); err != nil {
+				return err
+			}
+			store, err := engine.OpenStore(p.StateDir())
+			if err != nil {
+				return err
+			}
+			rep := engine.Run(cmd.Context(), g, engine.Options{
+				DryRun: true, Check: !offline, Store: store, Dir: p.StateDir(),
+				Parallelism: flags.parallelism, Drain: c.drain, Forget: g == full,
+			})
+			if flags.output == "json" {
+				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
+					return err
+				}
+			} else {
+				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: g != full})
+			}
+			if rep.Err != nil {
+				return fmt.Errorf("plan: %w", rep.Err)
+			}
+			if detailed && rep.Changes() {
+				return &exitCodeError{code: exitChanges}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&offline, "offline", false, "decide from the plan and state alone; contact no host or cluster")
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	addRunFlags(cmd, &flags)
+	return cmd
+}
+
+func addRunFlags(cmd *cobra.Command, flags *runFlags) {
+	cmd.Flags().StringArrayVar(&flags.targets, "target", nil, "only steps matching this glob on step IDs, and what they depend on (repeatable)")
+	cmd.Flags().IntVar(&flags.parallelism, "parallelism", engine.DefaultParallelism, "how many steps run at once")
+	cmd.Flags().StringVarP(&flags.output, "output", "o", "text", "output format: text or json")
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+}

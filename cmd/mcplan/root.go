@@ -1,0 +1,46 @@
+package main
+
+import (
+	"io"
+
+	"github.com/spf13/cobra"
+)
+
+// cli holds what every command shares: where output goes and the drain
+// channel closed by the first Ctrl-C.
+type cli struct {
+	stdout io.Writer
+	stderr io.Writer
+	drain  <-chan struct{}
+}
+
+func (c *cli) rootCommand() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mcplan",
+		Short: "Build Istio multicluster meshes on k3s from one plan file",
+		Long: `mcplan turns one declarative plan into k3s clusters on your VMs and an
+Istio multicluster mesh across them, verified end to end.
+
+  mcplan validate plan.yaml   check the plan
+  mcplan plan plan.yaml       show what would change; changes nothing
+  mcplan apply plan.yaml      make it so
+
+Exit codes: 0 success (plan --detailed-exitcode: no changes), 1 error,
+2 plan --detailed-exitcode: changes pending, 130 interrupted (apply again
+to resume).`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(c.stdout)
+	root.SetErr(c.stderr)
+	root.AddCommand(
+		c.validateCommand(),
+		c.graphCommand(),
+		c.planCommand(),
+		c.applyCommand(),
+		c.stateCommand(),
+		c.schemaCommand(),
+		c.versionCommand(),
+	)
+	return root
+}

@@ -1,0 +1,65 @@
+package progress
+
+import (
+	"fmt"
+	"io"
+
+	"mcplan.io/mcplan/engine"
+)
+
+// PlanView says how a plan is rendered.
+type PlanView struct {
+	// Offline is true when the live state was not read.
+	Offline bool
+	// Targeted is true when --target limited the graph.
+	Targeted bool
+}
+
+// WritePlan renders a dry-run report as Terraform renders a plan: one line
+// per step with +, ~ or =, the reason, then a summary line.
+func WritePlan(w io.Writer, rep *engine.Report, view PlanView) {
+	width := 0
+	for _, s := range rep.Steps {
+		width = max(width, len(s.ID))
+	}
+	for _, id := range rep.Forgotten {
+		width = max(width, len(id))
+	}
+	fmt.Fprintln(w, "mcplan will perform these actions:")
+	fmt.Fprintln(w)
+	for _, s := range rep.Steps {
+		if s.Outcome == engine.EventFailed {
+			fmt.Fprintf(w, "  ! %-*s  %-20s  check failed: %v\n", width, s.ID, s.Kind, s.Err)
+			continue
+		}
+		reason := s.Reason
+		if s.Outcome == engine.EventBlocked || s.Outcome == engine.EventCancelled {
+			reason = "unknown: " + reason
+		}
+		fmt.Fprintf(w, "  %s %-*s  %-20s  %s\n", s.Action.Symbol(), width, s.ID, s.Kind, reason)
+	}
+	for _, id := range rep.Forgotten {
+		fmt.Fprintf(w, "  - %-*s  %-20s  %s\n", width, id, "", "no longer in the plan: its record leaves the state (nothing on the hosts is removed)")
+	}
+	fmt.Fprintln(w)
+	var notes []string
+	if view.Offline {
+		notes = append(notes, "offline: from the plan and state only; the hosts and clusters were not read")
+	}
+	fmt.Fprintf(w, "Plan: %d to create, %d to update, %d unchanged, %d to forget.\n",
+		rep.Count(engine.ActionCreate), rep.Count(engine.ActionUpdate), rep.Count(engine.ActionNoChange), len(rep.Forgotten))
+	for _, n := range notes {
+		fmt.Fprintf(w, "Note: %s.\n", n)
+	}
+	if !rep.Changes() {
+		fmt.Fprintln(w, "No changes. The hosts and clusters match the plan.")
+	}
+}
+
+// TargetWarning is printed when --target limits a plan or apply.
+const TargetWarning = `Warning: --target is in effect
+
+Only the targeted steps and the steps they depend on are considered, so this
+may not show every change the plan needs. Use --target to recover from errors
+or to do one part on purpose, not as a routine: apply without it afterwards.
+`

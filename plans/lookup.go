@@ -1,0 +1,224 @@
+package plans
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Dir is the absolute directory of the plan file; relative paths in the
+// plan are resolved against it. For a plan built in Go code it is the
+// current directory.
+func (p *Plan) Dir() string {
+	if p.src != nil && p.src.dir != "" {
+		return p.src.dir
+	}
+	if wd, err := os.Getwd(); err == nil {
+		return wd
+	}
+	return "."
+}
+
+// File is the plan's file name as given to Load or Parse ("" for a plan
+// built in Go code).
+func (p *Plan) File() string {
+	if p.src == nil {
+		return ""
+	}
+	return p.src.file
+}
+
+// Resolve makes a plan-relative path absolute: ~ is expanded, relative
+// paths are resolved against Dir.
+func (p *Plan) Resolve(path string) string {
+	if path == "" {
+		return ""
+	}
+	if path == "~" || strings.HasPrefix(path, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(home, strings.TrimPrefix(path[1:], "/"))
+		}
+	}
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(p.Dir(), path)
+	}
+	return filepath.Clean(path)
+}
+
+// StateDir is the absolute state directory (state.dir, default .mcplan).
+func (p *Plan) StateDir() string {
+	dir := DefaultStateDir
+	if p.State != nil && p.State.Dir != "" {
+		dir = p.State.Dir
+	}
+	return p.Resolve(dir)
+}
+
+// KubeconfigPath is the absolute path of the merged kubeconfig.
+func (p *Plan) KubeconfigPath() string {
+	path := DefaultKubeconfigPath
+	if p.Kubeconfig != nil && p.Kubeconfig.Path != "" {
+		path = p.Kubeconfig.Path
+	}
+	return p.Resolve(path)
+}
+
+// Host returns the host named name, or nil.
+func (p *Plan) Host(name string) *Host {
+	for i := range p.Hosts {
+		if p.Hosts[i].Name == name {
+			return &p.Hosts[i]
+		}
+	}
+	return nil
+}
+
+// Cluster returns the cluster named name, or nil.
+func (p *Plan) Cluster(name string) *Cluster {
+	for i := range p.Clusters {
+		if p.Clusters[i].Name == name {
+			return &p.Clusters[i]
+		}
+	}
+	return nil
+}
+
+// Network returns the network named name, or nil.
+func (p *Plan) Network(name string) *Network {
+	for i := range p.Networks {
+		if p.Networks[i].Name == name {
+			return &p.Networks[i]
+		}
+	}
+	return nil
+}
+
+// Mesh returns the mesh named name, or nil.
+func (p *Plan) Mesh(name string) *Mesh {
+	for i := range p.Meshes {
+		if p.Meshes[i].Name == name {
+			return &p.Meshes[i]
+		}
+	}
+	return nil
+}
+
+// MeshOf returns the mesh the cluster belongs to, or nil.
+func (p *Plan) MeshOf(cluster string) *Mesh {
+	for i := range p.Meshes {
+		if slices.Contains(p.Meshes[i].Clusters, cluster) {
+			return &p.Meshes[i]
+		}
+	}
+	return nil
+}
+
+// ClusterNetwork is the network a cluster is on, with the defaults applied
+// (its network, else the only network, else network1 when the plan declares
+// none); "" when it cannot be told.
+func (p *Plan) ClusterNetwork(cluster string) string {
+	c := p.Cluster(cluster)
+	if c == nil {
+		return ""
+	}
+	if c.Network != "" {
+		return c.Network
+	}
+	switch len(p.Networks) {
+	case 0:
+		return DefaultNetwork
+	case 1:
+		return p.Networks[0].Name
+	}
+	return ""
+}
+
+// IsPrimary reports whether the cluster runs istiod in the mesh: every
+// cluster of a multi-primary mesh, the listed primaries of a primary-remote one.
+func (p *Plan) IsPrimary(mesh, cluster string) bool {
+	m := p.Mesh(mesh)
+	if m == nil || !slices.Contains(m.Clusters, cluster) {
+		return false
+	}
+	if m.Model == ModelPrimaryRemote {
+		return slices.Contains(m.Primaries, cluster)
+	}
+	return true
+}
+
+// PrimaryFor returns the cluster whose istiod serves cluster in mesh: the
+// cluster itself when it is a primary, else (primary-remote) the first
+// primary on the remote's network; "" when there is none.
+func (p *Plan) PrimaryFor(mesh, cluster string) string {
+	m := p.Mesh(mesh)
+	if m == nil || !slices.Contains(m.Clusters, cluster) {
+		return ""
+	}
+	if p.IsPrimary(mesh, cluster) {
+		return cluster
+	}
+	network := p.ClusterNetwork(cluster)
+	for _, primary := range m.Primaries {
+		if p.ClusterNetwork(primary) == network {
+			return primary
+		}
+	}
+	return ""
+}
+
+// Hosts returns the cluster's hosts: servers, then agents.
+func (c Cluster) Hosts() []string {
+	out := make([]string, 0, len(c.Servers)+len(c.Agents))
+	out = append(out, c.Servers...)
+	return append(out, c.Agents...)
+}
+
+// HostSSH returns the effective SSH settings of the named host: the host's
+// overrides, field by field, over the plan's SSH settings, over the
+// built-in defaults.
+func (p *Plan) HostSSH(name string) SSH {
+	eff := p.SSH
+	var over SSH
+	if h := p.Host(name); h != nil && h.SSH != nil {
+		over = *h.SSH
+	}
+	identityDefaulted := eff.IdentityFile == ""
+	if over.User != "" {
+		eff.User = over.User
+	}
+	if over.Port != 0 {
+		eff.Port = over.Port
+	}
+	if over.IdentityFile != "" {
+		eff.IdentityFile = over.IdentityFile
+		identityDefaulted = false
+	}
+	if over.PassphraseEnv != "" {
+		eff.PassphraseEnv = over.PassphraseEnv
+	}
+	if over.UseAgent != nil {
+		v := *over.UseAgent
+		eff.UseAgent = &v
+	} else if eff.UseAgent != nil {
+		v := *eff.UseAgent
+		eff.UseAgent = &v
+	}
+	if over.KnownHosts != "" {
+		eff.KnownHosts = over.KnownHosts
+	}
+	if over.ProxyJump != "" {
+		eff.ProxyJump = over.ProxyJump
+	}
+	if over.ConnectTimeout != "" {
+		eff.ConnectTimeout = over.ConnectTimeout
+	}
+	// A host that turns the agent on and names no key does not inherit
+	// the built-in default key.
+	if over.UseAgent != nil && *over.UseAgent && over.IdentityFile == "" &&
+		(identityDefaulted || p.SSH.IdentityFile == DefaultIdentityFile) {
+		eff.IdentityFile = ""
+	}
+	applySSHDefaults(&eff)
+	return eff
+}

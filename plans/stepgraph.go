@@ -1,0 +1,338 @@
+package plans
+
+import (
+	"fmt"
+	"slices"
+)
+
+// Step kinds: the catalogue of what mcplan does. The steps package has an
+// implementation (or an explicit "not implemented") for each.
+const (
+	KindHostFacts         = "host/facts"
+	KindK3sServer         = "k3s/server"
+	KindK3sJoin           = "k3s/join"
+	KindKubeconfigFetch   = "kubeconfig/fetch"
+	KindKubeconfigMerge   = "kubeconfig/merge"
+	KindCARoot            = "ca/root"
+	KindCAIntermediate    = "ca/intermediate"
+	KindIstioNamespace    = "istio/namespace"
+	KindIstioCACerts      = "istio/cacerts"
+	KindIstioControlPlane = "istio/controlplane"
+	KindIstioEastWest     = "istio/eastwest"
+	KindIstioExpose       = "istio/expose"
+	KindIstioRemoteSecret = "istio/remotesecret"
+	KindVerifySample      = "verify/sample"
+)
+
+// StepSpec is one step a plan asks for: a stable ID, its kind, what it
+// depends on, the subject it works on and the inputs that decide whether
+// it must run again. It is plain data, built from the plan alone.
+type StepSpec struct {
+	ID        string
+	Kind      string
+	DependsOn []string
+	// Subject of the step; which fields are set depends on the kind.
+	Host    string
+	Cluster string
+	Mesh    string
+	Source  string // remote secrets: the cluster whose API is read
+	Target  string // remote secrets: the cluster the secret is written to
+	// Inputs is what the fingerprint covers: every plan setting the step
+	// acts on, and nothing else. Never secret content.
+	Inputs any
+}
+
+// Step IDs. They are part of the state file and of --target, so they stay
+// stable across versions.
+func HostFactsID(host string) string            { return "host/" + host + "/facts" }
+func K3sServerID(host string) string            { return "host/" + host + "/k3s/server" }
+func K3sJoinID(host string) string              { return "host/" + host + "/k3s/join" }
+func KubeconfigFetchID(cluster string) string   { return "cluster/" + cluster + "/kubeconfig/fetch" }
+func CARootID(mesh string) string               { return "mesh/" + mesh + "/ca/root" }
+func CAIntermediateID(cluster string) string    { return "cluster/" + cluster + "/ca/intermediate" }
+func IstioNamespaceID(cluster string) string    { return "cluster/" + cluster + "/istio/namespace" }
+func IstioCACertsID(cluster string) string      { return "cluster/" + cluster + "/istio/cacerts" }
+func IstioControlPlaneID(cluster string) string { return "cluster/" + cluster + "/istio/controlplane" }
+func IstioEastWestID(cluster string) string     { return "cluster/" + cluster + "/istio/eastwest" }
+func IstioExposeID(cluster string) string       { return "cluster/" + cluster + "/istio/expose" }
+func VerifySampleID(mesh string) string         { return "mesh/" + mesh + "/verify/sample" }
+func RemoteSecretID(mesh, src, dst string) string {
+	return "mesh/" + mesh + "/remotesecret/" + src + "->" + dst
+}
+
+// KubeconfigMergeID is the ID of the plan's one kubeconfig merge step.
+const KubeconfigMergeID = "kubeconfig/merge"
+
+// Steps returns the steps of a validated plan with defaults applied, in a
+// stable order: hosts and clusters in plan order, then meshes.
+func Steps(p *Plan) []StepSpec {
+	b := stepBuilder{plan: p, hosts: map[string]Host{}, clusters: map[string]Cluster{}}
+	for _, h := range p.Hosts {
+		b.hosts[h.Name] = h
+	}
+	for _, c := range p.Clusters {
+		b.clusters[c.Name] = c
+	}
+	for _, c := range p.Clusters {
+		b.cluster(c)
+	}
+	b.kubeconfigMerge()
+	for _, m := range p.Meshes {
+		b.mesh(m)
+	}
+	return b.specs
+}
+
+type stepBuilder struct {
+	plan     *Plan
+	hosts    map[string]Host
+	clusters map[string]Cluster
+	specs    []StepSpec
+}
+
+func (b *stepBuilder) add(s StepSpec) { b.specs = append(b.specs, s) }
+
+// clusterNodeSteps returns the k3s step IDs of every host of a cluster.
+func (b *stepBuilder) clusterNodeSteps(c Cluster) []string {
+	ids := make([]string, 0, len(c.Servers)+len(c.Agents))
+	for _, s := range c.Servers {
+		ids = append(ids, K3sServerID(s))
+	}
+	for _, a := range c.Agents {
+		ids = append(ids, K3sJoinID(a))
+	}
+	return ids
+}
+
+type hostInputs struct {
+	Name      string `json:"name"`
+	Address   string `json:"address"`
+	PrivateIP string `json:"privateIP"`
+	SSH       SSH    `json:"ssh"`
+}
+
+func (b *stepBuilder) hostInputs(name string) hostInputs {
+	h := b.hosts[name]
+	return hostInputs{Name: h.Name, Address: h.Address, PrivateIP: h.PrivateIP, SSH: b.plan.HostSSH(name)}
+}
+
+type k3sInputs struct {
+	Host    hostInputs `json:"host"`
+	Cluster string     `json:"cluster"`
+	K3s     K3s        `json:"k3s"`
+	API     API        `json:"api"`
+	// Join is the first server's private IP for every node but the first.
+	Join string `json:"join,omitempty"`
+	// TLSSANs are every address the API is reached by.
+	TLSSANs []string `json:"tlsSANs,omitempty"`
+}
+
+func (b *stepBuilder) cluster(c Cluster) {
+	first := c.Servers[0]
+	sans := []string{}
+	for _, s := range c.Servers {
+		sans = appendUnique(sans, b.hosts[s].PrivateIP, b.hosts[s].Address)
+	}
+	sans = appendUnique(sans, c.API.OperatorAddress, c.API.MeshAddress)
+	for _, h := range append(slices.Clone(c.Servers), c.Agents...) {
+		b.add(StepSpec{ID: HostFactsID(h), Kind: KindHostFacts, Host: h, Cluster: c.Name, Inputs: b.hostInputs(h)})
+	}
+	for i, s := range c.Servers {
+		in := k3sInputs{Host: b.hostInputs(s), Cluster: c.Name, K3s: c.K3s, API: c.API, TLSSANs: sans}
+		deps := []string{HostFactsID(s)}
+		if i > 0 {
+			in.Join = b.hosts[first].PrivateIP
+			deps = append(deps, K3sServerID(first))
+		}
+		b.add(StepSpec{ID: K3sServerID(s), Kind: KindK3sServer, Host: s, Cluster: c.Name, DependsOn: deps, Inputs: in})
+	}
+	for _, a := range c.Agents {
+		in := k3sInputs{Host: b.hostInputs(a), Cluster: c.Name, K3s: c.K3s, API: API{Port: c.API.Port}, Join: b.hosts[first].PrivateIP}
+		b.add(StepSpec{ID: K3sJoinID(a), Kind: KindK3sJoin, Host: a, Cluster: c.Name,
+			DependsOn: []string{HostFactsID(a), K3sServerID(first)}, Inputs: in})
+	}
+	b.add(StepSpec{ID: KubeconfigFetchID(c.Name), Kind: KindKubeconfigFetch, Cluster: c.Name,
+		DependsOn: b.clusterNodeSteps(c),
+		Inputs: struct {
+			Cluster    string     `json:"cluster"`
+			Server     string     `json:"server"`
+			API        API        `json:"api"`
+			Kubeconfig Kubeconfig `json:"names"`
+		}{c.Name, first, c.API, b.kubeconfig()}})
+}
+
+func (b *stepBuilder) kubeconfig() Kubeconfig {
+	if b.plan.Kubeconfig == nil {
+		return Kubeconfig{}
+	}
+	return *b.plan.Kubeconfig
+}
+
+func (b *stepBuilder) kubeconfigMerge() {
+	var deps, names []string
+	for _, c := range b.plan.Clusters {
+		deps = append(deps, KubeconfigFetchID(c.Name))
+		names = append(names, c.Name)
+	}
+	b.add(StepSpec{ID: KubeconfigMergeID, Kind: KindKubeconfigMerge, DependsOn: deps,
+		Inputs: struct {
+			Clusters   []string   `json:"clusters"`
+			Kubeconfig Kubeconfig `json:"kubeconfig"`
+		}{names, b.kubeconfig()}})
+}
+
+// meshView is what the mesh steps need to know about a mesh's layout.
+type meshView struct {
+	Mesh
+	networks     []string
+	multiNetwork bool
+}
+
+func (b *stepBuilder) mesh(m Mesh) {
+	v := meshView{Mesh: m}
+	for _, c := range m.Clusters {
+		v.networks = appendUnique(v.networks, b.clusters[c].Network)
+	}
+	v.multiNetwork = len(v.networks) > 1
+
+	b.add(StepSpec{ID: CARootID(m.Name), Kind: KindCARoot, Mesh: m.Name,
+		Inputs: struct {
+			Mesh string `json:"mesh"`
+			CA   CA     `json:"ca"`
+		}{m.Name, CA{RootValidityDays: m.CA.RootValidityDays, KeySize: m.CA.KeySize, RootCert: m.CA.RootCert, RootKey: m.CA.RootKey}}})
+	for _, name := range m.Clusters {
+		b.meshCluster(v, b.clusters[name])
+	}
+	var verifyDeps []string
+	for _, dst := range m.Clusters {
+		if !b.readsOthers(v, dst) {
+			continue
+		}
+		for _, src := range m.Clusters {
+			if src == dst {
+				continue
+			}
+			id := RemoteSecretID(m.Name, src, dst)
+			verifyDeps = append(verifyDeps, id)
+			b.add(StepSpec{ID: id, Kind: KindIstioRemoteSecret, Mesh: m.Name, Source: src, Target: dst,
+				DependsOn: []string{IstioControlPlaneID(src), IstioNamespaceID(dst)},
+				Inputs: struct {
+					Mesh   string `json:"mesh"`
+					Source string `json:"source"`
+					Target string `json:"target"`
+					API    API    `json:"sourceAPI"`
+				}{m.Name, src, dst, b.clusters[src].API}})
+		}
+	}
+	for _, c := range m.Clusters {
+		verifyDeps = append(verifyDeps, IstioControlPlaneID(c))
+		if b.needsEastWest(v, c) {
+			verifyDeps = append(verifyDeps, IstioExposeID(c))
+		}
+	}
+	if m.Verify.Enabled == nil || *m.Verify.Enabled {
+		b.add(StepSpec{ID: VerifySampleID(m.Name), Kind: KindVerifySample, Mesh: m.Name, DependsOn: verifyDeps,
+			Inputs: struct {
+				Mesh     string   `json:"mesh"`
+				Clusters []string `json:"clusters"`
+				Verify   Verify   `json:"verify"`
+			}{m.Name, m.Clusters, m.Verify}})
+	}
+}
+
+// readsOthers says whether a cluster's istiod watches the other clusters
+// of its mesh, so it needs their remote secrets: every primary does.
+func (b *stepBuilder) readsOthers(v meshView, cluster string) bool {
+	return v.Model != ModelPrimaryRemote || slices.Contains(v.Primaries, cluster)
+}
+
+// needsEastWest says whether a cluster gets an east-west gateway: every
+// cluster of a mesh that spans networks, and every primary of a
+// primary-remote mesh (its istiod is reached through the gateway).
+func (b *stepBuilder) needsEastWest(v meshView, cluster string) bool {
+	return v.multiNetwork || (v.Model == ModelPrimaryRemote && slices.Contains(v.Primaries, cluster))
+}
+
+// primaryOf returns the primary a remote cluster of a primary-remote mesh
+// uses: the first primary on its network.
+func (b *stepBuilder) primaryOf(v meshView, cluster string) string {
+	network := b.clusters[cluster].Network
+	for _, p := range v.Primaries {
+		if b.clusters[p].Network == network {
+			return p
+		}
+	}
+	return ""
+}
+
+func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
+	fetch := KubeconfigFetchID(c.Name)
+	b.add(StepSpec{ID: CAIntermediateID(c.Name), Kind: KindCAIntermediate, Mesh: v.Name, Cluster: c.Name,
+		DependsOn: []string{CARootID(v.Name)},
+		Inputs: struct {
+			Mesh    string `json:"mesh"`
+			Cluster string `json:"cluster"`
+			CA      CA     `json:"ca"`
+		}{v.Name, c.Name, CA{IntermediateValidityDays: v.CA.IntermediateValidityDays, KeySize: v.CA.KeySize}}})
+	b.add(StepSpec{ID: IstioNamespaceID(c.Name), Kind: KindIstioNamespace, Mesh: v.Name, Cluster: c.Name,
+		DependsOn: []string{fetch},
+		Inputs: struct {
+			Cluster string `json:"cluster"`
+			Network string `json:"network"`
+		}{c.Name, c.Network}})
+	b.add(StepSpec{ID: IstioCACertsID(c.Name), Kind: KindIstioCACerts, Mesh: v.Name, Cluster: c.Name,
+		DependsOn: []string{IstioNamespaceID(c.Name), CAIntermediateID(c.Name)},
+		Inputs: struct {
+			Mesh    string `json:"mesh"`
+			Cluster string `json:"cluster"`
+		}{v.Name, c.Name}})
+
+	role, primary := "primary", ""
+	cpDeps := []string{IstioCACertsID(c.Name)}
+	if !b.readsOthers(v, c.Name) {
+		role, primary = "remote", b.primaryOf(v, c.Name)
+		cpDeps = append(cpDeps, IstioExposeID(primary))
+	}
+	b.add(StepSpec{ID: IstioControlPlaneID(c.Name), Kind: KindIstioControlPlane, Mesh: v.Name, Cluster: c.Name,
+		DependsOn: cpDeps,
+		Inputs: struct {
+			Mesh    string `json:"mesh"`
+			Cluster string `json:"cluster"`
+			Network string `json:"network"`
+			Model   string `json:"model"`
+			Role    string `json:"role"`
+			Primary string `json:"primary,omitempty"`
+			Istio   Istio  `json:"istio"`
+		}{v.Name, c.Name, c.Network, v.Model, role, primary, v.Istio}})
+	if !b.needsEastWest(v, c.Name) {
+		return
+	}
+	b.add(StepSpec{ID: IstioEastWestID(c.Name), Kind: KindIstioEastWest, Mesh: v.Name, Cluster: c.Name,
+		DependsOn: []string{IstioControlPlaneID(c.Name)},
+		Inputs: struct {
+			Mesh     string    `json:"mesh"`
+			Cluster  string    `json:"cluster"`
+			Network  string    `json:"network"`
+			Istio    Istio     `json:"istio"`
+			EastWest *EastWest `json:"eastWest,omitempty"`
+		}{v.Name, c.Name, c.Network, v.Istio, c.EastWest}})
+	b.add(StepSpec{ID: IstioExposeID(c.Name), Kind: KindIstioExpose, Mesh: v.Name, Cluster: c.Name,
+		DependsOn: []string{IstioEastWestID(c.Name)},
+		Inputs: struct {
+			Cluster      string `json:"cluster"`
+			MultiNetwork bool   `json:"multiNetwork"`
+			Role         string `json:"role"`
+		}{c.Name, v.multiNetwork, role}})
+}
+
+func appendUnique(list []string, values ...string) []string {
+	for _, v := range values {
+		if v != "" && !slices.Contains(list, v) {
+			list = append(list, v)
+		}
+	}
+	return list
+}
+
+// String makes a StepSpec readable in test failures.
+func (s StepSpec) String() string { return fmt.Sprintf("%s (%s) <- %v", s.ID, s.Kind, s.DependsOn) }

@@ -1,0 +1,97 @@
+package steps
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"mcplan.io/mcplan/internal/atomicfile"
+)
+
+// Files of a mesh's CA under the state directory, laid out as Istio's
+// tools/certs Makefile lays them out:
+//
+//	<state>/ca/<mesh>/root-cert.pem, root-key.pem
+//	<state>/ca/<mesh>/<cluster>/ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem
+//
+// The per-cluster files are the keys of Istio's "cacerts" Secret.
+const (
+	CARootCertFile  = "root-cert.pem"  // root certificate, in the mesh and in each cluster directory
+	CARootKeyFile   = "root-key.pem"   // root private key, mesh directory only
+	CACertFile      = "ca-cert.pem"    // the cluster's intermediate certificate
+	CAKeyFile       = "ca-key.pem"     // the cluster's intermediate private key
+	CACertChainFile = "cert-chain.pem" // intermediate then root
+)
+
+// File modes of the CA files.
+const (
+	caDirMode  os.FileMode = 0o700
+	caKeyMode  os.FileMode = 0o600
+	caCertMode os.FileMode = 0o644
+)
+
+// CARootDir is the directory of a mesh's root CA.
+func CARootDir(stateDir, mesh string) string {
+	return filepath.Join(stateDir, "ca", mesh)
+}
+
+// CAClusterDir is the directory of a cluster's intermediate CA.
+func CAClusterDir(stateDir, mesh, cluster string) string {
+	return filepath.Join(CARootDir(stateDir, mesh), cluster)
+}
+
+// CARootStepID is the step ID of a mesh's root CA step.
+func CARootStepID(mesh string) string { return "mesh/" + mesh + "/ca/root" }
+
+// CAIntermediateStepID is the step ID of a cluster's intermediate CA step.
+func CAIntermediateStepID(cluster string) string { return "cluster/" + cluster + "/ca/intermediate" }
+
+// checkPathName refuses a mesh or cluster name that would not stay one
+// directory level below its parent.
+func checkPathName(kind, name string) error {
+	if name == "" || name == "." || name == ".." || strings.ContainsAny(name, `/\`) || strings.ContainsRune(name, 0) {
+		return fmt.Errorf("%s name %q cannot be a directory name", kind, name)
+	}
+	return nil
+}
+
+// makeCADir creates dir and its parents and makes dir itself mode 0700,
+// even if it existed with a looser mode.
+func makeCADir(dir string) error {
+	if err := os.MkdirAll(dir, caDirMode); err != nil {
+		return err
+	}
+	return os.Chmod(dir, caDirMode)
+}
+
+// writeCAFile writes one file of dir atomically; errors name the file.
+func writeCAFile(dir, name string, data []byte, mode os.FileMode) error {
+	if err := atomicfile.Write(filepath.Join(dir, name), data, mode); err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
+	}
+	return nil
+}
+
+// readCAFile reads one file of dir and returns its content and
+// permission bits. A missing file gives an error matching fs.ErrNotExist.
+func readCAFile(dir, name string) (data []byte, mode os.FileMode, err error) {
+	path := filepath.Join(dir, name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, fi.Mode().Perm(), nil
+}
+
+// shortSHA abbreviates a fingerprint for messages.
+func shortSHA(sha string) string {
+	if len(sha) <= 16 {
+		return sha
+	}
+	return sha[:16] + "…"
+}

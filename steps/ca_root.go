@@ -1,0 +1,360 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/pki"
+)
+
+// Outputs of the CA steps. None of them is secret.
+const (
+	CAOutputCertSHA256 = "certSHA256" // SHA-256 of the certificate's DER, hex
+	CAOutputNotAfter   = "notAfter"   // expiry, RFC 3339 UTC
+	CAOutputCertFile   = "certFile"   // root only: the mesh's root-cert.pem
+	CAOutputSource     = "source"     // root only: CASourceGenerated or CASourceProvided
+	CAOutputRootSHA256 = "rootSHA256" // intermediate only: SHA-256 of the root it chains to
+	CAOutputDir        = "dir"        // intermediate only: the cluster's CA directory
+)
+
+// Values of the root's CAOutputSource.
+const (
+	CASourceGenerated = "generated"
+	CASourceProvided  = "provided"
+)
+
+// CARoot is the step that makes the root CA of a mesh, or copies the root
+// the user provides (ca.rootCert and ca.rootKey), into CARootDir.
+//
+// A root, once recorded, is never replaced: every cluster of the mesh
+// trusts it, and a new one would break trust across the mesh. When its
+// files are lost, Apply fails and says how to restore them or to start
+// over on purpose. When the state is lost but the files are there, Apply
+// adopts them.
+type CARoot struct {
+	mesh    string
+	ca      plans.CA
+	planDir string
+}
+
+// NewCARoot returns the root CA step of a mesh. planDir resolves relative
+// ca.rootCert and ca.rootKey paths.
+func NewCARoot(mesh string, ca plans.CA, planDir string) *CARoot {
+	return &CARoot{mesh: mesh, ca: ca, planDir: planDir}
+}
+
+// rootFiles is what the mesh CA directory holds.
+type rootFiles struct {
+	certPEM, keyPEM []byte
+	cert            *x509.Certificate
+	key             crypto.Signer
+	certFound       bool
+	keyFound        bool
+	expired         bool // the problem is that the root is not valid now
+	keyMode         os.FileMode
+	// file and problem say what is wrong ("root-key.pem", "is missing");
+	// problem is empty when the files hold a usable root.
+	file, problem string
+}
+
+// reason is the problem as a Drift reason: "root-key.pem missing".
+func (f *rootFiles) reason() string {
+	return f.file + " " + strings.TrimPrefix(f.problem, "is ")
+}
+
+func (f *rootFiles) setProblem(file, problem string) {
+	if f.problem == "" {
+		f.file, f.problem = file, problem
+	}
+}
+
+// readRootFiles reads and checks the root CA files of dir.
+func readRootFiles(dir string, now time.Time) *rootFiles {
+	f := &rootFiles{}
+	var err error
+	f.certPEM, _, err = readCAFile(dir, CARootCertFile)
+	f.certFound = !errors.Is(err, fs.ErrNotExist)
+	switch {
+	case !f.certFound:
+		f.setProblem(CARootCertFile, "is missing")
+	case err != nil:
+		f.setProblem(CARootCertFile, fmt.Sprintf("cannot be read: %v", err))
+	}
+	f.keyPEM, f.keyMode, err = readCAFile(dir, CARootKeyFile)
+	f.keyFound = !errors.Is(err, fs.ErrNotExist)
+	switch {
+	case !f.keyFound:
+		f.setProblem(CARootKeyFile, "is missing")
+	case err != nil:
+		f.setProblem(CARootKeyFile, fmt.Sprintf("cannot be read: %v", err))
+	}
+	if f.certPEM != nil {
+		if f.cert, err = pki.DecodeCert(f.certPEM); err != nil {
+			f.setProblem(CARootCertFile, fmt.Sprintf("is not a usable certificate: %v", err))
+		}
+	}
+	if f.keyPEM != nil {
+		if f.key, err = pki.DecodeKey(f.keyPEM); err != nil {
+			f.setProblem(CARootKeyFile, fmt.Sprintf("is not a usable private key: %v", err))
+		}
+	}
+	if f.problem != "" {
+		return f
+	}
+	if err := pki.CheckCA(f.cert); err != nil {
+		f.setProblem(CARootCertFile, fmt.Sprintf("is not a usable root: %v", err))
+	} else if !pki.KeyMatches(f.cert, f.key) {
+		f.setProblem(CARootKeyFile, "does not match "+CARootCertFile)
+	} else if err := pki.CheckValidAt(f.cert, now); err != nil {
+		f.setProblem(CARootCertFile, "is not usable now: "+err.Error())
+		f.expired = true
+	}
+	return f
+}
+
+// providedPaths returns the user's root files resolved against planDir,
+// or ok=false when the plan has none.
+func (s *CARoot) providedPaths() (certFile, keyFile string, ok bool, err error) {
+	if s.ca.RootCert == "" && s.ca.RootKey == "" {
+		return "", "", false, nil
+	}
+	if s.ca.RootCert == "" || s.ca.RootKey == "" {
+		return "", "", false, errors.New("ca.rootCert and ca.rootKey must be given together")
+	}
+	resolve := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(s.planDir, p)
+	}
+	return resolve(s.ca.RootCert), resolve(s.ca.RootKey), true, nil
+}
+
+func (s *CARoot) errorf(format string, args ...any) error {
+	return fmt.Errorf("mesh %s: ca root: "+format, append([]any{s.mesh}, args...)...)
+}
+
+// Check says whether the mesh's root CA files are present and are the
+// recorded root (or, with ca.rootCert, the user's root). It changes
+// nothing.
+func (s *CARoot) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	if err := checkPathName("mesh", s.mesh); err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	certFile, keyFile, provided, err := s.providedPaths()
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	dir := CARootDir(env.Dir, s.mesh)
+	prev, hasPrev := env.Previous(CAOutputCertSHA256)
+	f := readRootFiles(dir, time.Now())
+
+	if provided {
+		root, err := pki.LoadRoot(certFile, keyFile)
+		if err != nil {
+			return engine.Drift{}, s.errorf("%w", err)
+		}
+		if sha := pki.Fingerprint(root.Cert); hasPrev && sha != prev {
+			return engine.Drifted(fmt.Sprintf("ca.rootCert %s is not the recorded root CA (sha256 %s, recorded %s)", certFile, shortSHA(sha), shortSHA(prev))), nil
+		}
+		switch {
+		case !f.certFound && !f.keyFound:
+			return engine.Drifted("root CA not copied yet"), nil
+		case !bytes.Equal(f.keyPEM, root.KeyPEM):
+			return engine.Drifted(CARootKeyFile + " differs from " + keyFile), nil
+		case !bytes.Equal(f.certPEM, pki.EncodeCerts(root.Cert)):
+			return engine.Drifted(CARootCertFile + " differs from " + certFile), nil
+		}
+		return keyModeDrift(CARootKeyFile, f.keyMode), nil
+	}
+
+	if hasPrev {
+		if f.problem != "" {
+			return engine.Drifted(f.reason()), nil
+		}
+		if sha := pki.Fingerprint(f.cert); sha != prev {
+			return engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", CARootCertFile, shortSHA(sha), shortSHA(prev))), nil
+		}
+		return keyModeDrift(CARootKeyFile, f.keyMode), nil
+	}
+	switch {
+	case f.problem == "":
+		return keyModeDrift(CARootKeyFile, f.keyMode), nil // found without a record: Apply adopts it
+	case !f.certFound && !f.keyFound:
+		return engine.Drifted("root CA not created yet"), nil
+	}
+	return engine.Drifted(f.reason()), nil
+}
+
+// keyModeDrift is InSync when a private key file has mode 0600.
+func keyModeDrift(name string, mode os.FileMode) engine.Drift {
+	if mode != caKeyMode {
+		return engine.Drifted(fmt.Sprintf("%s has mode %#o, want %#o", name, mode, caKeyMode))
+	}
+	return engine.InSync()
+}
+
+// Apply makes the root CA, copies the user's, keeps the recorded one or
+// adopts one found without a record. It never replaces a recorded root.
+func (s *CARoot) Apply(ctx context.Context, env *engine.Env) error {
+	if err := checkPathName("mesh", s.mesh); err != nil {
+		return s.errorf("%w", err)
+	}
+	certFile, keyFile, provided, err := s.providedPaths()
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	dir := CARootDir(env.Dir, s.mesh)
+	if provided {
+		return s.applyProvided(env, dir, certFile, keyFile)
+	}
+
+	prev, hasPrev := env.Previous(CAOutputCertSHA256)
+	f := readRootFiles(dir, time.Now())
+	source := CASourceGenerated
+	if src, ok := env.Previous(CAOutputSource); ok {
+		source = src
+	}
+	if hasPrev {
+		if f.expired {
+			return s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "renew it (same key, same subject) or rotate the mesh's root by hand")
+		}
+		if f.problem != "" {
+			return s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "restore it from a backup")
+		}
+		if sha := pki.Fingerprint(f.cert); sha != prev {
+			return s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, CARootCertFile), shortSHA(sha)), "restore the recorded one from a backup")
+		}
+		return s.keep(env, dir, f, source)
+	}
+	switch {
+	case f.problem == "":
+		env.Logf("adopting the root CA found in %s (sha256 %s); no earlier apply recorded it", dir, shortSHA(pki.Fingerprint(f.cert)))
+		return s.keep(env, dir, f, source)
+	case f.certFound:
+		return s.errorf("%s %s, and no earlier apply recorded this root CA. mcplan does not overwrite a root certificate: clusters may trust it. Restore the root's files from a backup, or, to start over on purpose, delete %s",
+			filepath.Join(dir, f.file), f.problem, dir)
+	case f.keyFound:
+		env.Logf("%s has no %s (an apply was interrupted): making a new root CA", CARootKeyFile, CARootCertFile)
+	}
+
+	if err := makeCADir(dir); err != nil {
+		return s.errorf("%w", err)
+	}
+	cert, key, err := pki.NewRoot(ctx, pki.Options{KeySize: s.ca.KeySize, ValidityDays: s.ca.RootValidityDays})
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	keyPEM, err := pki.EncodeKey(key)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	// Key first: a root-cert.pem on disk always has its key beside it.
+	if err := writeCAFile(dir, CARootKeyFile, keyPEM, caKeyMode); err != nil {
+		return s.errorf("%w", err)
+	}
+	if err := writeCAFile(dir, CARootCertFile, pki.EncodeCerts(cert), caCertMode); err != nil {
+		return s.errorf("%w", err)
+	}
+	env.Logf("made root CA of mesh %s (sha256 %s, RSA %d, valid until %s)", s.mesh, shortSHA(pki.Fingerprint(cert)), key.N.BitLen(), cert.NotAfter.UTC().Format(time.DateOnly))
+	s.setOutputs(env, dir, cert, CASourceGenerated)
+	return nil
+}
+
+// keep keeps a usable root found on disk, fixing the key's mode.
+func (s *CARoot) keep(env *engine.Env, dir string, f *rootFiles, source string) error {
+	if err := makeCADir(dir); err != nil {
+		return s.errorf("%w", err)
+	}
+	if f.keyMode != caKeyMode {
+		if err := os.Chmod(filepath.Join(dir, CARootKeyFile), caKeyMode); err != nil {
+			return s.errorf("%w", err)
+		}
+	}
+	if source == CASourceGenerated {
+		want := s.ca.KeySize
+		if want == 0 {
+			want = pki.DefaultKeySize
+		}
+		if pub, ok := f.cert.PublicKey.(*rsa.PublicKey); ok && pub.N.BitLen() != want {
+			env.Logf("the root CA keeps its %d-bit key; ca.keySize %d applies to intermediates and new roots only", pub.N.BitLen(), want)
+		}
+	}
+	s.setOutputs(env, dir, f.cert, source)
+	return nil
+}
+
+// applyProvided copies the user's root into dir, unless another root is
+// recorded or already there.
+func (s *CARoot) applyProvided(env *engine.Env, dir, certFile, keyFile string) error {
+	root, err := pki.LoadRoot(certFile, keyFile)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	sha := pki.Fingerprint(root.Cert)
+	if prev, ok := env.Previous(CAOutputCertSHA256); ok && prev != sha {
+		return s.refuse(dir, prev, fmt.Sprintf("ca.rootCert %s is another certificate (sha256 %s)", certFile, shortSHA(sha)), "point ca.rootCert and ca.rootKey back to the recorded root")
+	} else if !ok {
+		f := readRootFiles(dir, time.Now())
+		if f.certFound && (f.cert == nil || pki.Fingerprint(f.cert) != sha) {
+			return s.errorf("%s holds another root CA than ca.rootCert %s, and no earlier apply recorded it. mcplan does not overwrite a root certificate: clusters may trust it. To switch to ca.rootCert on purpose, delete %s",
+				filepath.Join(dir, CARootCertFile), certFile, dir)
+		}
+	}
+	if err := makeCADir(dir); err != nil {
+		return s.errorf("%w", err)
+	}
+	certPEM := pki.EncodeCerts(root.Cert)
+	for _, w := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{
+		{CARootKeyFile, root.KeyPEM, caKeyMode}, // key first
+		{CARootCertFile, certPEM, caCertMode},
+	} {
+		old, mode, err := readCAFile(dir, w.name)
+		if err == nil && bytes.Equal(old, w.data) {
+			if mode != w.mode {
+				if err := os.Chmod(filepath.Join(dir, w.name), w.mode); err != nil {
+					return s.errorf("%w", err)
+				}
+			}
+			continue
+		}
+		if err := writeCAFile(dir, w.name, w.data, w.mode); err != nil {
+			return s.errorf("%w", err)
+		}
+		env.Logf("copied %s to %s", map[string]string{CARootKeyFile: keyFile, CARootCertFile: certFile}[w.name], filepath.Join(dir, w.name))
+	}
+	s.setOutputs(env, dir, root.Cert, CASourceProvided)
+	return nil
+}
+
+// refuse is the error of an Apply that would have to replace a recorded
+// root.
+func (s *CARoot) refuse(dir, prev, problem, advice string) error {
+	return s.errorf("root CA of mesh %q was created by an earlier apply (sha256 %s) but %s; %s. "+
+		"mcplan does not make a new root: every cluster trusts the old one. "+
+		"To start over on purpose, delete %s and run \"mcplan state rm %s\"",
+		s.mesh, shortSHA(prev), problem, advice, dir, CARootStepID(s.mesh))
+}
+
+func (s *CARoot) setOutputs(env *engine.Env, dir string, cert *x509.Certificate, source string) {
+	env.SetOutput(CAOutputCertSHA256, pki.Fingerprint(cert))
+	env.SetOutput(CAOutputNotAfter, cert.NotAfter.UTC().Format(time.RFC3339))
+	env.SetOutput(CAOutputCertFile, filepath.Join(dir, CARootCertFile))
+	env.SetOutput(CAOutputSource, source)
+}

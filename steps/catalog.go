@@ -1,0 +1,48 @@
+// Package steps holds what each step of a plan does: one file per step
+// kind, each a small type with Check (read-only) and Apply (idempotent).
+// Steps know nothing of scheduling; the engine runs them.
+package steps
+
+import (
+	"fmt"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+)
+
+// Graph builds the step graph of a validated plan with defaults applied:
+// the plan's step specs, each with its fingerprint and implementation.
+func Graph(p *plans.Plan) (*engine.Graph, error) {
+	g := engine.NewGraph()
+	for _, spec := range plans.Steps(p) {
+		fp, err := engine.Fingerprint(spec.Kind, spec.Inputs)
+		if err != nil {
+			return nil, fmt.Errorf("step %s: %w", spec.ID, err)
+		}
+		if err := g.Add(engine.Node{
+			ID:          spec.ID,
+			Kind:        spec.Kind,
+			DependsOn:   spec.DependsOn,
+			Fingerprint: fp,
+			Step:        New(p, spec),
+		}); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// New returns the implementation of one step.
+func New(p *plans.Plan, spec plans.StepSpec) engine.Step {
+	switch spec.Kind {
+	case plans.KindCARoot:
+		return NewCARoot(spec.Mesh, p.Mesh(spec.Mesh).CA, p.Dir())
+	case plans.KindCAIntermediate:
+		return NewCAIntermediate(spec.Mesh, spec.Cluster, p.Mesh(spec.Mesh).CA)
+	default:
+		return NotImplemented{Kind: spec.Kind}
+	}
+}
