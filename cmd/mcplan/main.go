@@ -48,8 +48,13 @@ func run(args []string) int {
 		}
 	}()
 
-	cli := &cli{stdout: os.Stdout, stderr: os.Stderr, drain: drain}
-	root := cli.rootCommand()
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, drain: drain}
+	return c.execute(ctx, args)
+}
+
+// execute runs one command line and returns its exit code.
+func (c *cli) execute(ctx context.Context, args []string) int {
+	root := c.rootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	var ex *exitCodeError
@@ -58,11 +63,11 @@ func run(args []string) int {
 		return exitOK
 	case errors.As(err, &ex):
 		if ex.msg != "" {
-			fmt.Fprintln(os.Stderr, ex.msg)
+			fmt.Fprintln(c.stderr, ex.msg)
 		}
 		return ex.code
 	default:
-		fmt.Fprintln(os.Stderr, "Error:", err)
+		fmt.Fprintln(c.stderr, "Error:", err)
 		return exitError
 	}
 }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every check of mcplan: formatting, vet, all tests (with the race
+# detector), a 30 s fuzz of the plan loader, and each benchmark once.
+# Usage: scripts/test.sh            (from anywhere in the repository)
+#        FUZZTIME=2m scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "not gofmt-formatted:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test"
+go test -race -count=1 ./...
+
+echo "== fuzz the plan loader (${FUZZTIME:-30s})"
+go test ./plans -run '^$' -fuzz '^FuzzParse$' -fuzztime "${FUZZTIME:-30s}"
+
+echo "== benchmarks (one round each, to prove they run; see README for figures)"
+go test -run '^$' -bench . -benchtime 1x ./... >/dev/null
+
+echo "== all checks passed"
