@@ -11,7 +11,7 @@ import (
 
 // maxNodes bounds the nodes one decode visits, so that aliases cannot blow
 // up ("billion laughs").
-const maxNodes = 1_000_000
+const maxNodes = 100_000
 
 // maxDepth bounds nesting (through aliases too).
 const maxDepth = 200

@@ -3,8 +3,10 @@ package plans
 import (
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -239,5 +241,54 @@ func TestSuggest(t *testing.T) {
 		if s := suggest(got, cands); s != want {
 			t.Errorf("suggest(%q) = %q, want %q", got, s, want)
 		}
+	}
+}
+
+func TestEffectiveQuotesNumericStrings(t *testing.T) {
+	p := goPlan()
+	p.Meshes[0].Istio = Istio{Tag: "1.24", Hub: "123", Values: map[string]any{"x": "true", "y": 1}}
+	p.Hosts[0].SSH = &SSH{ProxyJump: "null"}
+	out, err := MarshalEffective(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := Parse("effective.yaml", out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if q.Meshes[0].Istio.Tag != "1.24" || q.Meshes[0].Istio.Hub != "123" || q.Hosts[0].SSH.ProxyJump != "null" {
+		t.Errorf("round trip changed strings: %+v", q.Meshes[0].Istio)
+	}
+	if p.Kubeconfig != nil || p.Meshes[0].Verify.Enabled != nil {
+		t.Errorf("MarshalEffective changed its argument")
+	}
+}
+
+func TestErrorFormat(t *testing.T) {
+	for _, tt := range []struct {
+		e    Error
+		want string
+	}{
+		{Error{File: "p.yaml", Line: 3, Column: 5, Path: "hosts[0].name", Message: "bad", Hint: "fix it"}, "p.yaml:3:5: hosts[0].name: bad (fix it)"},
+		{Error{File: "p.yaml", Path: "hosts", Message: "bad"}, "p.yaml: hosts: bad"},
+		{Error{Message: "bad"}, "(root): bad"},
+	} {
+		if got := tt.e.Error(); got != tt.want {
+			t.Errorf("got %q, want %q", got, tt.want)
+		}
+	}
+}
+
+func TestAliasBombIsRejected(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("apiVersion: mcplan.io/v1alpha1\nkind: Plan\nmeshes:\n  - name: m\n    istio:\n      values:\n")
+	b.WriteString("        l0: &l0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i <= 7; i++ {
+		prev := "*l" + strconv.Itoa(i-1)
+		fmt.Fprintf(&b, "        l%d: &l%d [%s]\n", i, i, strings.Repeat(prev+", ", 9)+prev)
+	}
+	_, err := Parse("bomb.yaml", []byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "document too large") {
+		t.Fatalf("got %v", err)
 	}
 }
