@@ -37,14 +37,15 @@ func (l *Live) Sink(ev engine.Event) {
 	defer l.mu.Unlock()
 	switch ev.Type {
 	case engine.EventPlanned:
-		l.action[ev.Step] = ev.Action
 		return
 	case engine.EventStarted:
 		l.running[ev.Step] = ev.Time
+		l.action[ev.Step] = ev.Action
 		l.redraw()
 		return
 	case engine.EventUnchanged, engine.EventSucceeded, engine.EventFailed, engine.EventBlocked, engine.EventCancelled:
 		delete(l.running, ev.Step)
+		delete(l.action, ev.Step)
 		if ev.Action != engine.ActionForget {
 			l.done++
 		}

@@ -3,6 +3,7 @@ package progress
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"mcplan.io/mcplan/engine"
 )
@@ -36,7 +37,8 @@ func WritePlan(w io.Writer, rep *engine.Report, view PlanView) {
 		if s.Outcome == engine.EventBlocked || s.Outcome == engine.EventCancelled {
 			reason = "unknown: " + reason
 		}
-		fmt.Fprintf(w, "  %s %-*s  %-20s  %s\n", s.Action.Symbol(), width, s.ID, s.Kind, reason)
+		line := fmt.Sprintf("  %s %-*s  %-20s  %s", s.Action.Symbol(), width, s.ID, s.Kind, reason)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	for _, id := range rep.Forgotten {
 		fmt.Fprintf(w, "  - %-*s  %-20s  %s\n", width, id, "", "no longer in the plan: its record leaves the state (nothing on the hosts is removed)")

@@ -1,0 +1,127 @@
+package progress
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"mcplan.io/mcplan/engine"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files under testdata/")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test -update if intended)\n--- got\n%s--- want\n%s", path, got, want)
+	}
+}
+
+var t0 = time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
+
+// events is one small apply: a root CA made, an intermediate failing, its
+// dependent blocked, an unchanged step and a step left out by a stop.
+func events() []engine.Event {
+	return []engine.Event{
+		{Time: t0, Type: engine.EventPlanned, Step: "mesh/mesh1/ca/root", Action: engine.ActionCreate, Message: "not applied yet"},
+		{Time: t0, Type: engine.EventStarted, Step: "mesh/mesh1/ca/root", Action: engine.ActionCreate, Message: "not applied yet"},
+		{Time: t0.Add(time.Second), Type: engine.EventLog, Step: "mesh/mesh1/ca/root", Message: "made root CA"},
+		{Time: t0.Add(2 * time.Second), Type: engine.EventSucceeded, Step: "mesh/mesh1/ca/root", Action: engine.ActionCreate, Elapsed: 2345 * time.Millisecond},
+		{Time: t0.Add(2 * time.Second), Type: engine.EventUnchanged, Step: "host/vm1/facts", Action: engine.ActionNoChange, Elapsed: 3 * time.Millisecond},
+		{Time: t0.Add(3 * time.Second), Type: engine.EventStarted, Step: "cluster/cluster1/ca/intermediate", Action: engine.ActionUpdate, Message: "inputs changed"},
+		{Time: t0.Add(4 * time.Second), Type: engine.EventFailed, Step: "cluster/cluster1/ca/intermediate", Action: engine.ActionUpdate, Elapsed: 1500 * time.Millisecond, Error: "mesh mesh1: root-cert.pem missing"},
+		{Time: t0.Add(4 * time.Second), Type: engine.EventBlocked, Step: "cluster/cluster1/istio/cacerts", Message: "not run: cluster/cluster1/ca/intermediate failed"},
+		{Time: t0.Add(4 * time.Second), Type: engine.EventCancelled, Step: "mesh/mesh1/verify/sample", Message: "not started: the run was stopped"},
+	}
+}
+
+func TestPlainLines(t *testing.T) {
+	for _, verbose := range []bool{false, true} {
+		name := "plain.txt"
+		if verbose {
+			name = "plain-verbose.txt"
+		}
+		t.Run(name, func(t *testing.T) {
+			var b bytes.Buffer
+			p := NewPlain(&b)
+			p.Verbose = verbose
+			for _, ev := range events() {
+				p.Sink(ev)
+			}
+			golden(t, name, b.String())
+		})
+	}
+}
+
+func TestJSONLinesAreOneObjectPerEvent(t *testing.T) {
+	var b bytes.Buffer
+	j := NewJSONLines(&b)
+	for _, ev := range events() {
+		j.Sink(ev)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if len(lines) != len(events()) {
+		t.Fatalf("%d lines for %d events", len(lines), len(events()))
+	}
+	if !strings.Contains(lines[6], `"type":"failed"`) || !strings.Contains(lines[6], `"error":"mesh mesh1: root-cert.pem missing"`) {
+		t.Errorf("failed event line: %s", lines[6])
+	}
+}
+
+func TestLiveViewKeepsFinishedLinesAndClearsFooter(t *testing.T) {
+	var b bytes.Buffer
+	l := NewLive(&b, 5)
+	l.now = func() time.Time { return t0.Add(10 * time.Second) }
+	for _, ev := range events() {
+		l.Sink(ev)
+	}
+	out := b.String()
+	for _, frag := range []string{"mesh/mesh1/ca/root  done after 2.3s", "FAILED after 1.5s: mesh mesh1: root-cert.pem missing", "1 running", "updating"} {
+		if !strings.Contains(out, frag) {
+			t.Errorf("live output lacks %q", frag)
+		}
+	}
+	if l.footer != 0 || len(l.running) != 0 {
+		t.Errorf("after every step ended: footer %d lines, %d running", l.footer, len(l.running))
+	}
+}
+
+func TestWritePlan(t *testing.T) {
+	rep := &engine.Report{
+		Steps: []engine.StepResult{
+			{ID: "mesh/mesh1/ca/root", Kind: "ca/root", Decision: engine.Decision{Action: engine.ActionNoChange}, Outcome: engine.EventPlanned},
+			{ID: "cluster/cluster1/ca/intermediate", Kind: "ca/intermediate", Decision: engine.Decision{Action: engine.ActionUpdate, Reason: "drift: ca-cert.pem missing"}, Outcome: engine.EventPlanned},
+			{ID: "host/vm1/facts", Kind: "host/facts", Decision: engine.Decision{Action: engine.ActionCreate, Reason: "not applied yet"}, Outcome: engine.EventPlanned},
+			{ID: "host/vm2/facts", Kind: "host/facts", Outcome: engine.EventFailed, Err: errors.New("ssh: connection refused")},
+		},
+		Forgotten: []string{"mesh/old/ca/root"},
+	}
+	var b bytes.Buffer
+	WritePlan(&b, rep, PlanView{Offline: true})
+	golden(t, "plan.txt", b.String())
+
+	b.Reset()
+	WritePlan(&b, &engine.Report{Steps: rep.Steps[:1]}, PlanView{})
+	if !strings.Contains(b.String(), "No changes.") {
+		t.Errorf("plan without changes does not say so:\n%s", b.String())
+	}
+}
