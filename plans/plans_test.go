@@ -2,34 +2,14 @@ package plans
 
 import (
 	"errors"
-	"flag"
 	"fmt"
+	"mcplan.io/mcplan/internal/golden"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with the golden file, or rewrites it with -update.
-func golden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test ./plans -update)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s mismatch\n--- got\n%s--- want\n%s", path, got, want)
-	}
-}
 
 func fixtures(t *testing.T, dir string) []string {
 	t.Helper()
@@ -73,7 +53,7 @@ func TestValidFixtures(t *testing.T) {
 			for _, w := range Warnings(p) {
 				ws = append(ws, w.String()+"\n")
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".warnings", strings.Join(ws, ""))
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".warnings", strings.Join(ws, ""))
 		})
 	}
 }
@@ -102,7 +82,7 @@ func TestInvalidFixtures(t *testing.T) {
 			if !errors.As(err, &one) {
 				t.Errorf("errors.As(*Error) failed")
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".golden", err.Error()+"\n")
 		})
 	}
 }
@@ -118,7 +98,7 @@ func TestEffectiveGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(file, ".yaml")+".effective", string(out))
+			golden.Check(t, strings.TrimSuffix(file, ".yaml")+".effective", string(out))
 			// MarshalEffective leaves p alone.
 			if p.Kubeconfig != nil && p.Kubeconfig.Context != "" && !strings.Contains(file, "single") {
 				t.Errorf("MarshalEffective changed the plan")

@@ -26,30 +26,24 @@ Ctrl-C lets running steps finish; the second aborts them.`,
   mcplan apply -o json plan.yaml | jq .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := flags.validate(); err != nil {
-				return err
-			}
-			p, g, err := c.loadPlan(args[0])
+			pr, err := c.prepare(args[0], flags)
 			if err != nil {
 				return err
 			}
-			full := g
-			if g, err = c.selectTargets(g, flags.targets); err != nil {
-				return err
-			}
-			lock, err := engine.AcquireLock(p.StateDir(), "mcplan apply "+args[0])
+			dir := pr.plan.StateDir()
+			lock, err := engine.AcquireLock(dir, "mcplan apply "+args[0])
 			if err != nil {
 				return err
 			}
 			defer lock.Release()
-			store, err := engine.OpenStore(p.StateDir())
+			store, err := engine.OpenStore(dir)
 			if err != nil {
 				return err
 			}
-			sink, stop := c.progressSink(cmd.Context(), flags.output, g.Len())
-			rep := engine.Run(cmd.Context(), g, engine.Options{
-				Check: true, Store: store, Dir: p.StateDir(), Parallelism: flags.parallelism,
-				Sink: sink, Drain: c.drain, Forget: g == full,
+			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
+			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
+				Check: true, Store: store, Dir: dir, Parallelism: flags.parallelism,
+				Sink: sink, Drain: c.drain, Forget: pr.whole,
 			})
 			stop()
 			if flags.output == "json" {

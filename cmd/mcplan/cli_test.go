@@ -3,14 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
+	"mcplan.io/mcplan/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
 
 // result is what one mcplan command line did.
 type result struct {
@@ -55,28 +53,6 @@ func examples(t *testing.T) []string {
 	return names
 }
 
-// golden compares got with testdata/<name>, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from golden file (run go test -update if the change is intended)\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
-
 func TestGraphOfEveryExample(t *testing.T) {
 	for _, name := range examples(t) {
 		for _, format := range []string{"dot", "mermaid"} {
@@ -85,7 +61,7 @@ func TestGraphOfEveryExample(t *testing.T) {
 				if r.code != 0 {
 					t.Fatalf("exit %d: %s", r.code, r.stderr)
 				}
-				golden(t, filepath.Join("graph", name+"."+format), r.stdout)
+				golden.Check(t, filepath.Join("testdata", "graph", name+"."+format), r.stdout)
 			})
 		}
 	}
@@ -98,7 +74,7 @@ func TestOfflinePlanOfEveryExample(t *testing.T) {
 			if r.code != exitChanges {
 				t.Fatalf("exit %d, want %d (changes): %s", r.code, exitChanges, r.stderr)
 			}
-			golden(t, filepath.Join("plan", name+".txt"), r.stdout)
+			golden.Check(t, filepath.Join("testdata", "plan", name+".txt"), r.stdout)
 		})
 	}
 }

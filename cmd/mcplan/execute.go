@@ -11,6 +11,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/plans"
 )
 
 // runFlags are the flags plan and apply share.
@@ -26,6 +27,32 @@ func (f *runFlags) validate() error {
 		return nil
 	}
 	return fmt.Errorf("-o %q: want text or json", f.output)
+}
+
+// prepared is a loaded plan with the graph a command works on.
+type prepared struct {
+	plan *plans.Plan
+	// graph is the whole plan's graph, or the --target part of it.
+	graph *engine.Graph
+	// whole is true when graph is the whole plan's: only then may records
+	// of steps that left the plan be forgotten.
+	whole bool
+}
+
+// prepare validates the run flags, loads the plan and applies --target.
+func (c *cli) prepare(path string, flags runFlags) (*prepared, error) {
+	if err := flags.validate(); err != nil {
+		return nil, err
+	}
+	p, g, err := c.loadPlan(path)
+	if err != nil {
+		return nil, err
+	}
+	targeted, err := c.selectTargets(g, flags.targets)
+	if err != nil {
+		return nil, err
+	}
+	return &prepared{plan: p, graph: targeted, whole: targeted == g}, nil
 }
 
 // progressSink picks how events are shown: JSON lines with -o json, the

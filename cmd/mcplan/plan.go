@@ -25,31 +25,24 @@ case the plan file and the state alone decide.`,
   mcplan plan --target 'mesh/*/ca/*' plan.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := flags.validate(); err != nil {
-				return err
-			}
-			p, g, err := c.loadPlan(args[0])
+			pr, err := c.prepare(args[0], flags)
 			if err != nil {
 				return err
 			}
-			full := g
-			if g, err = c.selectTargets(g, flags.targets); err != nil {
-				return err
-			}
-			store, err := engine.OpenStore(p.StateDir())
+			store, err := engine.OpenStore(pr.plan.StateDir())
 			if err != nil {
 				return err
 			}
-			rep := engine.Run(cmd.Context(), g, engine.Options{
-				DryRun: true, Check: !offline, Store: store, Dir: p.StateDir(),
-				Parallelism: flags.parallelism, Drain: c.drain, Forget: g == full,
+			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
+				DryRun: true, Check: !offline, Store: store, Dir: pr.plan.StateDir(),
+				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole,
 			})
 			if flags.output == "json" {
 				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
 					return err
 				}
 			} else {
-				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: g != full})
+				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole})
 			}
 			if rep.Err != nil {
 				return fmt.Errorf("plan: %w", rep.Err)

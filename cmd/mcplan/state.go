@@ -26,6 +26,15 @@ the generated CA files (keys 0600) and a lock while apply runs.`,
 	return cmd
 }
 
+// openState opens the state of a plan for reading.
+func openState(path string) (*engine.Store, error) {
+	dir, err := stateDir(path)
+	if err != nil {
+		return nil, err
+	}
+	return engine.OpenStore(dir)
+}
+
 // stateDir finds the state directory of a plan without validating the
 // whole plan: state commands must work on a plan that no longer validates.
 func stateDir(path string) (string, error) {
@@ -43,11 +52,7 @@ func (c *cli) stateListCommand() *cobra.Command {
 		Short: "List the steps recorded in the state",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := stateDir(args[0])
-			if err != nil {
-				return err
-			}
-			store, err := engine.OpenStore(dir)
+			store, err := openState(args[0])
 			if err != nil {
 				return err
 			}
@@ -72,11 +77,7 @@ func (c *cli) stateShowCommand() *cobra.Command {
 		Short: "Show the recorded state of one step as JSON",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := stateDir(args[0])
-			if err != nil {
-				return err
-			}
-			store, err := engine.OpenStore(dir)
+			store, err := openState(args[0])
 			if err != nil {
 				return err
 			}

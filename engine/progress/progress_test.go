@@ -3,8 +3,7 @@ package progress
 import (
 	"bytes"
 	"errors"
-	"flag"
-	"os"
+	"mcplan.io/mcplan/internal/golden"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,29 +11,6 @@ import (
 
 	"mcplan.io/mcplan/engine"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files under testdata/")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs (go test -update if intended)\n--- got\n%s--- want\n%s", path, got, want)
-	}
-}
 
 var t0 = time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)
 
@@ -67,7 +43,7 @@ func TestPlainLines(t *testing.T) {
 			for _, ev := range events() {
 				p.Sink(ev)
 			}
-			golden(t, name, b.String())
+			golden.Check(t, filepath.Join("testdata", name), b.String())
 		})
 	}
 }
@@ -117,7 +93,7 @@ func TestWritePlan(t *testing.T) {
 	}
 	var b bytes.Buffer
 	WritePlan(&b, rep, PlanView{Offline: true})
-	golden(t, "plan.txt", b.String())
+	golden.Check(t, filepath.Join("testdata", "plan.txt"), b.String())
 
 	b.Reset()
 	WritePlan(&b, &engine.Report{Steps: rep.Steps[:1]}, PlanView{})
