@@ -76,29 +76,36 @@ type meshRoot struct {
 }
 
 // readMeshRoot reads the mesh's root certificate and, if withKey, its key.
-// It fails when they are missing or unusable, or when the certificate is
-// not the one the root step recorded.
+// It fails when they are missing, unusable or expired, or when the
+// certificate is not the one the root step recorded.
 func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot, error) {
 	dir := CARootDir(env.Dir, s.mesh)
 	r := &meshRoot{}
 	var err error
-	if r.certPEM, _, err = readCAFile(dir, CARootCertFile); err != nil {
+	if r.certPEM, _, err = readCAFile(dir, CARootCertFile); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("root CA of mesh %q: %w; the root step %s must run first", s.mesh, err, plans.CARootID(s.mesh))
+	} else if err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %w", s.mesh, err)
 	}
 	if r.cert, err = pki.DecodeCert(r.certPEM); err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, CARootCertFile), err)
 	}
-	if want, ok := env.Output(CARootStepID(s.mesh), CAOutputCertSHA256); ok {
+	if err := pki.CheckValidAt(r.cert, time.Now()); err != nil {
+		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, CARootCertFile), err)
+	}
+	if want, ok := env.Output(plans.CARootID(s.mesh), CAOutputCertSHA256); ok {
 		if got := pki.Fingerprint(r.cert); got != want {
 			return nil, fmt.Errorf("root CA of mesh %q: %s (sha256 %s) is not the root step %s recorded (sha256 %s)",
-				s.mesh, filepath.Join(dir, CARootCertFile), shortSHA(got), CARootStepID(s.mesh), shortSHA(want))
+				s.mesh, filepath.Join(dir, CARootCertFile), shortSHA(got), plans.CARootID(s.mesh), shortSHA(want))
 		}
 	}
 	if !withKey {
 		return r, nil
 	}
 	keyPEM, _, err := readCAFile(dir, CARootKeyFile)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("root CA of mesh %q: %w; restore it from a backup: no intermediate can be signed without it", s.mesh, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %w", s.mesh, err)
 	}
 	if r.key, err = pki.DecodeKey(keyPEM); err != nil {
@@ -231,9 +238,6 @@ func (s *CAIntermediate) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	root, err := s.readMeshRoot(env, true)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return s.errorf("%w; the root step %s must run first", err, CARootStepID(s.mesh))
-		}
 		return s.errorf("%w", err)
 	}
 	dir := CAClusterDir(env.Dir, s.mesh, s.cluster)

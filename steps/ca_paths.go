@@ -41,12 +41,6 @@ func CAClusterDir(stateDir, mesh, cluster string) string {
 	return filepath.Join(CARootDir(stateDir, mesh), cluster)
 }
 
-// CARootStepID is the step ID of a mesh's root CA step.
-func CARootStepID(mesh string) string { return "mesh/" + mesh + "/ca/root" }
-
-// CAIntermediateStepID is the step ID of a cluster's intermediate CA step.
-func CAIntermediateStepID(cluster string) string { return "cluster/" + cluster + "/ca/intermediate" }
-
 // checkPathName refuses a mesh or cluster name that would not stay one
 // directory level below its parent.
 func checkPathName(kind, name string) error {

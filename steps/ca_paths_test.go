@@ -19,8 +19,8 @@ func TestCAPaths(t *testing.T) {
 	}{
 		{CARootDir("/s", "mesh1"), "/s/ca/mesh1"},
 		{CAClusterDir("/s", "mesh1", "c1"), "/s/ca/mesh1/c1"},
-		{CARootStepID("mesh1"), "mesh/mesh1/ca/root"},
-		{CAIntermediateStepID("c1"), "cluster/c1/ca/intermediate"},
+		{plans.CARootID("mesh1"), "mesh/mesh1/ca/root"},
+		{plans.CAIntermediateID("c1"), "cluster/c1/ca/intermediate"},
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -61,6 +61,50 @@ type caRun struct {
 
 func newCARun(t *testing.T) *caRun {
 	return &caRun{t: t, dir: t.TempDir(), state: map[string]map[string]string{}}
+}
+
+// clone copies the state directory and the recorded outputs, so that
+// table cases can start from one mesh made once (RSA keys are slow).
+func (r *caRun) clone(t *testing.T) *caRun {
+	t.Helper()
+	c := &caRun{t: t, dir: t.TempDir(), state: map[string]map[string]string{}}
+	for id, out := range r.state {
+		c.state[id] = map[string]string{}
+		for k, v := range out {
+			c.state[id][k] = v
+		}
+	}
+	err := filepath.WalkDir(r.dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(r.dir, path)
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		to := filepath.Join(c.dir, rel)
+		if d.IsDir() {
+			return os.MkdirAll(to, fi.Mode().Perm())
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, data, fi.Mode().Perm())
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Outputs that name files point into the copy.
+	for _, out := range c.state {
+		for k, v := range out {
+			if strings.HasPrefix(v, r.dir) {
+				out[k] = c.dir + strings.TrimPrefix(v, r.dir)
+			}
+		}
+	}
+	return c
 }
 
 func (r *caRun) env(id string) *engine.Env {

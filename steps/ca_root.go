@@ -349,7 +349,7 @@ func (s *CARoot) refuse(dir, prev, problem, advice string) error {
 	return s.errorf("root CA of mesh %q was created by an earlier apply (sha256 %s) but %s; %s. "+
 		"mcplan does not make a new root: every cluster trusts the old one. "+
 		"To start over on purpose, delete %s and run \"mcplan state rm %s\"",
-		s.mesh, shortSHA(prev), problem, advice, dir, CARootStepID(s.mesh))
+		s.mesh, shortSHA(prev), problem, advice, dir, plans.CARootID(s.mesh))
 }
 
 func (s *CARoot) setOutputs(env *engine.Env, dir string, cert *x509.Certificate, source string) {

@@ -7,6 +7,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"math/big"
@@ -81,13 +82,13 @@ func NewIntermediate(ctx context.Context, root *x509.Certificate, rootKey crypto
 	if err != nil {
 		return nil, nil, fmt.Errorf("new intermediate CA for %s: %w", cluster, err)
 	}
+	subject, err := intermediateSubject(cluster)
+	if err != nil {
+		return nil, nil, fmt.Errorf("new intermediate CA for %s: %w", cluster, err)
+	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject: pkix.Name{
-			Organization: []string{Organization},
-			CommonName:   IntermediateName,
-			Locality:     []string{cluster},
-		},
+		SerialNumber:          serial,
+		RawSubject:            subject,
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -103,6 +104,23 @@ func NewIntermediate(ctx context.Context, root *x509.Certificate, rootKey crypto
 		return nil, nil, fmt.Errorf("new intermediate CA for %s: %w", cluster, err)
 	}
 	return cert, key, nil
+}
+
+// intermediateSubject is O=Istio, CN=Intermediate CA, L=<cluster> in the
+// order of Istio's Makefile (crypto/x509 would put L first).
+func intermediateSubject(cluster string) ([]byte, error) {
+	attr := func(oid asn1.ObjectIdentifier, v string) pkix.RelativeDistinguishedNameSET {
+		return pkix.RelativeDistinguishedNameSET{{Type: oid, Value: v}}
+	}
+	der, err := asn1.Marshal(pkix.RDNSequence{
+		attr(asn1.ObjectIdentifier{2, 5, 4, 10}, Organization),    // O
+		attr(asn1.ObjectIdentifier{2, 5, 4, 3}, IntermediateName), // CN
+		attr(asn1.ObjectIdentifier{2, 5, 4, 7}, cluster),          // L
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subject: %w", err)
+	}
+	return der, nil
 }
 
 // signatureAlgorithm is SHA-256 with the signer's key type (a provided

@@ -5,18 +5,21 @@ import (
 	"context"
 	"crypto/rsa"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/asn1"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
 
-var (
-	oidBasicConstraints       = asn1.ObjectIdentifier{2, 5, 29, 19}
-	oidKeyUsage               = asn1.ObjectIdentifier{2, 5, 29, 15}
-	oidSubjectKeyIdentifier   = asn1.ObjectIdentifier{2, 5, 29, 14}
-	oidAuthorityKeyIdentifier = asn1.ObjectIdentifier{2, 5, 29, 35}
-	oidSubjectAltName         = asn1.ObjectIdentifier{2, 5, 29, 17}
+// Extension IDs.
+const (
+	oidBasicConstraints       = "2.5.29.19"
+	oidKeyUsage               = "2.5.29.15"
+	oidSubjectKeyIdentifier   = "2.5.29.14"
+	oidAuthorityKeyIdentifier = "2.5.29.35"
+	oidSubjectAltName         = "2.5.29.17"
 )
 
 // criticality maps each extension of cert to whether it is critical.
@@ -84,6 +87,24 @@ func TestDefaultsMatchIstioMakefile(t *testing.T) {
 			if got := c.Subject.String(); got != tt.subject {
 				t.Errorf("subject = %q, want %q", got, tt.subject)
 			}
+			// Attribute order as in the Makefile: O, CN, then L.
+			var rdns pkix.RDNSequence
+			if _, err := asn1.Unmarshal(c.RawSubject, &rdns); err != nil {
+				t.Fatal(err)
+			}
+			var order []string
+			for _, rdn := range rdns {
+				for _, atv := range rdn {
+					order = append(order, atv.Type.String())
+				}
+			}
+			want := []string{"2.5.4.10", "2.5.4.3"} // O, CN
+			if tt.name == "intermediate" {
+				want = append(want, "2.5.4.7") // L
+			}
+			if strings.Join(order, " ") != strings.Join(want, " ") {
+				t.Errorf("subject attribute types %v, want %v", order, want)
+			}
 			if got := c.Issuer.String(); got != root.Subject.String() {
 				t.Errorf("issuer = %q, want %q", got, root.Subject.String())
 			}
@@ -106,19 +127,19 @@ func TestDefaultsMatchIstioMakefile(t *testing.T) {
 				t.Errorf("key usage = %b, want %b", c.KeyUsage, tt.keyUsages)
 			}
 			crit := criticality(c)
-			for _, oid := range []asn1.ObjectIdentifier{oidBasicConstraints, oidKeyUsage} {
-				if critical, ok := crit[oid.String()]; !ok || !critical {
+			for _, oid := range []string{oidBasicConstraints, oidKeyUsage} {
+				if critical, ok := crit[oid]; !ok || !critical {
 					t.Errorf("extension %v: present %v critical %v, want critical", oid, ok, critical)
 				}
 			}
-			if _, ok := crit[oidSubjectKeyIdentifier.String()]; !ok || len(c.SubjectKeyId) == 0 {
+			if _, ok := crit[oidSubjectKeyIdentifier]; !ok || len(c.SubjectKeyId) == 0 {
 				t.Error("no subjectKeyIdentifier")
 			}
 			if tt.wantAKI != nil {
 				if !bytes.Equal(c.AuthorityKeyId, tt.wantAKI) {
 					t.Errorf("authorityKeyIdentifier = %x, want the root's subjectKeyIdentifier %x", c.AuthorityKeyId, tt.wantAKI)
 				}
-				if _, ok := crit[oidAuthorityKeyIdentifier.String()]; !ok {
+				if _, ok := crit[oidAuthorityKeyIdentifier]; !ok {
 					t.Error("no authorityKeyIdentifier extension")
 				}
 			}
@@ -126,7 +147,7 @@ func TestDefaultsMatchIstioMakefile(t *testing.T) {
 				t.Errorf("DNS SANs = %v, want %v", c.DNSNames, tt.dnsNames)
 			}
 			if tt.dnsNames != nil {
-				if critical := crit[oidSubjectAltName.String()]; critical {
+				if critical := crit[oidSubjectAltName]; critical {
 					t.Error("subjectAltName is critical, want non-critical (the subject is not empty)")
 				}
 			}

@@ -25,7 +25,6 @@ func signLeaf(t testing.TB, ca *x509.Certificate, caKey *rsa.PrivateKey) *x509.C
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
-		URIs:         nil,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
 	if err != nil {
