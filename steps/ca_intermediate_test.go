@@ -279,7 +279,7 @@ func TestCAIntermediateFollowsNewRoot(t *testing.T) {
 	oldRoot := r.state[rootID]["certSHA256"]
 	oldInter := r.state[id]["certSHA256"]
 
-	// "delete <dir> and run mcplan state rm mesh/mesh1/ca/root"
+	// "delete <dir> and run mcplan state rm <plan.yaml> mesh/mesh1/ca/root"
 	caRemove(t, CARootDir(r.dir, caTestMesh))
 	delete(r.state, rootID)
 	step := NewCAIntermediate(caTestMesh, "cluster1", fastCA())

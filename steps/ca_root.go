@@ -348,7 +348,7 @@ func (s *CARoot) applyProvided(env *engine.Env, dir, certFile, keyFile string) e
 func (s *CARoot) refuse(dir, prev, problem, advice string) error {
 	return s.errorf("root CA of mesh %q was created by an earlier apply (sha256 %s) but %s; %s. "+
 		"mcplan does not make a new root: every cluster trusts the old one. "+
-		"To start over on purpose, delete %s and run \"mcplan state rm %s\"",
+		"To start over on purpose, delete %s and run \"mcplan state rm <plan.yaml> %s\"",
 		s.mesh, shortSHA(prev), problem, advice, dir, plans.CARootID(s.mesh))
 }
 

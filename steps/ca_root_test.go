@@ -96,14 +96,14 @@ func TestCARootNeverReplacesRecordedRoot(t *testing.T) {
 			wantErr: []string{
 				`mesh mesh1: ca root: root CA of mesh "mesh1" was created by an earlier apply (sha256 `,
 				"root-key.pem is missing; restore it from a backup. mcplan does not make a new root: every cluster trusts the old one. To start over on purpose, delete ",
-				`and run "mcplan state rm mesh/mesh1/ca/root"`,
+				`and run "mcplan state rm <plan.yaml> mesh/mesh1/ca/root"`,
 			},
 		},
 		{
 			name:      "both deleted",
 			break_:    func(t *testing.T, dir string) { caRemove(t, dir) },
 			wantDrift: "root-cert.pem missing",
-			wantErr:   []string{"root-cert.pem is missing; restore it from a backup", "mcplan state rm mesh/mesh1/ca/root"},
+			wantErr:   []string{"root-cert.pem is missing; restore it from a backup", "mcplan state rm <plan.yaml> mesh/mesh1/ca/root"},
 		},
 		{
 			name: "cert replaced by another root",
@@ -380,7 +380,7 @@ func TestCARootProvidedRefused(t *testing.T) {
 		{"missing file", plans.CA{RootCert: "nope.crt", RootKey: keyFile}, []string{filepath.Join(planDir, "nope.crt")}, false},
 		{"cert without key", plans.CA{RootCert: certFile}, []string{"ca.rootCert and ca.rootKey must be given together"}, false},
 		{"another root than the recorded one", plans.CA{RootCert: otherCert, RootKey: otherKey}, []string{
-			`root CA of mesh "mesh1" was created by an earlier apply`, "ca.rootCert " + otherCert + " is another certificate", "mcplan state rm mesh/mesh1/ca/root",
+			`root CA of mesh "mesh1" was created by an earlier apply`, "ca.rootCert " + otherCert + " is another certificate", "mcplan state rm <plan.yaml> mesh/mesh1/ca/root",
 		}, true},
 	}
 	for _, tt := range tests {
