@@ -51,6 +51,9 @@ type State struct {
 	// Serial grows with every write, so two copies can be told apart.
 	Serial int64                  `json:"serial"`
 	Steps  map[string]*StepRecord `json:"steps"`
+	// Trusted holds values trusted on first use, such as pinned SSH host
+	// keys (public keys: never secrets).
+	Trusted map[string]string `json:"trusted,omitempty"`
 }
 
 // Store is the state of one state directory, kept in memory and written
@@ -175,6 +178,27 @@ func (s *Store) flush(serial int64) error {
 	}
 	s.written = snapshot
 	return nil
+}
+
+// Trusted returns a value trusted on first use.
+func (s *Store) Trusted(key string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.state.Trusted[key]
+	return v, ok
+}
+
+// Trust records a value trusted on first use and writes the state.
+func (s *Store) Trust(key, value string) error {
+	s.mu.Lock()
+	if s.state.Trusted == nil {
+		s.state.Trusted = map[string]string{}
+	}
+	s.state.Trusted[key] = value
+	s.pending++
+	serial := s.pending
+	s.mu.Unlock()
+	return s.flush(serial)
 }
 
 // NewMemoryStore returns an empty state that is never written to disk.

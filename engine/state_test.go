@@ -121,3 +121,14 @@ func TestLockHeldByDeadProcessIsReportedStale(t *testing.T) {
 		t.Fatalf("AcquireLock = %v, want a stale *LockedError", err)
 	}
 }
+
+func TestTrustedValuesPersist(t *testing.T) {
+	dir := t.TempDir()
+	if err := openStore(t, dir).Trust("ssh-host-key/vm1@192.0.2.1:22", "ssh-ed25519 AAAA"); err != nil {
+		t.Fatal(err)
+	}
+	v, ok := openStore(t, dir).Trusted("ssh-host-key/vm1@192.0.2.1:22")
+	if !ok || v != "ssh-ed25519 AAAA" {
+		t.Errorf("Trusted = %q, %v", v, ok)
+	}
+}
