@@ -12,7 +12,8 @@ import (
 
 // Graph builds the step graph of a validated plan with defaults applied:
 // the plan's step specs, each with its fingerprint and implementation.
-func Graph(p *plans.Plan) (*engine.Graph, error) {
+// The steps share rt; nothing is contacted until a step runs.
+func Graph(p *plans.Plan, rt *Runtime) (*engine.Graph, error) {
 	g := engine.NewGraph()
 	for _, spec := range plans.Steps(p) {
 		fp, err := engine.Fingerprint(spec.Kind, spec.Inputs)
@@ -24,7 +25,7 @@ func Graph(p *plans.Plan) (*engine.Graph, error) {
 			Kind:        spec.Kind,
 			DependsOn:   spec.DependsOn,
 			Fingerprint: fp,
-			Step:        New(p, spec),
+			Step:        New(p, spec, rt),
 		}); err != nil {
 			return nil, err
 		}
@@ -36,8 +37,18 @@ func Graph(p *plans.Plan) (*engine.Graph, error) {
 }
 
 // New returns the implementation of one step.
-func New(p *plans.Plan, spec plans.StepSpec) engine.Step {
+func New(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
 	switch spec.Kind {
+	case plans.KindHostFacts:
+		return NewHostFacts(rt, *p.Host(spec.Host))
+	case plans.KindK3sServer:
+		return NewK3sServer(rt, p, *p.Cluster(spec.Cluster), *p.Host(spec.Host))
+	case plans.KindK3sJoin:
+		return NewK3sJoin(rt, p, *p.Cluster(spec.Cluster), *p.Host(spec.Host))
+	case plans.KindKubeconfigFetch:
+		return NewKubeconfigFetch(rt, p, *p.Cluster(spec.Cluster))
+	case plans.KindKubeconfigMerge:
+		return NewKubeconfigMerge(p)
 	case plans.KindCARoot:
 		return NewCARoot(spec.Mesh, p.Mesh(spec.Mesh).CA, p.Dir())
 	case plans.KindCAIntermediate:

@@ -26,23 +26,15 @@ Ctrl-C lets running steps finish; the second aborts them.`,
   mcplan apply -o json plan.yaml | jq .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pr, err := c.prepare(args[0], flags)
+			pr, err := c.prepare(args[0], flags, "mcplan apply "+args[0])
 			if err != nil {
 				return err
 			}
+			defer pr.close()
 			dir := pr.plan.StateDir()
-			lock, err := engine.AcquireLock(dir, "mcplan apply "+args[0])
-			if err != nil {
-				return err
-			}
-			defer lock.Release()
-			store, err := engine.OpenStore(dir)
-			if err != nil {
-				return err
-			}
 			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
-				Check: true, Store: store, Dir: dir, Parallelism: flags.parallelism,
+				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
 				Sink: sink, Drain: c.drain, Forget: pr.whole,
 			})
 			stop()
@@ -51,7 +43,7 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 					return err
 				}
 			} else {
-				c.writeApplySummary(rep, store.Path())
+				c.writeApplySummary(rep, pr.store.Path())
 			}
 			switch {
 			case rep.Err == nil:

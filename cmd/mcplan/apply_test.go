@@ -3,8 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"mcplan.io/mcplan/engine"
 )
@@ -93,11 +100,50 @@ func TestApplyCATargetsThenNothingChanges(t *testing.T) {
 	}
 }
 
-func TestApplyWholePlanFailsOnUnbuiltStepsButRunsTheRest(t *testing.T) {
-	plan := copyExample(t, "walkthrough")
+// unreachablePlan is a one-host plan whose host is a closed port on
+// loopback: SSH fails there, and nothing leaves the machine.
+func unreachablePlan(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o644)
+	_, key, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(key, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "id"), pem.EncodeToMemory(block), 0o600)
+	plan := fmt.Sprintf(`apiVersion: mcplan.io/v1alpha1
+kind: Plan
+metadata: {name: unreachable}
+ssh: {port: %d, identityFile: ./id, knownHosts: ./known_hosts, connectTimeout: 1s}
+hosts:
+  - {name: vm1, address: 127.0.0.1, privateIP: 10.255.0.1}
+  - {name: vm2, address: 127.0.0.1, privateIP: 10.255.0.2}
+clusters:
+  - {name: cluster1, servers: [vm1]}
+  - {name: cluster2, servers: [vm2]}
+meshes:
+  - {name: mesh1, clusters: [cluster1, cluster2], ca: {keySize: 2048}}
+`, port)
+	path := filepath.Join(dir, "plan.yaml")
+	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestApplyFailureStopsOnlyDependents(t *testing.T) {
+	plan := unreachablePlan(t)
 	dir := filepath.Dir(plan)
-	// The host steps are not built yet: their Apply fails at once, before
-	// any connection, so this test contacts no host.
 	r := mcplan(t, "apply", "-o", "json", plan)
 	if r.code != exitError {
 		t.Fatalf("exit %d, want %d", r.code, exitError)
@@ -118,6 +164,7 @@ func TestApplyWholePlanFailsOnUnbuiltStepsButRunsTheRest(t *testing.T) {
 	}
 	want := map[string]string{
 		"host/vm1/facts":                      "failed",
+		"host/vm2/facts":                      "failed",
 		"host/vm1/k3s/server":                 "blocked",
 		"mesh/mesh1/ca/root":                  "succeeded",
 		"cluster/cluster1/ca/intermediate":    "succeeded",
@@ -128,8 +175,10 @@ func TestApplyWholePlanFailsOnUnbuiltStepsButRunsTheRest(t *testing.T) {
 			t.Errorf("%s: outcome %q, want %q", id, outcome[id], o)
 		}
 	}
-	if !strings.Contains(r.stdout, "step kind host/facts: not implemented") {
-		t.Errorf("no not-implemented error in the report")
+	for _, frag := range []string{"host vm1 (127.0.0.1:", "host vm2 (127.0.0.1:", "no connection after 5 attempts"} {
+		if !strings.Contains(r.stdout, frag) {
+			t.Errorf("report lacks %q", frag)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, ".mcplan", "ca", "mesh1", "cluster2", "cert-chain.pem")); err != nil {
 		t.Errorf("CA steps did not run beside the failing host steps: %v", err)

@@ -49,7 +49,11 @@ func BenchmarkPlanOffline100Clusters(b *testing.B) {
 	c := &cli{stdout: io.Discard, stderr: io.Discard}
 	var peak uint64
 	for b.Loop() {
-		p, g, err := c.loadPlan(path)
+		p, err := c.loadPlan(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		g, err := offlineGraph(p)
 		if err != nil {
 			b.Fatal(err)
 		}

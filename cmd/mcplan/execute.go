@@ -12,6 +12,7 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps"
 )
 
 // runFlags are the flags plan and apply share.
@@ -29,30 +30,64 @@ func (f *runFlags) validate() error {
 	return fmt.Errorf("-o %q: want text or json", f.output)
 }
 
-// prepared is a loaded plan with the graph a command works on.
+// prepared is what plan and apply work on: the plan, its state (locked
+// for apply), the runtime its steps share and the graph, narrowed by
+// --target.
 type prepared struct {
-	plan *plans.Plan
-	// graph is the whole plan's graph, or the --target part of it.
-	graph *engine.Graph
+	plan    *plans.Plan
+	store   *engine.Store
+	runtime *steps.Runtime
+	lock    *engine.Lock
+	graph   *engine.Graph
 	// whole is true when graph is the whole plan's: only then may records
 	// of steps that left the plan be forgotten.
 	whole bool
 }
 
-// prepare validates the run flags, loads the plan and applies --target.
-func (c *cli) prepare(path string, flags runFlags) (*prepared, error) {
+// prepare validates the run flags, loads the plan, takes the state lock
+// when command is set, opens the state and builds the graph.
+func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared, err error) {
 	if err := flags.validate(); err != nil {
 		return nil, err
 	}
-	p, g, err := c.loadPlan(path)
+	p, err := c.loadPlan(path)
 	if err != nil {
 		return nil, err
 	}
-	targeted, err := c.selectTargets(g, flags.targets)
-	if err != nil {
+	pr := &prepared{plan: p}
+	defer func() {
+		if err != nil {
+			pr.close()
+		}
+	}()
+	if lockFor != "" {
+		if pr.lock, err = engine.AcquireLock(p.StateDir(), lockFor); err != nil {
+			return nil, err
+		}
+	}
+	if pr.store, err = engine.OpenStore(p.StateDir()); err != nil {
 		return nil, err
 	}
-	return &prepared{plan: p, graph: targeted, whole: targeted == g}, nil
+	pr.runtime = steps.NewRuntime(p, pr.store)
+	g, err := steps.Graph(p, pr.runtime)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if pr.graph, err = c.selectTargets(g, flags.targets); err != nil {
+		return nil, err
+	}
+	pr.whole = pr.graph == g
+	return pr, nil
+}
+
+// close ends the run: SSH connections, then the lock.
+func (pr *prepared) close() {
+	if pr.runtime != nil {
+		pr.runtime.Close()
+	}
+	if pr.lock != nil {
+		pr.lock.Release()
+	}
 }
 
 // progressSink picks how events are shown: JSON lines with -o json, the

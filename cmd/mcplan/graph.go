@@ -16,7 +16,11 @@ func (c *cli) graphCommand() *cobra.Command {
   mcplan graph --format mermaid plan.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, g, err := c.loadPlan(args[0])
+			p, err := c.loadPlan(args[0])
+			if err != nil {
+				return err
+			}
+			g, err := offlineGraph(p)
 			if err != nil {
 				return err
 			}

@@ -11,22 +11,27 @@ import (
 	"mcplan.io/mcplan/steps"
 )
 
-// loadPlan loads and validates a plan, prints its warnings, and returns it
-// with its step graph. Invalid plans come back as one error listing every
-// problem, one per line.
-func (c *cli) loadPlan(path string) (*plans.Plan, *engine.Graph, error) {
+// loadPlan loads and validates a plan and prints its warnings. Invalid
+// plans come back as one error listing every problem, one per line.
+func (c *cli) loadPlan(path string) (*plans.Plan, error) {
 	p, err := plans.LoadAndValidate(path)
 	if err != nil {
-		return nil, nil, planError(err)
+		return nil, planError(err)
 	}
 	for _, w := range plans.Warnings(p) {
 		fmt.Fprintf(c.stderr, "Warning: %s\n", (*plans.Error)(&w).Error())
 	}
-	g, err := steps.Graph(p)
+	return p, nil
+}
+
+// offlineGraph is the step graph of a plan for commands that contact
+// nothing (graph, validate): its steps get a runtime that is never used.
+func offlineGraph(p *plans.Plan) (*engine.Graph, error) {
+	g, err := steps.Graph(p, steps.NewRuntime(p, engine.NewMemoryStore()))
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", p.File(), err)
 	}
-	return p, g, nil
+	return g, nil
 }
 
 // planError formats plan errors one per line with a count.

@@ -25,16 +25,13 @@ case the plan file and the state alone decide.`,
   mcplan plan --target 'mesh/*/ca/*' plan.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pr, err := c.prepare(args[0], flags)
+			pr, err := c.prepare(args[0], flags, "")
 			if err != nil {
 				return err
 			}
-			store, err := engine.OpenStore(pr.plan.StateDir())
-			if err != nil {
-				return err
-			}
+			defer pr.close()
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
-				DryRun: true, Check: !offline, Store: store, Dir: pr.plan.StateDir(),
+				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(),
 				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole,
 			})
 			if flags.output == "json" {

@@ -17,7 +17,11 @@ func (c *cli) validateCommand() *cobra.Command {
   mcplan validate --show-defaults plan.yaml   # print the plan with every default filled in`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, g, err := c.loadPlan(args[0])
+			p, err := c.loadPlan(args[0])
+			if err != nil {
+				return err
+			}
+			g, err := offlineGraph(p)
 			if err != nil {
 				return err
 			}

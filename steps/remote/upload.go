@@ -1,6 +1,7 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,30 +17,40 @@ import (
 // the target, checks the sum on the host, then renames it into place.
 // It reports whether it copied anything.
 func (c *Client) Upload(ctx context.Context, local, remotePath string, mode os.FileMode) (bool, error) {
-	sum, err := fileSHA256(local)
+	sum, err := FileSHA256(local)
 	if err != nil {
 		return false, fmt.Errorf("%s: upload %s: %w", c.endpoint, local, err)
 	}
+	return c.upload(ctx, sum, local, func() (io.ReadCloser, error) { return os.Open(local) }, remotePath, mode)
+}
+
+// UploadBytes writes data to a file on the host as Upload does; for
+// generated files (data may be secret: it is never logged).
+func (c *Client) UploadBytes(ctx context.Context, data []byte, remotePath string, mode os.FileMode) (bool, error) {
+	sum := sha256.Sum256(data)
+	return c.upload(ctx, hex.EncodeToString(sum[:]), "generated content", func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(data)), nil
+	}, remotePath, mode)
+}
+
+func (c *Client) upload(ctx context.Context, sum, what string, open func() (io.ReadCloser, error), remotePath string, mode os.FileMode) (bool, error) {
 	if have, err := c.RemoteSHA256(ctx, remotePath); err != nil {
 		return false, err
 	} else if have == sum {
-		if err := c.chmod(ctx, remotePath, mode); err != nil {
-			return false, err
-		}
-		return false, nil
+		return false, c.chmod(ctx, remotePath, mode)
 	}
-	f, err := os.Open(local)
+	content, err := open()
 	if err != nil {
-		return false, fmt.Errorf("%s: upload %s: %w", c.endpoint, local, err)
+		return false, fmt.Errorf("%s: upload %s: %w", c.endpoint, what, err)
 	}
-	defer f.Close()
+	defer content.Close()
 	tmp := remotePath + ".mcplan-upload"
 	q, qt := ShellQuote(remotePath), ShellQuote(tmp)
-	script := fmt.Sprintf("mkdir -p %s && cat > %s && chmod %o %s && echo \"%s  %s\" | sha256sum -c --status - && mv -f %s %s",
+	script := fmt.Sprintf("mkdir -p %s && (umask 077 && cat > %s) && chmod %o %s && echo \"%s  %s\" | sha256sum -c --status - && mv -f %s %s",
 		ShellQuote(path.Dir(remotePath)), qt, mode.Perm(), qt, sum, tmp, qt, q)
-	if _, err := c.Run(ctx, script, RunOptions{Stdin: f}); err != nil {
+	if _, err := c.Run(ctx, script, RunOptions{Stdin: content}); err != nil {
 		_, _ = c.Run(context.WithoutCancel(ctx), "rm -f "+qt, RunOptions{})
-		return false, fmt.Errorf("upload %s to %s (sha256 checked on the host): %w", local, remotePath, err)
+		return false, fmt.Errorf("upload %s to %s (sha256 checked on the host): %w", what, remotePath, err)
 	}
 	return true, nil
 }
@@ -64,7 +75,8 @@ func (c *Client) chmod(ctx context.Context, remotePath string, mode os.FileMode)
 	return err
 }
 
-func fileSHA256(name string) (string, error) {
+// FileSHA256 is the hex sha256 of a local file.
+func FileSHA256(name string) (string, error) {
 	f, err := os.Open(name)
 	if err != nil {
 		return "", err

@@ -1,0 +1,149 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/remote"
+)
+
+// HostFacts connects to a host (verifying its key) and reads what the
+// later steps rely on: OS, architecture, init system, addresses and any
+// k3s already installed. It refuses hosts k3s cannot be installed on.
+type HostFacts struct {
+	rt   *Runtime
+	host plans.Host
+}
+
+// NewHostFacts returns the host/facts step of a host.
+func NewHostFacts(rt *Runtime, host plans.Host) *HostFacts {
+	return &HostFacts{rt: rt, host: host}
+}
+
+// Facts are what host/facts records (all outputs, none secret).
+type Facts struct {
+	OS         string   // ID from /etc/os-release, e.g. debian
+	OSVersion  string   // VERSION_ID
+	Kernel     string   // uname -s
+	Arch       string   // uname -m
+	Hostname   string   //
+	Init       string   // comm of PID 1
+	Addresses  []string // IPv4 and IPv6 addresses, without loopback
+	K3sVersion string   // "k3s --version" first line's version, or ""
+}
+
+// factsScript prints key=value lines; it changes nothing.
+const factsScript = `echo "kernel=$(uname -s)"
+echo "arch=$(uname -m)"
+echo "hostname=$(hostname)"
+. /etc/os-release 2>/dev/null && echo "os=$ID" && echo "os_version=$VERSION_ID"
+echo "init=$(cat /proc/1/comm 2>/dev/null)"
+echo "addresses=$(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | grep -v -e '^127\.' -e '^::1$' | tr '\n' ' ')"
+v=$(k3s --version 2>/dev/null | head -n1 | awk '{print $3}'); echo "k3s=$v"`
+
+// ReadFacts reads a host's facts.
+func (s *HostFacts) ReadFacts(ctx context.Context, env *engine.Env) (Facts, error) {
+	c, err := s.rt.Host(ctx, s.host.Name, env.Logf)
+	if err != nil {
+		return Facts{}, err
+	}
+	res, err := c.Run(ctx, factsScript, remote.RunOptions{})
+	if err != nil {
+		return Facts{}, fmt.Errorf("host %s: read facts: %w", s.host.Name, err)
+	}
+	return parseFacts(res.Stdout), nil
+}
+
+func parseFacts(out string) Facts {
+	var f Facts
+	for _, line := range strings.Split(out, "\n") {
+		key, value, ok := strings.Cut(line, "=")
+		if !ok {
+			continue
+		}
+		value = strings.TrimSpace(value)
+		switch key {
+		case "kernel":
+			f.Kernel = value
+		case "arch":
+			f.Arch = value
+		case "hostname":
+			f.Hostname = value
+		case "os":
+			f.OS = value
+		case "os_version":
+			f.OSVersion = value
+		case "init":
+			f.Init = value
+		case "addresses":
+			f.Addresses = strings.Fields(value)
+		case "k3s":
+			f.K3sVersion = value
+		}
+	}
+	return f
+}
+
+// supported says why k3s cannot be installed on a host, or "".
+func (s *HostFacts) unsupported(f Facts) string {
+	switch {
+	case f.Kernel != "Linux":
+		return fmt.Sprintf("kernel %q: k3s needs Linux", f.Kernel)
+	case !slices.Contains([]string{"x86_64", "aarch64", "armv7l", "s390x", "riscv64"}, f.Arch):
+		return fmt.Sprintf("architecture %q: k3s ships for x86_64, aarch64, armv7l, s390x", f.Arch)
+	case f.Init != "systemd":
+		return fmt.Sprintf("init system %q: mcplan installs k3s as a systemd service; PID 1 must be systemd", f.Init)
+	case s.host.PrivateIP != "" && !slices.Contains(f.Addresses, s.host.PrivateIP):
+		return fmt.Sprintf("privateIP %s is not an address of the host (it has %s): k3s's node-ip must be local",
+			s.host.PrivateIP, strings.Join(f.Addresses, ", "))
+	}
+	return ""
+}
+
+func (f Facts) outputs() map[string]string {
+	return map[string]string{
+		"os": f.OS + " " + f.OSVersion, "arch": f.Arch, "hostname": f.Hostname, "init": f.Init,
+		"addresses": strings.Join(f.Addresses, " "), "k3sVersion": f.K3sVersion,
+	}
+}
+
+// Check reads the facts again and compares them with the recorded ones.
+func (s *HostFacts) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	f, err := s.ReadFacts(ctx, env)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	if why := s.unsupported(f); why != "" {
+		return engine.Drifted("unsupported host: " + why), nil
+	}
+	for k, v := range f.outputs() {
+		if prev, _ := env.Previous(k); prev != v {
+			return engine.Drifted(fmt.Sprintf("%s is now %q (was %q)", k, v, prev)), nil
+		}
+	}
+	return engine.InSync(), nil
+}
+
+// Apply reads and records the facts; an unsupported host is an error.
+func (s *HostFacts) Apply(ctx context.Context, env *engine.Env) error {
+	f, err := s.ReadFacts(ctx, env)
+	if err != nil {
+		return err
+	}
+	if why := s.unsupported(f); why != "" {
+		return fmt.Errorf("host %s: unsupported host: %s", s.host.Name, why)
+	}
+	for k, v := range f.outputs() {
+		env.SetOutput(k, v)
+	}
+	k3s := "no k3s"
+	if f.K3sVersion != "" {
+		k3s = "k3s " + f.K3sVersion
+	}
+	env.Logf("%s %s %s, %s, %s", f.OS, f.OSVersion, f.Arch, f.Init, k3s)
+	return nil
+}

@@ -1,0 +1,392 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path"
+	"strings"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/remote"
+)
+
+// Upstream install script locations.
+const (
+	k3sInstallURL   = "https://get.k3s.io"
+	k3sInstallURLCN = "https://rancher-mirror.rancher.cn/k3s/k3s-install.sh"
+)
+
+// k3sReadyTimeout bounds the wait for a node to become Ready.
+const k3sReadyTimeout = 5 * time.Minute
+
+// K3sNode installs, configures or upgrades k3s on one host of a cluster,
+// as a server (the first one initialises the cluster, later ones join it)
+// or as an agent, then waits until the node is Ready through the API.
+//
+// mcplan writes /etc/rancher/k3s/config.yaml itself, so a later apply can
+// compare it and the installed version with the plan and touch nothing
+// when they match.
+type K3sNode struct {
+	rt      *Runtime
+	cluster plans.Cluster
+	host    plans.Host
+	agent   bool
+	planDir string
+	timeout time.Duration
+}
+
+// NewK3sServer returns the k3s/server step of a server host.
+func NewK3sServer(rt *Runtime, p *plans.Plan, cluster plans.Cluster, host plans.Host) *K3sNode {
+	return &K3sNode{rt: rt, cluster: cluster, host: host, planDir: p.Dir(), timeout: k3sReadyTimeout}
+}
+
+// NewK3sJoin returns the k3s/join step of an agent host.
+func NewK3sJoin(rt *Runtime, p *plans.Plan, cluster plans.Cluster, host plans.Host) *K3sNode {
+	return &K3sNode{rt: rt, cluster: cluster, host: host, agent: true, planDir: p.Dir(), timeout: k3sReadyTimeout}
+}
+
+func (s *K3sNode) unit() string {
+	if s.agent {
+		return "k3s-agent"
+	}
+	return "k3s"
+}
+
+func (s *K3sNode) role() string {
+	if s.agent {
+		return "agent"
+	}
+	return "server"
+}
+
+func (s *K3sNode) isFirstServer() bool { return !s.agent && s.cluster.Servers[0] == s.host.Name }
+
+func (s *K3sNode) errorf(format string, args ...any) error {
+	return fmt.Errorf("host %s: k3s %s: "+format, append([]any{s.host.Name, s.role()}, args...)...)
+}
+
+// desiredConfig is the config.yaml this node should have. Joining nodes
+// get the cluster token, read from the first server: the result is
+// secret and must not be logged.
+func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env) ([]byte, error) {
+	c := newK3sConfig()
+	c.set("node-name", s.host.Name)
+	c.set("node-ip", s.host.PrivateIP)
+	if !s.agent {
+		c.set("advertise-address", s.host.PrivateIP)
+		c.setList("tls-san", s.tlsSANs())
+		c.set("write-kubeconfig-mode", "0600")
+		if s.cluster.API.Port != 0 && s.cluster.API.Port != 6443 {
+			c.set("https-listen-port", fmt.Sprint(s.cluster.API.Port))
+		}
+		if s.isFirstServer() && len(s.cluster.Servers) > 1 {
+			c.set("cluster-init", true)
+		}
+	}
+	if !s.isFirstServer() {
+		first := s.rt.plan.Host(s.cluster.Servers[0])
+		c.set("server", apiURL(first.PrivateIP, s.cluster.API.Port))
+		token, err := s.clusterToken(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		c.set("token", token)
+	}
+	args := s.cluster.K3s.Args
+	if s.agent {
+		args = s.cluster.K3s.AgentArgs
+	}
+	if err := c.addArgs(args); err != nil {
+		return nil, s.errorf("%w", err)
+	}
+	return c.render()
+}
+
+// tlsSANs are every address the API is reached by.
+func (s *K3sNode) tlsSANs() []string {
+	var sans []string
+	for _, name := range s.cluster.Servers {
+		h := s.rt.plan.Host(name)
+		sans = appendNew(sans, h.PrivateIP, h.Address)
+	}
+	return appendNew(sans, s.cluster.API.OperatorAddress, s.cluster.API.MeshAddress)
+}
+
+// clusterToken reads the cluster's join token from its first server.
+func (s *K3sNode) clusterToken(ctx context.Context, env *engine.Env) (string, error) {
+	first := s.cluster.Servers[0]
+	c, err := s.rt.Host(ctx, first, env.Logf)
+	if err != nil {
+		return "", err
+	}
+	res, err := c.Run(ctx, "cat "+k3sTokenPath, remote.RunOptions{})
+	if err != nil {
+		return "", s.errorf("read the cluster token from %s: %w", first, err)
+	}
+	token := strings.TrimSpace(res.Stdout)
+	if token == "" {
+		return "", s.errorf("the cluster token on %s (%s) is empty", first, k3sTokenPath)
+	}
+	return token, nil
+}
+
+// liveState is what is installed on the host now.
+type liveState struct {
+	version, binarySHA, configSHA, active, enabled string
+}
+
+func (s *K3sNode) readLive(ctx context.Context, c *remote.Client) (liveState, error) {
+	script := fmt.Sprintf(`echo "version=$(%[1]s --version 2>/dev/null | head -n1 | awk '{print $3}')"
+echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"
+echo "config=$(sha256sum %[2]s 2>/dev/null | cut -d' ' -f1)"
+echo "active=$(systemctl is-active %[3]s 2>/dev/null)"
+echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sConfigPath, s.unit())
+	res, err := c.Run(ctx, script, remote.RunOptions{})
+	if err != nil {
+		return liveState{}, s.errorf("read installed state: %w", err)
+	}
+	var l liveState
+	for _, line := range strings.Split(res.Stdout, "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		v = strings.TrimSpace(v)
+		switch k {
+		case "version":
+			l.version = v
+		case "binary":
+			l.binarySHA = v
+		case "config":
+			l.configSHA = v
+		case "active":
+			l.active = v
+		case "enabled":
+			l.enabled = v
+		}
+	}
+	return l, nil
+}
+
+// differences lists why the host does not match the plan, most important
+// first; empty when it matches.
+func (s *K3sNode) differences(l liveState, configSHA, binarySHA string) []string {
+	var d []string
+	switch {
+	case l.version == "":
+		d = append(d, "k3s not installed")
+	case s.cluster.K3s.Version != "" && l.version != s.cluster.K3s.Version:
+		d = append(d, fmt.Sprintf("k3s %s installed, plan wants %s", l.version, s.cluster.K3s.Version))
+	}
+	if binarySHA != "" && l.version != "" && l.binarySHA != binarySHA {
+		d = append(d, "k3s binary differs from airgap.binary")
+	}
+	if l.configSHA != configSHA {
+		d = append(d, k3sConfigPath+" differs from the plan")
+	}
+	if l.version != "" && l.active != "active" {
+		d = append(d, fmt.Sprintf("service %s is %s", s.unit(), orUnknown(l.active)))
+	}
+	if l.version != "" && l.enabled != "enabled" {
+		d = append(d, fmt.Sprintf("service %s is not enabled", s.unit()))
+	}
+	return d
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func sha256Hex(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// airgapBinarySHA is the sha256 of the plan's airgap binary, or "".
+func (s *K3sNode) airgapBinarySHA() (string, error) {
+	a := s.cluster.K3s.Airgap
+	if a == nil {
+		return "", nil
+	}
+	sum, err := remote.FileSHA256(s.rt.plan.Resolve(a.Binary))
+	if err != nil {
+		return "", s.errorf("airgap.binary: %w", err)
+	}
+	return sum, nil
+}
+
+// Check compares the host with the plan, read-only: version, binary,
+// config.yaml, service, and the node's readiness through the API.
+func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	c, err := s.rt.Host(ctx, s.host.Name, env.Logf)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	live, err := s.readLive(ctx, c)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	config, err := s.desiredConfig(ctx, env)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	binarySHA, err := s.airgapBinarySHA()
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	if d := s.differences(live, sha256Hex(config), binarySHA); len(d) > 0 {
+		return engine.Drifted(strings.Join(d, "; ")), nil
+	}
+	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	ready, why, err := nodeReadiness(ctx, client, s.host.Name)
+	if err != nil {
+		return engine.Drift{}, s.errorf("read node: %w", err)
+	}
+	if !ready {
+		return engine.Drifted(why), nil
+	}
+	return engine.InSync(), nil
+}
+
+// Apply converges the host: uploads (airgap), config.yaml, then the
+// install script when k3s is missing or another version or binary is
+// wanted, or a restart when only the config changed; then waits for the
+// node to be Ready.
+func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
+	c, err := s.rt.Host(ctx, s.host.Name, env.Logf)
+	if err != nil {
+		return err
+	}
+	live, err := s.readLive(ctx, c)
+	if err != nil {
+		return err
+	}
+	binarySHA, err := s.airgapBinarySHA()
+	if err != nil {
+		return err
+	}
+	if err := s.uploadAirgap(ctx, env, c); err != nil {
+		return err
+	}
+	config, err := s.desiredConfig(ctx, env)
+	if err != nil {
+		return err
+	}
+	configChanged, err := c.UploadBytes(ctx, config, k3sConfigPath, 0o600)
+	if err != nil {
+		return s.errorf("write %s: %w", k3sConfigPath, err)
+	}
+	if configChanged {
+		env.Logf("wrote %s", k3sConfigPath)
+	}
+	needInstall := live.version == "" ||
+		(s.cluster.K3s.Version != "" && live.version != s.cluster.K3s.Version) ||
+		(binarySHA != "" && live.binarySHA != binarySHA) ||
+		live.enabled != "enabled"
+	switch {
+	case needInstall:
+		if err := s.runInstall(ctx, env, c); err != nil {
+			return err
+		}
+	case configChanged || live.active != "active":
+		env.Logf("restarting %s", s.unit())
+		if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
+			return s.errorf("restart: %w", err)
+		}
+	}
+	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
+	if err != nil {
+		return err
+	}
+	if err := waitNodeReady(ctx, cfg, s.host.Name, s.timeout); err != nil {
+		return s.errorf("%w%s", err, s.journalTail(ctx, c))
+	}
+	after, err := s.readLive(ctx, c)
+	if err != nil {
+		return err
+	}
+	env.SetOutput("version", after.version)
+	env.SetOutput("role", s.role())
+	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
+	return nil
+}
+
+// uploadAirgap copies the airgap files, each only when the host lacks it.
+func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.Client) error {
+	a := s.cluster.K3s.Airgap
+	if a == nil {
+		return nil
+	}
+	files := []struct{ local, remote string }{
+		{a.Binary, k3sBinaryPath},
+		{a.InstallScript, k3sScriptPath},
+	}
+	if a.Images != "" {
+		files = append(files, struct{ local, remote string }{a.Images, path.Join(k3sImagesDir, path.Base(a.Images))})
+	}
+	for _, f := range files {
+		local := s.rt.plan.Resolve(f.local)
+		copied, err := c.Upload(ctx, local, f.remote, 0o755)
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+		if copied {
+			env.Logf("uploaded %s to %s", local, f.remote)
+		}
+	}
+	return nil
+}
+
+// runInstall runs the install script with the INSTALL_K3S_* settings of
+// the plan: the uploaded script for airgap, else the upstream (or China
+// mirror) script downloaded on the host.
+func (s *K3sNode) runInstall(ctx context.Context, env *engine.Env, c *remote.Client) error {
+	vars := []string{"INSTALL_K3S_EXEC=" + s.role()}
+	k := s.cluster.K3s
+	if k.Version != "" {
+		vars = append(vars, "INSTALL_K3S_VERSION="+k.Version)
+	} else if k.Channel != "" {
+		vars = append(vars, "INSTALL_K3S_CHANNEL="+k.Channel)
+	}
+	if k.Mirror == "cn" {
+		vars = append(vars, "INSTALL_K3S_MIRROR=cn")
+	}
+	var command string
+	if k.Airgap != nil {
+		vars = append(vars, "INSTALL_K3S_SKIP_DOWNLOAD=true")
+		command = "env " + strings.Join(vars, " ") + " sh " + k3sScriptPath
+	} else {
+		url := k3sInstallURL
+		if k.Mirror == "cn" {
+			url = k3sInstallURLCN
+		}
+		command = fmt.Sprintf("curl -sfL %s | env %s sh -", url, strings.Join(vars, " "))
+	}
+	env.Logf("installing k3s %s (%s)", s.role(), strings.Join(vars, " "))
+	if _, err := c.Run(ctx, command, remoteOptions(env)); err != nil {
+		return s.errorf("install script: %w", err)
+	}
+	return nil
+}
+
+// journalTail is the end of the k3s service's log, to explain a failure.
+func (s *K3sNode) journalTail(ctx context.Context, c *remote.Client) string {
+	res, err := c.Run(ctx, "journalctl -u "+s.unit()+" -n 15 --no-pager 2>/dev/null || systemctl status "+s.unit()+" --no-pager 2>/dev/null", remote.RunOptions{})
+	if err != nil || strings.TrimSpace(res.Stdout) == "" {
+		return ""
+	}
+	return "\nlast lines of " + s.unit() + "'s log:\n" + res.Stdout
+}

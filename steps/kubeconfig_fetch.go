@@ -1,0 +1,151 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/atomicfile"
+	"mcplan.io/mcplan/plans"
+)
+
+// ClusterKubeconfigPath is where kubeconfig/fetch keeps a cluster's
+// kubeconfig (0600: it holds the admin's client key).
+func ClusterKubeconfigPath(stateDir, cluster string) string {
+	return filepath.Join(stateDir, "kubeconfig", cluster+".yaml")
+}
+
+// KubeconfigNames are a cluster's entry names in the merged kubeconfig.
+type KubeconfigNames struct{ Cluster, User, Context string }
+
+// kubeconfigNames applies the plan's name patterns to a cluster.
+func kubeconfigNames(p *plans.Plan, cluster string) KubeconfigNames {
+	k := plans.Kubeconfig{Cluster: "{cluster}", User: "user-{cluster}", Context: "context-{cluster}"}
+	if p.Kubeconfig != nil {
+		k = *p.Kubeconfig
+	}
+	r := strings.NewReplacer("{cluster}", cluster)
+	return KubeconfigNames{Cluster: r.Replace(k.Cluster), User: r.Replace(k.User), Context: r.Replace(k.Context)}
+}
+
+// KubeconfigFetch reads a cluster's admin kubeconfig from its first server
+// (/etc/rancher/k3s/k3s.yaml: server 127.0.0.1, names "default"), points
+// it at the address the operator reaches the API by and renames its
+// entries as the plan says: what the walkthrough does with sed and vim.
+type KubeconfigFetch struct {
+	rt      *Runtime
+	cluster plans.Cluster
+	names   KubeconfigNames
+}
+
+// NewKubeconfigFetch returns the kubeconfig/fetch step of a cluster.
+func NewKubeconfigFetch(rt *Runtime, p *plans.Plan, cluster plans.Cluster) *KubeconfigFetch {
+	return &KubeconfigFetch{rt: rt, cluster: cluster, names: kubeconfigNames(p, cluster.Name)}
+}
+
+func (s *KubeconfigFetch) errorf(format string, args ...any) error {
+	return fmt.Errorf("cluster %s: kubeconfig: "+format, append([]any{s.cluster.Name}, args...)...)
+}
+
+// desired fetches k3s.yaml and rewrites it. The result holds secrets.
+func (s *KubeconfigFetch) desired(ctx context.Context, env *engine.Env) ([]byte, *clientcmdapi.Config, error) {
+	c, err := s.rt.Host(ctx, s.cluster.Servers[0], env.Logf)
+	if err != nil {
+		return nil, nil, err
+	}
+	raw, err := readK3sKubeconfig(ctx, c)
+	if err != nil {
+		return nil, nil, s.errorf("%w", err)
+	}
+	cfg, err := RenameK3sKubeconfig(raw, apiURL(s.cluster.API.OperatorAddress, s.cluster.API.Port), s.names)
+	if err != nil {
+		return nil, nil, s.errorf("%s on %s: %w", k3sKubeconfigPath, s.cluster.Servers[0], err)
+	}
+	out, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, nil, s.errorf("%w", err)
+	}
+	return out, cfg, nil
+}
+
+// RenameK3sKubeconfig turns k3s.yaml into a kubeconfig with one cluster,
+// user and context under the given names, whose server is server.
+func RenameK3sKubeconfig(raw []byte, server string, names KubeconfigNames) (*clientcmdapi.Config, error) {
+	in, err := clientcmd.Load(raw)
+	if err != nil {
+		return nil, err
+	}
+	ctxName := in.CurrentContext
+	if ctxName == "" {
+		ctxName = "default"
+	}
+	kctx, ok := in.Contexts[ctxName]
+	if !ok {
+		return nil, fmt.Errorf("no context %q", ctxName)
+	}
+	cluster, ok := in.Clusters[kctx.Cluster]
+	if !ok {
+		return nil, fmt.Errorf("context %q names cluster %q, which is missing", ctxName, kctx.Cluster)
+	}
+	user, ok := in.AuthInfos[kctx.AuthInfo]
+	if !ok {
+		return nil, fmt.Errorf("context %q names user %q, which is missing", ctxName, kctx.AuthInfo)
+	}
+	out := clientcmdapi.NewConfig()
+	c := cluster.DeepCopy()
+	c.Server = server
+	out.Clusters[names.Cluster] = c
+	out.AuthInfos[names.User] = user.DeepCopy()
+	out.Contexts[names.Context] = &clientcmdapi.Context{Cluster: names.Cluster, AuthInfo: names.User, Namespace: kctx.Namespace}
+	out.CurrentContext = names.Context
+	return out, nil
+}
+
+// Check compares the kept kubeconfig with a fresh fetch, read-only.
+func (s *KubeconfigFetch) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	want, _, err := s.desired(ctx, env)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	have, err := os.ReadFile(ClusterKubeconfigPath(env.Dir, s.cluster.Name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return engine.Drifted("kubeconfig not fetched yet"), nil
+	case err != nil:
+		return engine.Drift{}, s.errorf("%w", err)
+	case !bytes.Equal(have, want):
+		return engine.Drifted("the cluster's credentials or address changed"), nil
+	}
+	return engine.InSync(), nil
+}
+
+// Apply fetches, rewrites and keeps the kubeconfig (0600).
+func (s *KubeconfigFetch) Apply(ctx context.Context, env *engine.Env) error {
+	want, cfg, err := s.desired(ctx, env)
+	if err != nil {
+		return err
+	}
+	path := ClusterKubeconfigPath(env.Dir, s.cluster.Name)
+	if err := atomicfile.Write(path, want, 0o600); err != nil {
+		return s.errorf("%w", err)
+	}
+	ca := sha256.Sum256(cfg.Clusters[s.names.Cluster].CertificateAuthorityData)
+	env.SetOutput("file", path)
+	env.SetOutput("context", s.names.Context)
+	env.SetOutput("server", cfg.Clusters[s.names.Cluster].Server)
+	env.SetOutput("meshServer", apiURL(s.cluster.API.MeshAddress, s.cluster.API.Port))
+	env.SetOutput("caSHA256", hex.EncodeToString(ca[:]))
+	env.Logf("kubeconfig of %s: context %s, server %s", s.cluster.Name, s.names.Context, cfg.Clusters[s.names.Cluster].Server)
+	return nil
+}
