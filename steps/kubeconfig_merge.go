@@ -34,13 +34,13 @@ func NewKubeconfigMerge(p *plans.Plan) *KubeconfigMerge {
 }
 
 // MergeKubeconfigs merges kubeconfig files into the kubeconfig at target
-// (which may not exist) and returns the result: entries of the sources
+// (which may not exist; "" for none) and returns the result: entries of the sources
 // replace same-named ones, others stay, and the current context is kept
 // or, when unset, becomes the first source's.
 func MergeKubeconfigs(target string, sources []string) ([]byte, error) {
 	merged, err := clientcmd.LoadFromFile(target)
 	switch {
-	case errors.Is(err, fs.ErrNotExist):
+	case target == "" || errors.Is(err, fs.ErrNotExist):
 		merged = clientcmdapi.NewConfig()
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", target, err)

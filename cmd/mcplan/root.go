@@ -39,6 +39,7 @@ to resume).`,
 		c.planCommand(),
 		c.applyCommand(),
 		c.stateCommand(),
+		c.kubeconfigCommand(),
 		c.schemaCommand(),
 		c.versionCommand(),
 	)

@@ -1,0 +1,97 @@
+package steps
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// k3sYAML is shaped like /etc/rancher/k3s/k3s.yaml (fake key material).
+const k3sYAML = `apiVersion: v1
+clusters:
+- cluster:
+    certificate-authority-data: Q0EtREFUQQ==
+    server: https://127.0.0.1:6443
+  name: default
+contexts:
+- context:
+    cluster: default
+    user: default
+  name: default
+current-context: default
+kind: Config
+preferences: {}
+users:
+- name: default
+  user:
+    client-certificate-data: Q0VSVA==
+    client-key-data: S0VZ
+`
+
+func TestRenameAndMergeAsTheWalkthrough(t *testing.T) {
+	dir := t.TempDir()
+	var sources []string
+	for _, c := range []struct{ name, ip string }{{"cluster1", "192.168.60.113"}, {"cluster2", "192.168.60.9"}} {
+		cfg, err := RenameK3sKubeconfig([]byte(k3sYAML), apiURL(c.ip, 6443),
+			KubeconfigNames{Cluster: c.name, User: "user-" + c.name, Context: "context-" + c.name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, c.name+".yaml")
+		if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+			t.Fatal(err)
+		}
+		sources = append(sources, path)
+	}
+	// An existing kubeconfig with an unrelated context and a stale entry.
+	target := filepath.Join(dir, "config")
+	existing := clientcmdapi.NewConfig()
+	existing.Clusters["prod"] = &clientcmdapi.Cluster{Server: "https://prod.example:6443"}
+	existing.AuthInfos["prod-admin"] = &clientcmdapi.AuthInfo{Token: "t"}
+	existing.Contexts["prod"] = &clientcmdapi.Context{Cluster: "prod", AuthInfo: "prod-admin"}
+	existing.Clusters["cluster1"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:6443"}
+	existing.CurrentContext = "prod"
+	if err := clientcmd.WriteToFile(*existing, target); err != nil {
+		t.Fatal(err)
+	}
+	out, err := MergeKubeconfigs(target, sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	merged, err := clientcmd.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if merged.CurrentContext != "prod" {
+		t.Errorf("current context %q, want the user's prod kept", merged.CurrentContext)
+	}
+	if merged.Contexts["prod"] == nil {
+		t.Error("unrelated context dropped")
+	}
+	for name, server := range map[string]string{"cluster1": "https://192.168.60.113:6443", "cluster2": "https://192.168.60.9:6443"} {
+		if got := merged.Clusters[name].Server; got != server {
+			t.Errorf("%s server %q, want %q", name, got, server)
+		}
+		ctx := merged.Contexts["context-"+name]
+		if ctx == nil || ctx.Cluster != name || ctx.AuthInfo != "user-"+name {
+			t.Errorf("context-%s = %+v", name, ctx)
+		}
+		if string(merged.AuthInfos["user-"+name].ClientKeyData) != "KEY" {
+			t.Errorf("user-%s lost its key", name)
+		}
+	}
+	fresh, err := MergeKubeconfigs("", sources)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, _ := clientcmd.Load(fresh)
+	if cfg.CurrentContext != "context-cluster1" || len(cfg.Contexts) != 2 {
+		t.Errorf("fresh merge: current %q, %d contexts", cfg.CurrentContext, len(cfg.Contexts))
+	}
+	if _, err := os.Stat(target); err != nil {
+		t.Fatal(err)
+	}
+}
