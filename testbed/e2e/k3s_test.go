@@ -1,0 +1,203 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// readyNodes lists the Ready nodes of a context of the merged kubeconfig,
+// as kubectl --kubeconfig <merged> --context <ctx> get nodes would.
+func (w *world) readyNodes(ctx context.Context, kubeContext string) []string {
+	w.t.Helper()
+	loader := &clientcmd.ClientConfigLoadingRules{ExplicitPath: filepath.Join(w.dir, "kubeconfig")}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loader, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		w.t.Fatalf("context %s: %v", kubeContext, err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		w.t.Fatalf("context %s: list nodes: %v", kubeContext, err)
+	}
+	var ready []string
+	for _, n := range nodes.Items {
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				ready = append(ready, n.Name)
+			}
+		}
+	}
+	slices.Sort(ready)
+	return ready
+}
+
+// TestK3sClustersOnTestHosts is issue 5's end-to-end run: three systemd
+// hosts, cluster1 = server h1, cluster2 = server h2 + agent h3, installed
+// by mcplan apply through the airgap path.
+func TestK3sClustersOnTestHosts(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	w.writePlan(planOptions{})
+
+	start := time.Now()
+	r := w.apply(ctx)
+	if r.code != 0 {
+		t.Fatalf("first apply: exit %d\n%s", r.code, r.output)
+	}
+	t.Logf("first apply: %s", time.Since(start).Round(time.Millisecond))
+	if got := w.readyNodes(ctx, "context-cluster1"); !slices.Equal(got, []string{"h1"}) {
+		t.Errorf("cluster1 Ready nodes %v, want [h1]", got)
+	}
+	if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
+		t.Errorf("cluster2 Ready nodes %v, want [h2 h3]", got)
+	}
+	if fi, err := os.Stat(filepath.Join(w.dir, "kubeconfig")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("merged kubeconfig: %v, mode %v", err, fi.Mode().Perm())
+	}
+	state, _ := os.ReadFile(filepath.Join(w.dir, ".mcplan", "state.json"))
+	token := strings.TrimSpace(w.ssh(w.bed.Hosts[1], "cat /var/lib/rancher/k3s/server/token"))
+	if token == "" || strings.Contains(string(state), token) || strings.Contains(r.output, token) {
+		t.Error("the cluster token is in the state or the output")
+	}
+
+	t.Run("second apply mutates nothing", func(t *testing.T) {
+		before := w.commandLogs()
+		start := time.Now()
+		r := w.apply(ctx)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.output)
+		}
+		t.Logf("second apply: %s", time.Since(start).Round(time.Millisecond))
+		if ran := r.ran(); len(ran) != 0 {
+			t.Errorf("second apply ran %v", ran)
+		}
+		for id, o := range r.outcomes {
+			if o != "unchanged" {
+				t.Errorf("%s: %s, want unchanged", id, o)
+			}
+		}
+		if after := w.commandLogs(); !mapsEqual(before, after) {
+			t.Errorf("a host's command log changed:\nbefore %v\nafter %v", before, after)
+		}
+	})
+
+	t.Run("changed k3s arg reruns only that cluster", func(t *testing.T) {
+		w.writePlan(planOptions{cluster2Args: []string{"--node-label=tier=edge"}})
+		r := w.apply(ctx)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.output)
+		}
+		want := []string{"cluster/cluster2/kubeconfig/fetch", "host/h2/k3s/server", "kubeconfig/merge"}
+		if got := r.ran(); !slices.Equal(got, want) {
+			t.Errorf("ran %v, want %v", got, want)
+		}
+		if !strings.Contains(w.ssh(w.bed.Hosts[1], "cat /etc/rancher/k3s/config.yaml"), "node-label: tier=edge") {
+			t.Error("config.yaml of h2 lacks the new arg")
+		}
+	})
+
+	t.Run("changed host key and sshd down are both reported", func(t *testing.T) {
+		// h1 presents another key than known_hosts says; h3's sshd is stopped.
+		w.ssh(w.bed.Hosts[0], "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh")
+		w.ssh(w.bed.Hosts[2], "systemctl stop ssh.socket ssh.service 2>/dev/null; systemctl stop ssh; true")
+		w.writePlan(planOptions{cluster1Args: []string{"--node-label=tier=core"}, cluster2Args: []string{"--node-label=tier=edge2"}})
+		r := w.apply(ctx)
+		if r.code != 1 {
+			t.Fatalf("exit %d, want 1\n%s", r.code, r.output)
+		}
+		if !strings.Contains(r.errors["host/h1/facts"], "HOST KEY MISMATCH") {
+			t.Errorf("h1: %q", r.errors["host/h1/facts"])
+		}
+		if e := r.errors["host/h3/facts"]; !strings.Contains(e, "host h3 (") || !strings.Contains(e, "no connection after") {
+			t.Errorf("h3: %q", e)
+		}
+		if r.outcomes["host/h2/k3s/server"] != "succeeded" {
+			t.Errorf("h2's server step: %s (the reachable host must still be updated)", r.outcomes["host/h2/k3s/server"])
+		}
+		for _, id := range []string{"host/h1/k3s/server", "host/h3/k3s/join", "cluster/cluster1/kubeconfig/fetch"} {
+			if r.outcomes[id] != "blocked" {
+				t.Errorf("%s: %s, want blocked", id, r.outcomes[id])
+			}
+		}
+	})
+}
+
+// TestSIGKILLDuringInstallResumes kills mcplan while k3s installs, then
+// applies again: everything completes, nothing is uploaded twice.
+func TestSIGKILLDuringInstallResumes(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	w.writePlan(planOptions{})
+	cmd := exec.CommandContext(ctx, w.mcplan, "apply", filepath.Join(w.dir, "plan.yaml"))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// The plain output's lines are "<time>  <step>  | <log line>".
+	installing := ""
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		if fields := strings.Fields(sc.Text()); strings.Contains(sc.Text(), "installing k3s") && len(fields) > 1 {
+			cmd.Process.Signal(syscall.SIGKILL)
+			installing = fields[1]
+			break
+		}
+	}
+	cmd.Wait()
+	if installing == "" {
+		t.Fatal("never saw an install start")
+	}
+	t.Logf("killed mcplan while %s ran the install script", installing)
+	if out, err := exec.Command(w.mcplan, "state", "unlock", filepath.Join(w.dir, "plan.yaml")).CombinedOutput(); err != nil {
+		t.Fatalf("unlock: %v %s", err, out)
+	}
+	r := w.apply(ctx)
+	if r.code != 0 {
+		t.Fatalf("apply after SIGKILL: exit %d\n%s", r.code, r.output)
+	}
+	for _, line := range strings.Split(r.output, "\n") {
+		if strings.Contains(line, `"step":"`+installing+`"`) && strings.Contains(line, "uploaded "+w.k3s) {
+			t.Errorf("%s got the k3s binary again after the kill, though it had it: %s", installing, line)
+		}
+	}
+	if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
+		t.Errorf("cluster2 Ready nodes %v", got)
+	}
+	r = w.apply(ctx)
+	if ran := r.ran(); r.code != 0 || len(ran) != 0 {
+		t.Errorf("apply after resume: exit %d, ran %v", r.code, ran)
+	}
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"mcplan.io/mcplan/testbed"
+)
+
+// repoRoot is the repository's top directory.
+func repoRoot(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// buildMcplan builds the mcplan binary for the test.
+func buildMcplan(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "mcplan")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mcplan")
+	cmd.Dir = repoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build mcplan: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// standin returns the k3s stand-in binary, building it when missing (a
+// cold build takes minutes; scripts/test.sh builds it before the tests).
+func standin(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot(t), "testbed", "k3s-standin", "build.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build the k3s stand-in: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// world is a testbed with a plan over its hosts.
+type world struct {
+	t      *testing.T
+	bed    *testbed.Bed
+	mcplan string
+	dir    string // holds plan.yaml, its state and kubeconfig
+	k3s    string
+}
+
+func newWorld(t *testing.T, hosts int) *world {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: brings up systemd test hosts and a real kube-apiserver per cluster; skipped with -short")
+	}
+	w := &world{t: t, dir: t.TempDir()}
+	w.bed = testbed.ForTest(t, hosts, testbed.KindSystemd)
+	w.mcplan = buildMcplan(t)
+	w.k3s = standin(t)
+	return w
+}
+
+// planOptions vary the generated plan.
+type planOptions struct {
+	cluster2Args []string
+	cluster1Args []string
+}
+
+// writePlan writes plan.yaml: cluster1 = server h1; cluster2 = server h2
+// and agent h3; k3s installed through the airgap path with the stand-in.
+func (w *world) writePlan(o planOptions) string {
+	w.t.Helper()
+	h := w.bed.Hosts
+	quoteList := func(args []string) string {
+		var q []string
+		for _, a := range args {
+			q = append(q, fmt.Sprintf("%q", a))
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	plan := fmt.Sprintf(`apiVersion: mcplan.io/v1alpha1
+kind: Plan
+metadata: {name: e2e}
+ssh: {user: root, identityFile: %q, knownHosts: %q, connectTimeout: 3s}
+hosts:
+  - {name: h1, address: %s}
+  - {name: h2, address: %s}
+  - {name: h3, address: %s}
+networks: [{name: network1}, {name: network2}]
+clusters:
+  - name: cluster1
+    network: network1
+    servers: [h1]
+    k3s:
+      args: %s
+      airgap: {binary: %q, installScript: %q}
+  - name: cluster2
+    network: network2
+    servers: [h2]
+    agents: [h3]
+    k3s:
+      args: %s
+      airgap: {binary: %q, installScript: %q}
+kubeconfig: {path: ./kubeconfig}
+`, w.bed.ClientKeyPath, w.bed.KnownHostsPath, h[0].Address, h[1].Address, h[2].Address,
+		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
+		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript())
+	path := filepath.Join(w.dir, "plan.yaml")
+	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	return path
+}
+
+func (w *world) installScript() string {
+	return filepath.Join(repoRoot(w.t), "testbed", "k3s-install", "install.sh")
+}
+
+// applyResult is one mcplan apply: its exit code, the steps' outcomes
+// and actions from the JSON report, and the event lines.
+type applyResult struct {
+	code     int
+	outcomes map[string]string
+	actions  map[string]string
+	errors   map[string]string
+	output   string
+}
+
+// apply runs mcplan apply -o json and decodes the report.
+func (w *world) apply(ctx context.Context, args ...string) applyResult {
+	w.t.Helper()
+	cmd := exec.CommandContext(ctx, w.mcplan, append([]string{"apply", "-o", "json"}, append(args, filepath.Join(w.dir, "plan.yaml"))...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	r := applyResult{outcomes: map[string]string{}, actions: map[string]string{}, errors: map[string]string{}, output: stdout.String() + stderr.String()}
+	if exit, ok := err.(*exec.ExitError); ok {
+		r.code = exit.ExitCode()
+	} else if err != nil {
+		w.t.Fatal(err)
+	}
+	dec := json.NewDecoder(&stdout)
+	for dec.More() {
+		var v struct {
+			Steps []struct{ ID, Outcome, Action, Error string } `json:"steps"`
+		}
+		if err := dec.Decode(&v); err != nil {
+			w.t.Fatalf("decode apply output: %v\n%s", err, r.output)
+		}
+		for _, s := range v.Steps {
+			r.outcomes[s.ID], r.actions[s.ID], r.errors[s.ID] = s.Outcome, s.Action, s.Error
+		}
+	}
+	return r
+}
+
+// ran lists the steps an apply ran (succeeded or failed), sorted.
+func (r applyResult) ran() []string {
+	var ids []string
+	for id, o := range r.outcomes {
+		if o == "succeeded" || o == "failed" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ssh runs a command on a test host, its key checked against the bed's
+// known_hosts.
+func (w *world) ssh(h testbed.Host, command string) string {
+	w.t.Helper()
+	key, err := os.ReadFile(w.bed.ClientKeyPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(key)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	check, err := knownhosts.New(w.bed.KnownHostsPath)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c, err := ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{User: "root", Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: check, Timeout: 10 * time.Second})
+	if err != nil {
+		w.t.Fatalf("ssh %s: %v", h.Name, err)
+	}
+	defer c.Close()
+	s, err := c.NewSession()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer s.Close()
+	out, err := s.CombinedOutput(command)
+	if err != nil {
+		w.t.Fatalf("ssh %s %q: %v\n%s", h.Name, command, err, out)
+	}
+	return string(out)
+}
+
+// commandLogs reads every host's command log of the install stand-in.
+func (w *world) commandLogs() map[string]string {
+	logs := map[string]string{}
+	for _, h := range w.bed.Hosts {
+		logs[h.Name] = w.ssh(h, "cat /var/log/mcplan-testbed/commands.log 2>/dev/null || true")
+	}
+	return logs
+}
