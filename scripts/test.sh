@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Runs every check of mcplan: formatting, vet, all tests (with the race
-# detector), a 30 s fuzz of the plan loader, and each benchmark once.
+# detector) including the end-to-end tests on the testbed, the k3s
+# stand-in's tests, a 30 s fuzz of the plan loader, and each benchmark once.
 # Usage: scripts/test.sh            (from anywhere in the repository)
 #        FUZZTIME=2m scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
+
+echo "== build the k3s stand-in (cached per machine; a cold build takes several minutes)"
+testbed/k3s-standin/build.sh
+
+echo "== the test hosts' Debian tree (cached per machine; debootstrap takes about 2 minutes once)"
+go run ./testbed/cmd/testbed rootfs
 
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
@@ -19,6 +26,9 @@ go vet ./...
 
 echo "== go test"
 go test -race -count=1 ./...
+
+echo "== go test (k3s stand-in module)"
+(cd testbed/k3s-standin && go vet ./... && go test -count=1 ./...)
 
 echo "== fuzz the plan loader (${FUZZTIME:-30s})"
 go test ./plans -run '^$' -fuzz '^FuzzParse$' -fuzztime "${FUZZTIME:-30s}"
