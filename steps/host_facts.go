@@ -104,10 +104,12 @@ func (s *HostFacts) unsupported(f Facts) string {
 	return ""
 }
 
+// outputs are the facts later applies compare: what the host is, not
+// what mcplan installs on it (the k3s version is the k3s steps' to check).
 func (f Facts) outputs() map[string]string {
 	return map[string]string{
 		"os": f.OS + " " + f.OSVersion, "arch": f.Arch, "hostname": f.Hostname, "init": f.Init,
-		"addresses": strings.Join(f.Addresses, " "), "k3sVersion": f.K3sVersion,
+		"addresses": strings.Join(f.Addresses, " "),
 	}
 }
 

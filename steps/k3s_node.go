@@ -307,11 +307,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 			return s.errorf("restart: %w", err)
 		}
 	}
-	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
-	if err != nil {
-		return err
-	}
-	if err := waitNodeReady(ctx, cfg, s.host.Name, s.timeout); err != nil {
+	if err := s.waitReady(ctx, env); err != nil {
 		return s.errorf("%w%s", err, s.journalTail(ctx, c))
 	}
 	after, err := s.readLive(ctx, c)
@@ -322,6 +318,26 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	env.SetOutput("role", s.role())
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
 	return nil
+}
+
+// waitReady waits, within the step's timeout, for the first server to
+// write its kubeconfig (k3s does once its API is up) and then for this
+// node to be Ready through the API.
+func (s *K3sNode) waitReady(ctx context.Context, env *engine.Env) error {
+	deadline := time.Now().Add(s.timeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
+		if err == nil {
+			return waitNodeReady(ctx, cfg, s.host.Name, time.Until(deadline))
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API of cluster %s did not come up within %s: %w", s.cluster.Name, s.timeout, err)
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // uploadAirgap copies the airgap files, each only when the host lacks it.

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"mcplan.io/mcplan/testbed"
 )
 
 // readyNodes lists the Ready nodes of a context of the merged kubeconfig,
@@ -87,6 +92,9 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		t.Logf("second apply: %s", time.Since(start).Round(time.Millisecond))
 		if ran := r.ran(); len(ran) != 0 {
 			t.Errorf("second apply ran %v", ran)
+			for _, id := range ran {
+				t.Logf("%s: %s %s", id, r.actions[id], r.reasons[id])
+			}
 		}
 		for id, o := range r.outcomes {
 			if o != "unchanged" {
@@ -104,7 +112,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("exit %d\n%s", r.code, r.output)
 		}
-		want := []string{"cluster/cluster2/kubeconfig/fetch", "host/h2/k3s/server", "kubeconfig/merge"}
+		want := []string{"cluster/cluster2/kubeconfig/fetch", "host/h2/k3s/server", "host/h3/k3s/join", "kubeconfig/merge"}
 		if got := r.ran(); !slices.Equal(got, want) {
 			t.Errorf("ran %v, want %v", got, want)
 		}
@@ -114,8 +122,9 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 	})
 
 	t.Run("changed host key and sshd down are both reported", func(t *testing.T) {
-		// h1 presents another key than known_hosts says; h3's sshd is stopped.
-		w.ssh(w.bed.Hosts[0], "rm -f /etc/ssh/ssh_host_ed25519_key* && ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/ssh_host_ed25519_key && systemctl restart ssh")
+		// The plan's known_hosts holds another key for h1 than h1 has (as
+		// after a reinstall, or a man in the middle); h3's sshd is stopped.
+		w.replaceKnownKey(w.bed.Hosts[0])
 		w.ssh(w.bed.Hosts[2], "systemctl stop ssh.socket ssh.service 2>/dev/null; systemctl stop ssh; true")
 		w.writePlan(planOptions{cluster1Args: []string{"--node-label=tier=core"}, cluster2Args: []string{"--node-label=tier=edge2"}})
 		r := w.apply(ctx)
@@ -187,6 +196,33 @@ func TestSIGKILLDuringInstallResumes(t *testing.T) {
 	r = w.apply(ctx)
 	if ran := r.ran(); r.code != 0 || len(ran) != 0 {
 		t.Errorf("apply after resume: exit %d, ran %v", r.code, ran)
+	}
+}
+
+// replaceKnownKey puts a freshly made key for h in the plan's known_hosts.
+func (w *world) replaceKnownKey(h testbed.Host) {
+	w.t.Helper()
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	key, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	data, err := os.ReadFile(w.knownHosts)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var lines []string
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if strings.HasPrefix(line, h.Address+" ") {
+			line = h.Address + " " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(key)))
+		}
+		lines = append(lines, line)
+	}
+	if err := os.WriteFile(w.knownHosts, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		w.t.Fatal(err)
 	}
 }
 

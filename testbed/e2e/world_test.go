@@ -58,6 +58,8 @@ type world struct {
 	mcplan string
 	dir    string // holds plan.yaml, its state and kubeconfig
 	k3s    string
+	// knownHosts is the plan's known_hosts: a copy of the bed's.
+	knownHosts string
 }
 
 func newWorld(t *testing.T, hosts int) *world {
@@ -68,6 +70,16 @@ func newWorld(t *testing.T, hosts int) *world {
 	w := &world{t: t, dir: t.TempDir()}
 	w.bed = testbed.ForTest(t, hosts, testbed.KindSystemd)
 	w.mcplan = buildMcplan(t)
+	// The plan's own known_hosts, so a test can change what mcplan
+	// trusts without affecting the test's own SSH.
+	data, err := os.ReadFile(w.bed.KnownHostsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.knownHosts = filepath.Join(w.dir, "known_hosts")
+	if err := os.WriteFile(w.knownHosts, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	w.k3s = standin(t)
 	return w
 }
@@ -114,7 +126,7 @@ clusters:
       args: %s
       airgap: {binary: %q, installScript: %q}
 kubeconfig: {path: ./kubeconfig}
-`, w.bed.ClientKeyPath, w.bed.KnownHostsPath, h[0].Address, h[1].Address, h[2].Address,
+`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address, h[2].Address,
 		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
 		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript())
 	path := filepath.Join(w.dir, "plan.yaml")
@@ -135,6 +147,7 @@ type applyResult struct {
 	outcomes map[string]string
 	actions  map[string]string
 	errors   map[string]string
+	reasons  map[string]string
 	output   string
 }
 
@@ -145,7 +158,7 @@ func (w *world) apply(ctx context.Context, args ...string) applyResult {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
-	r := applyResult{outcomes: map[string]string{}, actions: map[string]string{}, errors: map[string]string{}, output: stdout.String() + stderr.String()}
+	r := applyResult{outcomes: map[string]string{}, actions: map[string]string{}, errors: map[string]string{}, reasons: map[string]string{}, output: stdout.String() + stderr.String()}
 	if exit, ok := err.(*exec.ExitError); ok {
 		r.code = exit.ExitCode()
 	} else if err != nil {
@@ -154,13 +167,13 @@ func (w *world) apply(ctx context.Context, args ...string) applyResult {
 	dec := json.NewDecoder(&stdout)
 	for dec.More() {
 		var v struct {
-			Steps []struct{ ID, Outcome, Action, Error string } `json:"steps"`
+			Steps []struct{ ID, Outcome, Action, Error, Reason string } `json:"steps"`
 		}
 		if err := dec.Decode(&v); err != nil {
 			w.t.Fatalf("decode apply output: %v\n%s", err, r.output)
 		}
 		for _, s := range v.Steps {
-			r.outcomes[s.ID], r.actions[s.ID], r.errors[s.ID] = s.Outcome, s.Action, s.Error
+			r.outcomes[s.ID], r.actions[s.ID], r.errors[s.ID], r.reasons[s.ID] = s.Outcome, s.Action, s.Error, s.Reason
 		}
 	}
 	return r
