@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -195,6 +196,12 @@ func (r applyResult) ran() []string {
 // known_hosts.
 func (w *world) ssh(h testbed.Host, command string) string {
 	w.t.Helper()
+	return w.sshIn(h, command, nil)
+}
+
+// sshIn runs a command on a test host with stdin.
+func (w *world) sshIn(h testbed.Host, command string, stdin io.Reader) string {
+	w.t.Helper()
 	key, err := os.ReadFile(w.bed.ClientKeyPath)
 	if err != nil {
 		w.t.Fatal(err)
@@ -217,6 +224,7 @@ func (w *world) ssh(h testbed.Host, command string) string {
 		w.t.Fatal(err)
 	}
 	defer s.Close()
+	s.Stdin = stdin
 	out, err := s.CombinedOutput(command)
 	if err != nil {
 		w.t.Fatalf("ssh %s %q: %v\n%s", h.Name, command, err, out)

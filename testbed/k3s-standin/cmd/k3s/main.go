@@ -1,0 +1,59 @@
+// Command k3s is the testbed's k3s stand-in: it answers like k3s where mcplan
+// uses it and serves a real Kubernetes API (upstream etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler in one process). Only what
+// needs containers is simulated; see internal/simulate.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+
+	"k8s.io/component-base/version"
+
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/agent"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprintln(stderr, "usage: k3s --version | server [flags] | agent [flags]")
+		return 2
+	}
+	switch args[0] {
+	case "--version", "-v", "version":
+		fmt.Fprintf(stdout, "k3s version %s (standin)\ngo version %s\n", version.Get().GitVersion, runtime.Version())
+		return 0
+	case "server", "agent":
+	default:
+		fmt.Fprintf(stderr, "k3s: unknown command %q (the stand-in knows --version, server, agent)\n", args[0])
+		return 2
+	}
+	role := config.Role(args[0])
+	cfg, err := config.Parse(role, args[1:], os.Getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "k3s:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if role == config.RoleServer {
+		err = server.Run(ctx, cfg, stderr)
+	} else {
+		err = agent.Run(ctx, cfg, stderr)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "k3s:", err)
+		return 1
+	}
+	return 0
+}

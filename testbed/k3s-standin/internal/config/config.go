@@ -1,0 +1,249 @@
+// Package config reads k3s-style settings: command-line flags, K3S_*
+// environment variables and /etc/rancher/k3s/config.yaml, in that order of
+// precedence, like k3s.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/pflag"
+	"sigs.k8s.io/yaml"
+)
+
+// Role is "server" or "agent".
+type Role string
+
+// Roles.
+const (
+	RoleServer Role = "server"
+	RoleAgent  Role = "agent"
+)
+
+// Config is the merged configuration of one k3s server or agent.
+type Config struct {
+	Role                Role
+	ConfigFile          string
+	DataDir             string
+	NodeIP              string
+	NodeName            string
+	AdvertiseAddress    string
+	TLSSANs             []string
+	ClusterInit         bool
+	Server              string
+	Token               string
+	ClusterCIDR         string
+	ServiceCIDR         string
+	ClusterDNS          string
+	Disable             []string
+	WriteKubeconfig     string
+	WriteKubeconfigMode string
+	HTTPSListenPort     int
+	EtcdPort            int
+	KubeAPIServerArgs   []string
+	KubeControllerArgs  []string
+	KubeSchedulerArgs   []string
+	NodeLabels          []string
+}
+
+// envFlags maps k3s environment variables to flag names.
+func envFlags(role Role) map[string]string {
+	m := map[string]string{
+		"K3S_TOKEN":       "token",
+		"K3S_URL":         "server",
+		"K3S_NODE_NAME":   "node-name",
+		"K3S_DATA_DIR":    "data-dir",
+		"K3S_CONFIG_FILE": "config",
+	}
+	if role == RoleServer {
+		m["K3S_KUBECONFIG_OUTPUT"] = "write-kubeconfig"
+		m["K3S_KUBECONFIG_MODE"] = "write-kubeconfig-mode"
+		m["K3S_CLUSTER_INIT"] = "cluster-init"
+	}
+	return m
+}
+
+// Parse reads flags (args without the subcommand), then the environment
+// (getenv), then the config file, and returns the merged Config. Unknown
+// config-file keys are logged to logw and ignored.
+func Parse(role Role, args []string, getenv func(string) string, logw io.Writer) (*Config, error) {
+	c := &Config{Role: role}
+	fs := pflag.NewFlagSet("k3s "+string(role), pflag.ContinueOnError)
+	fs.SetOutput(logw)
+	fs.StringVarP(&c.ConfigFile, "config", "c", "/etc/rancher/k3s/config.yaml", "(config) Load configuration from FILE")
+	fs.StringVarP(&c.DataDir, "data-dir", "d", "/var/lib/rancher/k3s", "(data) Folder to hold state")
+	fs.StringVarP(&c.NodeIP, "node-ip", "i", "", "(agent/networking) IPv4 address to advertise for node")
+	fs.StringVar(&c.NodeName, "node-name", "", "(agent/node) Node name")
+	fs.StringVarP(&c.Server, "server", "s", "", "Server to connect to")
+	fs.StringVarP(&c.Token, "token", "t", "", "Shared secret used to join a server or agent to a cluster")
+	fs.StringSliceVar(&c.NodeLabels, "node-label", nil, "(agent/node) Registering and starting kubelet with set of labels")
+	var ignored []string
+	ignore := func(names ...string) {
+		for _, n := range names {
+			fs.StringSlice(n, nil, "(ignored by the stand-in)")
+			ignored = append(ignored, n)
+		}
+	}
+	ignore("kubelet-arg", "kube-proxy-arg", "node-taint", "flannel-iface", "node-external-ip", "with-node-id", "selinux", "protect-kernel-defaults", "resolv-conf", "private-registry", "system-default-registry", "pause-image", "snapshotter", "container-runtime-endpoint", "lb-server-port", "prefer-bundled-bin", "debug", "v")
+	if role == RoleServer {
+		fs.StringVar(&c.AdvertiseAddress, "advertise-address", "", "(listener) IPv4 address that apiserver uses to advertise to members of the cluster")
+		fs.StringSliceVar(&c.TLSSANs, "tls-san", nil, "(listener) Add additional hostnames or IPv4/IPv6 addresses as Subject Alternative Names on the server TLS cert")
+		fs.BoolVar(&c.ClusterInit, "cluster-init", false, "(experimental/cluster) Initialize a new cluster using embedded Etcd")
+		fs.StringVar(&c.ClusterCIDR, "cluster-cidr", "10.42.0.0/16", "(networking) IPv4 network CIDRs to use for pod IPs")
+		fs.StringVar(&c.ServiceCIDR, "service-cidr", "10.43.0.0/16", "(networking) IPv4 network CIDRs to use for service IPs")
+		fs.StringVar(&c.ClusterDNS, "cluster-dns", "", "(networking) IPv4 Cluster IP for coredns service")
+		fs.StringSliceVar(&c.Disable, "disable", nil, "(components) Do not deploy packaged components")
+		fs.StringVarP(&c.WriteKubeconfig, "write-kubeconfig", "o", "/etc/rancher/k3s/k3s.yaml", "(client) Write kubeconfig for admin client to this file")
+		fs.StringVar(&c.WriteKubeconfigMode, "write-kubeconfig-mode", "", "(client) Write kubeconfig with this mode")
+		fs.IntVar(&c.HTTPSListenPort, "https-listen-port", 6443, "(listener) HTTPS listen port; the apiserver listens on 127.0.0.1 at this port + 1")
+		fs.IntVar(&c.EtcdPort, "standin-etcd-port", 2379, "(stand-in) etcd client port on 127.0.0.1; the peer port is this + 1")
+		fs.StringArrayVar(&c.KubeAPIServerArgs, "kube-apiserver-arg", nil, "(flags) Customized flag for kube-apiserver process")
+		fs.StringArrayVar(&c.KubeControllerArgs, "kube-controller-manager-arg", nil, "(flags) Customized flag for kube-controller-manager process")
+		fs.StringArrayVar(&c.KubeSchedulerArgs, "kube-scheduler-arg", nil, "(flags) Customized flag for kube-scheduler process")
+		ignore("flannel-backend", "egress-selector-mode", "secrets-encryption", "etcd-expose-metrics", "disable-network-policy", "disable-cloud-controller", "disable-kube-proxy", "disable-helm-controller", "embedded-registry", "bind-address", "kube-cloud-controller-manager-arg", "etcd-arg", "agent-token", "datastore-endpoint")
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, fmt.Errorf("config: parse flags: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("config: unexpected arguments %q", fs.Args())
+	}
+	logger := log.New(logw, "k3s-standin: ", log.LstdFlags)
+	for env, name := range envFlags(role) {
+		v := getenv(env)
+		if v == "" || fs.Changed(name) {
+			continue
+		}
+		if err := fs.Set(name, v); err != nil {
+			return nil, fmt.Errorf("config: %s=%q: %w", env, v, err)
+		}
+	}
+	if err := applyFile(fs, c.ConfigFile, logger); err != nil {
+		return nil, err
+	}
+	for _, n := range ignored {
+		if fs.Changed(n) {
+			logger.Printf("ignoring %s: not simulated by the stand-in", n)
+		}
+	}
+	return c, c.complete()
+}
+
+// applyFile sets every flag not already set from the YAML config file.
+func applyFile(fs *pflag.FlagSet, path string, logger *log.Logger) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("config: read %s: %w", path, err)
+	}
+	var m map[string]any
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return fmt.Errorf("config: parse %s: %w", path, err)
+	}
+	for key, val := range m {
+		name := strings.TrimSuffix(key, "+")
+		f := fs.Lookup(name)
+		if f == nil {
+			logger.Printf("ignoring unknown key %q in %s", key, path)
+			continue
+		}
+		if f.Changed || name == "config" {
+			continue
+		}
+		var vals []string
+		switch v := val.(type) {
+		case []any:
+			for _, e := range v {
+				vals = append(vals, scalar(e))
+			}
+		default:
+			vals = []string{scalar(v)}
+		}
+		for _, s := range vals {
+			if err := fs.Set(name, s); err != nil {
+				return fmt.Errorf("config: %s: key %q: %w", path, key, err)
+			}
+		}
+	}
+	return nil
+}
+
+func scalar(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		return strconv.FormatBool(x)
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func (c *Config) complete() error {
+	if c.NodeName == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("config: hostname: %w", err)
+		}
+		c.NodeName = strings.ToLower(h)
+	}
+	if c.NodeIP == "" {
+		ip, err := defaultIP()
+		if err != nil {
+			return err
+		}
+		c.NodeIP = ip
+	}
+	if ip := net.ParseIP(c.NodeIP); ip == nil {
+		return fmt.Errorf("config: node-ip %q is not an IP address", c.NodeIP)
+	}
+	if c.Role == RoleServer && c.AdvertiseAddress == "" {
+		c.AdvertiseAddress = c.NodeIP
+	}
+	if c.Role == RoleAgent {
+		if c.Server == "" {
+			return errors.New("config: agent needs a server URL (--server, K3S_URL or server: in config.yaml)")
+		}
+		if c.Token == "" {
+			return errors.New("config: agent needs a token (--token, K3S_TOKEN or token: in config.yaml)")
+		}
+	}
+	if c.Server != "" && c.Token == "" {
+		return errors.New("config: joining " + c.Server + " needs a token")
+	}
+	for _, cidr := range []string{c.ClusterCIDR, c.ServiceCIDR} {
+		if cidr == "" {
+			continue
+		}
+		if _, _, err := net.ParseCIDR(cidr); err != nil {
+			return fmt.Errorf("config: CIDR %q: %w", cidr, err)
+		}
+	}
+	return nil
+}
+
+// defaultIP picks the source address of the default route, like k3s.
+func defaultIP() (string, error) {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "", fmt.Errorf("config: list addresses: %w", err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() {
+			return n.IP.String(), nil
+		}
+	}
+	return "127.0.0.1", nil
+}

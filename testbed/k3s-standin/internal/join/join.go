@@ -1,0 +1,153 @@
+// Package join is the client side of the supervisor's join endpoints, used
+// by agents and by servers joining an existing server.
+package join
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/token"
+)
+
+// Endpoint paths served by the server's supervisor.
+const (
+	PathCACerts    = "/cacerts"
+	PathNodeCert   = "/v1-k3s/client-kubelet.crt"
+	PathServerJoin = "/v1-k3s/server-bootstrap"
+)
+
+// Client talks to one server's supervisor.
+type Client struct {
+	URL   *url.URL
+	Token token.Token
+	CAPEM []byte
+	http  *http.Client
+}
+
+// New fetches the server's CA from /cacerts and checks its sha256 against
+// the token's K10 hash, refusing a mismatch. With a bare (non-K10) token the
+// CA cannot be pinned; that is allowed, as in k3s, but reported via logf.
+func New(ctx context.Context, serverURL, rawToken string, logf func(string, ...any)) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(serverURL, "/"))
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("join: server URL %q must be https://host:port", serverURL)
+	}
+	tok, err := token.Parse(rawToken)
+	if err != nil {
+		return nil, fmt.Errorf("join: %w", err)
+	}
+	insecure := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12}, // CA verified by hash below
+	}}
+	caPEM, err := get(ctx, insecure, u.String()+PathCACerts, nil)
+	if err != nil {
+		return nil, fmt.Errorf("join: fetch CA from %s: %w", u, err)
+	}
+	if tok.CAHash == "" {
+		logf("join: token has no CA hash; trusting %s%s without verification", u, PathCACerts)
+	} else if got := pki.Hash(caPEM); got != tok.CAHash {
+		return nil, fmt.Errorf("join: server %s CA certificate sha256 %s does not match the token's K10 hash %s: refusing to join", u, got, tok.CAHash)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return nil, fmt.Errorf("join: %s%s returned no PEM certificate", u, PathCACerts)
+	}
+	c := &Client{URL: u, Token: tok, CAPEM: caPEM, http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
+	}}}
+	return c, nil
+}
+
+// NodeCert makes a key and has the server sign system:node:<name>. It
+// returns the certificate and key PEM.
+func (c *Client) NodeCert(ctx context.Context, nodeName string) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("join: generate node key: %w", err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject: pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
+	}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("join: node CSR: %w", err)
+	}
+	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	certPEM, err = c.do(ctx, http.MethodPost, PathNodeCert, csr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = pki.EncodeKeyPEM(key); err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}
+
+// ServerBootstrap is what a joining server receives.
+type ServerBootstrap struct {
+	AdminCertPEM string `json:"adminCert"`
+	AdminKeyPEM  string `json:"adminKey"`
+}
+
+// ServerBootstrap fetches the admin credential (needs a server token).
+func (c *Client) ServerBootstrap(ctx context.Context) (*ServerBootstrap, error) {
+	b, err := c.do(ctx, http.MethodGet, PathServerJoin, nil)
+	if err != nil {
+		return nil, err
+	}
+	var sb ServerBootstrap
+	if err := json.Unmarshal(b, &sb); err != nil {
+		return nil, fmt.Errorf("join: decode server bootstrap: %w", err)
+	}
+	return &sb, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.URL.String()+path, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("join: request %s: %w", path, err)
+	}
+	req.SetBasicAuth(c.Token.Username, c.Token.Secret)
+	return send(c.http, req)
+}
+
+func get(ctx context.Context, hc *http.Client, u string, _ []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("join: request %s: %w", u, err)
+	}
+	return send(hc, req)
+}
+
+func send(hc *http.Client, req *http.Request) ([]byte, error) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("join: %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("join: read %s: %w", req.URL.Path, err)
+	}
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, fmt.Errorf("join: %s %s: server refused the token (401 %s)", req.Method, req.URL.Path, strings.TrimSpace(string(b)))
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("join: %s %s: %s: %s", req.Method, req.URL.Path, resp.Status, strings.TrimSpace(string(b)))
+	}
+	return b, nil
+}

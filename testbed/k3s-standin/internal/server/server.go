@@ -1,0 +1,304 @@
+// Package server runs "k3s server": embedded etcd, kube-apiserver,
+// kube-controller-manager and kube-scheduler in one process, the :6443
+// supervisor, and the simulated kubelet of the server's own node.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/component-base/version"
+
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/simulate"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/token"
+)
+
+// Server is one running k3s server.
+type Server struct {
+	cfg          *config.Config
+	logger       *log.Logger
+	certs        *certs
+	token        token.Token
+	adminCertPEM []byte
+	adminKeyPEM  []byte
+}
+
+func (s *Server) logf(format string, args ...any) { s.logger.Printf(format, args...) }
+
+func (s *Server) apiPort() int { return s.cfg.HTTPSListenPort + 1 }
+
+func (s *Server) credPath(name string) string {
+	return filepath.Join(s.cfg.DataDir, "server", "cred", name)
+}
+
+// Run runs the server until ctx ends or a component fails.
+func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
+	s := &Server{cfg: cfg, logger: log.New(logw, "k3s-standin server: ", log.LstdFlags)}
+	if cfg.Server != "" {
+		return s.runJoined(ctx)
+	}
+	var err error
+	if s.certs, err = loadCerts(cfg); err != nil {
+		return err
+	}
+	if err := s.writeToken(); err != nil {
+		return err
+	}
+	if err := s.writeCreds(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	etcd, err := startEtcd(ctx, cfg.DataDir, cfg.EtcdPort, s.certs)
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	go func() {
+		select {
+		case err := <-etcd.Err():
+			cancel(fmt.Errorf("server: etcd: %w", err))
+		case <-ctx.Done():
+		}
+	}()
+	s.logf("etcd ready on 127.0.0.1:%d", cfg.EtcdPort)
+
+	done := make(chan struct{})
+	components := 0
+	start := func(name string, run func(context.Context) error) {
+		components++
+		go func() {
+			defer func() { done <- struct{}{} }()
+			err := run(ctx)
+			if err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("server: %s exited", name)
+			}
+			if err != nil {
+				cancel(err)
+			}
+		}()
+	}
+	sv, err := s.newSupervisor()
+	if err != nil {
+		return err
+	}
+	start("kube-apiserver", s.runAPIServer)
+	start("supervisor", sv.serve)
+
+	admin, err := kubernetes.NewForConfig(s.directCreds(s.adminCertPEM, s.adminKeyPEM).REST())
+	if err != nil {
+		return fmt.Errorf("server: admin client: %w", err)
+	}
+	if err := waitReady(ctx, admin); err != nil {
+		cancel(err)
+	} else {
+		s.logf("kube-apiserver ready on 127.0.0.1:%d", s.apiPort())
+		start("kube-controller-manager", s.runControllerManager)
+		start("kube-scheduler", s.runScheduler)
+		if err := s.writeAdminKubeconfig(s.adminCertPEM, s.adminKeyPEM); err != nil {
+			cancel(err)
+		}
+		nodeClient, err := s.nodeClient()
+		if err != nil {
+			cancel(err)
+		} else {
+			node := &simulate.Node{Client: nodeClient, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf}
+			start("simulated kubelet", node.Run)
+			start("node labeler", func(ctx context.Context) error { return labelServerNode(ctx, admin, cfg) })
+			lb := &simulate.ServiceLB{Client: admin, Logf: s.logf}
+			start("simulated servicelb", lb.Run)
+		}
+	}
+	<-ctx.Done()
+	for range components {
+		<-done
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// waitReady polls the apiserver's /readyz.
+func waitReady(ctx context.Context, c kubernetes.Interface) error {
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, last = c.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return last == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("server: wait for kube-apiserver /readyz (last: %v): %w", last, err)
+	}
+	return nil
+}
+
+// writeToken keeps k3s's token files: <data-dir>/server/token and
+// node-token, both "K10<sha256 of the server CA PEM>::server:<secret>".
+func (s *Server) writeToken() error {
+	path := filepath.Join(s.cfg.DataDir, "server", "token")
+	var secret string
+	if s.cfg.Token != "" {
+		t, err := token.Parse(s.cfg.Token)
+		if err != nil {
+			return fmt.Errorf("server: configured token: %w", err)
+		}
+		secret = t.Secret
+	} else if b, err := os.ReadFile(path); err == nil {
+		t, err := token.Parse(string(b))
+		if err != nil {
+			return fmt.Errorf("server: %s: %w", path, err)
+		}
+		secret = t.Secret
+	} else {
+		if secret, err = token.NewSecret(); err != nil {
+			return err
+		}
+	}
+	s.token = token.Token{CAHash: pki.Hash(s.certs.serverCA.CertPEM), Username: "server", Secret: secret}
+	line := []byte(s.token.String() + "\n")
+	for _, name := range []string{"token", "node-token"} {
+		if err := pki.WriteFile(filepath.Join(s.cfg.DataDir, "server", name), line, 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeCreds issues the admin and component client certificates and the
+// component kubeconfigs (straight to the apiserver on 127.0.0.1).
+func (s *Server) writeCreds() error {
+	var err error
+	s.adminCertPEM, err = os.ReadFile(s.certs.path("client-admin.crt"))
+	if err != nil {
+		return fmt.Errorf("server: read admin cert: %w", err)
+	}
+	s.adminKeyPEM, err = os.ReadFile(s.certs.path("client-admin.key"))
+	if err != nil {
+		return fmt.Errorf("server: read admin key: %w", err)
+	}
+	for _, c := range []struct{ file, cert string }{
+		{"admin.kubeconfig", "client-admin"},
+		{"controller.kubeconfig", "client-controller"},
+		{"scheduler.kubeconfig", "client-scheduler"},
+	} {
+		certPEM, err := os.ReadFile(s.certs.path(c.cert + ".crt"))
+		if err != nil {
+			return fmt.Errorf("server: read %s: %w", c.cert, err)
+		}
+		keyPEM, err := os.ReadFile(s.certs.path(c.cert + ".key"))
+		if err != nil {
+			return fmt.Errorf("server: read %s key: %w", c.cert, err)
+		}
+		if err := s.directCreds(certPEM, keyPEM).Write(s.credPath(c.file), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) directCreds(certPEM, keyPEM []byte) kubecfg.Creds {
+	return kubecfg.Creds{Server: "https://127.0.0.1:" + strconv.Itoa(s.apiPort()), CAPEM: s.certs.serverCA.CertPEM, CertPEM: certPEM, KeyPEM: keyPEM}
+}
+
+// writeAdminKubeconfig writes k3s.yaml as k3s does: server
+// https://127.0.0.1:<https-listen-port>, names "default", embedded admin
+// client certificate, mode 0600 unless write-kubeconfig-mode.
+func (s *Server) writeAdminKubeconfig(certPEM, keyPEM []byte) error {
+	mode := os.FileMode(0o600)
+	if s.cfg.WriteKubeconfigMode != "" {
+		m, err := strconv.ParseUint(s.cfg.WriteKubeconfigMode, 8, 32)
+		if err != nil {
+			return fmt.Errorf("server: write-kubeconfig-mode %q: %w", s.cfg.WriteKubeconfigMode, err)
+		}
+		mode = os.FileMode(m)
+	}
+	c := kubecfg.Creds{Server: "https://127.0.0.1:" + strconv.Itoa(s.cfg.HTTPSListenPort), CAPEM: s.caPEM(), CertPEM: certPEM, KeyPEM: keyPEM}
+	if err := c.Write(s.cfg.WriteKubeconfig, mode); err != nil {
+		return err
+	}
+	s.logf("wrote kubeconfig %s", s.cfg.WriteKubeconfig)
+	return nil
+}
+
+func (s *Server) caPEM() []byte { return s.certs.serverCA.CertPEM }
+
+// nodeClient issues this server's own node credential (as an agent would
+// get from the supervisor) and returns a client acting as that node.
+func (s *Server) nodeClient() (kubernetes.Interface, error) {
+	dir := filepath.Join(s.cfg.DataDir, "agent")
+	certPEM, keyPEM, err := s.certs.clientCA.IssueFiles(dir, "client-kubelet", nodeLeaf(s.cfg.NodeName))
+	if err != nil {
+		return nil, err
+	}
+	c, err := kubernetes.NewForConfig(s.directCreds(certPEM, keyPEM).REST())
+	if err != nil {
+		return nil, fmt.Errorf("server: node client: %w", err)
+	}
+	return c, nil
+}
+
+func nodeLabels(cfg *config.Config) map[string]string {
+	m := map[string]string{}
+	for _, l := range cfg.NodeLabels {
+		k, v, _ := strings.Cut(l, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// serverRoleLabels are the labels k3s puts on server nodes. Kubelets may not
+// set node-role.kubernetes.io/* themselves (NodeRestriction), so the server
+// sets them with its own credential, as k3s does.
+func serverRoleLabels(cfg *config.Config) map[string]string {
+	m := map[string]string{
+		"node-role.kubernetes.io/control-plane": "true",
+		"node-role.kubernetes.io/master":        "true",
+	}
+	if cfg.ClusterInit {
+		m["node-role.kubernetes.io/etcd"] = "true"
+	}
+	return m
+}
+
+// labelServerNode waits for the node to register, then adds the role labels.
+func labelServerNode(ctx context.Context, admin kubernetes.Interface, cfg *config.Config) error {
+	var patch strings.Builder
+	patch.WriteString(`{"metadata":{"labels":{`)
+	i := 0
+	for k, v := range serverRoleLabels(cfg) {
+		if i > 0 {
+			patch.WriteString(",")
+		}
+		fmt.Fprintf(&patch, "%q:%q", k, v)
+		i++
+	}
+	patch.WriteString("}}}")
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := admin.CoreV1().Nodes().Patch(ctx, cfg.NodeName, types.MergePatchType, []byte(patch.String()), metav1.PatchOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("server: label node %s: %w", cfg.NodeName, err)
+	}
+	<-ctx.Done()
+	return nil
+}
