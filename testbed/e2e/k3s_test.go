@@ -106,6 +106,30 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("plan reads the hosts and changes nothing", func(t *testing.T) {
+		w.ssh(w.bed.Hosts[0], "systemctl stop k3s")
+		before := w.commandLogs()
+		cmd := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml"))
+		out, err := cmd.CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
+			t.Fatalf("plan: %v, want exit 2 (changes)\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "~ host/h1/k3s/server") || !strings.Contains(string(out), "service k3s is inactive") {
+			t.Errorf("plan does not show h1's stopped k3s:\n%s", out)
+		}
+		if after := w.commandLogs(); !mapsEqual(before, after) {
+			t.Errorf("plan changed a host")
+		}
+		t.Logf("plan:\n%s", out)
+		r := w.apply(ctx)
+		if r.code != 0 || r.outcomes["host/h1/k3s/server"] != "succeeded" {
+			t.Fatalf("apply after drift: exit %d, h1 %s\n%s", r.code, r.outcomes["host/h1/k3s/server"], r.output)
+		}
+		if got := strings.TrimSpace(w.ssh(w.bed.Hosts[0], "systemctl is-active k3s")); got != "active" {
+			t.Errorf("k3s on h1 is %s after apply", got)
+		}
+	})
+
 	t.Run("changed k3s arg reruns only that cluster", func(t *testing.T) {
 		w.writePlan(planOptions{cluster2Args: []string{"--node-label=tier=edge"}})
 		r := w.apply(ctx)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the k3s stand-in once per machine into a cache keyed by the sha256
-# of go.mod, go.sum, every Go source file of the module, this script and the
+# of go.mod, go.sum, every non-test Go source file of the module, this script and the
 # Go version. Prints the binary's path; a no-op when it is already built.
 #   K3S_STANDIN_CACHE  cache root (default ${XDG_CACHE_HOME:-$HOME/.cache}/mcplan/k3s-standin)
 set -euo pipefail
@@ -10,7 +10,7 @@ key=$(
 	{
 		go version
 		sha256sum build.sh go.mod go.sum
-		find . -name '*.go' -not -path './testdata/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
+		find . -name '*.go' -not -name '*_test.go' -not -path './e2e/*' -print0 | LC_ALL=C sort -z | xargs -0 sha256sum
 	} | sha256sum | cut -c1-32
 )
 root=${K3S_STANDIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcplan/k3s-standin}

@@ -129,6 +129,20 @@ func (ca *CA) Issue(l Leaf, pub crypto.PublicKey) ([]byte, error) {
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
 }
 
+// Signed reports whether the certificate file exists, was issued by this
+// CA and stays valid for at least margin.
+func (ca *CA) Signed(certFile string, margin time.Duration) bool {
+	b, err := os.ReadFile(certFile)
+	if err != nil {
+		return false
+	}
+	cert, err := ParseCertPEM(b)
+	if err != nil || cert.CheckSignatureFrom(ca.Cert) != nil {
+		return false
+	}
+	return time.Now().Add(margin).Before(cert.NotAfter)
+}
+
 // IssueFiles makes a new key and certificate and writes <dir>/<name>.crt and
 // .key. It returns the cert and key PEM.
 func (ca *CA) IssueFiles(dir, name string, l Leaf) (certPEM, keyPEM []byte, err error) {

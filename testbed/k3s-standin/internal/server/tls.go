@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
@@ -65,6 +66,12 @@ func loadCerts(cfg *config.Config) (*certs, error) {
 		{c.etcdServerCA, filepath.Join(dir, "etcd"), "client", pki.Leaf{CommonName: "etcd-client", Client: true}},
 	}
 	for _, i := range issue {
+		// Like k3s, client certificates are kept across restarts while
+		// valid (k3s.yaml stays the same); serving certificates are issued
+		// again so a changed node-ip or tls-san takes effect.
+		if !i.leaf.Server && i.ca.Signed(filepath.Join(i.dir, i.name+".crt"), 30*24*time.Hour) {
+			continue
+		}
 		if _, _, err := i.ca.IssueFiles(i.dir, i.name, i.leaf); err != nil {
 			return nil, fmt.Errorf("server: issue %s: %w", i.name, err)
 		}
