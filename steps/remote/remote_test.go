@@ -151,11 +151,15 @@ func TestDialRetriesThenNamesTheHost(t *testing.T) {
 func TestDialWaitsForAHostComingUp(t *testing.T) {
 	s := startSSHD(t)
 	s.stop()
+	ep := s.endpoint()
+	started := make(chan struct{})
 	go func() {
+		defer close(started)
 		time.Sleep(300 * time.Millisecond)
 		s.start()
 	}()
-	c, err := Dial(context.Background(), s.endpoint(), DialOptions{Attempts: 8, Backoff: 100 * time.Millisecond})
+	c, err := Dial(context.Background(), ep, DialOptions{Attempts: 8, Backoff: 100 * time.Millisecond})
+	<-started // the fixture's fields are the goroutine's until then
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,7 @@ func startSSHD(t *testing.T) *sshd {
 		t.Skip("needs /usr/sbin/sshd (Debian package openssh-server; scripts/install-deps.sh installs it)")
 	}
 	s := &sshd{t: t, dir: t.TempDir()}
+	s.knownHosts = filepath.Join(s.dir, "known_hosts")
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,6 @@ func (s *sshd) newHostKey() {
 
 func (s *sshd) start() {
 	s.t.Helper()
-	s.knownHosts = filepath.Join(s.dir, "known_hosts")
 	line := fmt.Sprintf("[127.0.0.1]:%d %s", s.port, ssh.MarshalAuthorizedKey(s.hostKey))
 	if err := os.WriteFile(s.knownHosts, []byte(line), 0o644); err != nil {
 		s.t.Fatal(err)
