@@ -59,33 +59,23 @@ func (s *HostFacts) ReadFacts(ctx context.Context, env *engine.Env) (Facts, erro
 }
 
 func parseFacts(out string) Facts {
-	var f Facts
+	kv := parseKeyValues(out)
+	return Facts{
+		Kernel: kv["kernel"], Arch: kv["arch"], Hostname: kv["hostname"], OS: kv["os"],
+		OSVersion: kv["os_version"], Init: kv["init"], Addresses: strings.Fields(kv["addresses"]), K3sVersion: kv["k3s"],
+	}
+}
+
+// parseKeyValues reads the key=value lines that the read-only scripts of
+// the host steps print; values are trimmed.
+func parseKeyValues(out string) map[string]string {
+	kv := map[string]string{}
 	for _, line := range strings.Split(out, "\n") {
-		key, value, ok := strings.Cut(line, "=")
-		if !ok {
-			continue
-		}
-		value = strings.TrimSpace(value)
-		switch key {
-		case "kernel":
-			f.Kernel = value
-		case "arch":
-			f.Arch = value
-		case "hostname":
-			f.Hostname = value
-		case "os":
-			f.OS = value
-		case "os_version":
-			f.OSVersion = value
-		case "init":
-			f.Init = value
-		case "addresses":
-			f.Addresses = strings.Fields(value)
-		case "k3s":
-			f.K3sVersion = value
+		if key, value, ok := strings.Cut(line, "="); ok {
+			kv[key] = strings.TrimSpace(value)
 		}
 	}
-	return f
+	return kv
 }
 
 // supported says why k3s cannot be installed on a host, or "".

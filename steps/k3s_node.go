@@ -151,24 +151,8 @@ echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sCon
 	if err != nil {
 		return liveState{}, s.errorf("read installed state: %w", err)
 	}
-	var l liveState
-	for _, line := range strings.Split(res.Stdout, "\n") {
-		k, v, _ := strings.Cut(line, "=")
-		v = strings.TrimSpace(v)
-		switch k {
-		case "version":
-			l.version = v
-		case "binary":
-			l.binarySHA = v
-		case "config":
-			l.configSHA = v
-		case "active":
-			l.active = v
-		case "enabled":
-			l.enabled = v
-		}
-	}
-	return l, nil
+	kv := parseKeyValues(res.Stdout)
+	return liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"]}, nil
 }
 
 // differences lists why the host does not match the plan, most important
