@@ -159,7 +159,10 @@ func disableBridgeNetfilter() error {
 
 // makeHostNetwork creates host i's network namespace and its veth pair:
 // one end on the bridge, the other inside as eth0 with the host's address,
-// lo up and a default route via the bridge.
+// lo up. Its default route is unreachable: a host reaches the bridge's
+// subnet (the other hosts and the machine at .1) and nothing else, so no
+// test traffic can leave the machine, even where the machine forwards
+// packets (for example to the made-up pod IPs of the k3s stand-in).
 func makeHostNetwork(ctx context.Context, prefix string, i int, subnet netip.Prefix) error {
 	ns := namespaceName(prefix, i)
 	veth, peer := vethName(prefix, i), peerName(prefix, i)
@@ -174,7 +177,7 @@ func makeHostNetwork(ctx context.Context, prefix string, i int, subnet netip.Pre
 		{"-n", ns, "addr", "add", addr.String(), "dev", "eth0"},
 		{"-n", ns, "link", "set", "eth0", "up"},
 		{"-n", ns, "link", "set", "lo", "up"},
-		{"-n", ns, "route", "add", "default", "via", gatewayAddress(subnet).String()},
+		{"-n", ns, "route", "add", "unreachable", "default"},
 	}
 	for _, s := range steps {
 		if _, err := command(ctx, "ip", s...); err != nil {

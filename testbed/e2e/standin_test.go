@@ -118,6 +118,15 @@ func TestStandinByHand(t *testing.T) {
 	eventually(t, 2*time.Minute, "cluster 2 nodes", func() error { return readyNodes(c2, h2.Name, h3.Name) })
 	t.Logf("3 hosts, 2 clusters up and Ready in %s (after the hosts came up)", time.Since(start).Round(time.Millisecond))
 
+	t.Run("hosts reach nothing beyond the bridge", func(t *testing.T) {
+		// Pod IPs are made up: an API server dialling one (a webhook) must
+		// fail on the host, not send packets off the machine.
+		out := w.ssh(h2, "ip route get 10.52.0.9 2>&1 || true; ip route get 198.51.100.1 2>&1 || true")
+		if strings.Count(out, "No route to host") < 2 {
+			t.Errorf("routes off the bridge exist on %s:\n%s", h2.Name, out)
+		}
+	})
+
 	t.Run("deployment pods become ready", func(t *testing.T) {
 		replicas := int32(2)
 		labels := map[string]string{"app": "hello"}
