@@ -53,6 +53,18 @@ func New(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
 		return NewCARoot(spec.Mesh, p.Mesh(spec.Mesh).CA, p.Dir())
 	case plans.KindCAIntermediate:
 		return NewCAIntermediate(spec.Mesh, spec.Cluster, p.Mesh(spec.Mesh).CA)
+	case plans.KindIstioNamespace:
+		return NewIstioNamespace(p, spec.Mesh, spec.Cluster)
+	case plans.KindIstioCACerts:
+		return NewIstioCACerts(spec.Mesh, p.Mesh(spec.Mesh).Clusters, spec.Cluster)
+	case plans.KindIstioControlPlane:
+		return NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster)
+	case plans.KindIstioEastWest:
+		return NewIstioEastWest(p, *p.Mesh(spec.Mesh), spec.Cluster)
+	case plans.KindIstioExpose:
+		return NewIstioExpose(p, *p.Mesh(spec.Mesh), spec.Cluster)
+	case plans.KindIstioRemoteSecret:
+		return NewIstioRemoteSecret(p, spec.Mesh, spec.Source, spec.Target)
 	default:
 		return NotImplemented{Kind: spec.Kind}
 	}

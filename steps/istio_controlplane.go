@@ -1,0 +1,208 @@
+package steps
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/istiorender"
+	"mcplan.io/mcplan/steps/kube"
+)
+
+// IstioControlPlane installs a cluster's Istio control plane: the
+// walkthrough's `istioctl install -f clusterN.yaml`, rendered in-process
+// by Istio's own code and applied server-side. A primary gets istiod; a
+// remote of a primary-remote mesh gets the remote profile pointed at its
+// primary's east-west gateway.
+type IstioControlPlane struct {
+	cluster string
+	cp      istiorender.ControlPlane
+	// primary is the cluster whose istiod serves a remote; "" for a primary.
+	primary string
+	// Timeout bounds the wait for the Deployments to be Available.
+	Timeout time.Duration
+}
+
+// NewIstioControlPlane returns the istio/controlplane step of a cluster.
+func NewIstioControlPlane(p *plans.Plan, mesh plans.Mesh, cluster string) *IstioControlPlane {
+	s := &IstioControlPlane{cluster: cluster, Timeout: istioReadyTimeout}
+	s.cp = istiorender.ControlPlane{Cluster: istioCluster(p, mesh, cluster)}
+	switch {
+	case !p.IsPrimary(mesh.Name, cluster):
+		s.primary = p.PrimaryFor(mesh.Name, cluster)
+	case mesh.Model == plans.ModelPrimaryRemote:
+		s.cp.ExternalIstiod = true
+	}
+	return s
+}
+
+func (s *IstioControlPlane) errorf(format string, args ...any) error {
+	return fmt.Errorf("cluster %s: istio controlplane: "+format, append([]any{s.cluster}, args...)...)
+}
+
+func (s *IstioControlPlane) inventory(env *engine.Env) *kube.Inventory {
+	return &kube.Inventory{Path: kube.InventoryPath(env.Dir, s.cluster, "controlplane")}
+}
+
+// errNoPilotAddress is returned while a remote's primary has no recorded
+// east-west address.
+type errNoPilotAddress struct{ primary string }
+
+func (e errNoPilotAddress) Error() string {
+	return fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", e.primary, plans.IstioExposeID(e.primary))
+}
+
+// render renders the control plane of the cluster.
+func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istiorender.Manifest, error) {
+	cp := s.cp
+	if s.primary != "" {
+		addr, ok := env.Output(plans.IstioExposeID(s.primary), "address")
+		if !ok || addr == "" {
+			return nil, errNoPilotAddress{s.primary}
+		}
+		cp.RemotePilotAddress = addr
+	}
+	start := time.Now()
+	m, err := istiorender.Render(ctx, cp.IstioOperator())
+	if err != nil {
+		return nil, err
+	}
+	env.Logf("rendered %d objects in %s", len(m.Objects), time.Since(start).Round(time.Millisecond))
+	for _, w := range m.Warnings {
+		env.Logf("istio: %s", w)
+	}
+	return m, nil
+}
+
+// deployments are the names of the rendered Deployments, istiod first.
+func deployments(objs []*unstructured.Unstructured) []string {
+	var names []string
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" && o.GetNamespace() == istiorender.Namespace {
+			if strings.HasPrefix(o.GetName(), istiorender.IstiodName) {
+				names = append([]string{o.GetName()}, names...)
+			} else {
+				names = append(names, o.GetName())
+			}
+		}
+	}
+	return names
+}
+
+// Check compares the live objects with a fresh render (server-side dry
+// run), and checks that the Deployments are Available.
+func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	m, err := s.render(ctx, env)
+	if _, ok := err.(errNoPilotAddress); ok {
+		return engine.Drifted(err.Error()), nil
+	}
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	c, err := reachableClient(ctx, env, s.cluster)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	return checkInstall(ctx, c, m.Objects, s.inventory(env))
+}
+
+// checkInstall is the Check of an installed set of objects: differences
+// first, then Deployments that are not Available.
+func checkInstall(ctx context.Context, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory) (engine.Drift, error) {
+	diffs, err := c.Diff(ctx, objs, inv)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	if len(diffs) > 0 {
+		return engine.Drifted(summariseDiffs(diffs)), nil
+	}
+	for _, name := range deployments(objs) {
+		d, err := c.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return engine.Drifted("Deployment " + name + " missing"), nil
+		}
+		if err != nil {
+			return engine.Drift{}, err
+		}
+		if ok, why := kube.DeploymentStatus(d); !ok {
+			return engine.Drifted(why), nil
+		}
+	}
+	return engine.InSync(), nil
+}
+
+// summariseDiffs keeps a Drift reason short: the first few objects and a count.
+func summariseDiffs(diffs []string) string {
+	const show = 5
+	if len(diffs) <= show {
+		return strings.Join(diffs, "; ")
+	}
+	return strings.Join(diffs[:show], "; ") + "; and " + strconv.Itoa(len(diffs)-show) + " more"
+}
+
+// Apply renders, applies (CRDs first), prunes what an earlier render had
+// and this one has not, and waits for the Deployments.
+func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
+	m, err := s.render(ctx, env)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	c, err := reachableClient(ctx, env, s.cluster)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	if err := applyInstall(ctx, env, c, m.Objects, s.inventory(env), s.Timeout); err != nil {
+		return s.errorf("%w", err)
+	}
+	env.SetOutput("objects", strconv.Itoa(len(m.Objects)))
+	env.SetOutput("renderSHA256", renderDigest(m.Objects))
+	if names := deployments(m.Objects); len(names) > 0 && strings.HasPrefix(names[0], istiorender.IstiodName) {
+		env.SetOutput("istiod", names[0])
+	}
+	if s.primary != "" {
+		addr, _ := env.Output(plans.IstioExposeID(s.primary), "address")
+		env.SetOutput("remotePilotAddress", addr)
+	}
+	return nil
+}
+
+// applyInstall applies objects with an inventory and waits for their
+// Deployments to be Available.
+func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory, timeout time.Duration) error {
+	start := time.Now()
+	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf})
+	if err != nil {
+		return err
+	}
+	env.Logf("applied in %s: %s", time.Since(start).Round(time.Millisecond), res)
+	for _, name := range deployments(objs) {
+		wait := time.Now()
+		if err := c.WaitDeploymentAvailable(ctx, istiorender.Namespace, name, timeout); err != nil {
+			return err
+		}
+		env.Logf("Deployment %s Available (waited %s)", name, time.Since(wait).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// renderDigest is a sha256 over the rendered objects, to tell renders apart
+// in the state (no secrets are rendered).
+func renderDigest(objs []*unstructured.Unstructured) string {
+	h := sha256.New()
+	for _, o := range objs {
+		b, _ := json.Marshal(o.Object)
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

@@ -1,0 +1,166 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/istiorender"
+	"mcplan.io/mcplan/steps/kube"
+)
+
+// Names of the objects istio/expose applies, as in Istio's
+// samples/multicluster/expose-services.yaml and expose-istiod.yaml.
+const (
+	CrossNetworkGateway = "cross-network-gateway"
+	IstiodGateway       = "istiod-gateway"
+	IstiodVirtualSvc    = "istiod-vs"
+)
+
+// IstioExpose exposes what other clusters reach through a cluster's
+// east-west gateway: its services (*.local, AUTO_PASSTHROUGH on 15443)
+// when the mesh spans networks, and on a primary of a primary-remote mesh
+// its istiod (15012 xDS/CA, 15017 webhooks). It passes the gateway's
+// address on (output "address"): remote clusters' control planes depend
+// on this step, and a step sees only its direct dependencies' outputs.
+type IstioExpose struct {
+	cluster      string
+	multiNetwork bool
+	exposeIstiod bool
+	istiodHost   string
+}
+
+// NewIstioExpose returns the istio/expose step of a cluster of mesh.
+func NewIstioExpose(p *plans.Plan, mesh plans.Mesh, cluster string) *IstioExpose {
+	istiod := istiorender.IstiodName
+	if mesh.Istio.Revision != "" {
+		istiod += "-" + mesh.Istio.Revision
+	}
+	return &IstioExpose{
+		cluster:      cluster,
+		multiNetwork: meshNetworks(p, mesh),
+		exposeIstiod: mesh.Model == plans.ModelPrimaryRemote && p.IsPrimary(mesh.Name, cluster),
+		istiodHost:   istiod + "." + istiorender.Namespace + ".svc.cluster.local",
+	}
+}
+
+func (s *IstioExpose) errorf(format string, args ...any) error {
+	return fmt.Errorf("cluster %s: istio expose: "+format, append([]any{s.cluster}, args...)...)
+}
+
+func (s *IstioExpose) inventory(env *engine.Env) *kube.Inventory {
+	return &kube.Inventory{Path: kube.InventoryPath(env.Dir, s.cluster, "expose")}
+}
+
+func istioObject(apiVersion, kind, name string, spec map[string]any) *unstructured.Unstructured {
+	o := &unstructured.Unstructured{Object: map[string]any{"spec": spec}}
+	o.SetAPIVersion(apiVersion)
+	o.SetKind(kind)
+	o.SetName(name)
+	o.SetNamespace(istiorender.Namespace)
+	return o
+}
+
+func passthroughServer(name string, port int64, mode string, hosts ...any) map[string]any {
+	return map[string]any{
+		"port":  map[string]any{"name": name, "number": port, "protocol": "TLS"},
+		"tls":   map[string]any{"mode": mode},
+		"hosts": hosts,
+	}
+}
+
+func tlsRoute(port int64, host string, target int64) map[string]any {
+	return map[string]any{
+		"match": []any{map[string]any{"port": port, "sniHosts": []any{"*"}}},
+		"route": []any{map[string]any{"destination": map[string]any{
+			"host": host, "port": map[string]any{"number": target},
+		}}},
+	}
+}
+
+// Objects are the Istio objects the cluster exposes.
+func (s *IstioExpose) Objects() []*unstructured.Unstructured {
+	const api = "networking.istio.io/v1"
+	selector := map[string]any{"istio": "eastwestgateway"}
+	var objs []*unstructured.Unstructured
+	if s.multiNetwork {
+		objs = append(objs, istioObject(api, "Gateway", CrossNetworkGateway, map[string]any{
+			"selector": selector,
+			"servers":  []any{passthroughServer("tls", 15443, "AUTO_PASSTHROUGH", "*.local")},
+		}))
+	}
+	if s.exposeIstiod {
+		objs = append(objs,
+			istioObject(api, "Gateway", IstiodGateway, map[string]any{
+				"selector": selector,
+				"servers": []any{
+					passthroughServer("tls-istiod", 15012, "PASSTHROUGH", "*"),
+					passthroughServer("tls-istiodwebhook", 15017, "PASSTHROUGH", "*"),
+				},
+			}),
+			istioObject(api, "VirtualService", IstiodVirtualSvc, map[string]any{
+				"hosts":    []any{"*"},
+				"gateways": []any{IstiodGateway},
+				"tls":      []any{tlsRoute(15012, s.istiodHost, 15012), tlsRoute(15017, s.istiodHost, 443)},
+			}),
+		)
+	}
+	return objs
+}
+
+// address is the gateway address istio/eastwest recorded.
+func (s *IstioExpose) address(env *engine.Env) (string, error) {
+	addr, ok := env.Output(plans.IstioEastWestID(s.cluster), "address")
+	if !ok || addr == "" {
+		return "", fmt.Errorf("no east-west gateway address recorded by %s", plans.IstioEastWestID(s.cluster))
+	}
+	return addr, nil
+}
+
+// Check compares the live objects with the wanted ones (dry-run) and the
+// address passed on with the gateway's.
+func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	addr, err := s.address(env)
+	if err != nil {
+		return engine.Drifted(err.Error()), nil
+	}
+	c, err := reachableClient(ctx, env, s.cluster)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	diffs, err := c.Diff(ctx, s.Objects(), s.inventory(env))
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	if len(diffs) > 0 {
+		return engine.Drifted(strings.Join(diffs, "; ")), nil
+	}
+	if prev, _ := env.Previous("address"); prev != addr {
+		return engine.Drifted(fmt.Sprintf("gateway address %s not passed on yet (was %q)", addr, prev)), nil
+	}
+	return engine.InSync(), nil
+}
+
+// Apply applies the objects (pruning those the plan no longer asks for)
+// and passes the gateway address on.
+func (s *IstioExpose) Apply(ctx context.Context, env *engine.Env) error {
+	addr, err := s.address(env)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	c, err := reachableClient(ctx, env, s.cluster)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	res, err := c.Apply(ctx, s.Objects(), kube.ApplyOptions{Inventory: s.inventory(env), CRDTimeout: istioCRDTimeout, Logf: env.Logf})
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	env.SetOutput("address", addr)
+	env.Logf("exposed through %s: %s", addr, res)
+	return nil
+}

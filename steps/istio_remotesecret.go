@@ -1,0 +1,345 @@
+package steps
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/istiorender"
+	"mcplan.io/mcplan/steps/kube"
+)
+
+// Names and markers of remote secrets, as `istioctl create-remote-secret`
+// makes them.
+const (
+	ReaderServiceAccount = "istio-reader-service-account"
+	// ReaderTokenSecret holds the long-lived token of the reader account.
+	ReaderTokenSecret       = ReaderServiceAccount + "-istio-remote-secret-token"
+	RemoteSecretPrefix      = "istio-remote-secret-"
+	MultiClusterLabel       = "istio/multiCluster"
+	RemoteClusterAnnotation = "networking.istio.io/cluster"
+)
+
+// RemoteSecretName is the name of the Secret through which other clusters'
+// istiod read cluster's API.
+func RemoteSecretName(cluster string) string { return RemoteSecretPrefix + cluster }
+
+// IstioRemoteSecret lets the istiod of one cluster (the target, B) read
+// another cluster's API (the source, A): the walkthrough's `istioctl x
+// create-remote-secret --context=A --name=A | kubectl apply --context=B`.
+// In A: the reader ServiceAccount (the control plane renders it) and a
+// long-lived token Secret for it that A's token controller fills. In B:
+// Secret istio-remote-secret-A, holding a kubeconfig for A with that token
+// and the address other clusters reach A's API at. The Secret is rewritten
+// only when the token, address or CA changed.
+type IstioRemoteSecret struct {
+	mesh   string
+	source plans.Cluster
+	target string
+	// TokenTimeout bounds the wait for A's token controller.
+	TokenTimeout time.Duration
+}
+
+// NewIstioRemoteSecret returns the istio/remotesecret step by which target
+// reads source.
+func NewIstioRemoteSecret(p *plans.Plan, mesh, source, target string) *IstioRemoteSecret {
+	s := &IstioRemoteSecret{mesh: mesh, target: target, TokenTimeout: tokenTimeout}
+	if c := p.Cluster(source); c != nil {
+		s.source = *c
+	} else {
+		s.source = plans.Cluster{Name: source}
+	}
+	return s
+}
+
+func (s *IstioRemoteSecret) errorf(format string, args ...any) error {
+	return fmt.Errorf("cluster %s: istio remotesecret for %s: "+format, append([]any{s.target, s.source.Name}, args...)...)
+}
+
+// meshServer is the URL of A's API as other clusters reach it. A loopback
+// or unspecified address is refused: in B's istiod it would mean B itself.
+func (s *IstioRemoteSecret) meshServer() (string, error) {
+	addr := s.source.API.MeshAddress
+	if err := CheckMeshAddress(addr); err != nil {
+		return "", fmt.Errorf("clusters[%s].api.meshAddress %w. The remote secret tells %s's istiod where %s's API is; "+
+			"127.0.0.1 there means %s itself, so istiod would watch the wrong cluster or none (the classic multicluster failure: "+
+			"k3s.yaml says server: https://127.0.0.1:6443). Set clusters[%s].api.meshAddress to an address of %s's server that %s reaches",
+			s.source.Name, err, s.target, s.source.Name, s.target, s.source.Name, s.source.Name, s.target)
+	}
+	return apiURL(addr, s.source.API.Port), nil
+}
+
+// CheckMeshAddress refuses an API address no other cluster can use:
+// empty, unspecified, localhost, 127.0.0.1 or ::1. (Other loopback
+// addresses are allowed: they tell apart API servers sharing one machine,
+// as in tests.)
+func CheckMeshAddress(addr string) error {
+	host := strings.TrimSuffix(strings.ToLower(addr), ".")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.Trim(host, "[]")
+	switch {
+	case host == "":
+		return errors.New("is empty")
+	case host == "localhost" || strings.HasSuffix(host, ".localhost"):
+		return fmt.Errorf("is %q, the local machine", addr)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ip = ip.Unmap()
+		if ip.IsUnspecified() || ip == netip.MustParseAddr("127.0.0.1") || ip == netip.IPv6Loopback() {
+			return fmt.Errorf("is %s, the local machine", addr)
+		}
+	}
+	return nil
+}
+
+// sourceCA is the CA A's API server certificate is signed by, from A's
+// admin kubeconfig.
+func (s *IstioRemoteSecret) sourceCA(env *engine.Env) ([]byte, error) {
+	path := ClusterKubeconfigPath(env.Dir, s.source.Name)
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig of %s: %w", s.source.Name, err)
+	}
+	kctx := cfg.Contexts[cfg.CurrentContext]
+	if kctx == nil || cfg.Clusters[kctx.Cluster] == nil {
+		return nil, fmt.Errorf("kubeconfig %s: no current context", path)
+	}
+	ca := cfg.Clusters[kctx.Cluster].CertificateAuthorityData
+	if len(ca) == 0 {
+		return nil, fmt.Errorf("kubeconfig %s: no certificate-authority-data", path)
+	}
+	return ca, nil
+}
+
+// remoteKubeconfig is the kubeconfig B's istiod uses for A. It holds the
+// token: never log it.
+func remoteKubeconfig(cluster, server string, ca, token []byte) ([]byte, error) {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[cluster] = &clientcmdapi.Cluster{Server: server, CertificateAuthorityData: ca}
+	cfg.AuthInfos[cluster] = &clientcmdapi.AuthInfo{Token: string(token)}
+	cfg.Contexts[cluster] = &clientcmdapi.Context{Cluster: cluster, AuthInfo: cluster}
+	cfg.CurrentContext = cluster
+	return clientcmd.Write(*cfg)
+}
+
+func (s *IstioRemoteSecret) secret(kubeconfig []byte) *unstructured.Unstructured {
+	sec := &corev1.Secret{
+		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
+		ObjectMeta: metav1.ObjectMeta{
+			Name:        RemoteSecretName(s.source.Name),
+			Namespace:   istiorender.Namespace,
+			Labels:      map[string]string{MultiClusterLabel: "true"},
+			Annotations: map[string]string{RemoteClusterAnnotation: s.source.Name},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{s.source.Name: kubeconfig},
+	}
+	m, _ := runtime.DefaultUnstructuredConverter.ToUnstructured(sec)
+	unstructured.RemoveNestedField(m, "metadata", "creationTimestamp")
+	return &unstructured.Unstructured{Object: m}
+}
+
+// liveToken reads the reader token in A, read-only; nil when there is none yet.
+func liveToken(ctx context.Context, a *kube.Client) ([]byte, error) {
+	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return sec.Data[corev1.ServiceAccountTokenKey], nil
+}
+
+// ensureToken makes the reader ServiceAccount (when the control plane
+// did not) and its token Secret in A, and waits for the token.
+func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a *kube.Client) ([]byte, error) {
+	sas := a.Typed.CoreV1().ServiceAccounts(istiorender.Namespace)
+	if _, err := sas.Get(ctx, ReaderServiceAccount, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+		// Created, not applied: the control plane's apply owns its fields.
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: ReaderServiceAccount, Namespace: istiorender.Namespace}}
+		if _, err := sas.Create(ctx, sa, metav1.CreateOptions{FieldManager: kube.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("ServiceAccount %s in %s: %w", ReaderServiceAccount, s.source.Name, err)
+		}
+		env.Logf("created ServiceAccount %s/%s in %s", istiorender.Namespace, ReaderServiceAccount, s.source.Name)
+	} else if err != nil {
+		return nil, fmt.Errorf("ServiceAccount %s in %s: %w", ReaderServiceAccount, s.source.Name, err)
+	}
+	secrets := a.Typed.CoreV1().Secrets(istiorender.Namespace)
+	sec, err := secrets.Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		sec = &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:        ReaderTokenSecret,
+				Namespace:   istiorender.Namespace,
+				Annotations: map[string]string{corev1.ServiceAccountNameKey: ReaderServiceAccount},
+			},
+			Type: corev1.SecretTypeServiceAccountToken,
+		}
+		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: kube.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return nil, fmt.Errorf("token Secret %s in %s: %w", ReaderTokenSecret, s.source.Name, err)
+		}
+		env.Logf("created token Secret %s/%s in %s", istiorender.Namespace, ReaderTokenSecret, s.source.Name)
+	case err != nil:
+		return nil, fmt.Errorf("token Secret %s in %s: %w", ReaderTokenSecret, s.source.Name, err)
+	case sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != ReaderServiceAccount:
+		return nil, fmt.Errorf("Secret %s/%s in %s exists but is not a token of %s (type %s); delete it and apply again",
+			istiorender.Namespace, ReaderTokenSecret, s.source.Name, ReaderServiceAccount, sec.Type)
+	}
+	sec, err = a.WaitSecretKey(ctx, istiorender.Namespace, ReaderTokenSecret, corev1.ServiceAccountTokenKey, s.TokenTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("token of %s in %s (filled by the token controller of kube-controller-manager): %w%s",
+			ReaderServiceAccount, s.source.Name, err, a.Diagnose(ctx, istiorender.Namespace))
+	}
+	return sec.Data[corev1.ServiceAccountTokenKey], nil
+}
+
+// compare says how the live remote secret in B differs from the wanted
+// one; "" when it does not.
+func (s *IstioRemoteSecret) compare(live *corev1.Secret, server string, ca, token []byte) string {
+	if live == nil {
+		return "Secret " + istiorender.Namespace + "/" + RemoteSecretName(s.source.Name) + " missing in " + s.target
+	}
+	var why []string
+	if live.Labels[MultiClusterLabel] != "true" {
+		why = append(why, "label "+MultiClusterLabel+" missing")
+	}
+	if live.Annotations[RemoteClusterAnnotation] != s.source.Name {
+		why = append(why, "annotation "+RemoteClusterAnnotation+" differs")
+	}
+	if len(live.Data) != 1 {
+		why = append(why, fmt.Sprintf("%d data keys, want 1", len(live.Data)))
+	}
+	cfg, err := clientcmd.Load(live.Data[s.source.Name])
+	if err != nil || cfg.Contexts[cfg.CurrentContext] == nil {
+		return strings.Join(append(why, "no usable kubeconfig under key "+s.source.Name), "; ")
+	}
+	kctx := cfg.Contexts[cfg.CurrentContext]
+	cl, user := cfg.Clusters[kctx.Cluster], cfg.AuthInfos[kctx.AuthInfo]
+	switch {
+	case cl == nil || user == nil:
+		why = append(why, "kubeconfig incomplete")
+	default:
+		if cl.Server != server {
+			why = append(why, fmt.Sprintf("server %s, want %s", cl.Server, server))
+		}
+		if !bytes.Equal(cl.CertificateAuthorityData, ca) {
+			why = append(why, "CA of "+s.source.Name+" changed")
+		}
+		if user.Token != string(token) {
+			why = append(why, "reader token of "+s.source.Name+" changed")
+		}
+	}
+	want, err := remoteKubeconfig(s.source.Name, server, ca, token)
+	if len(why) == 0 && (err != nil || !bytes.Equal(want, live.Data[s.source.Name])) {
+		why = append(why, "kubeconfig differs")
+	}
+	return strings.Join(why, "; ")
+}
+
+func (s *IstioRemoteSecret) liveSecret(ctx context.Context, b *kube.Client) (*corev1.Secret, error) {
+	live, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName(s.source.Name), metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return live, err
+}
+
+// Check reads A's token and B's remote secret and compares them.
+func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	server, err := s.meshServer()
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	ca, err := s.sourceCA(env)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	a, err := reachableClient(ctx, env, s.source.Name)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	token, err := liveToken(ctx, a)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	if len(token) == 0 {
+		return engine.Drifted("no reader token in " + s.source.Name + " yet"), nil
+	}
+	b, err := reachableClient(ctx, env, s.target)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	live, err := s.liveSecret(ctx, b)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	if why := s.compare(live, server, ca, token); why != "" {
+		return engine.Drifted(why), nil
+	}
+	return engine.InSync(), nil
+}
+
+// Apply makes the token in A and writes the remote secret in B when it
+// differs.
+func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
+	server, err := s.meshServer()
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	ca, err := s.sourceCA(env)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	a, err := reachableClient(ctx, env, s.source.Name)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	token, err := s.ensureToken(ctx, env, a)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	b, err := reachableClient(ctx, env, s.target)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	live, err := s.liveSecret(ctx, b)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	if why := s.compare(live, server, ca, token); why != "" {
+		kc, err := remoteKubeconfig(s.source.Name, server, ca, token)
+		if err != nil {
+			return s.errorf("%w", err)
+		}
+		if _, err := b.Apply(ctx, []*unstructured.Unstructured{s.secret(kc)}, kubeApplyOptions(env)); err != nil {
+			return s.errorf("%w", err)
+		}
+		env.Logf("Secret %s/%s written in %s (%s)", istiorender.Namespace, RemoteSecretName(s.source.Name), s.target, why)
+	}
+	sum := sha256.Sum256(token)
+	env.SetOutput("secret", RemoteSecretName(s.source.Name))
+	env.SetOutput("server", server)
+	env.SetOutput("tokenSHA256", hex.EncodeToString(sum[:]))
+	return nil
+}

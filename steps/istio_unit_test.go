@@ -1,0 +1,55 @@
+package steps
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"mcplan.io/mcplan/plans"
+)
+
+func TestCheckMeshAddress(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"192.168.60.113": true, "10.0.0.1": true, "api.example.com": true, "127.0.0.2": true, "2001:db8::1": true,
+		"": false, "127.0.0.1": false, "localhost": false, "LOCALHOST": false, "::1": false, "[::1]": false,
+		"0.0.0.0": false, "::": false, "::ffff:127.0.0.1": false, "127.0.0.1:6443": false,
+	} {
+		if err := CheckMeshAddress(addr); (err == nil) != ok {
+			t.Errorf("CheckMeshAddress(%q) = %v, want ok=%v", addr, err, ok)
+		}
+	}
+}
+
+func TestRemoteSecretRefusesLoopback(t *testing.T) {
+	p := &plans.Plan{Clusters: []plans.Cluster{{Name: "cluster1", API: plans.API{MeshAddress: "127.0.0.1", Port: 6443}}}}
+	_, err := NewIstioRemoteSecret(p, "mesh1", "cluster1", "cluster2").meshServer()
+	if err == nil || !strings.Contains(err.Error(), "clusters[cluster1].api.meshAddress") || !strings.Contains(err.Error(), "classic multicluster failure") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestCheckMeshRootsFindsAForeignRoot(t *testing.T) {
+	r := caMesh(t, fastCA(), "cluster1", "cluster2")
+	if err := CheckMeshRoots(r.dir, caTestMesh, []string{"cluster1", "cluster2", "not-made-yet"}); err != nil {
+		t.Fatalf("same root: %v", err)
+	}
+	// cluster2's directory from another mesh's CA: a different root.
+	other := caMesh(t, fastCA(), "cluster2")
+	foreign, err := os.ReadFile(filepath.Join(CAClusterDir(other.dir, caTestMesh, "cluster2"), CARootCertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(CAClusterDir(r.dir, caTestMesh, "cluster2"), CARootCertFile), foreign, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = CheckMeshRoots(r.dir, caTestMesh, []string{"cluster1", "cluster2"})
+	if err == nil || !strings.Contains(err.Error(), "do not chain to the same root") || !strings.Contains(err.Error(), "cluster2 has root") {
+		t.Fatalf("err = %v", err)
+	}
+	// istio/cacerts refuses before touching any cluster.
+	_, err = NewIstioCACerts(caTestMesh, []string{"cluster1", "cluster2"}, "cluster1").files(r.env("x"))
+	if err == nil || !strings.Contains(err.Error(), "same root") {
+		t.Fatalf("cacerts files: %v", err)
+	}
+}

@@ -1,0 +1,366 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// Ref names an object: enough to find it again, nothing of its content.
+type Ref struct {
+	Group     string `json:"group,omitempty"`
+	Version   string `json:"version"`
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+}
+
+// RefOf is the Ref of an object.
+func RefOf(o *unstructured.Unstructured) Ref {
+	gvk := o.GroupVersionKind()
+	return Ref{Group: gvk.Group, Version: gvk.Version, Kind: gvk.Kind, Namespace: o.GetNamespace(), Name: o.GetName()}
+}
+
+// GVK is the group, version and kind of the object.
+func (r Ref) GVK() schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: r.Group, Version: r.Version, Kind: r.Kind}
+}
+
+// String is "Kind namespace/name", or "Kind name" for cluster objects.
+func (r Ref) String() string {
+	if r.Namespace == "" {
+		return r.Kind + " " + r.Name
+	}
+	return r.Kind + " " + r.Namespace + "/" + r.Name
+}
+
+// same ignores the version: an object moved to another API version is the
+// same object.
+func (r Ref) same(o Ref) bool {
+	return r.Group == o.Group && r.Kind == o.Kind && r.Namespace == o.Namespace && r.Name == o.Name
+}
+
+// kindOrder ranks kinds for applying: CRDs, namespaces and what others
+// refer to first; webhooks last, so they never call a service that is not
+// there yet. Unlisted kinds (custom resources) come before the webhooks.
+func kindOrder(kind string) int {
+	order := []string{
+		"CustomResourceDefinition", "Namespace", "ResourceQuota", "LimitRange", "PodSecurityPolicy",
+		"ServiceAccount", "Secret", "ConfigMap", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+		"Service", "EndpointSlice", "Endpoints", "PodDisruptionBudget", "DaemonSet", "Deployment", "StatefulSet",
+		"HorizontalPodAutoscaler",
+	}
+	if i := slices.Index(order, kind); i >= 0 {
+		return i
+	}
+	switch kind {
+	case "MutatingWebhookConfiguration":
+		return len(order) + 2
+	case "ValidatingWebhookConfiguration":
+		return len(order) + 3
+	}
+	return len(order) + 1
+}
+
+// Sorted returns the objects in apply order, stable within a kind.
+func Sorted(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	out := slices.Clone(objs)
+	slices.SortStableFunc(out, func(a, b *unstructured.Unstructured) int {
+		return kindOrder(a.GetKind()) - kindOrder(b.GetKind())
+	})
+	return out
+}
+
+// Result says what an Apply did.
+type Result struct {
+	Created, Updated, Unchanged, Pruned []Ref
+}
+
+// Changed reports whether anything was created, updated or pruned.
+func (r Result) Changed() bool {
+	return len(r.Created)+len(r.Updated)+len(r.Pruned) > 0
+}
+
+// String summarises the result in one line.
+func (r Result) String() string {
+	return fmt.Sprintf("%d created, %d updated, %d unchanged, %d pruned",
+		len(r.Created), len(r.Updated), len(r.Unchanged), len(r.Pruned))
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// Inventory, when set, records what was applied, and objects of its
+	// previous content that are gone from objs are deleted.
+	Inventory *Inventory
+	// CRDTimeout bounds the wait for applied CRDs to be Established.
+	// Zero means one minute.
+	CRDTimeout time.Duration
+	// Logf receives one line per created, updated or pruned object.
+	Logf func(string, ...any)
+}
+
+// Apply applies objects with server-side apply (field manager mcplan,
+// forcing conflicts: mcplan owns what it renders). CRDs go first and are
+// waited for until Established, so that custom resources of the same set
+// can be applied; then the rest in kindOrder. An object whose server-side
+// apply changes nothing keeps its resourceVersion and counts as unchanged.
+func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (Result, error) {
+	logf := opts.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	var res Result
+	var refs []Ref
+	for _, o := range objs {
+		refs = append(refs, RefOf(o))
+	}
+	var previous []Ref
+	if opts.Inventory != nil {
+		var err error
+		if previous, err = opts.Inventory.Load(); err != nil {
+			return res, err
+		}
+		// Record the union first: if this apply stops half way, the next
+		// one still knows every object that may exist.
+		if err := opts.Inventory.Save(union(previous, refs)); err != nil {
+			return res, err
+		}
+	}
+
+	timeout := opts.CRDTimeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	var crds []string
+	for _, o := range Sorted(objs) {
+		if o.GetKind() != "CustomResourceDefinition" && len(crds) > 0 {
+			if err := c.WaitCRDsEstablished(ctx, crds, timeout); err != nil {
+				return res, err
+			}
+			crds = nil
+		}
+		changed, created, err := c.applyOne(ctx, o)
+		if err != nil {
+			return res, err
+		}
+		ref := RefOf(o)
+		switch {
+		case created:
+			res.Created = append(res.Created, ref)
+			logf("created %s", ref)
+		case changed:
+			res.Updated = append(res.Updated, ref)
+			logf("updated %s", ref)
+		default:
+			res.Unchanged = append(res.Unchanged, ref)
+		}
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o.GetName())
+		}
+	}
+	if len(crds) > 0 {
+		if err := c.WaitCRDsEstablished(ctx, crds, timeout); err != nil {
+			return res, err
+		}
+	}
+
+	if opts.Inventory != nil {
+		for _, old := range previous {
+			if slices.ContainsFunc(refs, old.same) {
+				continue
+			}
+			if !prunable(old) {
+				logf("kept %s (no longer rendered; mcplan does not delete %ss)", old, old.Kind)
+				continue
+			}
+			deleted, err := c.Delete(ctx, old)
+			if err != nil {
+				return res, fmt.Errorf("prune: %w", err)
+			}
+			if deleted {
+				res.Pruned = append(res.Pruned, old)
+				logf("pruned %s", old)
+			}
+		}
+		if err := opts.Inventory.Save(refs); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+// prunable says whether an object that is no longer rendered may be
+// deleted. Namespaces and CRDs are kept: deleting them deletes everything
+// in them, including what users made.
+func prunable(r Ref) bool {
+	return r.Kind != "Namespace" && r.Kind != "CustomResourceDefinition"
+}
+
+// applyOne applies one object and says whether it was changed or created.
+func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured) (changed, created bool, err error) {
+	ref := RefOf(o)
+	ri, err := c.resource(ref)
+	if err != nil {
+		return false, false, err
+	}
+	before, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		before = nil
+	case err != nil:
+		return false, false, fmt.Errorf("get %s: %w", ref, err)
+	}
+	data, err := json.Marshal(o)
+	if err != nil {
+		return false, false, fmt.Errorf("%s: %w", ref, err)
+	}
+	force := true
+	after, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	if err != nil {
+		return false, false, fmt.Errorf("apply %s: %w", ref, err)
+	}
+	if before == nil {
+		return true, true, nil
+	}
+	return after.GetResourceVersion() != before.GetResourceVersion(), false, nil
+}
+
+// Delete deletes an object (background propagation) and says whether it
+// was there.
+func (c *Client) Delete(ctx context.Context, ref Ref) (bool, error) {
+	ri, err := c.resource(ref)
+	if err != nil {
+		return false, err
+	}
+	policy := metav1.DeletePropagationBackground
+	err = ri.Delete(ctx, ref.Name, metav1.DeleteOptions{PropagationPolicy: &policy})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("delete %s: %w", ref, err)
+	}
+	return true, nil
+}
+
+// Diff says, without changing anything, how the live objects differ from
+// objs: missing objects, objects a server-side apply would change (found
+// by a dry-run apply), and objects of the inventory that Apply would prune.
+// No differences means an Apply would change nothing. The lines name
+// objects and never show their content.
+func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv *Inventory) ([]string, error) {
+	var diffs []string
+	var refs []Ref
+	for _, o := range Sorted(objs) {
+		ref := RefOf(o)
+		refs = append(refs, ref)
+		d, err := c.diffOne(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		if d != "" {
+			diffs = append(diffs, d)
+		}
+	}
+	if inv != nil {
+		previous, err := inv.Load()
+		if err != nil {
+			return nil, err
+		}
+		for _, old := range previous {
+			if slices.ContainsFunc(refs, old.same) || !prunable(old) {
+				continue
+			}
+			ri, err := c.resource(old)
+			if err != nil {
+				continue // its kind is gone, so is the object
+			}
+			if _, err := ri.Get(ctx, old.Name, metav1.GetOptions{}); err == nil {
+				diffs = append(diffs, "- "+old.String()+" (no longer rendered)")
+			} else if !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("get %s: %w", old, err)
+			}
+		}
+	}
+	return diffs, nil
+}
+
+func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) (string, error) {
+	ref := RefOf(o)
+	ri, err := c.resource(ref)
+	if err != nil {
+		if errors.Is(err, errNoKind) {
+			return "+ " + ref.String() + " (its kind is not installed yet)", nil
+		}
+		return "", err
+	}
+	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "+ " + ref.String(), nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("get %s: %w", ref, err)
+	}
+	data, err := json.Marshal(o)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", ref, err)
+	}
+	force := true
+	dry, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{
+		FieldManager: FieldManager, Force: &force, DryRun: []string{metav1.DryRunAll},
+	})
+	if err != nil {
+		return "", fmt.Errorf("dry-run apply %s: %w", ref, err)
+	}
+	if !apiequality.Semantic.DeepEqual(comparable(live), comparable(dry)) {
+		return "~ " + ref.String(), nil
+	}
+	return "", nil
+}
+
+// comparable drops what changes without the object changing: status,
+// bookkeeping and managed-field timestamps.
+func comparable(o *unstructured.Unstructured) map[string]any {
+	c := o.DeepCopy()
+	unstructured.RemoveNestedField(c.Object, "status")
+	unstructured.RemoveNestedField(c.Object, "metadata", "managedFields")
+	unstructured.RemoveNestedField(c.Object, "metadata", "resourceVersion")
+	unstructured.RemoveNestedField(c.Object, "metadata", "generation")
+	return c.Object
+}
+
+func union(a, b []Ref) []Ref {
+	out := slices.Clone(a)
+	for _, r := range b {
+		if !slices.ContainsFunc(out, r.same) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// Get reads an object; (nil, nil) when it does not exist.
+func (c *Client) Get(ctx context.Context, ref Ref) (*unstructured.Unstructured, error) {
+	ri, err := c.resource(ref)
+	if err != nil {
+		return nil, err
+	}
+	o, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", ref, err)
+	}
+	return o, nil
+}

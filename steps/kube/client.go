@@ -1,0 +1,137 @@
+// Package kube is what mcplan's Kubernetes steps share: a client for one
+// cluster, server-side apply of rendered objects (CRDs first, then the
+// rest) with an inventory that prunes what a later render drops, a
+// read-only diff for Check, and waits that explain themselves on timeout.
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// FieldManager is the server-side apply field manager of every object
+// mcplan applies.
+const FieldManager = "mcplan"
+
+// Client talks to one cluster's API.
+type Client struct {
+	// Name is the cluster's name, for messages.
+	Name    string
+	REST    *rest.Config
+	Typed   kubernetes.Interface
+	Dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+}
+
+// FromKubeconfig makes a client from a kubeconfig file (its current
+// context). The API's warnings (deprecated fields...) go to warn; nil
+// drops them. (Without a handler client-go logs them through klog, which
+// Istio's packages redirect to stdout.)
+func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	cfg.WarningHandler = warningHandler(warn)
+	return New(name, cfg)
+}
+
+// warningHandler passes the API's warnings to warn.
+type warningHandler func(format string, args ...any)
+
+func (w warningHandler) HandleWarningHeader(code int, _, text string) {
+	if w != nil && code == 299 && text != "" {
+		w("API warning: %s", text)
+	}
+}
+
+// New makes a client from a REST config. It raises client-go's default
+// rate limit (5 requests/s), which would make an install of ~40 objects
+// crawl, and bounds every request.
+func New(name string, cfg *rest.Config) (*Client, error) {
+	cfg = rest.CopyConfig(cfg)
+	if cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
+		cfg.WarningHandler = rest.NoWarnings{}
+	}
+	if cfg.QPS == 0 {
+		cfg.QPS, cfg.Burst = 50, 100
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 30 * time.Second
+	}
+	typed, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{
+		Name:    name,
+		REST:    cfg,
+		Typed:   typed,
+		Dynamic: dyn,
+		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
+	}, nil
+}
+
+// mapping finds the resource of a kind, refreshing discovery once when the
+// kind is unknown (a CRD applied a moment ago).
+func (c *Client) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error) {
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		c.mapper.Reset()
+		m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	return m, err
+}
+
+// errNoKind is the error of an object whose kind the API does not serve.
+var errNoKind = errors.New("the API has no such kind")
+
+// resource returns the dynamic client of an object's resource.
+func (c *Client) resource(ref Ref) (dynamic.ResourceInterface, error) {
+	m, err := c.mapping(ref.GVK())
+	if err != nil {
+		if meta.IsNoMatchError(err) {
+			return nil, fmt.Errorf("%s: %w: %s (is its CRD installed?)", ref, errNoKind, ref.GVK())
+		}
+		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return c.Dynamic.Resource(m.Resource).Namespace(ref.Namespace), nil
+	}
+	return c.Dynamic.Resource(m.Resource), nil
+}
+
+// Reachable checks that the API answers, with a short timeout: steps call
+// it first so that an unreachable cluster fails with one clear line.
+func (c *Client) Reachable(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	_, err := c.Typed.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(ctx)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("API %s does not answer", c.REST.Host)
+		}
+		return fmt.Errorf("API %s: %w", c.REST.Host, err)
+	}
+	return nil
+}

@@ -1,0 +1,270 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// pollInterval is how often waits look again.
+const pollInterval = time.Second
+
+// poll calls probe until it reports done, fails, or timeout passes; then
+// the error carries the last thing probe saw.
+func poll(ctx context.Context, timeout time.Duration, probe func(context.Context) (done bool, seen string, err error)) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	seen := "no answer yet"
+	for {
+		done, s, err := probe(ctx)
+		if err != nil && ctx.Err() == nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if s != "" {
+			seen = s
+		}
+		select {
+		case <-ctx.Done():
+			return &TimeoutError{Timeout: timeout, Seen: seen, cause: ctx.Err()}
+		case <-time.After(pollInterval):
+		}
+	}
+}
+
+// TimeoutError is the error of a wait that ran out of time.
+type TimeoutError struct {
+	Timeout time.Duration
+	// Seen is the last state observed.
+	Seen  string
+	cause error
+}
+
+func (e *TimeoutError) Error() string {
+	if errors.Is(e.cause, context.Canceled) {
+		return "cancelled; last seen: " + e.Seen
+	}
+	return fmt.Sprintf("not ready after %s; last seen: %s", e.Timeout, e.Seen)
+}
+
+func (e *TimeoutError) Unwrap() error { return e.cause }
+
+// crdResource is the resource of CustomResourceDefinitions.
+func crdResource() schema.GroupVersionResource {
+	return schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+}
+
+// WaitCRDsEstablished waits until every named CRD is Established.
+func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeout time.Duration) error {
+	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
+		var pending []string
+		for _, name := range names {
+			crd, err := c.Dynamic.Resource(crdResource()).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				pending = append(pending, name+": "+err.Error())
+				continue
+			}
+			if !conditionTrue(crd, "Established") {
+				pending = append(pending, name)
+			}
+		}
+		if len(pending) == 0 {
+			c.mapper.Reset() // the new kinds are served now
+			return true, "", nil
+		}
+		return false, "CRDs not Established: " + strings.Join(pending, ", "), nil
+	})
+	if err != nil {
+		return fmt.Errorf("CRDs: %w", err)
+	}
+	return nil
+}
+
+func conditionTrue(o *unstructured.Unstructured, typ string) bool {
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		cm, _ := c.(map[string]any)
+		if cm["type"] == typ {
+			return cm["status"] == "True"
+		}
+	}
+	return false
+}
+
+// DeploymentStatus says whether a Deployment has rolled out and is
+// Available, and if not, what it is waiting for.
+func DeploymentStatus(d *appsv1.Deployment) (bool, string) {
+	want := int32(1)
+	if d.Spec.Replicas != nil {
+		want = *d.Spec.Replicas
+	}
+	s := d.Status
+	switch {
+	case s.ObservedGeneration < d.Generation:
+		return false, fmt.Sprintf("Deployment %s: generation %d not observed yet", d.Name, d.Generation)
+	case s.UpdatedReplicas < want:
+		return false, fmt.Sprintf("Deployment %s: %d of %d replicas updated", d.Name, s.UpdatedReplicas, want)
+	case s.Replicas > s.UpdatedReplicas:
+		return false, fmt.Sprintf("Deployment %s: %d old replicas pending termination", d.Name, s.Replicas-s.UpdatedReplicas)
+	case s.AvailableReplicas < want:
+		return false, fmt.Sprintf("Deployment %s: %d of %d replicas available", d.Name, s.AvailableReplicas, want)
+	}
+	for _, c := range s.Conditions {
+		if c.Type == appsv1.DeploymentAvailable {
+			if c.Status == corev1.ConditionTrue {
+				return true, ""
+			}
+			return false, fmt.Sprintf("Deployment %s: Available=%s (%s: %s)", d.Name, c.Status, c.Reason, c.Message)
+		}
+	}
+	return false, fmt.Sprintf("Deployment %s: no Available condition yet", d.Name)
+}
+
+// WaitDeploymentAvailable waits until a Deployment has rolled out and is
+// Available. On timeout the error shows the namespace's pods and recent
+// events.
+func (c *Client) WaitDeploymentAvailable(ctx context.Context, namespace, name string, timeout time.Duration) error {
+	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
+		d, err := c.Typed.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, "Deployment " + name + " does not exist", nil
+		}
+		if err != nil {
+			return false, "API: " + err.Error(), nil
+		}
+		ok, why := DeploymentStatus(d)
+		return ok, why, nil
+	})
+	if err != nil {
+		return fmt.Errorf("Deployment %s/%s: %w%s", namespace, name, err, c.Diagnose(ctx, namespace))
+	}
+	return nil
+}
+
+// Diagnose describes a namespace for a timeout message: each pod's phase
+// and conditions that are not True, and the most recent events. It never
+// fails: what cannot be read is said so.
+func (c *Client) Diagnose(ctx context.Context, namespace string) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	var b strings.Builder
+	pods, err := c.Typed.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, "\n  pods of %s: cannot list: %v", namespace, err)
+	case len(pods.Items) == 0:
+		fmt.Fprintf(&b, "\n  pods of %s: none", namespace)
+	default:
+		fmt.Fprintf(&b, "\n  pods of %s:", namespace)
+		for _, p := range pods.Items {
+			var bad []string
+			for _, cond := range p.Status.Conditions {
+				if cond.Status != corev1.ConditionTrue {
+					s := fmt.Sprintf("%s=%s", cond.Type, cond.Status)
+					if cond.Reason != "" || cond.Message != "" {
+						s += fmt.Sprintf(" (%s: %s)", cond.Reason, cond.Message)
+					}
+					bad = append(bad, s)
+				}
+			}
+			for _, cs := range p.Status.ContainerStatuses {
+				if w := cs.State.Waiting; w != nil {
+					bad = append(bad, fmt.Sprintf("container %s waiting: %s %s", cs.Name, w.Reason, w.Message))
+				}
+			}
+			line := fmt.Sprintf("\n    %s: %s", p.Name, p.Status.Phase)
+			if len(bad) > 0 {
+				line += "; " + strings.Join(bad, "; ")
+			}
+			b.WriteString(line)
+		}
+	}
+	events, err := c.Typed.CoreV1().Events(namespace).List(ctx, metav1.ListOptions{})
+	switch {
+	case err != nil:
+		fmt.Fprintf(&b, "\n  events of %s: cannot list: %v", namespace, err)
+	case len(events.Items) == 0:
+		fmt.Fprintf(&b, "\n  events of %s: none", namespace)
+	default:
+		items := events.Items
+		slices.SortFunc(items, func(a, b corev1.Event) int { return eventTime(a).Compare(eventTime(b)) })
+		if len(items) > 15 {
+			items = items[len(items)-15:]
+		}
+		fmt.Fprintf(&b, "\n  recent events of %s:", namespace)
+		for _, e := range items {
+			fmt.Fprintf(&b, "\n    %s %s %s/%s: %s: %s", eventTime(e).Format(time.TimeOnly), e.Type,
+				e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+		}
+	}
+	return b.String()
+}
+
+func eventTime(e corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// LoadBalancerAddress is the first ingress address of a Service's load
+// balancer, "" while it has none.
+func LoadBalancerAddress(svc *corev1.Service) string {
+	for _, in := range svc.Status.LoadBalancer.Ingress {
+		if in.IP != "" {
+			return in.IP
+		}
+		if in.Hostname != "" {
+			return in.Hostname
+		}
+	}
+	return ""
+}
+
+// WaitLoadBalancer waits until a Service of type LoadBalancer has an
+// ingress address and returns it.
+func (c *Client) WaitLoadBalancer(ctx context.Context, namespace, name string, timeout time.Duration) (string, error) {
+	var addr string
+	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
+		svc, err := c.Typed.CoreV1().Services(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, "Service " + name + " does not exist", nil
+		}
+		if err != nil {
+			return false, "API: " + err.Error(), nil
+		}
+		addr = LoadBalancerAddress(svc)
+		return addr != "", "Service " + name + " has no load balancer ingress", nil
+	})
+	return addr, err
+}
+
+// WaitSecretKey waits until a Secret has a non-empty data key, and
+// returns the Secret. Its content must not be logged.
+func (c *Client) WaitSecretKey(ctx context.Context, namespace, name, key string, timeout time.Duration) (*corev1.Secret, error) {
+	var secret *corev1.Secret
+	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
+		s, err := c.Typed.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, "Secret " + name + ": " + err.Error(), nil
+		}
+		secret = s
+		return len(s.Data[key]) > 0, "Secret " + name + " has no " + key + " yet", nil
+	})
+	return secret, err
+}
