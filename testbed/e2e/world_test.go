@@ -89,6 +89,8 @@ func newWorld(t *testing.T, hosts int) *world {
 type planOptions struct {
 	cluster2Args []string
 	cluster1Args []string
+	// mesh, when set, is the plan's meshes: section.
+	mesh string
 }
 
 // writePlan writes plan.yaml: cluster1 = server h1; cluster2 = server h2
@@ -127,9 +129,10 @@ clusters:
       args: %s
       airgap: {binary: %q, installScript: %q}
 kubeconfig: {path: ./kubeconfig}
-`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address, h[2].Address,
+%s`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address, h[2].Address,
 		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
-		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript())
+		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript(),
+		o.mesh)
 	path := filepath.Join(w.dir, "plan.yaml")
 	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
 		w.t.Fatal(err)

@@ -1,0 +1,133 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"mcplan.io/mcplan/testbed/fakeistiod"
+)
+
+// meshSection is the walkthrough's mesh over cluster1 and cluster2, with
+// Istio's webhooks pointed at the test's fake istiod (no real istiod runs
+// in the stand-in yet: see testbed/fakeistiod).
+func meshSection(t *testing.T, webhooks *fakeistiod.Webhooks) string {
+	values, err := json.Marshal(webhooks.Values())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf(`meshes:
+  - name: mesh1
+    model: multi-primary
+    clusters: [cluster1, cluster2]
+    istio:
+      meshConfig: {accessLogFile: /dev/stdout, accessLogEncoding: JSON}
+      values: %s
+    ca: {keySize: 2048}
+`, values)
+}
+
+// clientFor is a client of a context of the merged kubeconfig.
+func (w *world) clientFor(kubeContext string) *kubernetes.Clientset {
+	w.t.Helper()
+	loader := &clientcmd.ClientConfigLoadingRules{ExplicitPath: filepath.Join(w.dir, "kubeconfig")}
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loader, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+// TestWalkthroughMeshOnTestHosts applies the walkthrough's shape, two
+// clusters on two networks in one multi-primary mesh, from bare test hosts
+// through the Istio steps.
+func TestWalkthroughMeshOnTestHosts(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	subnet, err := netip.ParsePrefix(w.bed.Subnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The hosts reach the machine at the bridge's .1, where the fake listens.
+	webhooks := fakeistiod.Start(t, subnet.Addr().Next())
+	w.writePlan(planOptions{mesh: meshSection(t, webhooks)})
+
+	start := time.Now()
+	r := w.apply(ctx)
+	t.Logf("first apply: %s, exit %d", time.Since(start).Round(time.Millisecond), r.code)
+	for _, id := range []string{
+		"mesh/mesh1/ca/root", "cluster/cluster1/istio/cacerts", "cluster/cluster2/istio/controlplane",
+		"cluster/cluster1/istio/eastwest", "cluster/cluster2/istio/expose",
+		"mesh/mesh1/remotesecret/cluster1->cluster2", "mesh/mesh1/remotesecret/cluster2->cluster1",
+	} {
+		if r.outcomes[id] != "succeeded" {
+			t.Errorf("%s: %s %s", id, r.outcomes[id], r.errors[id])
+		}
+	}
+	verify := r.outcomes["mesh/mesh1/verify/sample"]
+	if r.code != 0 && !(verify == "failed" && strings.Contains(r.errors["mesh/mesh1/verify/sample"], "not implemented")) {
+		t.Fatalf("apply: exit %d\n%s", r.code, r.output)
+	}
+
+	for i, c := range []string{"cluster1", "cluster2"} {
+		client := w.clientFor("context-" + c)
+		ns, err := client.CoreV1().Namespaces().Get(ctx, "istio-system", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := ns.Labels["topology.istio.io/network"], fmt.Sprintf("network%d", i+1); got != want {
+			t.Errorf("%s: istio-system network label %q, want %q", c, got, want)
+		}
+		svc, err := client.CoreV1().Services("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(svc.Status.LoadBalancer.Ingress) == 0 {
+			t.Errorf("%s: east-west gateway without address", c)
+		}
+		other := map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"}[c]
+		sec, err := client.CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-"+other, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("%s: remote secret of %s: %v", c, other, err)
+		}
+		remote, err := clientcmd.Load(sec.Data[other])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, cl := range remote.Clusters {
+			if strings.Contains(cl.Server, "127.0.0.1") || !strings.Contains(cl.Server, ":6443") {
+				t.Errorf("%s: remote secret of %s points at %s", c, other, cl.Server)
+			}
+		}
+	}
+	state, _ := os.ReadFile(filepath.Join(w.dir, ".mcplan", "state.json"))
+	if strings.Contains(string(state), "PRIVATE KEY") || strings.Contains(string(state), "token:") {
+		t.Error("secret material in the state")
+	}
+
+	t.Run("second apply changes nothing", func(t *testing.T) {
+		start := time.Now()
+		r := w.apply(ctx)
+		t.Logf("second apply: %s", time.Since(start).Round(time.Millisecond))
+		for id, o := range r.outcomes {
+			if o != "unchanged" && !(id == "mesh/mesh1/verify/sample" && o == "failed") {
+				t.Errorf("%s: %s (%s) %s", id, o, r.reasons[id], r.errors[id])
+			}
+		}
+	})
+}
