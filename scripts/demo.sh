@@ -3,8 +3,9 @@
 # real sshd, real systemd; see testbed/README.md), then mcplan validate,
 # plan and apply of examples/testbed/plan.yaml.tmpl: two k3s clusters like
 # the walkthrough's (cluster1 on h1; cluster2 on h2 with h3 as agent),
-# their merged kubeconfig, a second apply that changes nothing, and the
-# walkthrough example's CA made locally.
+# their merged kubeconfig, the walkthrough's Istio mesh over them (CA,
+# control planes, east-west gateways, remote secrets), a second apply that
+# changes nothing, and the walkthrough example's CA made locally.
 #
 # "k3s" on the test hosts is the project's stand-in (a real kube-apiserver,
 # controller-manager and scheduler; kubelet and servicelb simulated), built
@@ -38,14 +39,24 @@ step "bring up 3 test hosts (systemd under systemd-nspawn, real sshd each)"
 up=$("$work/testbed" up 3 --kind systemd)
 echo "$up"
 host() { echo "$up" | awk -v h="$1" '$1 == h { print $2 }'; }
+bridge=$(echo "$up" | awk '/^run / { for (i = 1; i <= NF; i++) if ($i ~ /\/24,?$/) { sub(/0\/24,?$/, "1", $i); print $i } }')
 key=$(echo "$up" | awk '/^client key:/ { print $3 }')
 known=$(echo "$up" | awk '/^known_hosts:/ { print $2 }')
 
 cd "$work"
 rm -rf .mcplan kubeconfig walkthrough
+
+step "serve stand-in Istio webhooks on $bridge (test world only: no istiod runs on the stand-in)"
+"$work/testbed" fake-istiod "$bridge" >istio-values.json &
+fake=$!
+trap 'kill $fake 2>/dev/null' EXIT
+for _ in $(seq 50); do [ -s istio-values.json ] && break; sleep 0.1; done
+values=$(cat istio-values.json)
+[ -n "$values" ] || { echo "testbed fake-istiod did not start on $bridge" >&2; exit 1; }
 sed -e "s#@H1@#$(host h1)#; s#@H2@#$(host h2)#; s#@H3@#$(host h3)#" \
 	-e "s#@CLIENT_KEY@#$key#; s#@KNOWN_HOSTS@#$known#" \
 	-e "s#@K3S@#$k3s#g; s#@INSTALL_SCRIPT@#$repo/testbed/k3s-install/install.sh#g" \
+	-e "s#@ISTIO_VALUES@#$values#" \
 	"$repo/examples/testbed/plan.yaml.tmpl" >plan.yaml
 
 step "mcplan validate plan.yaml"
@@ -56,6 +67,9 @@ mcplan plan plan.yaml
 
 step "mcplan apply plan.yaml"
 mcplan apply plan.yaml
+
+step "what mcplan made in cluster2 (through the merged kubeconfig's context-cluster2)"
+"$work/mcplan" state list plan.yaml | grep -E 'istio|remotesecret|STEP'
 
 step "the merged kubeconfig"
 mcplan kubeconfig plan.yaml | grep -E '^(current-context|- context:|  name:)|    server:' || true

@@ -65,6 +65,8 @@ func New(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
 		return NewIstioExpose(p, *p.Mesh(spec.Mesh), spec.Cluster)
 	case plans.KindIstioRemoteSecret:
 		return NewIstioRemoteSecret(p, spec.Mesh, spec.Source, spec.Target)
+	case plans.KindVerifySample:
+		return NewVerifySample(p, *p.Mesh(spec.Mesh))
 	default:
 		return NotImplemented{Kind: spec.Kind}
 	}

@@ -35,6 +35,7 @@ import (
 // bundles), so the webhook path is exercised and traffic stays on
 // loopback. It allows every request unchanged.
 type Webhooks struct {
+	srv    *http.Server
 	url    string
 	caPEM  []byte
 	mu     sync.Mutex
@@ -46,9 +47,19 @@ type Webhooks struct {
 // made (the testbed's bridge).
 func Start(t testing.TB, addr netip.Addr) *Webhooks {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	f, err := Serve(addr)
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = f.Close() })
+	return f
+}
+
+// Serve serves the fake webhooks on addr's IP (a free port) until Close.
+func Serve(addr netip.Addr) (*Webhooks, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1),
@@ -62,12 +73,12 @@ func Start(t testing.TB, addr netip.Addr) *Webhooks {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	f := &Webhooks{caPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), counts: map[string]int{}}
 	l, err := net.Listen("tcp", netip.AddrPortFrom(addr, 0).String())
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	f.url = "https://" + l.Addr().String()
 	srv := &http.Server{
@@ -75,9 +86,12 @@ func Start(t testing.TB, addr netip.Addr) *Webhooks {
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}},
 	}
 	go func() { _ = srv.ServeTLS(l, "", "") }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return f
+	f.srv = srv
+	return f, nil
 }
+
+// Close stops the server.
+func (f *Webhooks) Close() error { return f.srv.Close() }
 
 func (f *Webhooks) serve(w http.ResponseWriter, r *http.Request) {
 	var review admissionv1.AdmissionReview

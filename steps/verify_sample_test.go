@@ -1,0 +1,208 @@
+package steps
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/istiorender"
+	"mcplan.io/mcplan/steps/kube"
+)
+
+// TestVerifyControlPlaneOnStandins runs verify (a) on a healthy
+// two-network mesh of two stand-ins, then breaks the mesh one way at a
+// time (and repairs it) and checks that verify names the problem.
+func TestVerifyControlPlaneOnStandins(t *testing.T) {
+	r := newIstioRun(t, plans.ModelMultiPrimary, []string{"network1", "network2"}, nil)
+	start := time.Now()
+	r.run()
+	t.Logf("Istio steps applied in %s", time.Since(start).Round(time.Millisecond))
+	ctx := r.ctx
+	v := NewVerifySample(r.plan, r.plan.Meshes[0])
+	env := engine.NewEnv(plans.VerifySampleID("mesh1"), r.dir, nil, nil, nil)
+
+	healthy := func(t *testing.T) {
+		t.Helper()
+		start := time.Now()
+		d, err := v.Check(ctx, env)
+		if err != nil || !d.InSync {
+			t.Fatalf("Check on the healthy mesh: %+v %v", d, err)
+		}
+		if err := v.Apply(ctx, env); err != nil {
+			t.Fatalf("Apply on the healthy mesh: %v", err)
+		}
+		fs := v.ControlPlane(ctx, r.dir)
+		// 2 x (network, cacerts, eastwest) + 2 remote secrets.
+		if len(fs) != 8 {
+			t.Errorf("%d findings, want 8: %v", len(fs), fs)
+		}
+		t.Logf("healthy mesh: %d checks pass in %s", len(fs), time.Since(start).Round(time.Millisecond))
+	}
+	healthy(t)
+
+	// failsWith checks that Check is drifted and Apply fails, both naming
+	// each of want.
+	failsWith := func(t *testing.T, want ...string) {
+		t.Helper()
+		d, err := v.Check(ctx, env)
+		if err != nil {
+			t.Fatalf("Check: %v", err)
+		}
+		if d.InSync {
+			t.Fatal("Check: InSync on a broken mesh")
+		}
+		aerr := v.Apply(ctx, env)
+		if aerr == nil {
+			t.Fatal("Apply passed on a broken mesh")
+		}
+		for _, w := range want {
+			if !strings.Contains(d.Reason, w) {
+				t.Errorf("Check reason lacks %q:\n%s", w, d.Reason)
+			}
+			if !strings.Contains(aerr.Error(), w) {
+				t.Errorf("Apply error lacks %q:\n%v", w, aerr)
+			}
+		}
+		if n := len(Failed(v.ControlPlane(ctx, r.dir))); n != 1 {
+			t.Errorf("%d failed checks, want 1", n)
+		}
+		t.Logf("verify says:\n%v", aerr)
+	}
+
+	c1, c2 := r.clients["cluster1"], r.clients["cluster2"]
+
+	t.Run("RemoteSecretAtLoopback", func(t *testing.T) {
+		secrets := c2.Typed.CoreV1().Secrets(istiorender.Namespace)
+		sec, err := secrets.Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := sec.Data["cluster1"]
+		cfg, err := clientcmd.Load(orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Clusters["cluster1"].Server = "https://127.0.0.1:6443"
+		broken, err := clientcmd.Write(*cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", broken)
+		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "https://127.0.0.1:6443",
+			"the local machine", "clusters[cluster1].api.meshAddress")
+		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", orig)
+		healthy(t)
+	})
+
+	t.Run("CACertsOfAnotherRoot", func(t *testing.T) {
+		// Another CA, made by the same steps in another state directory.
+		other := t.TempDir()
+		ca := plans.CA{KeySize: 2048}
+		oenv := engine.NewEnv("other", other, nil, nil, nil)
+		if err := NewCARoot("mesh1", ca, other).Apply(ctx, oenv); err != nil {
+			t.Fatal(err)
+		}
+		if err := NewCAIntermediate("mesh1", "cluster1", ca).Apply(ctx, oenv); err != nil {
+			t.Fatal(err)
+		}
+		secrets := c1.Typed.CoreV1().Secrets(istiorender.Namespace)
+		sec, err := secrets.Get(ctx, CACertsSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := sec.Data
+		foreign := map[string][]byte{}
+		for _, k := range cacertsKeys() {
+			b, err := os.ReadFile(filepath.Join(CAClusterDir(other, "mesh1", "cluster1"), k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			foreign[k] = b
+		}
+		sec.Data = foreign
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		failsWith(t, "cluster cluster1", "Secret istio-system/cacerts", "does not chain to the mesh root", "different root", "mcplan apply")
+		sec, err = secrets.Get(ctx, CACertsSecret, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Data = orig
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		healthy(t)
+	})
+
+	t.Run("GatewayWithoutAddress", func(t *testing.T) {
+		// The stand-in's servicelb gives every LoadBalancer Service the
+		// node's address again at once, so an emptied status would not
+		// stay empty: as NodePort the gateway keeps no externalIPs and
+		// servicelb itself empties its ingress.
+		svcs := c2.Typed.CoreV1().Services(istiorender.Namespace)
+		setGatewayType := func(typ corev1.ServiceType) {
+			t.Helper()
+			svc, err := svcs.Get(ctx, istiorender.EastWestGatewayName, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			svc.Spec.Type = typ
+			svc.Spec.ExternalIPs = nil
+			if typ != corev1.ServiceTypeLoadBalancer {
+				svc.Spec.ExternalTrafficPolicy = ""
+				svc.Spec.AllocateLoadBalancerNodePorts = nil
+			}
+			if _, err := svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		waitIngress := func(want bool) {
+			t.Helper()
+			deadline := time.Now().Add(time.Minute)
+			for {
+				svc, err := svcs.Get(ctx, istiorender.EastWestGatewayName, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (kube.LoadBalancerAddress(svc) != "") == want {
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("gateway ingress %v, want present=%v", svc.Status.LoadBalancer.Ingress, want)
+				}
+				time.Sleep(200 * time.Millisecond)
+			}
+		}
+		setGatewayType(corev1.ServiceTypeNodePort)
+		waitIngress(false)
+		failsWith(t, "cluster cluster2", "Service istio-system/istio-eastwestgateway", "no address",
+			"clusters[cluster2].eastWest.address")
+		setGatewayType(corev1.ServiceTypeLoadBalancer)
+		waitIngress(true)
+		healthy(t)
+	})
+}
+
+// setSecretKey rewrites one data key of a Secret in istio-system.
+func setSecretKey(t *testing.T, ctx context.Context, c *kube.Client, name, key string, value []byte) {
+	t.Helper()
+	secrets := c.Typed.CoreV1().Secrets(istiorender.Namespace)
+	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec.Data[key] = value
+	if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
