@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +27,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/testbed/fakeistiod"
 )
 
 // These tests run the Istio steps against real kube-apiservers: the
@@ -263,7 +265,7 @@ type istioRun struct {
 	store    *engine.Store
 	servers  []*standinServer
 	clients  map[string]*kube.Client
-	webhooks *fakeWebhooks
+	webhooks *fakeistiod.Webhooks
 }
 
 func newIstioRun(t *testing.T, model string, networks []string, tweak func(*plans.Plan)) *istioRun {
@@ -287,8 +289,8 @@ func newIstioRun(t *testing.T, model string, networks []string, tweak func(*plan
 		r.waitAPI(c)
 	}
 	t.Logf("two stand-ins up in %s", time.Since(start).Round(time.Millisecond))
-	r.webhooks = startFakeIstiodWebhooks(t)
-	r.plan = istioTestPlan(t, model, r.servers, networks, r.webhooks.values())
+	r.webhooks = fakeistiod.Start(t, netip.MustParseAddr("127.0.0.1"))
+	r.plan = istioTestPlan(t, model, r.servers, networks, r.webhooks.Values())
 	if tweak != nil {
 		tweak(r.plan)
 	}
@@ -553,10 +555,10 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 	}
 	r.checkRemoteSecret(r.servers[0], r.servers[1])
 	r.checkRemoteSecret(r.servers[1], r.servers[0])
-	if r.webhooks.count("/inject") == 0 {
+	if r.webhooks.Count("/inject") == 0 {
 		t.Error("the east-west gateway pods were not sent to the injection webhook")
 	}
-	t.Logf("webhook calls: inject %d, validate %d", r.webhooks.count("/inject"), r.webhooks.count("/validate"))
+	t.Logf("webhook calls: inject %d, validate %d", r.webhooks.Count("/inject"), r.webhooks.Count("/validate"))
 
 	// The engine's second run: every step Checks InSync and is skipped.
 	rep = r.run()
