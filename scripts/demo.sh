@@ -68,8 +68,8 @@ mcplan plan plan.yaml
 step "mcplan apply plan.yaml"
 mcplan apply plan.yaml
 
-step "what mcplan made in cluster2 (through the merged kubeconfig's context-cluster2)"
-"$work/mcplan" state list plan.yaml | grep -E 'istio|remotesecret|STEP'
+step "mcplan verify plan.yaml (the mesh's control plane, checked for real)"
+mcplan verify plan.yaml
 
 step "the merged kubeconfig"
 mcplan kubeconfig plan.yaml | grep -E '^(current-context|- context:|  name:)|    server:' || true
