@@ -141,3 +141,107 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 	})
 }
+
+// TestPrimaryRemoteAndThreeClustersOnTestHosts applies the other two
+// shapes of examples/: a primary-remote mesh (cluster2 a remote of
+// cluster1, one network), then, on three clusters over two networks, a
+// multi-primary mesh with six remote secrets.
+func TestPrimaryRemoteAndThreeClustersOnTestHosts(t *testing.T) {
+	w := newWorld(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	subnet, err := netip.ParsePrefix(w.bed.Subnet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webhooks := fakeistiod.Start(t, subnet.Addr().Next())
+	values, err := json.Marshal(webhooks.Values())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := w.bed.Hosts
+	write := func(clusters, meshes string) {
+		plan := fmt.Sprintf(`apiVersion: mcplan.io/v1alpha1
+kind: Plan
+metadata: {name: e2e}
+ssh: {user: root, identityFile: %q, knownHosts: %q}
+hosts:
+  - {name: h1, address: %s}
+  - {name: h2, address: %s}
+  - {name: h3, address: %s}
+networks: [{name: network1}, {name: network2}]
+clusters:
+%s
+meshes:
+%s
+`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address, h[2].Address, clusters, meshes)
+		if err := os.WriteFile(filepath.Join(w.dir, "plan.yaml"), []byte(plan), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cluster := func(n int, network string) string {
+		return fmt.Sprintf(`  - name: cluster%d
+    network: %s
+    servers: [h%d]
+    k3s: {args: [--cluster-cidr=10.%d.0.0/16, --service-cidr=10.%d.0.0/16], airgap: {binary: %q, installScript: %q}}
+`, n, network, n, 40+2*n, 41+2*n, w.k3s, w.installScript())
+	}
+
+	t.Run("primary-remote", func(t *testing.T) {
+		write(cluster(1, "network1")+cluster(2, "network1"), fmt.Sprintf(`  - name: mesh1
+    model: primary-remote
+    clusters: [cluster1, cluster2]
+    primaries: [cluster1]
+    istio: {values: %s}
+    ca: {keySize: 2048}
+`, values))
+		start := time.Now()
+		r := w.apply(ctx)
+		t.Logf("apply: %s", time.Since(start).Round(time.Millisecond))
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.output)
+		}
+		if _, ok := r.outcomes["mesh/mesh1/remotesecret/cluster1->cluster2"]; ok {
+			t.Error("a remote holds a remote secret")
+		}
+		if r.outcomes["mesh/mesh1/remotesecret/cluster2->cluster1"] != "succeeded" || r.outcomes["mesh/mesh1/verify/sample"] != "succeeded" {
+			t.Errorf("outcomes %v", r.outcomes)
+		}
+		c2 := w.clientFor("context-cluster2")
+		if _, err := c2.AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); err == nil {
+			t.Error("the remote cluster runs its own istiod")
+		}
+	})
+
+	t.Run("three clusters, two networks", func(t *testing.T) {
+		// The same hosts: the plan drops mesh1 (its records are forgotten)
+		// and makes mesh3 over three clusters.
+		write(cluster(1, "network1")+cluster(2, "network1")+cluster(3, "network2"), fmt.Sprintf(`  - name: mesh3
+    clusters: [cluster1, cluster2, cluster3]
+    istio: {values: %s}
+    ca: {keySize: 2048}
+`, values))
+		start := time.Now()
+		r := w.apply(ctx)
+		t.Logf("apply: %s", time.Since(start).Round(time.Millisecond))
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.output)
+		}
+		secrets := 0
+		for id, o := range r.outcomes {
+			if strings.Contains(id, "/remotesecret/") && o == "succeeded" {
+				secrets++
+			}
+		}
+		if secrets != 6 || r.outcomes["mesh/mesh3/verify/sample"] != "succeeded" {
+			t.Errorf("%d remote secrets made, verify %s", secrets, r.outcomes["mesh/mesh3/verify/sample"])
+		}
+		out, err := exec.CommandContext(ctx, w.mcplan, "verify", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("verify: %v\n%s", err, out)
+		}
+		if n := strings.Count(string(out), "remotesecret"); n != 6 {
+			t.Errorf("verify shows %d remote secret rows, want 6:\n%s", n, out)
+		}
+	})
+}
