@@ -17,8 +17,6 @@ import (
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/testbed"
 )
@@ -27,16 +25,7 @@ import (
 // as kubectl --kubeconfig <merged> --context <ctx> get nodes would.
 func (w *world) readyNodes(ctx context.Context, kubeContext string) []string {
 	w.t.Helper()
-	loader := &clientcmd.ClientConfigLoadingRules{ExplicitPath: filepath.Join(w.dir, "kubeconfig")}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loader, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
-	if err != nil {
-		w.t.Fatalf("context %s: %v", kubeContext, err)
-	}
-	client, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	nodes, err := w.clientFor(kubeContext).CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		w.t.Fatalf("context %s: list nodes: %v", kubeContext, err)
 	}

@@ -19,14 +19,25 @@ import (
 	"mcplan.io/mcplan/testbed/fakeistiod"
 )
 
-// meshSection is the walkthrough's mesh over cluster1 and cluster2, with
-// Istio's webhooks pointed at the test's fake istiod (no real istiod runs
-// in the stand-in yet: see testbed/fakeistiod).
-func meshSection(t *testing.T, webhooks *fakeistiod.Webhooks) string {
-	values, err := json.Marshal(webhooks.Values())
+// istioValues starts the fake istiod on the bridge's .1, where the hosts
+// reach the machine, and returns the plan's istio.values (JSON, which is
+// YAML) pointing Istio's webhooks at it: no real istiod runs in the
+// stand-in yet (see testbed/fakeistiod).
+func (w *world) istioValues() string {
+	w.t.Helper()
+	subnet, err := netip.ParsePrefix(w.bed.Subnet)
 	if err != nil {
-		t.Fatal(err)
+		w.t.Fatal(err)
 	}
+	values, err := json.Marshal(fakeistiod.Start(w.t, subnet.Addr().Next()).Values())
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return string(values)
+}
+
+// meshSection is the walkthrough's mesh over cluster1 and cluster2.
+func meshSection(values string) string {
 	return fmt.Sprintf(`meshes:
   - name: mesh1
     model: multi-primary
@@ -61,13 +72,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	subnet, err := netip.ParsePrefix(w.bed.Subnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The hosts reach the machine at the bridge's .1, where the fake listens.
-	webhooks := fakeistiod.Start(t, subnet.Addr().Next())
-	w.writePlan(planOptions{mesh: meshSection(t, webhooks)})
+	w.writePlan(planOptions{mesh: meshSection(w.istioValues())})
 
 	start := time.Now()
 	r := w.apply(ctx)
@@ -150,15 +155,7 @@ func TestPrimaryRemoteAndThreeClustersOnTestHosts(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	subnet, err := netip.ParsePrefix(w.bed.Subnet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	webhooks := fakeistiod.Start(t, subnet.Addr().Next())
-	values, err := json.Marshal(webhooks.Values())
-	if err != nil {
-		t.Fatal(err)
-	}
+	values := w.istioValues()
 	h := w.bed.Hosts
 	write := func(clusters, meshes string) {
 		plan := fmt.Sprintf(`apiVersion: mcplan.io/v1alpha1
