@@ -37,6 +37,10 @@ type Options struct {
 	// Forget drops the records of steps that are in the state but not in
 	// the graph. Only set it when the graph is the whole plan's.
 	Forget bool
+	// Retire, when set, says how to undo a step that left the plan: it
+	// returns a Remover for the step's record, or nil when there is
+	// nothing to undo. A record is dropped only once its Remove succeeded.
+	Retire func(id string, rec StepRecord) Remover
 }
 
 // StepResult is what happened to one step.
@@ -57,6 +61,9 @@ type Report struct {
 	Steps []StepResult
 	// Forgotten are state records of steps no longer in the plan.
 	Forgotten []string
+	// Removing are the forgotten steps whose effect is (or, for a dry
+	// run, would be) removed by their Remover.
+	Removing []string
 	// Err joins every failure; nil when all went well.
 	Err error
 }
@@ -349,32 +356,49 @@ func (s *scheduler) report(order []string) *Report {
 		}
 		errs = multierror.Append(errs, fmt.Errorf("%w (%s): %d steps not started; apply again to resume", ErrInterrupted, cause, cancelled))
 	}
-	if s.opts.Forget {
-		rep.Forgotten = s.forget(&errs)
+	if s.opts.Forget && !(cancelled > 0) {
+		s.forget(rep, &errs)
 	}
 	rep.Err = errs.ErrorOrNil()
 	return rep
 }
 
-// forget finds state records of steps that left the plan, and drops them
-// unless this is a dry run.
-func (s *scheduler) forget(errs **multierror.Error) []string {
-	var gone []string
+// forget finds state records of steps that left the plan and, unless this
+// is a dry run, undoes what they made (when Retire knows how) and drops
+// their records.
+func (s *scheduler) forget(rep *Report, errs **multierror.Error) {
 	for _, id := range s.opts.Store.IDs() {
-		if s.graph.Node(id) == nil {
-			gone = append(gone, id)
+		if s.graph.Node(id) != nil {
+			continue
 		}
+		rec, _ := s.opts.Store.Record(id)
+		var remover Remover
+		if s.opts.Retire != nil {
+			remover = s.opts.Retire(id, rec)
+		}
+		rep.Forgotten = append(rep.Forgotten, id)
+		if remover != nil {
+			rep.Removing = append(rep.Removing, id)
+		}
+		if s.opts.DryRun {
+			continue
+		}
+		msg := "removed from state (the step left the plan; nothing on the hosts was changed)"
+		if remover != nil {
+			env := NewEnv(id, s.opts.Dir, rec.Outputs, nil, s.opts.Sink)
+			if err := remover.Remove(s.ctx, env); err != nil {
+				*errs = multierror.Append(*errs, fmt.Errorf("step %s (left the plan): remove: %w", id, err))
+				s.opts.Sink(Event{Time: time.Now(), Type: EventFailed, Step: id, Kind: rec.Kind, Action: ActionForget, Error: err.Error()})
+				continue
+			}
+			msg = "removed what it made and its record (the step left the plan)"
+		}
+		if err := s.opts.Store.Forget(id); err != nil {
+			*errs = multierror.Append(*errs, err)
+			continue
+		}
+		s.opts.Sink(Event{Time: time.Now(), Type: EventSucceeded, Step: id, Kind: rec.Kind, Action: ActionForget, Message: msg})
 	}
-	if len(gone) == 0 || s.opts.DryRun {
-		return gone
-	}
-	if err := s.opts.Store.Forget(gone...); err != nil {
-		*errs = multierror.Append(*errs, err)
-	}
-	for _, id := range gone {
-		s.opts.Sink(Event{Time: time.Now(), Type: EventSucceeded, Step: id, Action: ActionForget, Message: "removed from state (the step left the plan; nothing on the hosts was changed)"})
-	}
-	return gone
 }
 
 // ErrInterrupted is part of a Report's error when the run was stopped

@@ -466,3 +466,48 @@ func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
 	}
 	return true
 }
+
+// removerStep records that it was asked to undo itself.
+type removerStep struct {
+	removed *[]string
+	err     error
+}
+
+func (r removerStep) Remove(_ context.Context, env *Env) error {
+	if r.err != nil {
+		return r.err
+	}
+	v, _ := env.Previous("value")
+	*r.removed = append(*r.removed, env.StepID+"="+v)
+	return nil
+}
+
+func TestRetireRemovesWhatLeftThePlan(t *testing.T) {
+	dir := t.TempDir()
+	Run(context.Background(), newWorld(nil, "a", "b", "c").graph(t), Options{Store: openStore(t, dir), Forget: true})
+	var removed []string
+	retire := func(id string, rec StepRecord) Remover {
+		switch id {
+		case "b":
+			return removerStep{removed: &removed}
+		case "c":
+			return removerStep{removed: &removed, err: errors.New("cluster unreachable")}
+		}
+		return nil
+	}
+	w := newWorld(nil, "a")
+	plan := Run(context.Background(), w.graph(t), Options{Store: openStore(t, dir), Forget: true, DryRun: true, Retire: retire})
+	if !slices.Equal(plan.Forgotten, []string{"b", "c"}) || !slices.Equal(plan.Removing, []string{"b", "c"}) || len(removed) != 0 {
+		t.Fatalf("dry run: forgotten %v removing %v removed %v", plan.Forgotten, plan.Removing, removed)
+	}
+	rep := Run(context.Background(), w.graph(t), Options{Store: openStore(t, dir), Forget: true, Retire: retire})
+	if !slices.Equal(removed, []string{"b=out-b"}) {
+		t.Errorf("removed %v, want b with its recorded outputs", removed)
+	}
+	if rep.Err == nil || !strings.Contains(rep.Err.Error(), "step c (left the plan): remove: cluster unreachable") {
+		t.Errorf("err = %v", rep.Err)
+	}
+	if ids := openStore(t, dir).IDs(); !slices.Equal(ids, []string{"a", "c"}) {
+		t.Errorf("state holds %v; c's record must stay until its removal succeeds", ids)
+	}
+}

@@ -19,6 +19,15 @@ type Step interface {
 	Apply(ctx context.Context, env *Env) error
 }
 
+// Remover is a step that can undo its effect once it has left the plan,
+// such as a remote secret of a cluster that left its mesh. See
+// Options.Retire.
+type Remover interface {
+	// Remove deletes what the step made. env.Previous holds the step's
+	// last recorded outputs. It must succeed when there is nothing left.
+	Remove(ctx context.Context, env *Env) error
+}
+
 // Drift is the result of a Check.
 type Drift struct {
 	// InSync is true when the step's effect is present as expected.

@@ -112,8 +112,10 @@ func (c *cli) progressSink(ctx context.Context, output string, total int) (sink 
 // reportJSON is the machine-readable form of a plan or apply report.
 type reportJSON struct {
 	Steps []stepJSON `json:"steps"`
-	// Forgotten are steps that left the plan.
+	// Forgotten are steps that left the plan; Removing those of them
+	// whose effect is removed (remote secrets).
 	Forgotten []string       `json:"forgotten,omitempty"`
+	Removing  []string       `json:"removing,omitempty"`
 	Summary   map[string]int `json:"summary"`
 	Changes   bool           `json:"changes"`
 	Error     string         `json:"error,omitempty"`
@@ -129,7 +131,7 @@ type stepJSON struct {
 }
 
 func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
-	out := reportJSON{Forgotten: rep.Forgotten, Changes: rep.Changes(), Summary: map[string]int{
+	out := reportJSON{Forgotten: rep.Forgotten, Removing: rep.Removing, Changes: rep.Changes(), Summary: map[string]int{
 		"create": rep.Count(engine.ActionCreate), "update": rep.Count(engine.ActionUpdate),
 		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten),
 	}}

@@ -8,6 +8,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/steps"
 )
 
 func (c *cli) planCommand() *cobra.Command {
@@ -32,7 +33,7 @@ case the plan file and the state alone decide.`,
 			defer pr.close()
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(),
-				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole,
+				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan),
 			})
 			if flags.output == "json" {
 				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {

@@ -3,6 +3,7 @@ package progress
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"mcplan.io/mcplan/engine"
@@ -41,7 +42,11 @@ func WritePlan(w io.Writer, rep *engine.Report, view PlanView) {
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	for _, id := range rep.Forgotten {
-		fmt.Fprintf(w, "  - %-*s  %-20s  %s\n", width, id, "", "no longer in the plan: its record leaves the state (nothing on the hosts is removed)")
+		what := "no longer in the plan: its record leaves the state (nothing on the hosts is removed)"
+		if slices.Contains(rep.Removing, id) {
+			what = "no longer in the plan: what it made is removed, then its record"
+		}
+		fmt.Fprintf(w, "  - %-*s  %-20s  %s\n", width, id, "", what)
 	}
 	fmt.Fprintln(w)
 	var notes []string

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -72,7 +73,8 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	w.writePlan(planOptions{mesh: meshSection(w.istioValues())})
+	values := w.istioValues()
+	w.writePlan(planOptions{mesh: meshSection(values)})
 
 	start := time.Now()
 	r := w.apply(ctx)
@@ -142,6 +144,24 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		for id, o := range r.outcomes {
 			if o != "unchanged" {
 				t.Errorf("%s: %s (%s) %s", id, o, r.reasons[id], r.errors[id])
+			}
+		}
+	})
+
+	t.Run("a cluster leaving the mesh loses its remote secrets", func(t *testing.T) {
+		w.writePlan(planOptions{mesh: strings.Replace(meshSection(values), "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
+		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "what it made is removed") {
+			t.Errorf("plan does not announce the removal:\n%s", out)
+		}
+		r := w.apply(ctx)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.output)
+		}
+		for c, source := range map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"} {
+			_, err := w.clientFor("context-"+c).CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-"+source, metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("%s still holds istio-remote-secret-%s (err %v)", c, source, err)
 			}
 		}
 	})
