@@ -31,7 +31,7 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 	case rec.Status == StatusFailed:
 		return Decision{ActionUpdate, "last apply failed: " + firstLine(rec.Error)}, nil
 	case rec.Fingerprint != n.Fingerprint:
-		return Decision{ActionUpdate, "inputs changed"}, nil
+		return Decision{ActionUpdate, inputsChanged(ctx, n, check, env)}, nil
 	case len(changedDeps) > 0:
 		return Decision{ActionUpdate, "depends on " + describeDeps(changedDeps) + ", which change"}, nil
 	}
@@ -48,6 +48,23 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 		return Decision{ActionUpdate, "drift: " + drift.Reason}, nil
 	}
 	return Decision{ActionNoChange, ""}, nil
+}
+
+// inputsChanged is the reason of a step whose inputs changed: with check,
+// what its Check finds differing in the live system (for Kubernetes
+// objects: which objects a server-side dry-run apply would change).
+func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) string {
+	if !check || n.Step == nil {
+		return "inputs changed"
+	}
+	drift, err := n.Step.Check(ctx, env)
+	switch {
+	case err != nil:
+		return "inputs changed (live state not read: " + firstLine(err.Error()) + ")"
+	case drift.InSync:
+		return "inputs changed; the live system already matches"
+	}
+	return "inputs changed: " + drift.Reason
 }
 
 func describeDeps(ids []string) string {

@@ -315,7 +315,7 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			Network  string    `json:"network"`
 			Istio    Istio     `json:"istio"`
 			EastWest *EastWest `json:"eastWest,omitempty"`
-		}{v.Name, c.Name, c.Network, v.Istio, c.EastWest}})
+		}{v.Name, c.Name, c.Network, Istio{Hub: v.Istio.Hub, Tag: v.Istio.Tag, Revision: v.Istio.Revision, Values: v.Istio.Values}, c.EastWest}})
 	b.add(StepSpec{ID: IstioExposeID(c.Name), Kind: KindIstioExpose, Mesh: v.Name, Cluster: c.Name,
 		DependsOn: []string{IstioEastWestID(c.Name)},
 		Inputs: struct {

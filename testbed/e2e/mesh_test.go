@@ -148,6 +148,37 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("changed meshConfig: plan shows the control-plane objects that change", func(t *testing.T) {
+		w.writePlan(planOptions{mesh: strings.Replace(meshSection(values), "accessLogEncoding: JSON", "accessLogEncoding: TEXT", 1)})
+		cmd := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml"))
+		out, err := cmd.CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
+			t.Fatalf("plan: %v, want exit 2\n%s", err, out)
+		}
+		t.Logf("plan:\n%s", out)
+		for _, line := range strings.Split(string(out), "\n") {
+			if !strings.Contains(line, "inputs changed") {
+				continue
+			}
+			if !strings.Contains(line, "/istio/controlplane") {
+				t.Errorf("inputs changed outside the control planes: %s", line)
+			}
+			if !strings.Contains(line, "~ ConfigMap istio-system/istio") {
+				t.Errorf("no object diff for the mesh config: %s", line)
+			}
+		}
+		if n := strings.Count(string(out), "inputs changed"); n != 2 {
+			t.Errorf("%d steps with changed inputs, want the 2 control planes", n)
+		}
+		if r := w.apply(ctx); r.code != 0 {
+			t.Fatalf("apply: exit %d\n%s", r.code, r.output)
+		}
+		w.writePlan(planOptions{mesh: meshSection(values)})
+		if r := w.apply(ctx); r.code != 0 {
+			t.Fatalf("apply back: exit %d\n%s", r.code, r.output)
+		}
+	})
+
 	t.Run("a cluster leaving the mesh loses its remote secrets", func(t *testing.T) {
 		w.writePlan(planOptions{mesh: strings.Replace(meshSection(values), "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
 		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
