@@ -11,6 +11,8 @@ import (
 type Decision struct {
 	Action Action
 	Reason string
+	// Details are the Check's detail lines, when it found differences.
+	Details []string
 }
 
 // decide works out a step's action from its state record, the dependencies
@@ -20,51 +22,52 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 	switch {
 	case rec == nil || (rec.Fingerprint == "" && rec.Status != StatusSucceeded):
 		if rec != nil && rec.Status == StatusRunning {
-			return Decision{ActionCreate, "interrupted during its first apply"}, nil
+			return Decision{Action: ActionCreate, Reason: "interrupted during its first apply"}, nil
 		}
 		if rec != nil && rec.Status == StatusFailed {
-			return Decision{ActionCreate, "first apply failed: " + firstLine(rec.Error)}, nil
+			return Decision{Action: ActionCreate, Reason: "first apply failed: " + firstLine(rec.Error)}, nil
 		}
-		return Decision{ActionCreate, "not applied yet"}, nil
+		return Decision{Action: ActionCreate, Reason: "not applied yet"}, nil
 	case rec.Status == StatusRunning:
-		return Decision{ActionUpdate, "interrupted during its last apply"}, nil
+		return Decision{Action: ActionUpdate, Reason: "interrupted during its last apply"}, nil
 	case rec.Status == StatusFailed:
-		return Decision{ActionUpdate, "last apply failed: " + firstLine(rec.Error)}, nil
+		return Decision{Action: ActionUpdate, Reason: "last apply failed: " + firstLine(rec.Error)}, nil
 	case rec.Fingerprint != n.Fingerprint:
-		return Decision{ActionUpdate, inputsChanged(ctx, n, check, env)}, nil
+		reason, details := inputsChanged(ctx, n, check, env)
+		return Decision{Action: ActionUpdate, Reason: reason, Details: details}, nil
 	case len(changedDeps) > 0:
-		return Decision{ActionUpdate, "depends on " + describeDeps(changedDeps) + ", which change"}, nil
+		return Decision{Action: ActionUpdate, Reason: "depends on " + describeDeps(changedDeps) + ", which change"}, nil
 	}
 	if !check || n.Step == nil {
-		return Decision{ActionNoChange, ""}, nil
+		return Decision{Action: ActionNoChange}, nil
 	}
 	drift, err := n.Step.Check(ctx, env)
 	switch {
 	case errors.Is(err, ErrNotImplemented):
-		return Decision{ActionNoChange, "live state not checked: " + err.Error()}, nil
+		return Decision{Action: ActionNoChange, Reason: "live state not checked: " + err.Error()}, nil
 	case err != nil:
 		return Decision{}, fmt.Errorf("check: %w", err)
 	case !drift.InSync:
-		return Decision{ActionUpdate, "drift: " + drift.Reason}, nil
+		return Decision{Action: ActionUpdate, Reason: "drift: " + drift.Reason, Details: drift.Details}, nil
 	}
-	return Decision{ActionNoChange, ""}, nil
+	return Decision{Action: ActionNoChange}, nil
 }
 
 // inputsChanged is the reason of a step whose inputs changed: with check,
 // what its Check finds differing in the live system (for Kubernetes
 // objects: which objects a server-side dry-run apply would change).
-func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) string {
+func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) (string, []string) {
 	if !check || n.Step == nil {
-		return "inputs changed"
+		return "inputs changed", nil
 	}
 	drift, err := n.Step.Check(ctx, env)
 	switch {
 	case err != nil:
-		return "inputs changed (live state not read: " + firstLine(err.Error()) + ")"
+		return "inputs changed (live state not read: " + firstLine(err.Error()) + ")", nil
 	case drift.InSync:
-		return "inputs changed; the live system already matches"
+		return "inputs changed; the live system already matches", nil
 	}
-	return "inputs changed: " + drift.Reason
+	return "inputs changed: " + drift.Reason, drift.Details
 }
 
 func describeDeps(ids []string) string {

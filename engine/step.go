@@ -34,6 +34,9 @@ type Drift struct {
 	InSync bool
 	// Reason says what differs, for plan output ("root-cert.pem missing").
 	Reason string
+	// Details, when set, are lines plan shows under the step, e.g. one
+	// per changed object and field. Never secret values.
+	Details []string
 }
 
 // InSync is the Drift of a converged step.

@@ -125,7 +125,7 @@ func checkInstall(ctx context.Context, c *kube.Client, objs []*unstructured.Unst
 		return engine.Drift{}, err
 	}
 	if len(diffs) > 0 {
-		return engine.Drifted(summariseDiffs(diffs)), nil
+		return diffDrift(diffs), nil
 	}
 	for _, name := range deployments(objs) {
 		d, err := c.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
@@ -145,10 +145,22 @@ func checkInstall(ctx context.Context, c *kube.Client, objs []*unstructured.Unst
 // summariseDiffs keeps a Drift reason short: the first few objects and a count.
 func summariseDiffs(diffs []string) string {
 	const show = 5
-	if len(diffs) <= show {
-		return strings.Join(diffs, "; ")
+	var objects []string
+	for _, d := range diffs {
+		if !strings.HasPrefix(d, kube.FieldIndent) {
+			objects = append(objects, d)
+		}
 	}
-	return strings.Join(diffs[:show], "; ") + "; and " + strconv.Itoa(len(diffs)-show) + " more"
+	if len(objects) <= show {
+		return strings.Join(objects, "; ")
+	}
+	return strings.Join(objects[:show], "; ") + "; and " + strconv.Itoa(len(objects)-show) + " more"
+}
+
+// diffDrift is the Drift of objects that differ: one line naming them,
+// and every object and field line of kube's Diff as details.
+func diffDrift(diffs []string) engine.Drift {
+	return engine.Drift{Reason: summariseDiffs(diffs), Details: diffs}
 }
 
 // Apply renders, applies (CRDs first), prunes what an earlier render had

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -137,7 +136,7 @@ func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift,
 		return engine.Drift{}, s.errorf("%w", err)
 	}
 	if len(diffs) > 0 {
-		return engine.Drifted(strings.Join(diffs, "; ")), nil
+		return diffDrift(diffs), nil
 	}
 	if prev, _ := env.Previous("address"); prev != addr {
 		return engine.Drifted(fmt.Sprintf("gateway address %s not passed on yet (was %q)", addr, prev)), nil

@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -63,7 +62,7 @@ func (s *IstioNamespace) Check(ctx context.Context, env *engine.Env) (engine.Dri
 		return engine.Drift{}, s.errorf("%w", err)
 	}
 	if len(diffs) > 0 {
-		return engine.Drifted(strings.Join(diffs, "; ")), nil
+		return diffDrift(diffs), nil
 	}
 	return engine.InSync(), nil
 }

@@ -126,6 +126,7 @@ type stepJSON struct {
 	Kind    string        `json:"kind"`
 	Action  engine.Action `json:"action"`
 	Reason  string        `json:"reason,omitempty"`
+	Details []string      `json:"details,omitempty"`
 	Outcome string        `json:"outcome"`
 	Error   string        `json:"error,omitempty"`
 }
@@ -136,7 +137,7 @@ func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
 		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten),
 	}}
 	for _, s := range rep.Steps {
-		sj := stepJSON{ID: s.ID, Kind: s.Kind, Action: s.Action, Reason: s.Reason, Outcome: string(s.Outcome)}
+		sj := stepJSON{ID: s.ID, Kind: s.Kind, Action: s.Action, Reason: s.Reason, Details: s.Details, Outcome: string(s.Outcome)}
 		if s.Err != nil {
 			sj.Error = s.Err.Error()
 		}

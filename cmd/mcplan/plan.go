@@ -13,7 +13,7 @@ import (
 
 func (c *cli) planCommand() *cobra.Command {
 	var flags runFlags
-	var offline, detailed bool
+	var offline, detailed, full bool
 	cmd := &cobra.Command{
 		Use:   "plan PLAN",
 		Short: "Show what apply would change, changing nothing",
@@ -40,7 +40,7 @@ case the plan file and the state alone decide.`,
 					return err
 				}
 			} else {
-				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole})
+				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole, Full: full})
 			}
 			if rep.Err != nil {
 				return fmt.Errorf("plan: %w", rep.Err)
@@ -53,6 +53,7 @@ case the plan file and the state alone decide.`,
 	}
 	cmd.Flags().BoolVar(&offline, "offline", false, "decide from the plan and state alone; contact no host or cluster")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	cmd.Flags().BoolVar(&full, "full", false, "show every changed field of every object (Istio's objects are summarised otherwise)")
 	addRunFlags(cmd, &flags)
 	return cmd
 }

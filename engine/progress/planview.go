@@ -15,6 +15,42 @@ type PlanView struct {
 	Offline bool
 	// Targeted is true when --target limited the graph.
 	Targeted bool
+	// Full shows every detail line; otherwise at most fieldsShown field
+	// lines per object.
+	Full bool
+}
+
+// fieldsShown is how many field lines of one object plan shows without
+// --full: Istio's objects are big.
+const fieldsShown = 3
+
+// detailLines are a step's detail lines as plan prints them. Lines that
+// start with a space belong to the line before (an object's fields).
+func detailLines(details []string, full bool) []string {
+	var out []string
+	hidden := 0
+	fields := 0
+	flush := func() {
+		if hidden > 0 {
+			out = append(out, fmt.Sprintf("    ... %d more changed fields (plan --full shows them)", hidden))
+		}
+		hidden, fields = 0, 0
+	}
+	for _, d := range details {
+		if !strings.HasPrefix(d, " ") {
+			flush()
+			out = append(out, d)
+			continue
+		}
+		fields++
+		if full || fields <= fieldsShown {
+			out = append(out, d)
+		} else {
+			hidden++
+		}
+	}
+	flush()
+	return out
 }
 
 // WritePlan renders a dry-run report as Terraform renders a plan: one line
@@ -40,6 +76,9 @@ func WritePlan(w io.Writer, rep *engine.Report, view PlanView) {
 		}
 		line := fmt.Sprintf("  %s %-*s  %-20s  %s", s.Action.Symbol(), width, s.ID, s.Kind, reason)
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		for _, d := range detailLines(s.Details, view.Full) {
+			fmt.Fprintf(w, "      %s\n", d)
+		}
 	}
 	for _, id := range rep.Forgotten {
 		what := "no longer in the plan: its record leaves the state (nothing on the hosts is removed)"

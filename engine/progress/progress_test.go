@@ -86,6 +86,8 @@ func TestWritePlan(t *testing.T) {
 		Steps: []engine.StepResult{
 			{ID: "mesh/mesh1/ca/root", Kind: "ca/root", Decision: engine.Decision{Action: engine.ActionNoChange}, Outcome: engine.EventPlanned},
 			{ID: "cluster/cluster1/ca/intermediate", Kind: "ca/intermediate", Decision: engine.Decision{Action: engine.ActionUpdate, Reason: "drift: ca-cert.pem missing"}, Outcome: engine.EventPlanned},
+			{ID: "cluster/cluster1/istio/controlplane", Kind: "istio/controlplane", Decision: engine.Decision{Action: engine.ActionUpdate, Reason: "inputs changed: ~ ConfigMap istio-system/istio",
+				Details: []string{"~ ConfigMap istio-system/istio", "    ~ data.a: 1 → 2", "    ~ data.b: 1 → 2", "    ~ data.c: 1 → 2", "    ~ data.d: 1 → 2", "+ Secret istio-system/x"}}, Outcome: engine.EventPlanned},
 			{ID: "host/vm1/facts", Kind: "host/facts", Decision: engine.Decision{Action: engine.ActionCreate, Reason: "not applied yet"}, Outcome: engine.EventPlanned},
 			{ID: "host/vm2/facts", Kind: "host/facts", Outcome: engine.EventFailed, Err: errors.New("ssh: connection refused")},
 		},
@@ -94,6 +96,11 @@ func TestWritePlan(t *testing.T) {
 	var b bytes.Buffer
 	WritePlan(&b, rep, PlanView{Offline: true})
 	golden.Check(t, filepath.Join("testdata", "plan.txt"), b.String())
+	b.Reset()
+	WritePlan(&b, rep, PlanView{Full: true})
+	if !strings.Contains(b.String(), "~ data.d: 1 → 2") || strings.Contains(b.String(), "more changed fields") {
+		t.Errorf("--full does not show every field:\n%s", b.String())
+	}
 
 	b.Reset()
 	WritePlan(&b, &engine.Report{Steps: rep.Steps[:1]}, PlanView{})

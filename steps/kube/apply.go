@@ -268,9 +268,7 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 		if err != nil {
 			return nil, err
 		}
-		if d != "" {
-			diffs = append(diffs, d)
-		}
+		diffs = append(diffs, d...)
 	}
 	if inv != nil {
 		previous, err := inv.Load()
@@ -295,37 +293,40 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 	return diffs, nil
 }
 
-func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) (string, error) {
+// diffOne is an object's line of Diff ("+", "~" or nothing) and, for a
+// changed object, one line per changed field (FieldIndent first).
+func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) ([]string, error) {
 	ref := RefOf(o)
 	ri, err := c.resource(ref)
 	if err != nil {
 		if errors.Is(err, errNoKind) {
-			return "+ " + ref.String() + " (its kind is not installed yet)", nil
+			return []string{"+ " + ref.String() + " (its kind is not installed yet)"}, nil
 		}
-		return "", err
+		return nil, err
 	}
 	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "+ " + ref.String(), nil
+		return []string{"+ " + ref.String()}, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("get %s: %w", ref, err)
+		return nil, fmt.Errorf("get %s: %w", ref, err)
 	}
 	data, err := json.Marshal(o)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", ref, err)
+		return nil, fmt.Errorf("%s: %w", ref, err)
 	}
 	force := true
 	dry, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{
 		FieldManager: FieldManager, Force: &force, DryRun: []string{metav1.DryRunAll},
 	})
 	if err != nil {
-		return "", fmt.Errorf("dry-run apply %s: %w", ref, err)
+		return nil, fmt.Errorf("dry-run apply %s: %w", ref, err)
 	}
-	if !apiequality.Semantic.DeepEqual(comparable(live), comparable(dry)) {
-		return "~ " + ref.String(), nil
+	before, after := comparable(live), comparable(dry)
+	if apiequality.Semantic.DeepEqual(before, after) {
+		return nil, nil
 	}
-	return "", nil
+	return append([]string{"~ " + ref.String()}, fieldChanges(ref.Kind, before, after)...), nil
 }
 
 // comparable drops what changes without the object changing: status,

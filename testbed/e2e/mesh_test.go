@@ -170,6 +170,9 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		if n := strings.Count(string(out), "inputs changed"); n != 2 {
 			t.Errorf("%d steps with changed inputs, want the 2 control planes", n)
 		}
+		if n := strings.Count(string(out), `~ data.mesh: text: "accessLogEncoding: JSON" → "accessLogEncoding: TEXT"`); n != 2 {
+			t.Errorf("%d field lines show the access log change, want one per control plane", n)
+		}
 		if r := w.apply(ctx); r.code != 0 {
 			t.Fatalf("apply: exit %d\n%s", r.code, r.output)
 		}
