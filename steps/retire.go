@@ -16,6 +16,14 @@ import (
 // a mesh that went) must not stay readable by the clusters that remain.
 // Everything else is only forgotten.
 func Retirement(p *plans.Plan) func(id string, rec engine.StepRecord) engine.Remover {
+	// The source->target pairs the plan still has: a secret that moved to
+	// another mesh (another step ID) is the same Secret and must stay.
+	kept := map[string]bool{}
+	for _, spec := range plans.Steps(p) {
+		if spec.Kind == plans.KindIstioRemoteSecret {
+			kept[spec.Source+"->"+spec.Target] = true
+		}
+	}
 	return func(id string, rec engine.StepRecord) engine.Remover {
 		if rec.Kind != plans.KindIstioRemoteSecret {
 			return nil
@@ -23,8 +31,8 @@ func Retirement(p *plans.Plan) func(id string, rec engine.StepRecord) engine.Rem
 		// mesh/<mesh>/remotesecret/<source>-><target>
 		pair := id[strings.LastIndex(id, "/")+1:]
 		source, target, ok := strings.Cut(pair, "->")
-		if !ok || p.Cluster(target) == nil {
-			return nil // the target cluster itself left the plan: nothing to reach
+		if !ok || p.Cluster(target) == nil || kept[pair] {
+			return nil // the target left the plan, or the pair is still wanted
 		}
 		return remoteSecretRemoval{source: source, target: target}
 	}

@@ -262,6 +262,9 @@ meshes:
 		if _, err := c2.AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); err == nil {
 			t.Error("the remote cluster runs its own istiod")
 		}
+		if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
+			t.Errorf("second apply: exit %d, ran %v", again.code, again.ran())
+		}
 	})
 
 	t.Run("three clusters, two networks", func(t *testing.T) {
@@ -293,6 +296,9 @@ meshes:
 		}
 		if n := strings.Count(string(out), "remotesecret"); n != 6 {
 			t.Errorf("verify shows %d remote secret rows, want 6:\n%s", n, out)
+		}
+		if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
+			t.Errorf("second apply: exit %d, ran %v", again.code, again.ran())
 		}
 	})
 }
