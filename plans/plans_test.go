@@ -3,12 +3,13 @@ package plans
 import (
 	"errors"
 	"fmt"
-	"mcplan.io/mcplan/internal/golden"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"mcplan.io/mcplan/internal/golden"
 )
 
 func fixtures(t *testing.T, dir string) []string {

@@ -3,6 +3,8 @@ package plans
 import (
 	"fmt"
 	"slices"
+
+	"mcplan.io/mcplan/internal/lists"
 )
 
 // Step kinds: the catalogue of what mcplan does. The steps package has an
@@ -131,9 +133,9 @@ func (b *stepBuilder) cluster(c Cluster) {
 	first := c.Servers[0]
 	sans := []string{}
 	for _, s := range c.Servers {
-		sans = appendUnique(sans, b.hosts[s].PrivateIP, b.hosts[s].Address)
+		sans = lists.AppendNew(sans, b.hosts[s].PrivateIP, b.hosts[s].Address)
 	}
-	sans = appendUnique(sans, c.API.OperatorAddress, c.API.MeshAddress)
+	sans = lists.AppendNew(sans, c.API.OperatorAddress, c.API.MeshAddress)
 	for _, h := range append(slices.Clone(c.Servers), c.Agents...) {
 		b.add(StepSpec{ID: HostFactsID(h), Kind: KindHostFacts, Host: h, Cluster: c.Name, Inputs: b.hostInputs(h)})
 	}
@@ -191,7 +193,7 @@ type meshView struct {
 func (b *stepBuilder) mesh(m Mesh) {
 	v := meshView{Mesh: m}
 	for _, c := range m.Clusters {
-		v.networks = appendUnique(v.networks, b.clusters[c].Network)
+		v.networks = lists.AppendNew(v.networks, b.clusters[c].Network)
 	}
 	v.multiNetwork = len(v.networks) > 1
 
@@ -323,15 +325,6 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			MultiNetwork bool   `json:"multiNetwork"`
 			Role         string `json:"role"`
 		}{c.Name, v.multiNetwork, role}})
-}
-
-func appendUnique(list []string, values ...string) []string {
-	for _, v := range values {
-		if v != "" && !slices.Contains(list, v) {
-			list = append(list, v)
-		}
-	}
-	return list
 }
 
 // String makes a StepSpec readable in test failures.

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/lists"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/remote"
 )
@@ -113,9 +114,9 @@ func (s *K3sNode) tlsSANs() []string {
 	var sans []string
 	for _, name := range s.cluster.Servers {
 		h := s.rt.plan.Host(name)
-		sans = appendNew(sans, h.PrivateIP, h.Address)
+		sans = lists.AppendNew(sans, h.PrivateIP, h.Address)
 	}
-	return appendNew(sans, s.cluster.API.OperatorAddress, s.cluster.API.MeshAddress)
+	return lists.AppendNew(sans, s.cluster.API.OperatorAddress, s.cluster.API.MeshAddress)
 }
 
 // clusterToken reads the cluster's join token from its first server.

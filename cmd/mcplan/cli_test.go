@@ -3,11 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
-	"mcplan.io/mcplan/internal/golden"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mcplan.io/mcplan/internal/golden"
 )
 
 // result is what one mcplan command line did.

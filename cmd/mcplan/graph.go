@@ -16,11 +16,7 @@ func (c *cli) graphCommand() *cobra.Command {
   mcplan graph --format mermaid plan.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.loadPlan(args[0])
-			if err != nil {
-				return err
-			}
-			g, err := offlineGraph(p)
+			p, g, err := c.loadOffline(args[0])
 			if err != nil {
 				return err
 			}

@@ -24,6 +24,16 @@ func (c *cli) loadPlan(path string) (*plans.Plan, error) {
 	return p, nil
 }
 
+// loadOffline loads a plan and its offline graph (graph, validate).
+func (c *cli) loadOffline(path string) (*plans.Plan, *engine.Graph, error) {
+	p, err := c.loadPlan(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := offlineGraph(p)
+	return p, g, err
+}
+
 // offlineGraph is the step graph of a plan for commands that contact
 // nothing (graph, validate): its steps get a runtime that is never used.
 func offlineGraph(p *plans.Plan) (*engine.Graph, error) {

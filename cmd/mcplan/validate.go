@@ -17,11 +17,7 @@ func (c *cli) validateCommand() *cobra.Command {
   mcplan validate --show-defaults plan.yaml   # print the plan with every default filled in`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			p, err := c.loadPlan(args[0])
-			if err != nil {
-				return err
-			}
-			g, err := offlineGraph(p)
+			p, g, err := c.loadOffline(args[0])
 			if err != nil {
 				return err
 			}

@@ -3,13 +3,13 @@ package progress
 import (
 	"bytes"
 	"errors"
-	"mcplan.io/mcplan/internal/golden"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/golden"
 )
 
 var t0 = time.Date(2026, 11, 25, 17, 0, 0, 0, time.UTC)

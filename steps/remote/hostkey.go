@@ -9,11 +9,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"mcplan.io/mcplan/internal/lists"
 )
 
 // TrustStore keeps values trusted on first use, such as pinned host keys.
@@ -135,7 +136,7 @@ func knownAlgorithms(path, hostport string) ([]string, error) {
 		}
 		for _, h := range hosts {
 			if h == want || hashedMatch(h, want) {
-				algos = appendNew(algos, algorithmsFor(key.Type())...)
+				algos = lists.AppendNew(algos, algorithmsFor(key.Type())...)
 			}
 		}
 	}
@@ -163,13 +164,4 @@ func algorithmsFor(keyType string) []string {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
 	}
 	return []string{keyType}
-}
-
-func appendNew(list []string, values ...string) []string {
-	for _, v := range values {
-		if !slices.Contains(list, v) {
-			list = append(list, v)
-		}
-	}
-	return list
 }
