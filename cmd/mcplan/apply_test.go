@@ -286,3 +286,55 @@ func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
 	}
 	return true
 }
+
+// TestCtrlCLetsRunningStepsFinishAndResumes sends SIGINT to a real mcplan
+// while the root CA is being made: the root finishes and is recorded, no
+// intermediate starts, the exit code is 130, and the next apply resumes.
+func TestCtrlCLetsRunningStepsFinishAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds mcplan and makes RSA-4096 keys; skipped with -short")
+	}
+	bin := filepath.Join(t.TempDir(), "mcplan")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	plan := copyExample(t, "walkthrough")
+	args := append(append([]string{"apply", "--parallelism", "1"}, caTargets...), plan)
+	cmd := exec.Command(bin, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	scanner := bufio.NewScanner(stdout)
+	for scanner.Scan() {
+		lines = append(lines, scanner.Text())
+		if strings.Contains(scanner.Text(), "mesh/mesh1/ca/root  creating") {
+			cmd.Process.Signal(syscall.SIGINT) // while RSA-4096 key generation runs
+		}
+	}
+	err = cmd.Wait()
+	exit, ok := err.(*exec.ExitError)
+	if !ok || exit.ExitCode() != exitInterrupted {
+		t.Fatalf("exit %v, want %d\n%s\n%s", err, exitInterrupted, strings.Join(lines, "\n"), stderr.String())
+	}
+	out := strings.Join(lines, "\n")
+	if !strings.Contains(out, "mesh/mesh1/ca/root  done") || strings.Contains(out, "intermediate  creating") {
+		t.Errorf("the running root step must finish and nothing new start:\n%s", out)
+	}
+	if !strings.Contains(stderr.String(), "Stopping: no new steps start") || !strings.Contains(stderr.String(), "Apply interrupted; state saved") {
+		t.Errorf("stderr: %s", stderr.String())
+	}
+	resumed, err := exec.Command(bin, args...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, resumed)
+	}
+	if !strings.Contains(string(resumed), "mesh/mesh1/ca/root  unchanged") || !strings.Contains(string(resumed), "2 created") {
+		t.Errorf("resume:\n%s", resumed)
+	}
+}
