@@ -50,12 +50,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 	defer cancel()
 	w.writePlan(planOptions{})
 
-	start := time.Now()
-	r := w.apply(ctx)
-	if r.code != 0 {
-		t.Fatalf("first apply: exit %d\n%s", r.code, r.output)
-	}
-	t.Logf("first apply: %s", time.Since(start).Round(time.Millisecond))
+	r := w.mustApply(t, ctx, "first apply")
 	if got := w.readyNodes(ctx, "context-cluster1"); !slices.Equal(got, []string{"h1"}) {
 		t.Errorf("cluster1 Ready nodes %v, want [h1]", got)
 	}
@@ -73,12 +68,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 
 	t.Run("second apply mutates nothing", func(t *testing.T) {
 		before := w.commandLogs()
-		start := time.Now()
-		r := w.apply(ctx)
-		if r.code != 0 {
-			t.Fatalf("exit %d\n%s", r.code, r.output)
-		}
-		t.Logf("second apply: %s", time.Since(start).Round(time.Millisecond))
+		r := w.mustApply(t, ctx, "second apply")
 		if ran := r.ran(); len(ran) != 0 {
 			t.Errorf("second apply ran %v", ran)
 			for _, id := range ran {

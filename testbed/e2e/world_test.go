@@ -183,6 +183,19 @@ func (w *world) apply(ctx context.Context, args ...string) applyResult {
 	return r
 }
 
+// mustApply runs apply, logs how long it took as what, and fails t
+// (the calling test or subtest) with the whole output when apply fails.
+func (w *world) mustApply(t *testing.T, ctx context.Context, what string) applyResult {
+	t.Helper()
+	start := time.Now()
+	r := w.apply(ctx)
+	t.Logf("%s: %s", what, time.Since(start).Round(time.Millisecond))
+	if r.code != 0 {
+		t.Fatalf("%s: exit %d\n%s", what, r.code, r.output)
+	}
+	return r
+}
+
 // ran lists the steps an apply ran (succeeded or failed), sorted.
 func (r applyResult) ran() []string {
 	var ids []string
