@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -226,7 +227,7 @@ func TestRunFailureBlocksOnlyDependentsAndJoinsErrors(t *testing.T) {
 		"a": EventSucceeded, "b": EventFailed, "c": EventBlocked,
 		"x": EventSucceeded, "y": EventSucceeded, "z": EventBlocked, "q": EventFailed,
 	}
-	if got := outcomes(rep); !mapsEqual(got, want) {
+	if got := outcomes(rep); !maps.Equal(got, want) {
 		t.Errorf("outcomes = %v, want %v", got, want)
 	}
 	if rep.Err == nil {
@@ -337,7 +338,7 @@ func TestDrainStopsLaunchingAndApplyResumes(t *testing.T) {
 	close(gate)  // b finishes normally
 	rep := <-done
 	want := map[string]EventType{"a": EventSucceeded, "b": EventSucceeded, "c": EventCancelled}
-	if got := outcomes(rep); !mapsEqual(got, want) {
+	if got := outcomes(rep); !maps.Equal(got, want) {
 		t.Fatalf("outcomes = %v, want %v", got, want)
 	}
 	if !errors.Is(rep.Err, ErrInterrupted) {
@@ -365,7 +366,7 @@ func TestCancelAbortsRunningStepsAndRecordsThem(t *testing.T) {
 	cancel()
 	rep := <-done
 	want := map[string]EventType{"a": EventFailed, "b": EventBlocked}
-	if got := outcomes(rep); !mapsEqual(got, want) {
+	if got := outcomes(rep); !maps.Equal(got, want) {
 		t.Fatalf("outcomes = %v, want %v", got, want)
 	}
 	rec, _ := openStore(t, dir).Record("a")
@@ -453,18 +454,6 @@ func TestForgetDropsRecordsOfRemovedSteps(t *testing.T) {
 	if ids := openStore(t, dir).IDs(); !slices.Equal(ids, []string{"a"}) {
 		t.Errorf("state holds %v after forget, want [a]", ids)
 	}
-}
-
-func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if bv, ok := b[k]; !ok || bv != v {
-			return false
-		}
-	}
-	return true
 }
 
 // removerStep records that it was asked to undo itself.

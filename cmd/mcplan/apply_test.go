@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -91,7 +92,7 @@ func TestApplyCATargetsThenNothingChanges(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "Apply complete: 0 created, 0 updated, 3 unchanged") {
 		t.Fatalf("second apply: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	if after := fileSums(t, caFiles(dir)); !mapsEqual(before, after) {
+	if after := fileSums(t, caFiles(dir)); !maps.Equal(before, after) {
 		t.Error("second apply changed CA files")
 	}
 	r = mcplan(t, append(append([]string{"plan", "--offline", "--detailed-exitcode"}, caTargets...), plan)...)
@@ -269,22 +270,10 @@ func TestSIGKILLBetweenCAStepsResumes(t *testing.T) {
 	if !strings.Contains(string(out), "mesh/mesh1/ca/root  unchanged") {
 		t.Errorf("resume did not keep the root:\n%s", out)
 	}
-	if after := fileSums(t, []string{rootCert}); !mapsEqual(before, after) {
+	if after := fileSums(t, []string{rootCert}); !maps.Equal(before, after) {
 		t.Error("resume replaced the root CA")
 	}
 	fileSums(t, caFiles(dir)) // every file exists now
-}
-
-func mapsEqual[K comparable, V comparable](a, b map[K]V) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || w != v {
-			return false
-		}
-	}
-	return true
 }
 
 // TestCtrlCLetsRunningStepsFinishAndResumes sends SIGINT to a real mcplan

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -80,7 +81,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 				t.Errorf("%s: %s, want unchanged", id, o)
 			}
 		}
-		if after := w.commandLogs(); !mapsEqual(before, after) {
+		if after := w.commandLogs(); !maps.Equal(before, after) {
 			t.Errorf("a host's command log changed:\nbefore %v\nafter %v", before, after)
 		}
 	})
@@ -96,7 +97,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		if !strings.Contains(string(out), "~ host/h1/k3s/server") || !strings.Contains(string(out), "service k3s is inactive") {
 			t.Errorf("plan does not show h1's stopped k3s:\n%s", out)
 		}
-		if after := w.commandLogs(); !mapsEqual(before, after) {
+		if after := w.commandLogs(); !maps.Equal(before, after) {
 			t.Errorf("plan changed a host")
 		}
 		t.Logf("plan:\n%s", out)
@@ -227,16 +228,4 @@ func (w *world) replaceKnownKey(h testbed.Host) {
 	if err := os.WriteFile(w.knownHosts, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		w.t.Fatal(err)
 	}
-}
-
-func mapsEqual(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
