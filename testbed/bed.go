@@ -294,13 +294,13 @@ func (b *Bed) startHost(opts Options, m *Manifest, h Host) (*exec.Cmd, error) {
 	var err error
 	switch opts.Kind {
 	case KindLight:
-		cmd, err = startLight(h.Namespace, h.Dir, h.Name)
+		cmd, err = startLight(h.Namespace, h.Dir, h.Name, opts.NativeImages)
 		if err != nil {
 			return nil, fmt.Errorf("start sshd: %w", err)
 		}
 	case KindSystemd:
 		m.Machines = append(m.Machines, h.Namespace)
-		cmd, err = startNspawn(h.Namespace, h.Namespace, h.Dir, h.Name, m.Rootfs)
+		cmd, err = startNspawn(h.Namespace, h.Namespace, h.Dir, h.Name, m.Rootfs, opts.NativeImages)
 		if err != nil {
 			return nil, err
 		}

@@ -15,6 +15,16 @@ import (
 // first when it is missing (about two minutes, once per machine).
 func ForTest(t testing.TB, n int, k Kind) *Bed {
 	t.Helper()
+	return ForTestWith(t, Options{Hosts: n, Kind: k})
+}
+
+// ForTestWith is ForTest with more options; Log defaults to the test log.
+func ForTestWith(t testing.TB, opts Options) *Bed {
+	t.Helper()
+	k := opts.Kind
+	if k == "" {
+		k = KindLight
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("testbed: test hosts need root (network namespaces, mounts, nspawn); run the tests as root")
 	}
@@ -23,7 +33,10 @@ func ForTest(t testing.TB, n int, k Kind) *Bed {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	bed, err := Up(ctx, Options{Hosts: n, Kind: k, Log: testWriter{t}})
+	if opts.Log == nil {
+		opts.Log = testWriter{t}
+	}
+	bed, err := Up(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

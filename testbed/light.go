@@ -66,8 +66,9 @@ func prepareLight(hostDir, hostname string, f hostFiles) error {
 
 // lightScript is the shell script that runs as PID 1 of the host's new
 // PID namespace, in its new mount and UTS namespaces: hostname, overlays,
-// tmpfs on /run and /tmp, then exec sshd.
-func lightScript(hostDir, hostname string) string {
+// tmpfs on /run and /tmp, nativeImages (when set) bound read-only at
+// HostNativeImagesDir, then exec sshd.
+func lightScript(hostDir, hostname, nativeImages string) string {
 	var b strings.Builder
 	b.WriteString("set -e\n")
 	fmt.Fprintf(&b, "hostname %s\n", shellQuote(hostname))
@@ -83,6 +84,10 @@ func lightScript(hostDir, hostname string) string {
 	b.WriteString("mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs /run\n")
 	b.WriteString("mkdir -p /run/sshd /run/lock && chmod 0755 /run/sshd\n")
 	b.WriteString("mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /tmp\n")
+	if nativeImages != "" {
+		fmt.Fprintf(&b, "mkdir -p %[2]s && mount --bind %[1]s %[2]s && mount -o remount,bind,ro %[2]s\n",
+			shellQuote(nativeImages), shellQuote(HostNativeImagesDir))
+	}
 	fmt.Fprintf(&b, "exec /usr/sbin/sshd -D -e -f %s\n", hostSSHConfig)
 	return b.String()
 }
@@ -91,7 +96,7 @@ func lightScript(hostDir, hostname string) string {
 // in a session of its own with its output in hostDir/console.log, so it
 // outlives the caller (the CLI's up exits, the hosts stay). The returned
 // command has been started; the caller reaps it.
-func startLight(ns, hostDir, hostname string) (*exec.Cmd, error) {
+func startLight(ns, hostDir, hostname, nativeImages string) (*exec.Cmd, error) {
 	logf, err := os.OpenFile(filepath.Join(hostDir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -99,7 +104,7 @@ func startLight(ns, hostDir, hostname string) (*exec.Cmd, error) {
 	defer logf.Close()
 	cmd := exec.Command("ip", "netns", "exec", ns,
 		"unshare", "--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-		"/bin/sh", "-c", lightScript(hostDir, hostname))
+		"/bin/sh", "-c", lightScript(hostDir, hostname, nativeImages))
 	cmd.Stdout = logf
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

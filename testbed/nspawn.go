@@ -13,10 +13,11 @@ import (
 // systemd-nspawn: the tree read-only under a tmpfs overlay (writes stay in
 // the host, in memory), its own machine id, hostname, and the sshd folder
 // bound read-only at /etc/ssh/testbed with the config also as a drop-in of
-// Debian's sshd_config. Console output goes to hostDir/console.log. The
+// Debian's sshd_config, and nativeImages (when set) read-only at
+// HostNativeImagesDir. Console output goes to hostDir/console.log. The
 // process runs in a session of its own so that it outlives the caller, and
 // in cgroups of its own (see cgroupRoots).
-func startNspawn(ns, machine, hostDir, hostname, rootfs string) (*exec.Cmd, error) {
+func startNspawn(ns, machine, hostDir, hostname, rootfs, nativeImages string) (*exec.Cmd, error) {
 	uuid, err := randomUUID()
 	if err != nil {
 		return nil, err
@@ -43,6 +44,9 @@ func startNspawn(ns, machine, hostDir, hostname, rootfs string) (*exec.Cmd, erro
 		"--bind-ro=" + sshDir + ":" + hostSSHDir,
 		"--bind-ro=" + filepath.Join(sshDir, "sshd_config") + ":/etc/ssh/sshd_config.d/testbed.conf",
 		"-D", rootfs,
+	}
+	if nativeImages != "" {
+		args = append(args, "--bind-ro="+nativeImages+":"+HostNativeImagesDir)
 	}
 	script := cgroupEnterScript(machine) + "exec systemd-nspawn"
 	for _, a := range args {

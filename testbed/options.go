@@ -41,6 +41,11 @@ type Options struct {
 	CacheDir string
 	// Mirror is the Debian mirror for debootstrap; empty means DefaultMirror.
 	Mirror string
+	// NativeImages, when set, is a folder on this machine bound read-only
+	// into every host at HostNativeImagesDir: the programs the k3s
+	// stand-in runs natively in place of container images (see
+	// testbed/native-images/build.sh).
+	NativeImages string
 	// Log, when set, receives progress lines (one per step).
 	Log io.Writer
 }
@@ -52,6 +57,9 @@ const (
 	DefaultCacheDir = "/var/cache/mcplan-testbed"
 	// DefaultMirror is the Debian mirror debootstrap fetches from.
 	DefaultMirror = "http://deb.debian.org/debian"
+	// HostNativeImagesDir is where hosts see Options.NativeImages; it is
+	// the k3s stand-in's default --standin-native-images.
+	HostNativeImagesDir = "/opt/mcplan-testbed/images"
 	// MaxHosts is the most hosts one run can have (addresses .11 to .110).
 	MaxHosts = 100
 )

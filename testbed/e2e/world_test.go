@@ -52,6 +52,19 @@ func standin(t testing.TB) string {
 	return strings.TrimSpace(string(out))
 }
 
+// nativeImages returns the folder of programs the stand-in runs natively
+// in place of container images (istiod), building them when missing.
+func nativeImages(t testing.TB) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot(t), "testbed", "native-images", "build.sh"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build the native images (pilot-discovery): %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // world is a testbed with a plan over its hosts.
 type world struct {
 	t      *testing.T
@@ -69,7 +82,7 @@ func newWorld(t *testing.T, hosts int) *world {
 		t.Skip("end-to-end: brings up systemd test hosts and a real kube-apiserver per cluster; skipped with -short")
 	}
 	w := &world{t: t, dir: t.TempDir()}
-	w.bed = testbed.ForTest(t, hosts, testbed.KindSystemd)
+	w.bed = testbed.ForTestWith(t, testbed.Options{Hosts: hosts, Kind: testbed.KindSystemd, NativeImages: nativeImages(t)})
 	w.mcplan = buildMcplan(t)
 	// The plan's own known_hosts, so a test can change what mcplan
 	// trusts without affecting the test's own SSH.

@@ -1,6 +1,7 @@
 // Command testbed brings test hosts up and down (mcplan.io/mcplan/testbed).
 //
-//	testbed up N [--kind light|systemd]   bring up N hosts; they keep running
+//	testbed up N [--kind light|systemd] [--native-images DIR]
+//	                                      bring up N hosts; they keep running
 //	testbed down PREFIX...                remove the given runs
 //	testbed down --all                    remove every run no live process holds
 //	testbed list                          list runs on this machine
@@ -30,7 +31,7 @@ func main() {
 }
 
 func usage() error {
-	return fmt.Errorf("usage: testbed up N [--kind light|systemd] | down PREFIX... | down --all | list | rootfs | fake-istiod ADDR")
+	return fmt.Errorf("usage: testbed up N [--kind light|systemd] [--native-images DIR] | down PREFIX... | down --all | list | rootfs | fake-istiod ADDR")
 }
 
 func run(ctx context.Context, args []string) error {

@@ -16,6 +16,7 @@ import (
 func up(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("up", flag.ContinueOnError)
 	kind := fs.String("kind", string(testbed.KindLight), "host kind: light or systemd")
+	native := fs.String("native-images", "", "folder bound read-only into every host at "+testbed.HostNativeImagesDir+" (testbed/native-images/build.sh prints it)")
 	// Accept "up 3 --kind x" as well as "up --kind x 3".
 	var n string
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
@@ -36,7 +37,7 @@ func up(ctx context.Context, args []string) error {
 		return err
 	}
 	start := time.Now()
-	bed, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, Kind: k, Log: os.Stderr})
+	bed, err := testbed.Up(ctx, testbed.Options{Hosts: hosts, Kind: k, NativeImages: *native, Log: os.Stderr})
 	if err != nil {
 		return err
 	}
