@@ -12,6 +12,9 @@ scripts/install-deps.sh
 echo "== build the k3s stand-in (cached per machine; a cold build takes several minutes)"
 testbed/k3s-standin/build.sh
 
+echo "== build istiod (pilot-discovery) for the stand-in to run natively (cached per machine; about 5 minutes once)"
+testbed/native-images/build.sh
+
 echo "== the test hosts' Debian tree (cached per machine; debootstrap takes about 2 minutes once)"
 go run ./testbed/cmd/testbed rootfs
 
