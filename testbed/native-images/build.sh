@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 key=$(
 	{
 		go version
-		sha256sum testbed/native-images/build.sh go.mod go.sum
+		sha256sum testbed/native-images/build.sh go.mod go.sum steps/istiorender/render.go
 	} | sha256sum | cut -c1-32
 )
 root=${MCPLAN_NATIVE_IMAGES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mcplan/native-images}
@@ -28,8 +28,14 @@ fi
 mkdir -p "$out"
 tmp=$(mktemp "$out/.pilot.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
+# Report the release mcplan renders (istiorender.DefaultTag), as a release
+# build of that tag would; proxies and istioctl compare versions.
+tag=$(sed -n 's/^\s*DefaultTag *= *"\(.*\)"$/\1/p' steps/istiorender/render.go)
+[[ -n $tag ]] || { echo "native-images: no DefaultTag in steps/istiorender/render.go" >&2; exit 1; }
+v=istio.io/istio/pkg/version
+ldflags="-s -w -X $v.buildVersion=$tag -X $v.buildTag=$tag -X $v.buildHub=docker.io/istio -X $v.buildStatus=Clean"
 start=$(date +%s)
-GOFLAGS=-trimpath go build -ldflags "-s -w" -o "$tmp" istio.io/istio/pilot/cmd/pilot-discovery >&2
+GOFLAGS=-trimpath go build -ldflags "$ldflags" -o "$tmp" istio.io/istio/pilot/cmd/pilot-discovery >&2
 chmod 0755 "$tmp"
 mv -f "$tmp" "$out/pilot"
 echo "native-images: pilot (pilot-discovery) built in $(($(date +%s) - start))s: $(du -h "$out/pilot" | cut -f1)" >&2
