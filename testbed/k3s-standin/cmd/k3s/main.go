@@ -17,6 +17,7 @@ import (
 
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/agent"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/server"
 )
 
@@ -33,6 +34,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "--version", "-v", "version":
 		fmt.Fprintf(stdout, "k3s version %s (standin)\ngo version %s\n", version.Get().GitVersion, runtime.Version())
 		return 0
+	case native.ExecSubcommand:
+		// Hidden: the stand-in re-executes itself as a native pod's process.
+		return native.ExecMain(args[1:], stderr)
 	case "server", "agent":
 	default:
 		fmt.Fprintf(stderr, "k3s: unknown command %q (the stand-in knows --version, server, agent)\n", args[0])

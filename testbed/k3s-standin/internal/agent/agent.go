@@ -1,5 +1,5 @@
 // Package agent runs "k3s agent": it joins a server with the token and runs
-// the simulated kubelet of its node.
+// the simulated kubelet of its node (with native pods and the kubelet API).
 package agent
 
 import (
@@ -16,6 +16,7 @@ import (
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/join"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/simulate"
 )
@@ -52,9 +53,33 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		k, v, _ := strings.Cut(l, "=")
 		labels[k] = v
 	}
-	node := &simulate.Node{Client: client, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: labels, Logf: logger.Printf}
+	node, err := JoinedNode(ctx, jc, cfg, client, logger.Printf)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	node.Labels = labels
 	if err := node.Run(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	return nil
+}
+
+// JoinedNode is the simulated kubelet of a node that joined through jc (an
+// agent, or a server joining another server): native pods reach the API
+// through the supervisor it joined, and its kubelet API has a serving
+// certificate from that supervisor.
+func JoinedNode(ctx context.Context, jc *join.Client, cfg *config.Config, client kubernetes.Interface, logf func(string, ...any)) (*simulate.Node, error) {
+	certPEM, keyPEM, clientCAPEM, err := jc.KubeletAPI(ctx, filepath.Join(cfg.DataDir, "agent"), cfg.NodeName, cfg.NodeIP)
+	if err != nil {
+		return nil, err
+	}
+	host, port, err := jc.APIEndpoint()
+	if err != nil {
+		return nil, err
+	}
+	return &simulate.Node{
+		Client: client, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Logf: logf,
+		Native:     simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, native.APIEndpoint{Host: host, Port: port}),
+		KubeletAPI: &simulate.KubeletAPI{Port: cfg.KubeletPort, ServingCertPEM: certPEM, ServingKeyPEM: keyPEM, ClientCAPEM: clientCAPEM},
+	}, nil
 }

@@ -50,7 +50,18 @@ type Config struct {
 	KubeControllerArgs  []string
 	KubeSchedulerArgs   []string
 	NodeLabels          []string
+	// NativeImages is the folder of executables that stand for container
+	// images (docker.io/istio/pilot:1.31.0 -> <NativeImages>/pilot): pods
+	// whose containers all have one there run as real processes.
+	NativeImages string
+	// KubeletPort is where the node's kubelet API listens on the node IP.
+	KubeletPort int
+	// PodLogDir is kubelet's pod log root.
+	PodLogDir string
 }
+
+// DefaultNativeImages is where the test hosts see the native executables.
+const DefaultNativeImages = "/opt/mcplan-testbed/images"
 
 // envFlags maps k3s environment variables to flag names.
 func envFlags(role Role) map[string]string {
@@ -60,6 +71,8 @@ func envFlags(role Role) map[string]string {
 		"K3S_NODE_NAME":   "node-name",
 		"K3S_DATA_DIR":    "data-dir",
 		"K3S_CONFIG_FILE": "config",
+
+		"K3S_STANDIN_NATIVE_IMAGES": "standin-native-images",
 	}
 	if role == RoleServer {
 		m["K3S_KUBECONFIG_OUTPUT"] = "write-kubeconfig"
@@ -83,6 +96,9 @@ func Parse(role Role, args []string, getenv func(string) string, logw io.Writer)
 	fs.StringVarP(&c.Server, "server", "s", "", "Server to connect to")
 	fs.StringVarP(&c.Token, "token", "t", "", "Shared secret used to join a server or agent to a cluster")
 	fs.StringSliceVar(&c.NodeLabels, "node-label", nil, "(agent/node) Registering and starting kubelet with set of labels")
+	fs.StringVar(&c.NativeImages, "standin-native-images", DefaultNativeImages, "(stand-in) Folder of executables run natively in place of container images, named after the image's last path element")
+	fs.IntVar(&c.KubeletPort, "standin-kubelet-port", 10250, "(stand-in) Port of the kubelet API on the node IP")
+	fs.StringVar(&c.PodLogDir, "standin-pod-log-dir", "/var/log/pods", "(stand-in) Where native pods' container logs are kept, as kubelet keeps them")
 	var ignored []string
 	ignore := func(names ...string) {
 		for _, n := range names {
@@ -222,6 +238,9 @@ func (c *Config) complete() error {
 	}
 	if c.Server != "" && c.Token == "" {
 		return errors.New("config: joining " + c.Server + " needs a token")
+	}
+	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
+		return fmt.Errorf("config: standin-kubelet-port %d is not a port", c.KubeletPort)
 	}
 	for _, cidr := range []string{c.ClusterCIDR, c.ServiceCIDR} {
 		if cidr == "" {

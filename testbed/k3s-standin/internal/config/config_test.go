@@ -23,12 +23,13 @@ disable: [traefik, servicelb]
 write-kubeconfig-mode: "0644"
 token: from-file
 kube-apiserver-arg: ["v=2"]
+standin-kubelet-port: 10260
 unknown-key: 1
 `
 	if err := os.WriteFile(file, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"K3S_TOKEN": "from-env"}
+	env := map[string]string{"K3S_TOKEN": "from-env", "K3S_STANDIN_NATIVE_IMAGES": "/images"}
 	var log strings.Builder
 	c, err := Parse(RoleServer, []string{"--config", file, "--node-name", "from-flag"}, func(k string) string { return env[k] }, &log)
 	if err != nil {
@@ -37,7 +38,7 @@ unknown-key: 1
 	if c.NodeName != "from-flag" || c.Token != "from-env" || c.NodeIP != "10.0.0.5" || c.AdvertiseAddress != "10.0.0.6" ||
 		!c.ClusterInit || c.ClusterCIDR != "10.60.0.0/16" || c.ServiceCIDR != "10.61.0.0/16" || c.WriteKubeconfigMode != "0644" ||
 		!slices.Equal(c.TLSSANs, []string{"a.example", "10.0.0.7"}) || !slices.Equal(c.Disable, []string{"traefik", "servicelb"}) ||
-		!slices.Equal(c.KubeAPIServerArgs, []string{"v=2"}) {
+		!slices.Equal(c.KubeAPIServerArgs, []string{"v=2"}) || c.NativeImages != "/images" || c.KubeletPort != 10260 {
 		t.Fatalf("merged config wrong: %+v", c)
 	}
 	if !strings.Contains(log.String(), `ignoring unknown key "unknown-key"`) {
@@ -54,5 +55,12 @@ func TestAgentNeedsServerAndToken(t *testing.T) {
 	c, err := Parse(RoleAgent, []string{"--config", "/nonexistent", "--node-ip", "127.0.0.2"}, func(k string) string { return env[k] }, io.Discard)
 	if err != nil || c.Server != "https://127.0.0.1:6443" || c.Token != "t" {
 		t.Fatalf("agent from env: %+v %v", c, err)
+	}
+}
+
+func TestNativeImagesDefault(t *testing.T) {
+	c, err := Parse(RoleServer, []string{"--config", "/nonexistent", "--node-ip", "127.0.0.1"}, func(string) string { return "" }, io.Discard)
+	if err != nil || c.NativeImages != DefaultNativeImages || c.KubeletPort != 10250 {
+		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }

@@ -15,8 +15,12 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,9 +30,11 @@ import (
 
 // Endpoint paths served by the server's supervisor.
 const (
-	PathCACerts    = "/cacerts"
-	PathNodeCert   = "/v1-k3s/client-kubelet.crt"
-	PathServerJoin = "/v1-k3s/server-bootstrap"
+	PathCACerts     = "/cacerts"
+	PathNodeCert    = "/v1-k3s/client-kubelet.crt"
+	PathServingCert = "/v1-k3s/serving-kubelet.crt"
+	PathClientCA    = "/v1-k3s/client-ca.crt"
+	PathServerJoin  = "/v1-k3s/server-bootstrap"
 )
 
 // Client talks to one server's supervisor.
@@ -95,6 +101,75 @@ func (c *Client) NodeCert(ctx context.Context, nodeName string) (certPEM, keyPEM
 		return nil, nil, err
 	}
 	return certPEM, keyPEM, nil
+}
+
+// ServingCert makes a key and has the server sign a kubelet serving
+// certificate for the node's name and IPs (under the server CA, which the
+// apiserver verifies kubelets with). It returns the certificate and key PEM.
+func (c *Client) ServingCert(ctx context.Context, nodeName string, ips []net.IP) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, fmt.Errorf("join: generate serving key: %w", err)
+	}
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{
+		Subject:     pkix.Name{CommonName: "system:node:" + nodeName, Organization: []string{"system:nodes"}},
+		DNSNames:    []string{nodeName, "localhost"},
+		IPAddresses: ips,
+	}, key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("join: serving CSR: %w", err)
+	}
+	csr := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der})
+	certPEM, err = c.do(ctx, http.MethodPost, PathServingCert, csr)
+	if err != nil {
+		return nil, nil, err
+	}
+	if keyPEM, err = pki.EncodeKeyPEM(key); err != nil {
+		return nil, nil, err
+	}
+	return certPEM, keyPEM, nil
+}
+
+// ClientCA fetches the cluster's client CA certificate, which the kubelet
+// API verifies the apiserver's client certificate with.
+func (c *Client) ClientCA(ctx context.Context) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, PathClientCA, nil)
+}
+
+// KubeletAPI gets a kubelet serving certificate and the client CA, and
+// writes them as k3s does (<agentDir>/serving-kubelet.crt/.key,
+// client-ca.crt).
+func (c *Client) KubeletAPI(ctx context.Context, agentDir, nodeName, nodeIP string) (certPEM, keyPEM, clientCAPEM []byte, err error) {
+	if certPEM, keyPEM, err = c.ServingCert(ctx, nodeName, []net.IP{net.ParseIP(nodeIP)}); err != nil {
+		return nil, nil, nil, err
+	}
+	if clientCAPEM, err = c.ClientCA(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{"serving-kubelet.crt", certPEM, 0o644}, {"serving-kubelet.key", keyPEM, 0o600}, {"client-ca.crt", clientCAPEM, 0o644}} {
+		if err := pki.WriteFile(filepath.Join(agentDir, f.name), f.data, f.mode); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return certPEM, keyPEM, clientCAPEM, nil
+}
+
+// APIEndpoint is the supervisor's host and port, which serves the API with
+// a certificate valid for that address.
+func (c *Client) APIEndpoint() (host string, port int, err error) {
+	p := c.URL.Port()
+	if p == "" {
+		p = "443"
+	}
+	port, err = strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("join: server URL %s port: %w", c.URL, err)
+	}
+	return c.URL.Hostname(), port, nil
 }
 
 // ServerBootstrap is what a joining server receives.

@@ -84,6 +84,7 @@ func (s *Server) apiserverArgs() []string {
 		"kubelet-client-certificate":         c.path("client-kube-apiserver.crt"),
 		"kubelet-client-key":                 c.path("client-kube-apiserver.key"),
 		"kubelet-certificate-authority":      c.path("server-ca.crt"),
+		"kubelet-preferred-address-types":    "InternalIP,ExternalIP,Hostname",
 		"profiling":                          "false",
 		"endpoint-reconciler-type":           "lease",
 	}

@@ -11,12 +11,11 @@ import (
 	"sync"
 
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/component-base/version"
 
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/agent"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/join"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
-	"mcplan.io/mcplan/testbed/k3s-standin/internal/simulate"
 )
 
 // runJoined runs a server that joins an existing server (server: + token).
@@ -73,6 +72,12 @@ func (s *Server) runJoined(ctx context.Context) error {
 		return err
 	}
 	s.logf("joined %s; forwarding :%d to it", jc.URL, cfg.HTTPSListenPort)
+	node, err := agent.JoinedNode(ctx, jc, cfg, nodeClient, s.logf)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("server: %w", err)
+	}
+	node.Labels = nodeLabels(cfg)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -85,7 +90,6 @@ func (s *Server) runJoined(ctx context.Context) error {
 		})
 	}
 	run("forwarder", func(ctx context.Context) error { return forward(ctx, ln, jc.URL.Host) })
-	node := &simulate.Node{Client: nodeClient, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf}
 	run("simulated kubelet", node.Run)
 	run("node labeler", func(ctx context.Context) error { return labelServerNode(ctx, admin, cfg) })
 	<-ctx.Done()

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -24,6 +25,7 @@ import (
 
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/simulate"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/token"
@@ -118,7 +120,12 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		if err != nil {
 			cancel(err)
 		} else {
-			node := &simulate.Node{Client: nodeClient, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf}
+			node := &simulate.Node{Client: nodeClient, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf,
+				// The supervisor's certificate holds the node IP.
+				Native: simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, native.APIEndpoint{Host: cfg.NodeIP, Port: cfg.HTTPSListenPort})}
+			if node.KubeletAPI, err = s.kubeletAPI(); err != nil {
+				cancel(err)
+			}
 			start("simulated kubelet", node.Run)
 			start("node labeler", func(ctx context.Context) error { return labelServerNode(ctx, admin, cfg) })
 			lb := &simulate.ServiceLB{Client: admin, Logf: s.logf}
@@ -251,6 +258,21 @@ func (s *Server) nodeClient() (kubernetes.Interface, error) {
 		return nil, fmt.Errorf("server: node client: %w", err)
 	}
 	return c, nil
+}
+
+// kubeletAPI issues this server's kubelet serving certificate under the
+// server CA (as an agent gets it from the supervisor) and names the client
+// CA that the apiserver's kubelet client certificate is signed by.
+func (s *Server) kubeletAPI() (*simulate.KubeletAPI, error) {
+	dir := filepath.Join(s.cfg.DataDir, "agent")
+	certPEM, keyPEM, err := s.certs.serverCA.IssueFiles(dir, "serving-kubelet", kubeletServingLeaf(s.cfg.NodeName, []net.IP{net.ParseIP(s.cfg.NodeIP)}))
+	if err != nil {
+		return nil, err
+	}
+	if err := pki.WriteFile(filepath.Join(dir, "client-ca.crt"), s.certs.clientCA.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	return &simulate.KubeletAPI{Port: s.cfg.KubeletPort, ServingCertPEM: certPEM, ServingKeyPEM: keyPEM, ClientCAPEM: s.certs.clientCA.CertPEM}, nil
 }
 
 func nodeLabels(cfg *config.Config) map[string]string {

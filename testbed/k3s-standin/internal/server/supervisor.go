@@ -85,6 +85,12 @@ func (sv *supervisor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case join.PathNodeCert:
 		sv.serveNodeCert(w, r)
 		return
+	case join.PathServingCert:
+		sv.serveServingCert(w, r)
+		return
+	case join.PathClientCA:
+		sv.serveClientCA(w, r)
+		return
 	case join.PathServerJoin:
 		sv.serveServerBootstrap(w, r)
 		return
@@ -127,36 +133,8 @@ func (sv *supervisor) authenticate(r *http.Request, roles ...string) bool {
 // (Node authorizer + NodeRestriction apply). The private key never leaves the
 // agent.
 func (sv *supervisor) serveNodeCert(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	if !sv.authenticate(r, "server", "node") {
-		w.Header().Set("WWW-Authenticate", `Basic realm="k3s"`)
-		http.Error(w, "invalid token", http.StatusUnauthorized)
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, nodeCertMaxBody))
-	if err != nil {
-		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	block, _ := pem.Decode(body)
-	if block == nil || block.Type != "CERTIFICATE REQUEST" {
-		http.Error(w, "body must be a PEM CERTIFICATE REQUEST", http.StatusBadRequest)
-		return
-	}
-	csr, err := x509.ParseCertificateRequest(block.Bytes)
-	if err == nil {
-		err = csr.CheckSignature()
-	}
-	if err != nil {
-		http.Error(w, "bad CSR: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	name, ok := strings.CutPrefix(csr.Subject.CommonName, nodeCommonNamePfx)
-	if !ok || len(validation.IsDNS1123Subdomain(name)) > 0 {
-		http.Error(w, "CSR common name must be system:node:<valid node name>", http.StatusBadRequest)
+	csr, name, ok := sv.nodeCSR(w, r)
+	if !ok {
 		return
 	}
 	certPEM, err := sv.s.certs.clientCA.Issue(nodeLeaf(name), csr.PublicKey)
@@ -167,6 +145,80 @@ func (sv *supervisor) serveNodeCert(w http.ResponseWriter, r *http.Request) {
 	sv.s.logf("issued node client certificate for %s to %s", name, r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/x-pem-file")
 	_, _ = w.Write(certPEM)
+}
+
+// nodeCSR authenticates a node certificate request (token) and reads its
+// CSR for system:node:<name>; on failure it has written the response.
+func (sv *supervisor) nodeCSR(w http.ResponseWriter, r *http.Request) (*x509.CertificateRequest, string, bool) {
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return nil, "", false
+	}
+	if !sv.authenticate(r, "server", "node") {
+		w.Header().Set("WWW-Authenticate", `Basic realm="k3s"`)
+		http.Error(w, "invalid token", http.StatusUnauthorized)
+		return nil, "", false
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, nodeCertMaxBody))
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return nil, "", false
+	}
+	block, _ := pem.Decode(body)
+	if block == nil || block.Type != "CERTIFICATE REQUEST" {
+		http.Error(w, "body must be a PEM CERTIFICATE REQUEST", http.StatusBadRequest)
+		return nil, "", false
+	}
+	csr, err := x509.ParseCertificateRequest(block.Bytes)
+	if err == nil {
+		err = csr.CheckSignature()
+	}
+	if err != nil {
+		http.Error(w, "bad CSR: "+err.Error(), http.StatusBadRequest)
+		return nil, "", false
+	}
+	name, ok := strings.CutPrefix(csr.Subject.CommonName, nodeCommonNamePfx)
+	if !ok || len(validation.IsDNS1123Subdomain(name)) > 0 {
+		http.Error(w, "CSR common name must be system:node:<valid node name>", http.StatusBadRequest)
+		return nil, "", false
+	}
+	return csr, name, true
+}
+
+// serveServingCert signs a node's kubelet serving certificate (k3s's
+// /v1-k3s/serving-kubelet.crt) under the server CA, for the node name and
+// the IPs in the CSR, so the apiserver can verify the kubelet API.
+func (sv *supervisor) serveServingCert(w http.ResponseWriter, r *http.Request) {
+	csr, name, ok := sv.nodeCSR(w, r)
+	if !ok {
+		return
+	}
+	certPEM, err := sv.s.certs.serverCA.Issue(kubeletServingLeaf(name, csr.IPAddresses), csr.PublicKey)
+	if err != nil {
+		http.Error(w, "sign: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	sv.s.logf("issued kubelet serving certificate for %s %v to %s", name, csr.IPAddresses, r.RemoteAddr)
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(certPEM)
+}
+
+// serveClientCA gives a token holder the client CA certificate (k3s's
+// /v1-k3s/client-ca.crt).
+func (sv *supervisor) serveClientCA(w http.ResponseWriter, r *http.Request) {
+	if !sv.authenticate(r, "server", "node") {
+		w.Header().Set("WWW-Authenticate", `Basic realm="k3s"`)
+		http.Error(w, "invalid token", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(sv.s.certs.clientCA.CertPEM)
+}
+
+// kubeletServingLeaf is a kubelet serving certificate for a node.
+func kubeletServingLeaf(name string, ips []net.IP) pki.Leaf {
+	return pki.Leaf{CommonName: nodeCommonNamePfx + name, Organization: []string{"system:nodes"},
+		DNSNames: []string{name, "localhost"}, IPs: ips, Server: true}
 }
 
 func nodeLeaf(name string) pki.Leaf {

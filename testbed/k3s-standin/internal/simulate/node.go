@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -14,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 )
 
 // Heartbeat intervals, shorter than the node lifecycle controller's
@@ -34,6 +37,39 @@ type Node struct {
 	KubeletVersion string
 	Labels         map[string]string
 	Logf           func(format string, args ...any)
+	// Native, when set, runs the pods whose images have executables in
+	// Native.ImagesDir as real processes (internal/native).
+	Native *Native
+	// KubeletAPI, when set, serves the kubelet API (port-forward, logs).
+	KubeletAPI *KubeletAPI
+}
+
+// Native configures the native pods of a node.
+type Native struct {
+	ImagesDir string
+	StateDir  string // <data-dir>/agent/native-pods
+	LogDir    string // /var/log/pods
+	API       native.APIEndpoint
+}
+
+// NewNative configures native pods with kubelet's layout under dataDir:
+// <dataDir>/agent/native-pods holds their volumes and state.
+func NewNative(imagesDir, dataDir, logDir string, api native.APIEndpoint) *Native {
+	return &Native{ImagesDir: imagesDir, StateDir: filepath.Join(dataDir, "agent", "native-pods"), LogDir: logDir, API: api}
+}
+
+// KubeletAPI configures the node's kubelet API on <IP>:Port.
+type KubeletAPI struct {
+	Port                          int
+	ServingCertPEM, ServingKeyPEM []byte
+	ClientCAPEM                   []byte
+}
+
+func (n *Node) kubeletPort() int32 {
+	if n.KubeletAPI != nil {
+		return int32(n.KubeletAPI.Port)
+	}
+	return 10250
 }
 
 // Run registers the node, keeps it Ready, and runs the pod simulator until
@@ -64,6 +100,8 @@ func (n *Node) Run(ctx context.Context) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+		// The pod simulator stops the native processes before it returns.
+		<-errc
 		return nil
 	}
 }
@@ -90,7 +128,7 @@ func (n *Node) register(ctx context.Context) error {
 				"k3s.io/hostname":              n.Name,
 				"node.alpha.kubernetes.io/ttl": "0",
 				"volumes.kubernetes.io/controller-managed-attach-detach": "true",
-				"k3s.io/standin": "simulated kubelet; no containers run",
+				"k3s.io/standin": n.standinNote(),
 			},
 		},
 		Spec: corev1.NodeSpec{ProviderID: "k3s://" + n.Name},
@@ -108,6 +146,23 @@ func (n *Node) register(ctx context.Context) error {
 			return false, nil
 		}
 	})
+}
+
+func (n *Node) standinNote() string {
+	if n.Native == nil {
+		return "simulated kubelet; no containers run"
+	}
+	return "simulated kubelet; pods whose images have executables in " + n.Native.ImagesDir + " run natively, others are simulated"
+}
+
+// capacity is what the node reports as capacity and allocatable.
+func capacity() corev1.ResourceList {
+	return corev1.ResourceList{
+		corev1.ResourceCPU:              resource.MustParse("4"),
+		corev1.ResourceMemory:           resource.MustParse("8Gi"),
+		corev1.ResourcePods:             resource.MustParse("110"),
+		corev1.ResourceEphemeralStorage: resource.MustParse("50Gi"),
+	}
 }
 
 // updateStatus merge-patches only the node's status, as kubelet patches
@@ -147,19 +202,13 @@ func (n *Node) fillStatus(st *corev1.NodeStatus) {
 		cond(corev1.NodePIDPressure, corev1.ConditionFalse, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
 		cond(corev1.NodeReady, corev1.ConditionTrue, "KubeletReady", "kubelet is posting ready status (simulated by k3s-standin)"),
 	}
-	capacity := corev1.ResourceList{
-		corev1.ResourceCPU:              resource.MustParse("4"),
-		corev1.ResourceMemory:           resource.MustParse("8Gi"),
-		corev1.ResourcePods:             resource.MustParse("110"),
-		corev1.ResourceEphemeralStorage: resource.MustParse("50Gi"),
-	}
-	st.Capacity = capacity
-	st.Allocatable = capacity.DeepCopy()
+	st.Capacity = capacity()
+	st.Allocatable = capacity()
 	st.Addresses = []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: n.IP},
 		{Type: corev1.NodeHostName, Address: n.Name},
 	}
-	st.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: 10250}}
+	st.DaemonEndpoints = corev1.NodeDaemonEndpoints{KubeletEndpoint: corev1.DaemonEndpoint{Port: n.kubeletPort()}}
 	st.NodeInfo = corev1.NodeSystemInfo{
 		MachineID:               "standin-" + n.Name,
 		SystemUUID:              "standin-" + n.Name,

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
@@ -19,14 +20,19 @@ import (
 	corev1listers "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubeletapi"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 )
 
 // pods marks pods bound to one node Running/Ready with an IP from the node's
 // podCIDR, and finishes their graceful deletion, as kubelet + containerd +
-// CNI would.
+// CNI would. Pods the native runtime handles are run for real instead.
 type pods struct {
-	node *Node
-	cidr *net.IPNet
+	node   *Node
+	cidr   *net.IPNet
+	native *native.Runtime // nil: every pod is simulated
+	lister corev1listers.PodLister
 	// Touched only by the single queue worker.
 	inUse map[string]string // pod IP -> pod key (namespace/name)
 	byKey map[string]string // pod key -> pod IP
@@ -43,8 +49,18 @@ func (p *pods) run(ctx context.Context) error {
 			o.FieldSelector = fields.OneTermEqualSelector("spec.nodeName", p.node.Name).String()
 		}))
 	inf := factory.Core().V1().Pods()
+	p.lister = inf.Lister()
 	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	defer queue.ShutDown()
+	if p.node.Native != nil {
+		rt, err := p.newRuntime(ctx, func(ns, name string) { queue.Add(ns + "/" + name) })
+		if err != nil {
+			return err
+		}
+		p.native = rt
+		// Runs after the worker stopped (defers run last-in first-out).
+		defer rt.Shutdown()
+	}
 	enqueue := func(obj any) {
 		if key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj); err == nil {
 			queue.Add(key)
@@ -67,6 +83,9 @@ func (p *pods) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("simulate: list pods: %w", err)
 	}
+	if p.native != nil {
+		p.native.RemoveStale(existing)
+	}
 	for _, pod := range existing {
 		if ip := net.ParseIP(pod.Status.PodIP); ip != nil && !pod.Spec.HostNetwork && p.cidr.Contains(ip) {
 			key := pod.Namespace + "/" + pod.Name
@@ -74,8 +93,20 @@ func (p *pods) run(ctx context.Context) error {
 			p.byKey[key] = ip.String()
 		}
 	}
+	errc := make(chan error, 1)
+	if k := p.node.KubeletAPI; k != nil {
+		api := &kubeletapi.Server{NodeName: p.node.Name, NodeIP: p.node.IP, Port: k.Port,
+			CertPEM: k.ServingCertPEM, KeyPEM: k.ServingKeyPEM, ClientCAPEM: k.ClientCAPEM,
+			Pods: p, Logf: p.node.Logf}
+		if p.native != nil {
+			api.Native = p.native
+		}
+		go func() { errc <- api.Serve(ctx) }()
+	}
 	// A single worker owns the allocator maps.
-	go wait.UntilWithContext(ctx, func(ctx context.Context) {
+	worker := make(chan struct{})
+	go func() {
+		defer close(worker)
 		for {
 			key, quit := queue.Get()
 			if quit {
@@ -89,9 +120,36 @@ func (p *pods) run(ctx context.Context) error {
 			}
 			queue.Done(key)
 		}
-	}, time.Second)
-	<-ctx.Done()
-	return nil
+	}()
+	var apiErr error
+	select {
+	case apiErr = <-errc:
+	case <-ctx.Done():
+	}
+	// No pod is started after this; the deferred Shutdown stops the
+	// native processes.
+	queue.ShutDown()
+	<-worker
+	return apiErr
+}
+
+// Pod finds a pod bound to this node (for the kubelet API).
+func (p *pods) Pod(namespace, name string) (*corev1.Pod, bool) {
+	pod, err := p.lister.Pods(namespace).Get(name)
+	return pod, err == nil
+}
+
+func (p *pods) newRuntime(ctx context.Context, changed func(namespace, name string)) (*native.Runtime, error) {
+	n := p.node.Native
+	rt, err := native.New(ctx, native.Config{
+		Client: p.node.Client, NodeName: p.node.Name, NodeIP: p.node.IP,
+		ImagesDir: n.ImagesDir, StateDir: n.StateDir, LogDir: n.LogDir, API: n.API,
+		Allocatable: capacity(), Logf: p.node.Logf, Changed: changed,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("simulate: node %s: %w", p.node.Name, err)
+	}
+	return rt, nil
 }
 
 func everything() labels.Selector { return labels.Everything() }
@@ -167,10 +225,17 @@ func (p *pods) sync(ctx context.Context, lister func(namespace string) corev1lis
 	pod, err := lister(ns).Get(name)
 	if apierrors.IsNotFound(err) {
 		p.release(key)
+		if p.native != nil {
+			p.native.Gone(ns, name)
+		}
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("simulate: get pod: %w", err)
+	}
+	if p.native != nil && p.native.Handles(pod) {
+		p.release(key)
+		return p.syncNative(ctx, pod)
 	}
 	if pod.DeletionTimestamp != nil {
 		return p.finishDeletion(ctx, key, pod)
@@ -199,19 +264,60 @@ func (p *pods) sync(ctx context.Context, lister func(namespace string) corev1lis
 	return nil
 }
 
+// syncNative reports a native pod's status from its processes, and once a
+// deleted pod's processes have stopped, finishes its deletion.
+func (p *pods) syncNative(ctx context.Context, pod *corev1.Pod) error {
+	p.native.Sync(pod)
+	if pod.DeletionTimestamp != nil {
+		if !p.native.Stopped(pod.UID) {
+			return nil // the runtime enqueues the pod again when they have
+		}
+		final := p.native.FinalStatus(pod)
+		err := p.finishDeletionWith(ctx, pod, func(st *corev1.PodStatus) {
+			if final != nil {
+				*st = *final
+			} else {
+				terminatedStatus(st, pod)
+			}
+		})
+		if err != nil {
+			return err
+		}
+		p.native.Forget(pod.UID)
+		return nil
+	}
+	want := p.native.Status(pod)
+	if want == nil || apiequality.Semantic.DeepEqual(&pod.Status, want) {
+		return nil
+	}
+	update := pod.DeepCopy()
+	update.Status = *want
+	if _, err := p.node.Client.CoreV1().Pods(pod.Namespace).UpdateStatus(ctx, update, metav1.UpdateOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("simulate: update native pod status: %w", err)
+	}
+	return nil
+}
+
 // finishDeletion does what kubelet does once a deleted pod's containers have
 // stopped: report a terminal phase, then delete the pod with grace period 0
 // so the apiserver removes it (finalizers of others still hold it).
 func (p *pods) finishDeletion(ctx context.Context, key string, pod *corev1.Pod) error {
+	p.release(key)
+	return p.finishDeletionWith(ctx, pod, func(st *corev1.PodStatus) { terminatedStatus(st, pod) })
+}
+
+func (p *pods) finishDeletionWith(ctx context.Context, pod *corev1.Pod, terminal func(*corev1.PodStatus)) error {
 	pods := p.node.Client.CoreV1().Pods(pod.Namespace)
 	if pod.Status.Phase != corev1.PodSucceeded && pod.Status.Phase != corev1.PodFailed {
 		want := pod.DeepCopy()
-		terminatedStatus(&want.Status, pod)
+		terminal(&want.Status)
 		if _, err := pods.UpdateStatus(ctx, want, metav1.UpdateOptions{}); err != nil && !apierrors.IsNotFound(err) {
 			return fmt.Errorf("simulate: terminal status: %w", err)
 		}
 	}
-	p.release(key)
 	zero := int64(0)
 	uid := pod.UID
 	err := pods.Delete(ctx, pod.Name, metav1.DeleteOptions{GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &uid}})

@@ -1,0 +1,98 @@
+package kubeletapi
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/cri-streaming/pkg/streaming/portforward"
+	"k8s.io/streaming/pkg/httpstream/wsstream"
+)
+
+// kubelet's defaults for streaming connections.
+const (
+	streamIdleTimeout     = 4 * time.Hour
+	streamCreationTimeout = 30 * time.Second
+)
+
+// servePortForward serves /portForward/{namespace}/{pod}[/{uid}] with the
+// upstream kubelet streaming code (SPDY, and websockets with the v4
+// channel protocol). The apiserver translates clients' websocket
+// (SPDY-tunnelling) requests to SPDY, since this node does not declare the
+// ExtendWebSocketsToKubelet feature.
+func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	pod, ok := s.podFor(w, r)
+	if !ok {
+		return
+	}
+	opts, err := portforward.NewV4Options(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.native(pod) {
+		ports := "the forwarded port"
+		if wsstream.IsWebSocketRequest(r) && len(opts.Ports) > 0 {
+			ports = fmt.Sprint(opts.Ports)
+		}
+		http.Error(w, fmt.Sprintf("pod %s/%s is simulated by the k3s stand-in; no process listens on %s", pod.Namespace, pod.Name, ports), http.StatusBadRequest)
+		return
+	}
+	fwd := &forwarder{s: s, namespace: pod.Namespace, pod: pod.Name}
+	portforward.ServePortForward(w, r, fwd, pod.Name, string(pod.UID), opts, streamIdleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
+}
+
+// forwarder connects port-forward streams to the pod's process: the pod IP
+// is the node IP (the process shares the node's network), then loopback,
+// which reaches listeners bound to localhost as a real pod's would be.
+type forwarder struct {
+	s         *Server
+	namespace string
+	pod       string
+}
+
+func (f *forwarder) PortForward(ctx context.Context, _ string, _ string, port int32, stream io.ReadWriteCloser) error {
+	defer stream.Close()
+	p := strconv.Itoa(int(port))
+	var d net.Dialer
+	var conn net.Conn
+	var errs []string
+	for _, host := range []string{f.s.NodeIP, "127.0.0.1"} {
+		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, p))
+		if err == nil {
+			conn = c
+			break
+		}
+		errs = append(errs, err.Error())
+	}
+	if conn == nil {
+		return fmt.Errorf("pod %s/%s: nothing listens on port %d: %s", f.namespace, f.pod, port, strings.Join(errs, "; "))
+	}
+	defer conn.Close()
+	done := make(chan struct{}, 2)
+	go func() {
+		_, _ = io.Copy(conn, stream)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}()
+	go func() {
+		_, _ = io.Copy(stream, conn)
+		done <- struct{}{}
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	return nil
+}
