@@ -22,6 +22,7 @@ import (
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/xds"
 )
 
 // Names of the verify checks, as `mcplan verify` prints them.
@@ -82,9 +83,12 @@ func FindingsError(mesh string, fs []Finding) error {
 // cluster's Secret cacerts chains to the mesh root, every east-west
 // gateway has an address, and every remote secret's kubeconfig, used as
 // it is, lists services and endpoint slices in its cluster (what istiod
-// needs). Check and Apply run the same checks; Apply fails with every
-// problem. Part (b), traffic through the sample application, needs real
-// pods and runs only from `mcplan verify --traffic` (see Traffic).
+// needs). Check and Apply run these checks; Apply fails with every
+// problem. When the mesh's verify is enabled, Apply then runs part (c),
+// what each istiod tells the sample's sidecars (see XDS); Check does
+// not (it must not deploy anything: plan runs it). Part (b),
+// traffic through the sample application, needs real pods and runs only
+// from `mcplan verify --traffic` (see Traffic).
 type VerifySample struct {
 	mesh plans.Mesh
 	// networks of the clusters of the mesh.
@@ -97,15 +101,28 @@ type VerifySample struct {
 	readers []string
 	// primaryOf is the cluster whose istiod serves each cluster.
 	primaryOf map[string]string
+	// contexts are the clusters' contexts in the merged kubeconfig, for
+	// the fix hints.
+	contexts map[string]string
+
+	// XDSTimeout bounds how long the xDS check asks again while istiod's
+	// answers differ from the clusters (istiod is eventually
+	// consistent); 0 means DefaultXDSTimeout, at most verify.timeout.
+	XDSTimeout time.Duration
+	// DialIstiod reaches the istiods for the xDS check of Apply; nil, as
+	// in the product, means through the API's pods/portforward. Tests set
+	// it to reach istiods run outside the clusters.
+	DialIstiod xds.DialIstiod
 }
 
 // NewVerifySample returns the verify/sample step of a mesh. Which
 // clusters have gateways and remote secrets follows plans.Steps.
 func NewVerifySample(p *plans.Plan, mesh plans.Mesh) *VerifySample {
-	s := &VerifySample{mesh: mesh, networks: map[string]string{}, eastWest: map[string]string{}, primaryOf: map[string]string{}}
+	s := &VerifySample{mesh: mesh, networks: map[string]string{}, eastWest: map[string]string{}, primaryOf: map[string]string{}, contexts: map[string]string{}}
 	for _, c := range mesh.Clusters {
 		s.networks[c] = p.ClusterNetwork(c)
 		s.primaryOf[c] = p.PrimaryFor(mesh.Name, c)
+		s.contexts[c] = kubeconfigNames(p, c).Context
 	}
 	multiNetwork := meshNetworks(p, mesh)
 	primaryRemote := mesh.Model == plans.ModelPrimaryRemote
@@ -142,13 +159,28 @@ func (s *VerifySample) Check(ctx context.Context, env *engine.Env) (engine.Drift
 }
 
 // Apply runs the control-plane checks and fails with every problem.
+// Then, when the mesh's verify.enabled, it runs the xDS check (XDS:
+// deploys the sample, asks every istiod through a port-forward) and
+// fails with its tables when an istiod tells a sidecar something other
+// than what the clusters say.
 func (s *VerifySample) Apply(ctx context.Context, env *engine.Env) error {
 	fs := s.ControlPlane(ctx, env.Dir)
 	if err := FindingsError(s.mesh.Name, fs); err != nil {
 		return err
 	}
 	env.Logf("mesh %s: %d control-plane checks passed", s.mesh.Name, len(fs))
-	env.SetOutput("checks", fmt.Sprint(len(fs)))
+	checks := len(fs)
+	if s.verifyEnabled() {
+		xfs, reports := s.XDS(ctx, env.Dir, s.DialIstiod, env.Logf)
+		if err := FindingsError(s.mesh.Name, xfs); err != nil {
+			return fmt.Errorf("%w\n%s", err, strings.TrimRight(XDSReportsText(reports), "\n"))
+		}
+		for _, line := range strings.Split(strings.TrimRight(XDSReportsText(reports), "\n"), "\n") {
+			env.Logf("%s", line)
+		}
+		checks += len(xfs)
+	}
+	env.SetOutput("checks", fmt.Sprint(checks))
 	return nil
 }
 

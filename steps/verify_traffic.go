@@ -340,56 +340,90 @@ func (s *VerifySample) Traffic(ctx context.Context, stateDir string, req Request
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	timeout, err := time.ParseDuration(s.mesh.Verify.Timeout)
-	if err != nil || timeout <= 0 {
-		timeout, _ = time.ParseDuration(plans.DefaultVerifyTimeout)
-	}
 	n := s.mesh.Verify.Requests
 	if n <= 0 {
 		n = plans.DefaultVerifyRequests
 	}
-	var fs []Finding
-	clients := map[string]*kube.Client{}
-	pods := map[string]string{}
-	var ready []string
+	sample := s.deploySample(ctx, stateDir, CheckTraffic, logf)
+	fs := sample.failures
+	if len(sample.ready) == 0 {
+		return fs
+	}
+	if req == nil {
+		req = ExecRequester{Clients: sample.clients}
+	}
+	logf("mesh %s: %d requests from each of %s", s.mesh.Name, n, strings.Join(sample.ready, ", "))
+	return append(fs, s.EvaluateTraffic(SendRequests(ctx, req, sample.ready, sample.sleepPods, SampleURL, n))...)
+}
+
+// deployedSample is the sample as deploySample left it.
+type deployedSample struct {
+	// clients are the clusters whose API answered.
+	clients map[string]*kube.Client
+	// sleepPods is the ready sleep pod of each ready cluster.
+	sleepPods map[string]string
+	// ready are the clusters whose sample is ready, in the mesh's order.
+	ready []string
+	// failures say, per cluster, why its sample is not ready (check is
+	// the check's name).
+	failures []Finding
+}
+
+// sampleTimeout is how long the sample may take to become ready: the
+// mesh's verify.timeout.
+func (s *VerifySample) sampleTimeout() time.Duration {
+	timeout, err := time.ParseDuration(s.mesh.Verify.Timeout)
+	if err != nil || timeout <= 0 {
+		timeout, _ = time.ParseDuration(plans.DefaultVerifyTimeout)
+	}
+	return timeout
+}
+
+// deploySample applies the sample in every cluster of the mesh, then
+// waits for each cluster's helloworld and sleep Deployments (at most
+// verify.timeout for each) and finds its ready sleep pod.
+func (s *VerifySample) deploySample(ctx context.Context, stateDir, check string, logf func(string, ...any)) deployedSample {
+	timeout := s.sampleTimeout()
+	d := deployedSample{clients: map[string]*kube.Client{}, sleepPods: map[string]string{}}
+	fail := func(cluster, detail string) {
+		d.failures = append(d.failures, Finding{Check: check, Cluster: cluster, Object: "namespace " + SampleNamespace, Detail: detail})
+	}
+	applied := map[string]bool{}
 	for i, name := range s.mesh.Clusters {
-		f := Finding{Check: CheckTraffic, Cluster: name, Object: "namespace " + SampleNamespace}
 		c, err := kube.FromKubeconfig(name, ClusterKubeconfigPath(stateDir, name), logf)
 		if err == nil {
 			err = c.Reachable(ctx)
 		}
 		if err != nil {
-			f.Detail = err.Error()
-			fs = append(fs, f)
+			fail(name, err.Error())
 			continue
 		}
-		clients[name] = c
+		d.clients[name] = c
 		if _, err := c.Apply(ctx, sampleObjects(i), kube.ApplyOptions{Logf: logf}); err != nil {
-			f.Detail = fmt.Sprintf("deploy the sample: %v", err)
-			fs = append(fs, f)
+			fail(name, fmt.Sprintf("deploy the sample: %v", err))
 			continue
 		}
-		for _, d := range []string{SampleService + "-" + SampleVersion(i), SampleSleep} {
-			if err = c.WaitDeploymentAvailable(ctx, SampleNamespace, d, timeout); err != nil {
+		applied[name] = true
+	}
+	for i, name := range s.mesh.Clusters {
+		if !applied[name] {
+			continue
+		}
+		c := d.clients[name]
+		var err error
+		for _, dep := range []string{SampleService + "-" + SampleVersion(i), SampleSleep} {
+			if err = c.WaitDeploymentAvailable(ctx, SampleNamespace, dep, timeout); err != nil {
 				break
 			}
 		}
 		if err == nil {
-			pods[name], err = readyPod(ctx, c, SampleSleep)
+			d.sleepPods[name], err = readyPod(ctx, c, SampleSleep)
 		}
 		if err != nil {
-			f.Detail = fmt.Sprintf("sample not ready: %v. Fix: check image pulls and sidecar injection in %s", err, name)
-			fs = append(fs, f)
+			fail(name, fmt.Sprintf("sample not ready: %v. Fix: check image pulls and sidecar injection in %s", err, name))
 			continue
 		}
-		ready = append(ready, name)
+		d.ready = append(d.ready, name)
 	}
-	if len(ready) == 0 {
-		return fs
-	}
-	if req == nil {
-		req = ExecRequester{Clients: clients}
-	}
-	logf("mesh %s: %d requests from each of %s", s.mesh.Name, n, strings.Join(ready, ", "))
-	return append(fs, s.EvaluateTraffic(SendRequests(ctx, req, ready, pods, SampleURL, n))...)
+	return d
 }

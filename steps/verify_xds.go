@@ -1,0 +1,229 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"mcplan.io/mcplan/steps/istiorender"
+	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/xds"
+)
+
+// Bounds of the xDS check.
+const (
+	// DefaultXDSTimeout is how long the check asks again while istiod's
+	// answers differ from the clusters.
+	DefaultXDSTimeout = time.Minute
+	// xdsRetryInterval is the pause between attempts.
+	xdsRetryInterval = 2 * time.Second
+	// xdsFetchTimeout bounds one question to one istiod.
+	xdsFetchTimeout = 20 * time.Second
+)
+
+// XDS is part (c) of the verification, what the control plane tells the
+// data plane: it deploys the sample as Traffic does and waits for it,
+// then asks the istiod of every primary cluster (through dial; nil means
+// through the API's pods/portforward) what it tells the sidecar of the
+// sample's sleep pod of every network about helloworld (CDS and EDS of
+// HelloworldCluster), and compares that with what the clusters say:
+// helloworld's ready pod IPs on the sidecar's network, the east-west
+// gateways of the other networks. While they differ it asks again, for
+// XDSTimeout. It returns the findings (the sample's, then one per
+// report) and a report per primary and network.
+func (s *VerifySample) XDS(ctx context.Context, stateDir string, dial xds.DialIstiod, logf func(string, ...any)) ([]Finding, []XDSReport) {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	sample := s.deploySample(ctx, stateDir, CheckXDS, logf)
+	fs := sample.failures
+	if len(sample.clients) == 0 {
+		return fs, nil
+	}
+	if dial == nil {
+		dial = xds.PortForward(sample.clients, s.mesh.Istio.Revision)
+	}
+	reports := s.checkXDS(ctx, sample.clients, dial, logf)
+	for _, r := range reports {
+		fs = append(fs, r.Finding())
+	}
+	return fs, reports
+}
+
+// xdsTimeout is XDSTimeout or its default, at most verify.timeout.
+func (s *VerifySample) xdsTimeout() time.Duration {
+	t := s.XDSTimeout
+	if t <= 0 {
+		t = DefaultXDSTimeout
+	}
+	return min(t, s.sampleTimeout())
+}
+
+// verifyEnabled is the mesh's verify.enabled (default true).
+func (s *VerifySample) verifyEnabled() bool {
+	return s.mesh.Verify.Enabled == nil || *s.mesh.Verify.Enabled
+}
+
+// checkXDS asks every primary's istiod for every network's view until
+// all agree with the clusters or the time is up, and returns the last
+// reports.
+func (s *VerifySample) checkXDS(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, logf func(string, ...any)) []XDSReport {
+	start := time.Now()
+	deadline := start.Add(s.xdsTimeout())
+	istiods := map[string]*xds.Istiod{}
+	defer func() {
+		for _, ist := range istiods {
+			ist.Close()
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		world := s.readXDSWorld(ctx, clients)
+		reports := s.askIstiods(ctx, clients, dial, istiods, world)
+		bad := 0
+		for _, r := range reports {
+			if !r.OK() {
+				bad++
+			}
+		}
+		elapsed := time.Since(start).Round(100 * time.Millisecond)
+		if bad == 0 {
+			logf("mesh %s: xDS: %d views as the clusters say (attempt %d, %s)", s.mesh.Name, len(reports), attempt, elapsed)
+			return reports
+		}
+		if ctx.Err() != nil || time.Now().Add(xdsRetryInterval).After(deadline) {
+			logf("mesh %s: xDS: %d of %d views still differ from the clusters after %d attempts (%s)", s.mesh.Name, bad, len(reports), attempt, elapsed)
+			return reports
+		}
+		logf("mesh %s: xDS: %d of %d views differ from the clusters (attempt %d); istiod may still be catching up, asking again", s.mesh.Name, bad, len(reports), attempt)
+		select {
+		case <-ctx.Done():
+		case <-time.After(xdsRetryInterval):
+		}
+	}
+}
+
+// askIstiods makes one report per primary and network. Reached istiods
+// are kept in istiods for the next attempt; one that failed is dropped.
+func (s *VerifySample) askIstiods(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, istiods map[string]*xds.Istiod, world xdsWorld) []XDSReport {
+	var reports []XDSReport
+	for _, p := range s.readers {
+		ist := istiods[p]
+		var istErr error
+		if ist == nil {
+			if ist, istErr = dial(ctx, p); istErr == nil {
+				istiods[p] = ist
+			}
+		}
+		for _, network := range s.meshNetworkNames() {
+			rep := XDSReport{Primary: p, Network: network, EnvoyCluster: HelloworldCluster}
+			if istErr != nil {
+				rep.Error = s.istiodErrorText(ctx, clients[p], istErr)
+				reports = append(reports, rep)
+				continue
+			}
+			rep.Istiod = ist.Name
+			proxyCluster, pod := s.proxyFor(world, p, network)
+			if pod == nil {
+				rep.Error = fmt.Sprintf("no cluster on %s has a ready %s pod in namespace %s to ask for (see the sample's rows)", network, SampleSleep, SampleNamespace)
+				reports = append(reports, rep)
+				continue
+			}
+			proxy := s.proxyOf(proxyCluster, pod)
+			fctx, cancel := context.WithTimeout(ctx, xdsFetchTimeout)
+			view, err := xds.Fetch(fctx, ist, proxy, HelloworldCluster)
+			cancel()
+			if err != nil {
+				rep.ProxyCluster, rep.Proxy = proxyCluster, proxy.String()
+				rep.Error = s.istiodErrorText(ctx, clients[p], err)
+				reports = append(reports, rep)
+				// Reach it anew next time; the other networks get the same error.
+				ist.Close()
+				delete(istiods, p)
+				istErr = err
+				continue
+			}
+			reports = append(reports, analyseXDS(xdsCase{
+				Primary: p, Network: network, ProxyCluster: proxyCluster, Proxy: proxy.String(), Istiod: ist.Name,
+				Clusters: world.clusters, RemoteSecrets: world.remoteSecrets[p], View: view,
+			}))
+		}
+	}
+	return reports
+}
+
+// meshNetworkNames are the networks of the mesh's clusters, in the
+// mesh's order.
+func (s *VerifySample) meshNetworkNames() []string {
+	var out []string
+	for _, c := range s.mesh.Clusters {
+		if n := s.networks[c]; !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// proxyFor picks the sleep pod to stand for network's sidecars when
+// asking the istiod of primary: one of a cluster that istiod serves if
+// there is one, else of the first cluster on the network.
+func (s *VerifySample) proxyFor(w xdsWorld, primary, network string) (string, *corev1.Pod) {
+	var cluster string
+	var pod *corev1.Pod
+	for _, c := range s.mesh.Clusters {
+		p := w.sleep[c]
+		if s.networks[c] != network || p == nil {
+			continue
+		}
+		if pod == nil || (s.primaryOf[c] == primary && s.primaryOf[cluster] != primary) {
+			cluster, pod = c, p
+		}
+	}
+	return cluster, pod
+}
+
+// istiodErrorText is why an istiod could not be asked, and how to fix it.
+func (s *VerifySample) istiodErrorText(ctx context.Context, cl *kube.Client, err error) string {
+	c := ""
+	if cl != nil {
+		c = cl.Name
+	}
+	kubectl := fmt.Sprintf("kubectl --context %s -n %s", s.contexts[c], istiorender.Namespace)
+	switch xds.ReasonOf(err) {
+	case xds.ReasonNoPod:
+		return fmt.Sprintf("%v. Fix: mcplan apply installs istiod (istio/controlplane); %s get deployments,pods -l app=istiod", err, kubectl)
+	case xds.ReasonNotReady:
+		return fmt.Sprintf("%v. Fix: see why: %s describe pods -l app=istiod; %s logs deployment/%s", err, kubectl, kubectl, istiorender.IstiodName)
+	case xds.ReasonForwardFailed:
+		return fmt.Sprintf("%v. The API server forwards pods/portforward to the kubelet of the pod's node (port 10250): it must reach it, "+
+			"and the kubeconfig's user needs create on pods/portforward. `%s port-forward deployment/%s %d` tries the same",
+			err, kubectl, istiorender.IstiodName, xds.IstiodXDSPort)
+	case xds.ReasonPortClosed:
+		return fmt.Sprintf("%v. %s", err, s.portClosedHint(ctx, cl, kubectl))
+	}
+	return err.Error()
+}
+
+// portClosedHint explains, from istiod's Deployment, why nothing answers
+// on its plaintext xDS port.
+func (s *VerifySample) portClosedHint(ctx context.Context, cl *kube.Client, kubectl string) string {
+	const values = "meshes[].istio.values.pilot.extraContainerArgs"
+	if cl == nil {
+		return "Istio closes port 15010 when istiod runs with --grpcAddr= (set through " + values + ")"
+	}
+	addr, set, err := istiodGRPCAddr(ctx, cl, s.mesh.Istio.Revision)
+	switch {
+	case err != nil:
+		return fmt.Sprintf("Istio closes port 15010 when istiod runs with --grpcAddr= (set through %s); its Deployment could not be read: %v", values, err)
+	case set && addr == "":
+		return fmt.Sprintf("istiod runs with --grpcAddr= (empty), which closes its plaintext xDS port 15010 (gRPC is then served on the debug port 8080). "+
+			"Fix: remove --grpcAddr from %s and mcplan apply", values)
+	case set:
+		return fmt.Sprintf("istiod runs with --grpcAddr=%s, so it serves plaintext xDS there, not on port 15010 of the pod's loopback "+
+			"where a port-forward connects. Fix: remove --grpcAddr from %s (the default is :15010) and mcplan apply", addr, values)
+	}
+	return fmt.Sprintf("istiod's arguments do not set --grpcAddr, so it should listen on :15010 (Istio closes it only with --grpcAddr= through %s): "+
+		"it may be starting or failing; see %s logs deployment/%s (\"starting gRPC discovery service\")", values, kubectl, istiorender.IstiodName)
+}
