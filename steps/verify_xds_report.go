@@ -103,20 +103,32 @@ func (r XDSReport) Finding() Finding {
 		f.Detail = r.Error
 	case r.OK():
 		f.OK = true
-		f.Detail = fmt.Sprintf("%d endpoints of %s as the clusters say (%s)", len(r.Rows), r.EnvoyCluster, r.summary())
+		f.Detail = fmt.Sprintf("%d endpoints of %s/%s as the clusters say: %s", len(r.Rows), SampleNamespace, SampleService, r.summary())
 	default:
 		f.Detail = fmt.Sprintf("%d OK, %d wrong, %d missing. %s", r.count(VerdictOK), r.count(VerdictWrong), r.count(VerdictMissing), strings.Join(r.Causes, " "))
 	}
 	return f
 }
 
-// summary lists what the rows stand for: "cluster1 pod, cluster2 via gateway".
+// summary counts the rows: "1 pod IP of network1, 1 gateway".
 func (r XDSReport) summary() string {
-	parts := make([]string, len(r.Rows))
-	for i, row := range r.Rows {
-		parts[i] = row.Endpoint + ":" + fmt.Sprint(row.Port) + " " + row.StandsFor
+	pods, gateways := 0, 0
+	for _, row := range r.Rows {
+		if row.Port == crossNetworkTLS {
+			gateways++
+		} else {
+			pods++
+		}
 	}
-	return strings.Join(parts, "; ")
+	return fmt.Sprintf("%s of %s, %s of other networks", plural(pods, "pod IP"), r.Network, plural(gateways, "gateway"))
+}
+
+// plural is "1 gateway", "2 gateways".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 // WriteXDSReports writes each report as a table of its rows, then its
