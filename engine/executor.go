@@ -136,10 +136,19 @@ type scheduler struct {
 	running    int
 	stopped    bool
 	done       chan completion
+	// retired is what forget did before the steps ran.
+	retired    Report
+	retireErrs *multierror.Error
 }
 
 func (s *scheduler) run() *Report {
 	order := s.graph.TopologicalOrder()
+	// Steps that left the plan go first: what they made (a remote
+	// secret of a cluster that left the mesh) must be gone before the
+	// plan's steps run and verify the result.
+	if s.opts.Forget && s.ctx.Err() == nil {
+		s.forget(&s.retired, &s.retireErrs)
+	}
 	for _, id := range order {
 		s.pending[id] = len(s.graph.Node(id).DependsOn)
 		if s.pending[id] == 0 {
@@ -333,8 +342,8 @@ func (s *scheduler) block(failed string) {
 }
 
 func (s *scheduler) report(order []string) *Report {
-	rep := &Report{Steps: make([]StepResult, 0, len(order))}
-	var errs *multierror.Error
+	rep := &Report{Steps: make([]StepResult, 0, len(order)), Forgotten: s.retired.Forgotten, Removing: s.retired.Removing}
+	errs := s.retireErrs
 	cancelled := 0
 	for _, id := range order {
 		r := s.results[id]
@@ -355,9 +364,6 @@ func (s *scheduler) report(order []string) *Report {
 			cause = err.Error()
 		}
 		errs = multierror.Append(errs, fmt.Errorf("%w (%s): %d steps not started; apply again to resume", ErrInterrupted, cause, cancelled))
-	}
-	if s.opts.Forget && !(cancelled > 0) {
-		s.forget(rep, &errs)
 	}
 	rep.Err = errs.ErrorOrNil()
 	return rep

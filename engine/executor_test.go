@@ -500,3 +500,30 @@ func TestRetireRemovesWhatLeftThePlan(t *testing.T) {
 		t.Errorf("state holds %v; c's record must stay until its removal succeeds", ids)
 	}
 }
+
+func TestRetireRunsBeforeThePlansSteps(t *testing.T) {
+	dir := t.TempDir()
+	Run(context.Background(), newWorld(nil, "a", "b").graph(t), Options{Store: openStore(t, dir), Forget: true})
+	var removed []string
+	retire := func(id string, rec StepRecord) Remover {
+		if id == "b" {
+			return removerStep{removed: &removed}
+		}
+		return nil
+	}
+	var order []string
+	sink := func(e Event) { order = append(order, string(e.Type)+" "+e.Step) }
+	// "a" changes (its inputs differ) so it runs again; b's removal must
+	// come first, as a verify step must see the world without b.
+	w := newWorld(nil, "a")
+	w.input["a"] = "changed"
+	Run(context.Background(), w.graph(t), Options{Store: openStore(t, dir), Forget: true, Retire: retire, Sink: sink})
+	if len(removed) != 1 {
+		t.Fatalf("removed %v", removed)
+	}
+	first := slices.IndexFunc(order, func(s string) bool { return strings.HasSuffix(s, " a") })
+	forgot := slices.Index(order, string(EventSucceeded)+" b")
+	if forgot < 0 || first < 0 || forgot > first {
+		t.Errorf("events %v: b's removal must come before a runs", order)
+	}
+}
