@@ -114,7 +114,11 @@ func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
-	return checkInstall(ctx, c, m.Objects, s.inventory(env))
+	objs, err := handOverToIstiod(ctx, c, m.Objects)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	return checkInstall(ctx, c, objs, s.inventory(env))
 }
 
 // checkInstall is the Check of an installed set of objects: differences
@@ -174,7 +178,11 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return s.errorf("%w", err)
 	}
-	if err := applyInstall(ctx, env, c, m.Objects, s.inventory(env), s.Timeout); err != nil {
+	objs, err := handOverToIstiod(ctx, c, m.Objects)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	if err := applyInstall(ctx, env, c, objs, s.inventory(env), s.Timeout); err != nil {
 		return s.errorf("%w", err)
 	}
 	env.SetOutput("objects", strconv.Itoa(len(m.Objects)))
