@@ -8,9 +8,11 @@
 # changes nothing, and the walkthrough example's CA made locally.
 #
 # "k3s" on the test hosts is the project's stand-in (a real kube-apiserver,
-# controller-manager and scheduler; kubelet and servicelb simulated), built
-# once per machine: the first run compiles Kubernetes (about 20 minutes on
-# 2 cores), later runs take about a minute.
+# controller-manager and scheduler; kubelet and servicelb simulated), and
+# istiod is Istio's real pilot-discovery, run natively by the stand-in in
+# place of the pilot image; both are built once per machine: the first run
+# compiles Kubernetes and Istio (about 25 minutes on 2 cores), later runs
+# take about a minute.
 #
 # Needs root (namespaces, mounts, systemd-nspawn). The hosts stay up after
 # the demo; remove them with:  go run ./testbed/cmd/testbed down --all
@@ -28,35 +30,27 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 "$repo/scripts/install-deps.sh"
 
-step "build mcplan, the k3s stand-in and the test hosts' Debian tree (cached after the first run)"
+step "build mcplan, the k3s stand-in, istiod and the test hosts' Debian tree (cached after the first run)"
 mkdir -p "$work"
 (cd "$repo" && go build -o "$work/mcplan" ./cmd/mcplan && go build -o "$work/testbed" ./testbed/cmd/testbed)
 k3s=$("$repo/testbed/k3s-standin/build.sh")
+native=$("$repo/testbed/native-images/build.sh")
 "$work/testbed" rootfs
 mcplan() { "$work/mcplan" "$@"; }
 
 step "bring up 3 test hosts (systemd under systemd-nspawn, real sshd each)"
-up=$("$work/testbed" up 3 --kind systemd)
+up=$("$work/testbed" up 3 --kind systemd --native-images "$native")
 echo "$up"
 host() { echo "$up" | awk -v h="$1" '$1 == h { print $2 }'; }
-bridge=$(echo "$up" | awk '/^run / { for (i = 1; i <= NF; i++) if ($i ~ /\/24,?$/) { sub(/0\/24,?$/, "1", $i); print $i } }')
 key=$(echo "$up" | awk '/^client key:/ { print $3 }')
 known=$(echo "$up" | awk '/^known_hosts:/ { print $2 }')
 
 cd "$work"
 rm -rf .mcplan kubeconfig walkthrough
 
-step "serve stand-in Istio webhooks on $bridge (test world only: no istiod runs on the stand-in)"
-"$work/testbed" fake-istiod "$bridge" >istio-values.json &
-fake=$!
-trap 'kill $fake 2>/dev/null' EXIT
-for _ in $(seq 50); do [ -s istio-values.json ] && break; sleep 0.1; done
-values=$(cat istio-values.json)
-[ -n "$values" ] || { echo "testbed fake-istiod did not start on $bridge" >&2; exit 1; }
 sed -e "s#@H1@#$(host h1)#; s#@H2@#$(host h2)#; s#@H3@#$(host h3)#" \
 	-e "s#@CLIENT_KEY@#$key#; s#@KNOWN_HOSTS@#$known#" \
 	-e "s#@K3S@#$k3s#g; s#@INSTALL_SCRIPT@#$repo/testbed/k3s-install/install.sh#g" \
-	-e "s#@ISTIO_VALUES@#$values#" \
 	"$repo/examples/testbed/plan.yaml.tmpl" >plan.yaml
 
 step "mcplan validate plan.yaml"

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,39 +14,17 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-
-	"mcplan.io/mcplan/testbed/fakeistiod"
 )
 
-// istioValues starts the fake istiod on the bridge's .1, where the hosts
-// reach the machine, and returns the plan's istio.values (JSON, which is
-// YAML) pointing Istio's webhooks at it: no real istiod runs in the
-// stand-in yet (see testbed/fakeistiod).
-func (w *world) istioValues() string {
-	w.t.Helper()
-	subnet, err := netip.ParsePrefix(w.bed.Subnet)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	values, err := json.Marshal(fakeistiod.Start(w.t, subnet.Addr().Next()).Values())
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	return string(values)
-}
-
 // meshSection is the walkthrough's mesh over cluster1 and cluster2.
-func meshSection(values string) string {
-	return fmt.Sprintf(`meshes:
+const meshSection = `meshes:
   - name: mesh1
     model: multi-primary
     clusters: [cluster1, cluster2]
     istio:
       meshConfig: {accessLogFile: /dev/stdout, accessLogEncoding: JSON}
-      values: %s
     ca: {keySize: 2048}
-`, values)
-}
+`
 
 // clientFor is a client of a context of the merged kubeconfig.
 func (w *world) clientFor(kubeContext string) *kubernetes.Clientset {
@@ -73,8 +49,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	values := w.istioValues()
-	w.writePlan(planOptions{mesh: meshSection(values)})
+	w.writePlan(planOptions{mesh: meshSection})
 
 	r := w.mustApply(t, ctx, "first apply")
 	for _, id := range []string{
@@ -141,7 +116,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 	})
 
 	t.Run("changed meshConfig: plan shows the control-plane objects that change", func(t *testing.T) {
-		w.writePlan(planOptions{mesh: strings.Replace(meshSection(values), "accessLogEncoding: JSON", "accessLogEncoding: TEXT", 1)})
+		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "accessLogEncoding: JSON", "accessLogEncoding: TEXT", 1)})
 		cmd := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml"))
 		out, err := cmd.CombinedOutput()
 		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
@@ -168,14 +143,14 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		if r := w.apply(ctx); r.code != 0 {
 			t.Fatalf("apply: exit %d\n%s", r.code, r.output)
 		}
-		w.writePlan(planOptions{mesh: meshSection(values)})
+		w.writePlan(planOptions{mesh: meshSection})
 		if r := w.apply(ctx); r.code != 0 {
 			t.Fatalf("apply back: exit %d\n%s", r.code, r.output)
 		}
 	})
 
 	t.Run("a cluster leaving the mesh loses its remote secrets", func(t *testing.T) {
-		w.writePlan(planOptions{mesh: strings.Replace(meshSection(values), "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
+		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
 		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
 		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "what it made is removed") {
 			t.Errorf("plan does not announce the removal:\n%s", out)
@@ -201,7 +176,6 @@ func TestPrimaryRemoteAndThreeClustersOnTestHosts(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	values := w.istioValues()
 	h := w.bed.Hosts
 	write := func(clusters, meshes string) {
 		plan := fmt.Sprintf(`apiVersion: mcplan.io/v1alpha1
@@ -231,13 +205,12 @@ meshes:
 	}
 
 	t.Run("primary-remote", func(t *testing.T) {
-		write(cluster(1, "network1")+cluster(2, "network1"), fmt.Sprintf(`  - name: mesh1
+		write(cluster(1, "network1")+cluster(2, "network1"), `  - name: mesh1
     model: primary-remote
     clusters: [cluster1, cluster2]
     primaries: [cluster1]
-    istio: {values: %s}
     ca: {keySize: 2048}
-`, values))
+`)
 		r := w.mustApply(t, ctx, "apply")
 		if _, ok := r.outcomes["mesh/mesh1/remotesecret/cluster1->cluster2"]; ok {
 			t.Error("a remote holds a remote secret")
@@ -257,11 +230,10 @@ meshes:
 	t.Run("three clusters, two networks", func(t *testing.T) {
 		// The same hosts: the plan drops mesh1 (its records are forgotten)
 		// and makes mesh3 over three clusters.
-		write(cluster(1, "network1")+cluster(2, "network1")+cluster(3, "network2"), fmt.Sprintf(`  - name: mesh3
+		write(cluster(1, "network1")+cluster(2, "network1")+cluster(3, "network2"), `  - name: mesh3
     clusters: [cluster1, cluster2, cluster3]
-    istio: {values: %s}
     ca: {keySize: 2048}
-`, values))
+`)
 		r := w.mustApply(t, ctx, "apply")
 		secrets := 0
 		for id, o := range r.outcomes {

@@ -1,6 +1,9 @@
 // Package fakeistiod is test harness: an HTTPS server answering Istio's
-// sidecar-injection and validation webhooks with "allowed, unchanged",
-// for tests that apply Istio to the k3s stand-in while no real istiod runs.
+// sidecar-injection and validation webhooks with "allowed, unchanged".
+// Only steps' loopback API tests use it: they run two k3s stand-ins in one
+// network namespace, where two natively run istiods would collide on their
+// ports. The test world (testbed hosts, one network namespace each) runs
+// the real istiod instead.
 package fakeistiod
 
 import (

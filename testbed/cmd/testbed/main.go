@@ -6,7 +6,6 @@
 //	testbed down --all                    remove every run no live process holds
 //	testbed list                          list runs on this machine
 //	testbed rootfs                        build the systemd hosts' cached tree
-//	testbed fake-istiod ADDR              serve allow-all Istio webhooks on ADDR (test harness)
 package main
 
 import (
@@ -31,7 +30,7 @@ func main() {
 }
 
 func usage() error {
-	return fmt.Errorf("usage: testbed up N [--kind light|systemd] [--native-images DIR] | down PREFIX... | down --all | list | rootfs | fake-istiod ADDR")
+	return fmt.Errorf("usage: testbed up N [--kind light|systemd] [--native-images DIR] | down PREFIX... | down --all | list | rootfs")
 }
 
 func run(ctx context.Context, args []string) error {
@@ -45,8 +44,6 @@ func run(ctx context.Context, args []string) error {
 		return down(ctx, args[1:])
 	case "list":
 		return list(ctx)
-	case "fake-istiod":
-		return fakeIstiod(ctx, args[1:])
 	case "rootfs":
 		start := time.Now()
 		dir, err := testbed.EnsureRootfs(ctx, "", "", os.Stderr)
