@@ -74,11 +74,19 @@ func startProcess(f *forker, specPath string, log *logFile) (*process, error) {
 		errR.Close()
 		return nil, &setupError{msg: fmt.Sprintf("start exec helper (unshare of the mount namespace needs CAP_SYS_ADMIN): %v", err)}
 	}
-	go log.pump(outR, streamStdout)
-	go log.pump(errR, streamStderr)
+	pumped := make(chan struct{}, 2)
+	for _, pipe := range []struct {
+		r      *os.File
+		stream string
+	}{{outR, streamStdout}, {errR, streamStderr}} {
+		go func() {
+			log.pump(pipe.r, pipe.stream)
+			pumped <- struct{}{}
+		}()
+	}
 	status, _ := io.ReadAll(io.LimitReader(statusR, 64<<10))
 	p := &process{cmd: cmd, pid: cmd.Process.Pid, started: time.Now(), exited: make(chan struct{})}
-	go p.wait(outR, errR)
+	go p.wait(pumped, outR, errR)
 	if len(status) > 0 {
 		<-p.exited
 		return nil, &setupError{msg: strings.TrimSpace(string(status))}
@@ -86,8 +94,9 @@ func startProcess(f *forker, specPath string, log *logFile) (*process, error) {
 	return p, nil
 }
 
-// wait reaps the process and records how it ended.
-func (p *process) wait(pipes ...*os.File) {
+// wait reaps the process and records how it ended; exited is closed once
+// its output is in the log.
+func (p *process) wait(pumped <-chan struct{}, pipes ...*os.File) {
 	err := p.cmd.Wait()
 	var exitErr *exec.ExitError
 	switch {
@@ -104,11 +113,16 @@ func (p *process) wait(pipes ...*os.File) {
 	}
 	// Children of the program may hold the pipes open: stop reading a
 	// moment after the process is gone.
-	time.AfterFunc(2*time.Second, func() {
-		for _, f := range pipes {
-			f.Close()
+	timeout := time.After(2 * time.Second)
+	for range pipes {
+		select {
+		case <-pumped:
+		case <-timeout:
 		}
-	})
+	}
+	for _, f := range pipes {
+		f.Close()
+	}
 	close(p.exited)
 }
 
