@@ -260,6 +260,62 @@ func TestIstiodRunsNatively(t *testing.T) {
 		t.Fatalf("logs of the deleted pod still there: %v", err)
 	}
 
+	// A second istiod on the node binds the same ports: it crash-loops, and
+	// its status and previous log say so.
+	scaleIstiod(t, ctx, cs, 2)
+	var loser *corev1.Pod
+	poll(t, ctx, "second istiod in CrashLoopBackOff", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		pods, err := cs.CoreV1().Pods("istio-system").List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+		if err != nil {
+			return false, err
+		}
+		for i := range pods.Items {
+			p := &pods.Items[i]
+			for _, c := range p.Status.ContainerStatuses {
+				if w, last := c.State.Waiting, c.LastTerminationState.Terminated; p.Name != next.Name && w != nil && w.Reason == "CrashLoopBackOff" &&
+					last != nil && last.ExitCode != 0 && c.RestartCount >= 1 && !c.Ready {
+					loser = p
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	prev, err := cs.CoreV1().Pods("istio-system").GetLogs(loser.Name, &corev1.PodLogOptions{Previous: true}).DoRaw(ctx)
+	if err != nil || !bytes.Contains(prev, []byte("address already in use")) {
+		t.Fatalf("previous log of the crash-looping istiod (err %v):\n%.3000s", err, prev)
+	}
+	scaleIstiod(t, ctx, cs, 1)
+	poll(t, ctx, "crash-looping istiod removed on scale-down", time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := cs.CoreV1().Pods("istio-system").Get(ctx, loser.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if !processAlive(nextPID) {
+		t.Fatalf("the running istiod (pid %d) died while the second one crash-looped", nextPID)
+	}
+
+	// Secret changes reach the running process's mounted volume (seen
+	// through /proc/<pid>/root, i.e. in the process's mount namespace).
+	probe := filepath.Join(fmt.Sprintf("/proc/%d/root", nextPID), "etc/cacerts/standin-probe.txt")
+	for i, v := range []string{"v1", "v2"} {
+		secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "cacerts", Namespace: "istio-system"}, StringData: map[string]string{"standin-probe.txt": v}}
+		if i == 0 {
+			_, err = cs.CoreV1().Secrets("istio-system").Create(ctx, secret, metav1.CreateOptions{})
+		} else {
+			_, err = cs.CoreV1().Secrets("istio-system").Update(ctx, secret, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, "Secret cacerts "+v+" in istiod's /etc/cacerts", time.Minute, func(context.Context) (bool, error) {
+			b, err := os.ReadFile(probe)
+			return string(b) == v, err
+		})
+	}
+	if _, err := os.Stat("/etc/cacerts/standin-probe.txt"); !os.IsNotExist(err) {
+		t.Fatalf("the volume leaked to the host's /etc/cacerts: %v", err)
+	}
+
 	// Stopping the stand-in stops its processes.
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -297,6 +353,18 @@ func readyPod(ctx context.Context, cs kubernetes.Interface, ns, selector string)
 		states = append(states, fmt.Sprintf("%s: %s %+v", p.Name, p.Status.Phase, p.Status.ContainerStatuses))
 	}
 	return nil, fmt.Errorf("no Ready pod: %v", states)
+}
+
+func scaleIstiod(t *testing.T, ctx context.Context, cs kubernetes.Interface, n int32) {
+	t.Helper()
+	sc, err := cs.AppsV1().Deployments("istio-system").GetScale(ctx, "istiod", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc.Spec.Replicas = n
+	if _, err := cs.AppsV1().Deployments("istio-system").UpdateScale(ctx, "istiod", sc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // readySince is the time from the pod's creation to its Ready condition.

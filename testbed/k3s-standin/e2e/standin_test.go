@@ -449,6 +449,9 @@ spec:
 		s, err := cs.CoreV1().Services(ns).Get(ctx, "web", metav1.GetOptions{})
 		return err == nil && len(s.Status.LoadBalancer.Ingress) == 3, err
 	})
+	// The agent's kubelet API has a serving certificate from the
+	// supervisor, and the apiserver reaches it.
+	checkKubeletAPI(t, ctx, cs, kubeconfig, filepath.Join(tmp, "agent-1", "agent", "kubelet.kubeconfig"), "agent-1", "127.0.0.2")
 
 	// Wrong secret and wrong CA hash are refused.
 	hash, _, _ := strings.Cut(tok, "::")
