@@ -10,7 +10,9 @@ import (
 
 func TestPodStatus(t *testing.T) {
 	started := time.Date(2026, 1, 2, 3, 4, 5, 600, time.UTC)
-	running := func(c *container) { c.phase, c.startedAt, c.started, c.ready, c.id = phaseRunning, started, true, true, "containerd://1" }
+	running := func(c *container) {
+		c.phase, c.startedAt, c.started, c.ready, c.id = phaseRunning, started, true, true, "containerd://1"
+	}
 	unready := func(c *container) { running(c); c.ready = false }
 	crashLooping := func(c *container) {
 		c.phase, c.reason, c.restarts = phaseWaiting, reasonCrashLoop, 2
