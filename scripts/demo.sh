@@ -65,6 +65,9 @@ mcplan apply plan.yaml
 step "mcplan verify plan.yaml (the mesh's control plane, checked for real)"
 mcplan verify plan.yaml
 
+step "mcplan verify --xds plan.yaml (what each istiod tells the sidecars of every network about helloworld)"
+mcplan verify --xds plan.yaml
+
 step "the merged kubeconfig"
 mcplan kubeconfig plan.yaml | grep -E '^(current-context|- context:|  name:)|    server:' || true
 

@@ -12,6 +12,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -24,6 +25,9 @@ const meshSection = `meshes:
     istio:
       meshConfig: {accessLogFile: /dev/stdout, accessLogEncoding: JSON}
     ca: {keySize: 2048}
+    # The test world's pods are Ready within seconds; a short timeout
+    # also bounds how long verify asks istiod again before failing.
+    verify: {timeout: 30s}
 `
 
 // clientFor is a client of a context of the merged kubeconfig.
@@ -106,6 +110,16 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		t.Logf("verify:\n%s", out)
 	})
 
+	networkOf := map[string]string{"cluster1": "network1", "cluster2": "network2"}
+	t.Run("the sample's pods were injected by istiod", func(t *testing.T) {
+		w.assertInjected(t, ctx, []string{"cluster1", "cluster2"})
+	})
+
+	t.Run("mcplan verify --xds", func(t *testing.T) {
+		w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2"}, networkOf)
+		w.logXDSTables(t, ctx)
+	})
+
 	t.Run("second apply changes nothing", func(t *testing.T) {
 		r := w.mustApply(t, ctx, "second apply")
 		for id, o := range r.outcomes {
@@ -114,6 +128,42 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 			}
 		}
 	})
+
+	// Each case breaks the mesh as people do by mistake, checks that
+	// verify --xds fails naming the cause, and lets apply repair it.
+	c1, c2 := w.clientFor("context-cluster1"), w.clientFor("context-cluster2")
+	for _, tc := range []struct {
+		name, cause string
+		breakIt     func(t *testing.T)
+	}{
+		// The sample's pods keep the network label the injector gave them,
+		// so istiod still places them right: the control-plane check of
+		// the namespace label is what fails here (xDS stays as it was).
+		{"network label removed", "check network", func(t *testing.T) {
+			patch := []byte(`{"metadata":{"labels":{"topology.istio.io/network":null}}}`)
+			if _, err := c2.CoreV1().Namespaces().Patch(ctx, "istio-system", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"remote secret deleted", "remote secret", func(t *testing.T) {
+			if err := c1.CoreV1().Secrets("istio-system").Delete(ctx, "istio-remote-secret-cluster2", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"gateway address missing", "gateway address", func(t *testing.T) {
+			patch := []byte(`{"spec":{"type":"ClusterIP"}}`)
+			if _, err := c2.CoreV1().Services("istio-system").Patch(ctx, "istio-eastwestgateway", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run("verify --xds names the cause: "+tc.name, func(t *testing.T) {
+			tc.breakIt(t)
+			w.assertXDSCause(t, ctx, tc.cause)
+			w.mustApply(t, ctx, "repair")
+			w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2"}, networkOf)
+		})
+	}
 
 	t.Run("changed meshConfig: plan shows the control-plane objects that change", func(t *testing.T) {
 		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "accessLogEncoding: JSON", "accessLogEncoding: TEXT", 1)})
@@ -222,6 +272,10 @@ meshes:
 		if _, err := c2.AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); err == nil {
 			t.Error("the remote cluster runs its own istiod")
 		}
+		// The remote's pods are injected by the primary's istiod, through
+		// the remote's webhook pointing at the primary's gateway address.
+		w.assertInjected(t, ctx, []string{"cluster1", "cluster2"})
+		w.assertXDSHealthy(t, ctx, []string{"cluster1"}, map[string]string{"cluster1": "network1", "cluster2": "network1"})
 		if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
 			t.Errorf("second apply: exit %d, ran %v", again.code, again.ran())
 		}
@@ -251,6 +305,10 @@ meshes:
 		if n := strings.Count(string(out), "remotesecret"); n != 6 {
 			t.Errorf("verify shows %d remote secret rows, want 6:\n%s", n, out)
 		}
+		w.assertInjected(t, ctx, []string{"cluster1", "cluster2", "cluster3"})
+		w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2", "cluster3"},
+			map[string]string{"cluster1": "network1", "cluster2": "network1", "cluster3": "network2"})
+		w.logXDSTables(t, ctx)
 		if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
 			t.Errorf("second apply: exit %d, ran %v", again.code, again.ran())
 		}
