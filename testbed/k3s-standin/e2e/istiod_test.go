@@ -135,6 +135,15 @@ func TestIstiodRunsNatively(t *testing.T) {
 	if lines := strings.Split(strings.TrimSpace(string(logs)), "\n"); err != nil || len(lines) != 3 || !strings.HasPrefix(lines[0], time.Now().UTC().Format("2006-")) {
 		t.Fatalf("tailLines=3 with timestamps: %q %v", logs, err)
 	}
+	follow, err := cs.CoreV1().Pods("istio-system").GetLogs(pod.Name, &corev1.PodLogOptions{Follow: true, TailLines: &tail}).Stream(ctx)
+	if err != nil {
+		t.Fatalf("follow logs: %v", err)
+	}
+	line, err := bufio.NewReader(follow).ReadString('\n')
+	follow.Close()
+	if err != nil || !strings.Contains(line, "\t") {
+		t.Fatalf("follow logs: first line %q, %v", line, err)
+	}
 	if _, err := os.Stat(filepath.Join(logDir, "istio-system_"+pod.Name+"_"+string(pod.UID), "discovery", "0.log")); err != nil {
 		t.Fatalf("kubelet log layout: %v", err)
 	}

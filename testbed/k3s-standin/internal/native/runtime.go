@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,7 +53,13 @@ type Runtime struct {
 
 	mu      sync.Mutex
 	pods    map[types.UID]*podRun
-	decided map[types.UID]bool // whether a pod runs natively, decided when first seen
+	decided map[types.UID]decision
+}
+
+// decision is whether a pod runs natively, decided when it is first seen.
+type decision struct {
+	key    string // namespace/name
+	native bool
 }
 
 // New makes the runtime and kills the processes a previous run of the
@@ -68,7 +75,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	r := &Runtime{
 		cfg: cfg, forker: newForker(), pids: newPIDFile(filepath.Join(cfg.StateDir, "pids")), mountNS: ns,
-		base: context.WithoutCancel(ctx), pods: map[types.UID]*podRun{}, decided: map[types.UID]bool{},
+		base: context.WithoutCancel(ctx), pods: map[types.UID]*podRun{}, decided: map[types.UID]decision{},
 	}
 	if err := r.pids.killLeftovers(cfg.Logf); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
@@ -86,16 +93,16 @@ func (r *Runtime) Handles(pod *corev1.Pod) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if d, ok := r.decided[pod.UID]; ok {
-		return d
+		return d.native
 	}
-	d := len(pod.Spec.Containers) > 0
+	d := decision{key: pod.Namespace + "/" + pod.Name, native: len(pod.Spec.Containers) > 0}
 	for _, c := range pod.Spec.Containers {
 		if _, ok := executableFor(r.cfg.ImagesDir, c.Image); !ok {
-			d = false
+			d.native = false
 		}
 	}
 	r.decided[pod.UID] = d
-	return d
+	return d.native
 }
 
 // Sync starts a native pod's processes, or stops them once the pod is
@@ -168,14 +175,20 @@ func (r *Runtime) Stopped(uid types.UID) bool {
 	return p == nil || p.stopped()
 }
 
-// Gone stops a pod that left the API without graceful termination
-// (force deletion) and forgets it.
+// Gone is called when a pod left the API: a native pod that did so without
+// graceful termination (force deletion) is stopped and forgotten.
 func (r *Runtime) Gone(namespace, name string) {
+	key := namespace + "/" + name
 	r.mu.Lock()
 	var gone []*podRun
-	for _, p := range r.pods {
-		if p.namespace == namespace && p.name == name {
+	for uid, d := range r.decided {
+		if d.key != key {
+			continue
+		}
+		if p := r.pods[uid]; p != nil {
 			gone = append(gone, p)
+		} else {
+			delete(r.decided, uid)
 		}
 	}
 	r.mu.Unlock()
@@ -210,8 +223,10 @@ func (r *Runtime) Forget(uid types.UID) {
 	}
 }
 
-// RemoveStale deletes the state and log directories of pods that are no
-// longer bound to this node (after a restart of the stand-in).
+// RemoveStale deletes the state and log directories of native pods that
+// are no longer bound to this node (after a restart of the stand-in). Log
+// directories are matched by the state directories' pod UIDs, as the log
+// root may be shared with other nodes.
 func (r *Runtime) RemoveStale(current []*corev1.Pod) {
 	keep := map[string]bool{}
 	for _, p := range current {
@@ -222,8 +237,15 @@ func (r *Runtime) RemoveStale(current []*corev1.Pod) {
 		return
 	}
 	for _, e := range entries {
-		if e.IsDir() && !keep[e.Name()] {
-			_ = os.RemoveAll(filepath.Join(r.cfg.StateDir, e.Name()))
+		if !e.IsDir() || keep[e.Name()] || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		stale := []string{filepath.Join(r.cfg.StateDir, e.Name())}
+		logs, _ := filepath.Glob(filepath.Join(r.cfg.LogDir, "*_"+e.Name()))
+		for _, dir := range append(stale, logs...) {
+			if err := os.RemoveAll(dir); err != nil {
+				r.logf("native: remove %s: %v", dir, err)
+			}
 		}
 	}
 }
@@ -255,7 +277,7 @@ func (r *Runtime) pod(uid types.UID) *podRun {
 func (r *Runtime) IsNative(uid types.UID) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.decided[uid]
+	return r.decided[uid].native
 }
 
 // ErrNoLog is returned for a container run without log file.
