@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -150,11 +151,13 @@ func TestIstiodRunsNatively(t *testing.T) {
 
 	// Port-forward through the apiserver, as kubectl (websockets, falling
 	// back to SPDY) and as older clients (SPDY only) do.
+	var debugAddr string
 	for _, d := range []struct {
 		name       string
 		websockets bool
 	}{{"websockets", true}, {"spdy", false}} {
 		ready := forward(t, ctx, restCfg, cs, "istio-system", pod.Name, 8080, d.websockets)
+		debugAddr = ready
 		resp, err := http.Get("http://" + ready + "/ready")
 		if err != nil {
 			t.Fatalf("%s port-forward to 8080: %v", d.name, err)
@@ -202,6 +205,32 @@ func TestIstiodRunsNatively(t *testing.T) {
 			}
 		}
 		return len(bundles) > 0, nil
+	})
+
+	// A remote cluster through a remote secret, as istioctl
+	// create-remote-secret makes it: istiod watches the second cluster's
+	// API (seen in its /debug/clusterz, which it serves to local clients
+	// only: the port-forward arrives from localhost, as with a kubelet).
+	remote := startSecondCluster(t, ctx, bin, tmp, images)
+	_, err = cs.CoreV1().Secrets("istio-system").Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "istio-remote-secret-cluster2", Namespace: "istio-system",
+			Labels: map[string]string{"istio/multiCluster": "true"}, Annotations: map[string]string{"networking.istio.io/cluster": "cluster2"}},
+		StringData: map[string]string{"cluster2": string(remote)},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "istiod synced the remote cluster", 2*time.Minute, func(ctx context.Context) (bool, error) {
+		var clusters []struct{ ID, SecretName, SyncStatus string }
+		if err := getJSON(ctx, "http://"+debugAddr+"/debug/clusterz", &clusters); err != nil {
+			return false, err
+		}
+		for _, c := range clusters {
+			if c.ID == "cluster2" && c.SyncStatus == "synced" {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("clusters %+v", clusters)
 	})
 
 	// Sidecar injection by the real webhook.
@@ -340,6 +369,61 @@ func TestIstiodRunsNatively(t *testing.T) {
 	if left := pilotProcesses(t, images); len(left) > 0 {
 		t.Fatalf("pilot processes left in the test's network namespace: %v", left)
 	}
+}
+
+// startSecondCluster starts a second stand-in server on the second address
+// and returns its admin kubeconfig, pointing at that address.
+func startSecondCluster(t *testing.T, ctx context.Context, bin, tmp, images string) []byte {
+	t.Helper()
+	port, etcdPort := freePortPair(t), freePortPair(t)
+	kubeconfig := filepath.Join(tmp, "cluster2.yaml")
+	start(t, bin, "cluster2", "server", "--config", filepath.Join(tmp, "none.yaml"),
+		"--node-ip", netnsAgentIP, "--node-name", "cluster2-node", "--data-dir", filepath.Join(tmp, "cluster2"),
+		"--write-kubeconfig", kubeconfig, "--https-listen-port", strconv.Itoa(port), "--standin-etcd-port", strconv.Itoa(etcdPort),
+		"--standin-native-images", images, "--standin-pod-log-dir", filepath.Join(tmp, "pods2"))
+	poll(t, ctx, "second cluster's kubeconfig", 3*time.Minute, func(context.Context) (bool, error) {
+		_, err := os.Stat(kubeconfig)
+		return err == nil, nil
+	})
+	kc, err := clientcmd.LoadFromFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc.Clusters["default"].Server = "https://" + netnsAgentIP + ":" + strconv.Itoa(port)
+	b, err := clientcmd.Write(*kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := clientcmd.RESTConfigFromKubeConfig(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs2 := kubernetes.NewForConfigOrDie(cfg)
+	poll(t, ctx, "second cluster's API", time.Minute, func(ctx context.Context) (bool, error) {
+		_, err := cs2.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+		return err == nil, err
+	})
+	return b
+}
+
+func getJSON(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %.200s", url, resp.Status, b)
+	}
+	return json.Unmarshal(b, v)
 }
 
 // readyPod returns the pod matching selector that is Running and Ready.

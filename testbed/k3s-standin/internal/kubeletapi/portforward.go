@@ -51,9 +51,12 @@ func (s *Server) servePortForward(w http.ResponseWriter, r *http.Request) {
 	portforward.ServePortForward(w, r, fwd, pod.Name, string(pod.UID), opts, streamIdleTimeout, streamCreationTimeout, portforward.SupportedProtocols)
 }
 
-// forwarder connects port-forward streams to the pod's process: the pod IP
-// is the node IP (the process shares the node's network), then loopback,
-// which reaches listeners bound to localhost as a real pod's would be.
+// forwarder connects port-forward streams to the pod's process. The process
+// shares the node's network namespace, so, as the CRI runtimes dial
+// localhost in the pod's network namespace (for a hostNetwork pod, the
+// node's), streams go to 127.0.0.1:<port>, then to <node IP>:<port> for
+// listeners bound to the node IP only. Servers that trust localhost (e.g.
+// istiod's /debug endpoints) see a local client, as with a real kubelet.
 type forwarder struct {
 	s         *Server
 	namespace string
@@ -66,7 +69,7 @@ func (f *forwarder) PortForward(ctx context.Context, _ string, _ string, port in
 	var d net.Dialer
 	var conn net.Conn
 	var errs []string
-	for _, host := range []string{f.s.NodeIP, "127.0.0.1"} {
+	for _, host := range []string{"127.0.0.1", f.s.NodeIP} {
 		c, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, p))
 		if err == nil {
 			conn = c
