@@ -90,7 +90,7 @@ func (s *VerifySample) checkXDS(ctx context.Context, clients map[string]*kube.Cl
 		}
 		elapsed := time.Since(start).Round(100 * time.Millisecond)
 		if bad == 0 {
-			logf("mesh %s: xDS: %d views as the clusters say (attempt %d, %s)", s.mesh.Name, len(reports), attempt, elapsed)
+			logf("mesh %s: xDS: %s as the clusters say (attempt %d, %s)", s.mesh.Name, plural(len(reports), "view"), attempt, elapsed)
 			return reports
 		}
 		if ctx.Err() != nil || time.Now().Add(xdsRetryInterval).After(deadline) {

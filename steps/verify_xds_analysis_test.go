@@ -167,6 +167,27 @@ func TestAnalyseXDS(t *testing.T) {
 			ok: true,
 		},
 		{
+			// primary-remote on one network, k3s's default cluster CIDR in
+			// both clusters: the pods share an IP, istiod's metadata
+			// tells them apart.
+			name: "one-network-same-pod-ips",
+			in: func() xdsCase {
+				cs := walkthroughClusters()
+				cs[1].Network, cs[1].NamespaceNetwork = "network1", "network1"
+				return network1Case(cs, pod("10.42.0.9", 5000, "cluster2", "helloworld-v2"), pod("10.42.0.9", 5000, "cluster1", "helloworld-v1"))
+			},
+			ok: true,
+		},
+		{
+			name: "one-network-same-pod-ips-one-missing",
+			in: func() xdsCase {
+				cs := walkthroughClusters()
+				cs[1].Network, cs[1].NamespaceNetwork = "network1", "network1"
+				return network1Case(cs, pod("10.42.0.9", 5000, "cluster1", "helloworld-v1"))
+			},
+			causes: []string{"stale istiod"},
+		},
+		{
 			name: "three-clusters-two-networks",
 			in: func() xdsCase {
 				cs := append(walkthroughClusters(), xdsCluster{Name: "cluster3", Network: "network2", Context: "context-cluster3",

@@ -37,13 +37,21 @@ type xdsRun struct {
 // metadata), so their network comes from istio-system's label, as in a
 // real cluster.
 func newXDSRun(t *testing.T) *xdsRun {
+	return newXDSRunOf(t, plans.ModelMultiPrimary, []string{"network1", "network2"}, nil)
+}
+
+// newXDSRunOf is newXDSRun for a mesh of another model or networks; an
+// istiod runs for each primary.
+func newXDSRunOf(t *testing.T, model string, networks []string, tweak func(*plans.Plan)) *xdsRun {
 	pilot := pilotBinary(t)
-	r := &xdsRun{istioRun: newIstioRun(t, plans.ModelMultiPrimary, []string{"network1", "network2"}, nil), pilot: pilot, istiods: map[string]*istiodProcess{}}
+	r := &xdsRun{istioRun: newIstioRun(t, model, networks, tweak), pilot: pilot, istiods: map[string]*istiodProcess{}}
 	start := time.Now()
 	r.run()
 	t.Logf("Istio steps applied in %s", time.Since(start).Round(time.Millisecond))
 	for _, s := range r.servers {
-		r.istiods[s.name] = startIstiod(t, t, r.ctx, pilot, s.name, ClusterKubeconfigPath(r.dir, s.name))
+		if r.plan.IsPrimary("mesh1", s.name) {
+			r.istiods[s.name] = startIstiod(t, t, r.ctx, pilot, s.name, ClusterKubeconfigPath(r.dir, s.name))
+		}
 	}
 	r.verify = NewVerifySample(r.plan, r.plan.Meshes[0])
 	r.verify.XDSTimeout = 30 * time.Second
@@ -263,6 +271,30 @@ func TestVerifyXDSOnStandinsWithRealIstiod(t *testing.T) {
 		r.istiods["cluster1"] = startIstiod(t, r.t, ctx, r.pilot, "cluster1", ClusterKubeconfigPath(r.dir, "cluster1"))
 		r.healthy(t)
 	})
+}
+
+// TestVerifyXDSPrimaryRemoteOnStandinsWithRealIstiod: one network, the
+// primary's istiod serves both clusters' sidecars, and tells them both
+// clusters' helloworld pod IPs (the same IP in each: k3s's default
+// cluster CIDR), no gateway.
+func TestVerifyXDSPrimaryRemoteOnStandinsWithRealIstiod(t *testing.T) {
+	// As in TestIstioStepsPrimaryRemoteOnStandins: the primary's gateway
+	// address comes from the plan (the remote's istiod endpoints refuse
+	// loopback addresses).
+	r := newXDSRunOf(t, plans.ModelPrimaryRemote, []string{"network1", "network1"}, func(p *plans.Plan) {
+		p.Clusters[0].EastWest = &plans.EastWest{Address: "192.0.2.31"}
+	})
+	reports := r.check(t)
+	if len(reports) != 1 || !reports[0].OK() || reports[0].Primary != "cluster1" {
+		t.Fatalf("want one OK report of cluster1's istiod:\n%s", XDSReportsText(reports))
+	}
+	clusters := map[string]bool{}
+	for _, row := range reports[0].Rows {
+		clusters[strings.Fields(row.StandsFor)[0]] = row.Port == helloworldPort
+	}
+	if len(reports[0].Rows) != 2 || !clusters["cluster1"] || !clusters["cluster2"] {
+		t.Errorf("rows %+v, want a pod IP of each cluster at %d", reports[0].Rows, helloworldPort)
+	}
 }
 
 // TestVerifyXDSPortForwardOnStandins takes the product's path to istiod,
