@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -69,7 +70,14 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
 			ctx := cmd.Context()
 			var results []meshVerification
 			for _, m := range meshes {
-				logf := func(f string, a ...any) { fmt.Fprintf(c.stderr, "mesh %s: %s\n", m.Name, fmt.Sprintf(f, a...)) }
+				prefix := "mesh " + m.Name + ": "
+				logf := func(f string, a ...any) {
+					msg := fmt.Sprintf(f, a...)
+					if !strings.HasPrefix(msg, prefix) {
+						msg = prefix + msg
+					}
+					fmt.Fprintln(c.stderr, msg)
+				}
 				v := steps.NewVerifySample(p, m)
 				r := meshVerification{Mesh: m.Name, Findings: v.ControlPlane(ctx, p.StateDir())}
 				enabled := m.Verify.Enabled == nil || *m.Verify.Enabled
