@@ -38,6 +38,7 @@ type podRun struct {
 	failed      bool // an init container failed under restartPolicy Never
 	grace       time.Duration
 	stopping    bool
+	handover    *handover // its ports went to a newer pod (handover.go)
 	cancel      context.CancelFunc
 	done        chan struct{}
 	volumesLock sync.Mutex // serialises use of vols
@@ -163,6 +164,7 @@ func (p *podRun) start(ctx context.Context) {
 func (p *podRun) run(ctx context.Context) {
 	p.rt.logf("native: pod %s (%s) starting", p.key, p.uid)
 	defer p.rt.logf("native: pod %s (%s) stopped", p.key, p.uid)
+	defer p.finishHandover()
 	for {
 		err := p.refreshVolumes(ctx)
 		p.mu.Lock()
@@ -180,6 +182,9 @@ func (p *podRun) run(ctx context.Context) {
 		if !sleep(ctx, 2*time.Second) {
 			return
 		}
+	}
+	if !p.rt.claimPorts(ctx, p) {
+		return
 	}
 	go p.keepVolumesFresh(ctx)
 	var sidecars sync.WaitGroup
