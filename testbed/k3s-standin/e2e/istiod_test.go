@@ -39,6 +39,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/client-go/util/retry"
 	streamhttp "k8s.io/streaming/pkg/httpstream"
 )
 
@@ -58,8 +59,9 @@ func istiodMountPaths() []string {
 // with the objects mcplan renders for istiod, and checks what the real
 // istiod does: readiness, logs and port-forward through the apiserver, the
 // CA bundle it patches into its webhooks, sidecar injection and validation
-// by the real apiserver calling its webhooks, replacement on deletion, and
-// no process left after the stand-in stops.
+// by the real apiserver calling its webhooks, replacement on deletion, a
+// second replica crash-looping on the taken ports, a rollout through the
+// port handover, and no process left after the stand-in stops.
 func TestIstiodRunsNatively(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver and istiod; run without -short")
@@ -331,6 +333,11 @@ func TestIstiodRunsNatively(t *testing.T) {
 	if !processAlive(nextPID) {
 		t.Fatalf("the running istiod (pid %d) died while the second one crash-looped", nextPID)
 	}
+	// Replicas of one ReplicaSet do not hand ports over (only another
+	// revision of the Deployment takes them).
+	if strings.Contains(srv.output(), "hands its ports") {
+		t.Fatal("a replica of the same ReplicaSet took the running istiod's ports")
+	}
 
 	// Secret changes reach the running process's mounted volume (seen
 	// through /proc/<pid>/root, i.e. in the process's mount namespace).
@@ -354,6 +361,12 @@ func TestIstiodRunsNatively(t *testing.T) {
 		t.Fatalf("the volume leaked to the host's /etc/cacerts: %v", err)
 	}
 
+	// A new pod template rolls out on the one node (port handover); then
+	// a pod whose ports were handed over starts again once the newer pod
+	// is gone.
+	checkRollout(t, ctx, cs, srv, dataDir, images, next, nextPID)
+	lastPID := checkResume(t, ctx, cs, srv, dataDir, images)
+
 	// Stopping the stand-in stops its processes.
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -363,8 +376,8 @@ func TestIstiodRunsNatively(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("stand-in did not stop within a minute")
 	}
-	if processAlive(nextPID) {
-		t.Fatalf("istiod (pid %d) survived the stand-in", nextPID)
+	if processAlive(lastPID) {
+		t.Fatalf("istiod (pid %d) survived the stand-in", lastPID)
 	}
 	if left := pilotProcesses(t, images); len(left) > 0 {
 		t.Fatalf("pilot processes left in the test's network namespace: %v", left)
@@ -448,15 +461,22 @@ func readyPod(ctx context.Context, cs kubernetes.Interface, ns, selector string)
 	return nil, fmt.Errorf("no Ready pod: %v", states)
 }
 
+// scaleIstiod sets the istiod Deployment's replicas (retried on conflicts
+// with the controllers' status writes).
 func scaleIstiod(t *testing.T, ctx context.Context, cs kubernetes.Interface, n int32) {
 	t.Helper()
-	sc, err := cs.AppsV1().Deployments("istio-system").GetScale(ctx, "istiod", metav1.GetOptions{})
+	deployments := cs.AppsV1().Deployments("istio-system")
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		sc, err := deployments.GetScale(ctx, "istiod", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		sc.Spec.Replicas = n
+		_, err = deployments.UpdateScale(ctx, "istiod", sc, metav1.UpdateOptions{})
+		return err
+	})
 	if err != nil {
-		t.Fatal(err)
-	}
-	sc.Spec.Replicas = n
-	if _, err := cs.AppsV1().Deployments("istio-system").UpdateScale(ctx, "istiod", sc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
+		t.Fatalf("scale istiod to %d: %v", n, err)
 	}
 }
 
