@@ -6,6 +6,9 @@
 // with kubelet's atomic-writer layout and refreshed, a private mount
 // namespace per process with the volumes bind-mounted at their mountPaths,
 // logs in /var/log/pods, restart back-off, probes and graceful termination.
+// As the pods share the node's ports, a pod of a newer revision of a
+// Deployment or DaemonSet takes the ports of the older one on its node
+// (handover.go), so that surge rollouts end.
 // Container images themselves are not pulled or unpacked: the process sees
 // the node's file system plus its volumes, and runs as root.
 package native
