@@ -14,12 +14,13 @@ import (
 // from failurePolicy Ignore to Fail (and writes their caBundle, which the
 // charts leave out). Applying the chart's Ignore again would undo that on
 // every apply, istiod would redo it, and every plan would show a change.
-// So once the object exists, mcplan leaves failurePolicy to istiod: it
-// applies the webhooks without the field, which also lets go of mcplan's
-// ownership of it, and istiod's Fail (the API's default too) stands.
+// So once istiod has changed a webhook's failurePolicy, mcplan applies
+// that webhook without the field: istiod's Update took the field's
+// ownership, so leaving it out changes nothing and istiod's value stands.
+// Until then (istiod not ready yet), the chart's value is applied as is.
 
-// handOverToIstiod returns objs with istiod's runtime fields removed from
-// the objects that already exist in the cluster; objs is not modified.
+// handOverToIstiod returns objs with the fields istiod has taken over left
+// out; objs is not modified.
 func handOverToIstiod(ctx context.Context, c *kube.Client, objs []*unstructured.Unstructured) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, 0, len(objs))
 	for _, o := range objs {
@@ -35,7 +36,7 @@ func handOverToIstiod(ctx context.Context, c *kube.Client, objs []*unstructured.
 			out = append(out, o) // first apply: the chart's Ignore
 			continue
 		}
-		out = append(out, withoutFailurePolicy(o))
+		out = append(out, withIstiodFailurePolicy(o, live))
 	}
 	return out, nil
 }
@@ -45,13 +46,28 @@ func istiodValidator(o *unstructured.Unstructured) bool {
 	return o.GetKind() == "ValidatingWebhookConfiguration" && o.GetLabels()["app"] == "istiod"
 }
 
-// withoutFailurePolicy is a copy of a webhook configuration whose
-// webhooks do not set failurePolicy.
-func withoutFailurePolicy(o *unstructured.Unstructured) *unstructured.Unstructured {
-	c := o.DeepCopy()
+// withIstiodFailurePolicy is a copy of the rendered webhook configuration
+// whose webhooks leave out failurePolicy where the live webhook of the
+// same name has another one.
+func withIstiodFailurePolicy(rendered, live *unstructured.Unstructured) *unstructured.Unstructured {
+	livePolicy := map[string]any{}
+	liveHooks, _, _ := unstructured.NestedSlice(live.Object, "webhooks")
+	for _, w := range liveHooks {
+		if m, ok := w.(map[string]any); ok {
+			if name, ok := m["name"].(string); ok {
+				livePolicy[name] = m["failurePolicy"]
+			}
+		}
+	}
+	c := rendered.DeepCopy()
 	webhooks, _, _ := unstructured.NestedSlice(c.Object, "webhooks")
 	for _, w := range webhooks {
-		if m, ok := w.(map[string]any); ok {
+		m, ok := w.(map[string]any)
+		if !ok {
+			continue
+		}
+		name, _ := m["name"].(string)
+		if policy, ok := livePolicy[name]; ok && policy != nil && policy != m["failurePolicy"] {
 			delete(m, "failurePolicy")
 		}
 	}
