@@ -149,46 +149,10 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		// node's address again at once, so an emptied status would not
 		// stay empty: as NodePort the gateway keeps no externalIPs and
 		// servicelb itself empties its ingress.
-		svcs := c2.Typed.CoreV1().Services(istiorender.Namespace)
-		setGatewayType := func(typ corev1.ServiceType) {
-			t.Helper()
-			svc, err := svcs.Get(ctx, istiorender.EastWestGatewayName, metav1.GetOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			svc.Spec.Type = typ
-			svc.Spec.ExternalIPs = nil
-			if typ != corev1.ServiceTypeLoadBalancer {
-				svc.Spec.ExternalTrafficPolicy = ""
-				svc.Spec.AllocateLoadBalancerNodePorts = nil
-			}
-			if _, err := svcs.Update(ctx, svc, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		waitIngress := func(want bool) {
-			t.Helper()
-			deadline := time.Now().Add(time.Minute)
-			for {
-				svc, err := svcs.Get(ctx, istiorender.EastWestGatewayName, metav1.GetOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if (kube.LoadBalancerAddress(svc) != "") == want {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("gateway ingress %v, want present=%v", svc.Status.LoadBalancer.Ingress, want)
-				}
-				time.Sleep(200 * time.Millisecond)
-			}
-		}
-		setGatewayType(corev1.ServiceTypeNodePort)
-		waitIngress(false)
+		setGatewayType(t, ctx, c2, corev1.ServiceTypeNodePort)
 		failsWith(t, "cluster cluster2", "Service istio-system/istio-eastwestgateway", "no address",
 			"clusters[cluster2].eastWest.address")
-		setGatewayType(corev1.ServiceTypeLoadBalancer)
-		waitIngress(true)
+		setGatewayType(t, ctx, c2, corev1.ServiceTypeLoadBalancer)
 		healthy(t)
 	})
 }
