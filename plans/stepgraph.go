@@ -232,7 +232,7 @@ func (b *stepBuilder) mesh(m Mesh) {
 			verifyDeps = append(verifyDeps, IstioExposeID(c))
 		}
 	}
-	if m.Verify.Enabled == nil || *m.Verify.Enabled {
+	if m.Verify.On() {
 		b.add(StepSpec{ID: VerifySampleID(m.Name), Kind: KindVerifySample, Mesh: m.Name, DependsOn: verifyDeps,
 			Inputs: struct {
 				Mesh     string   `json:"mesh"`

@@ -146,6 +146,9 @@ type Verify struct {
 	Timeout  string `yaml:"timeout,omitempty" json:"timeout,omitempty" jsonschema:"description=How long to wait for the sample as a Go duration. Default 5m."`
 }
 
+// On is the verification's enabled setting: true unless set to false.
+func (v Verify) On() bool { return v.Enabled == nil || *v.Enabled }
+
 // Kubeconfig says where the merged kubeconfig goes and how entries are named.
 type Kubeconfig struct {
 	Path    string `yaml:"path,omitempty" json:"path,omitempty" jsonschema:"description=Merged kubeconfig file, relative to the plan. Default ./kubeconfig."`

@@ -64,7 +64,7 @@ func (s *VerifySample) xdsTimeout() time.Duration {
 
 // verifyEnabled is the mesh's verify.enabled (default true).
 func (s *VerifySample) verifyEnabled() bool {
-	return s.mesh.Verify.Enabled == nil || *s.mesh.Verify.Enabled
+	return s.mesh.Verify.On()
 }
 
 // checkXDS asks every primary's istiod for every network's view until

@@ -80,7 +80,7 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
 				}
 				v := steps.NewVerifySample(p, m)
 				r := meshVerification{Mesh: m.Name, Findings: v.ControlPlane(ctx, p.StateDir())}
-				enabled := m.Verify.Enabled == nil || *m.Verify.Enabled
+				enabled := m.Verify.On()
 				if (traffic || xds) && !enabled {
 					fmt.Fprintf(c.stderr, "mesh %s: verify.enabled is false: no xDS or traffic check\n", m.Name)
 				}
