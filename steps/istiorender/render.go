@@ -106,11 +106,19 @@ func (c ControlPlane) IstioOperator() map[string]any {
 			"injectionPath": "/inject/cluster/" + c.Cluster.Cluster + "/net/" + c.Network,
 		}
 	}
+	// istioctl install deploys the default revision's validating webhook
+	// itself (the profile leaves defaultRevision empty); without it
+	// istiod validates only config labelled istio.io/rev. The base chart
+	// renders it when defaultRevision is set, as Helm installs do.
+	defaults := map[string]any{}
+	if c.Revision == "" && !c.Remote() {
+		defaults["defaultRevision"] = "default"
+	}
 	spec := map[string]any{
 		"profile": profile,
 		"hub":     c.hub(),
 		"tag":     c.tag(),
-		"values":  MergeValues(c.Values, ours),
+		"values":  MergeValues(defaults, c.Values, ours),
 	}
 	if c.Revision != "" {
 		spec["revision"] = c.Revision

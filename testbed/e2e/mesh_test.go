@@ -115,6 +115,10 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		w.assertInjected(t, ctx, []string{"cluster1", "cluster2"})
 	})
 
+	t.Run("istiod validates config without a revision label", func(t *testing.T) {
+		w.assertValidated(t, ctx, []string{"cluster1", "cluster2"})
+	})
+
 	t.Run("mcplan verify --xds", func(t *testing.T) {
 		w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2"}, networkOf)
 		w.logXDSTables(t, ctx)

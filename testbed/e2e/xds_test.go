@@ -243,3 +243,23 @@ func (w *world) assertInjected(t *testing.T, ctx context.Context, clusters []str
 		}
 	}
 }
+
+// assertValidated checks that istiod's validation webhook answers for
+// config without a revision label (the default revision's validator):
+// a Gateway carrying Istio's always-reject annotation is denied.
+func (w *world) assertValidated(t *testing.T, ctx context.Context, clusters []string) {
+	t.Helper()
+	body := []byte(`{"apiVersion":"networking.istio.io/v1","kind":"Gateway",
+		"metadata":{"name":"mcplan-e2e-invalid","annotations":{"internal.istio.io/webhook-always-reject":"true"}},
+		"spec":{"selector":{"istio":"ingressgateway"},"servers":[{"port":{"number":80,"name":"http","protocol":"HTTP"},"hosts":["*"]}]}}`)
+	for _, c := range clusters {
+		err := w.clientFor("context-"+c).CoreV1().RESTClient().Post().
+			AbsPath("/apis/networking.istio.io/v1/namespaces/default/gateways").
+			SetHeader("Content-Type", "application/json").Body(body).Do(ctx).Error()
+		if err == nil || !strings.Contains(err.Error(), "denied the request") {
+			t.Errorf("%s: a Gateway istiod must reject was answered with %v", c, err)
+		} else {
+			t.Logf("%s: %v", c, err)
+		}
+	}
+}
