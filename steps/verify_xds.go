@@ -147,7 +147,8 @@ func (s *VerifySample) askIstiods(ctx context.Context, clients map[string]*kube.
 			}
 			reports = append(reports, analyseXDS(xdsCase{
 				Primary: p, Network: network, ProxyCluster: proxyCluster, Proxy: proxy.String(), Istiod: ist.Name,
-				Clusters: world.clusters, RemoteSecrets: world.remoteSecrets[p], View: view,
+				IstiodDeployment: istiorender.IstiodDeployment(s.mesh.Istio.Revision),
+				Clusters:         world.clusters, RemoteSecrets: world.remoteSecrets[p], View: view,
 			}))
 		}
 	}
@@ -195,11 +196,11 @@ func (s *VerifySample) istiodErrorText(ctx context.Context, cl *kube.Client, err
 	case xds.ReasonNoPod:
 		return fmt.Sprintf("%v. Fix: mcplan apply installs istiod (istio/controlplane); %s get deployments,pods -l app=istiod", err, kubectl)
 	case xds.ReasonNotReady:
-		return fmt.Sprintf("%v. Fix: see why: %s describe pods -l app=istiod; %s logs deployment/%s", err, kubectl, kubectl, istiorender.IstiodName)
+		return fmt.Sprintf("%v. Fix: see why: %s describe pods -l app=istiod; %s logs deployment/%s", err, kubectl, kubectl, istiorender.IstiodDeployment(s.mesh.Istio.Revision))
 	case xds.ReasonForwardFailed:
 		return fmt.Sprintf("%v. The API server forwards pods/portforward to the kubelet of the pod's node (port 10250): it must reach it, "+
 			"and the kubeconfig's user needs create on pods/portforward. `%s port-forward deployment/%s %d` tries the same",
-			err, kubectl, istiorender.IstiodName, xds.IstiodXDSPort)
+			err, kubectl, istiorender.IstiodDeployment(s.mesh.Istio.Revision), xds.IstiodXDSPort)
 	case xds.ReasonPortClosed:
 		return fmt.Sprintf("%v. %s", err, s.portClosedHint(ctx, cl, kubectl))
 	}
@@ -225,5 +226,5 @@ func (s *VerifySample) portClosedHint(ctx context.Context, cl *kube.Client, kube
 			"where a port-forward connects. Fix: remove --grpcAddr from %s (the default is :15010) and mcplan apply", addr, values)
 	}
 	return fmt.Sprintf("istiod's arguments do not set --grpcAddr, so it should listen on :15010 (Istio closes it only with --grpcAddr= through %s): "+
-		"it may be starting or failing; see %s logs deployment/%s (\"starting gRPC discovery service\")", values, kubectl, istiorender.IstiodName)
+		"it may be starting or failing; see %s logs deployment/%s (\"starting gRPC discovery service\")", values, kubectl, istiorender.IstiodDeployment(s.mesh.Istio.Revision))
 }

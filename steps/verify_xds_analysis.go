@@ -63,7 +63,10 @@ type xdsCase struct {
 	ProxyCluster string
 	Proxy        string
 	Istiod       string
-	Clusters     []xdsCluster
+	// IstiodDeployment is the name of istiod's Deployment, for the fix
+	// hints; "" means the default revision's.
+	IstiodDeployment string
+	Clusters         []xdsCluster
 	// RemoteSecrets holds, for each other cluster, why Primary's remote
 	// secret for it is not usable ("" when it is).
 	RemoteSecrets map[string]string

@@ -131,6 +131,15 @@ func TestAnalyseXDS(t *testing.T) {
 			causes: []string{"stale istiod: the istiod of cluster1 sends cluster2's east-west gateway at 10.213.24.99:15443, but Service istio-system/istio-eastwestgateway now has 10.213.24.12"},
 		},
 		{
+			name: "stale-gateway-revisioned-istiod",
+			in: func() xdsCase {
+				c := network1Case(walkthroughClusters(), pod("10.42.0.9", 5000, "cluster1", "helloworld-v1"), gateway("10.213.24.99", "cluster2"))
+				c.IstiodDeployment = "istiod-1-31"
+				return c
+			},
+			causes: []string{"now has 10.213.24.12: istiod missed the change. Fix: restart istiod: kubectl --context context-cluster1 -n istio-system rollout restart deployment/istiod-1-31."},
+		},
+		{
 			// What a real istiod did when the gateway Service became a
 			// NodePort: it kept the last address.
 			name: "gateway-without-address-stale-istiod",

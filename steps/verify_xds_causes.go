@@ -66,9 +66,17 @@ func (l *causeList) has(prefix string) bool {
 	return false
 }
 
+// istiodDeployment is the name of the case's istiod Deployment.
+func (c xdsCase) istiodDeployment() string {
+	if c.IstiodDeployment == "" {
+		return istiorender.IstiodName
+	}
+	return c.IstiodDeployment
+}
+
 // restartIstiod is the command that restarts the istiod of a cluster.
 func restartIstiod(in xdsCase) string {
-	return fmt.Sprintf("kubectl --context %s -n %s rollout restart deployment/%s", in.primaryContext(), istiorender.Namespace, istiorender.IstiodName)
+	return fmt.Sprintf("kubectl --context %s -n %s rollout restart deployment/%s", in.primaryContext(), istiorender.Namespace, in.istiodDeployment())
 }
 
 // addLeak explains a pod IP of c (on another network than the sidecar's)
@@ -149,5 +157,5 @@ func (l *causeList) addStale(in xdsCase) {
 	l.add("stale", fmt.Sprintf("stale istiod: the istiod of %s sends endpoints that differ from the EndpointSlices and gateways, "+
 		"while the network labels, gateway addresses and remote secrets look right. Fix: restart istiod (%s) and read its log "+
 		"(kubectl --context %s -n %s logs deployment/%s) for errors about the remote clusters.",
-		in.Primary, restartIstiod(in), in.primaryContext(), istiorender.Namespace, istiorender.IstiodName))
+		in.Primary, restartIstiod(in), in.primaryContext(), istiorender.Namespace, in.istiodDeployment()))
 }

@@ -190,11 +190,7 @@ func (s *VerifySample) istioVersion() string {
 // istiodGRPCAddr returns the --grpcAddr argument of the istiod
 // Deployment's discovery container, and whether it is set.
 func istiodGRPCAddr(ctx context.Context, cl *kube.Client, revision string) (string, bool, error) {
-	name := istiorender.IstiodName
-	if revision != "" {
-		name += "-" + revision
-	}
-	d, err := cl.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
+	d, err := cl.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, istiorender.IstiodDeployment(revision), metav1.GetOptions{})
 	if err != nil {
 		return "", false, err
 	}

@@ -87,6 +87,15 @@ type ControlPlane struct {
 	RemotePilotAddress string
 }
 
+// IstiodDeployment is the name of istiod's Deployment for a revision
+// ("" is the default revision): istiod, or istiod-<revision>.
+func IstiodDeployment(revision string) string {
+	if revision == "" {
+		return IstiodName
+	}
+	return IstiodName + "-" + revision
+}
+
 // Remote reports whether this is a remote cluster's install.
 func (c ControlPlane) Remote() bool { return c.RemotePilotAddress != "" }
 
