@@ -85,15 +85,7 @@ func TestIstiodRunsNatively(t *testing.T) {
 	srv := start(t, bin, "server", "server", "--config", filepath.Join(tmp, "none.yaml"),
 		"--node-ip", netnsNodeIP, "--node-name", "server-1", "--data-dir", dataDir, "--write-kubeconfig", kubeconfig,
 		"--standin-native-images", images, "--standin-pod-log-dir", logDir)
-	poll(t, ctx, "k3s.yaml written", 3*time.Minute, func(context.Context) (bool, error) {
-		select {
-		case <-srv.done:
-			t.Fatalf("server exited: %v", srv.err)
-		default:
-		}
-		_, err := os.Stat(kubeconfig)
-		return err == nil, nil
-	})
+	waitKubeconfig(t, ctx, srv, kubeconfig)
 	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
 		t.Fatal(err)
@@ -390,14 +382,11 @@ func startSecondCluster(t *testing.T, ctx context.Context, bin, tmp, images stri
 	t.Helper()
 	port, etcdPort := freePortPair(t), freePortPair(t)
 	kubeconfig := filepath.Join(tmp, "cluster2.yaml")
-	start(t, bin, "cluster2", "server", "--config", filepath.Join(tmp, "none.yaml"),
+	srv := start(t, bin, "cluster2", "server", "--config", filepath.Join(tmp, "none.yaml"),
 		"--node-ip", netnsAgentIP, "--node-name", "cluster2-node", "--data-dir", filepath.Join(tmp, "cluster2"),
 		"--write-kubeconfig", kubeconfig, "--https-listen-port", strconv.Itoa(port), "--standin-etcd-port", strconv.Itoa(etcdPort),
 		"--standin-native-images", images, "--standin-pod-log-dir", filepath.Join(tmp, "pods2"))
-	poll(t, ctx, "second cluster's kubeconfig", 3*time.Minute, func(context.Context) (bool, error) {
-		_, err := os.Stat(kubeconfig)
-		return err == nil, nil
-	})
+	waitKubeconfig(t, ctx, srv, kubeconfig)
 	kc, err := clientcmd.LoadFromFile(kubeconfig)
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,21 @@ func start(t *testing.T, bin, name string, args ...string) *proc {
 	return p
 }
 
+// waitKubeconfig waits until the server srv has written its admin
+// kubeconfig at path, failing the test when srv exits first.
+func waitKubeconfig(t *testing.T, ctx context.Context, srv *proc, path string) {
+	t.Helper()
+	poll(t, ctx, path+" written", 3*time.Minute, func(context.Context) (bool, error) {
+		select {
+		case <-srv.done:
+			t.Fatalf("server exited: %v", srv.err)
+		default:
+		}
+		_, err := os.Stat(path)
+		return err == nil, nil
+	})
+}
+
 func poll(t *testing.T, ctx context.Context, what string, timeout time.Duration, f func(ctx context.Context) (bool, error)) {
 	t.Helper()
 	start := time.Now()
@@ -215,15 +230,7 @@ some-future-key: ignored
 	started := time.Now()
 	srv := start(t, bin, "server", "server", "--config", cfgFile, "--data-dir", filepath.Join(tmp, "server"))
 
-	poll(t, ctx, "k3s.yaml written", 3*time.Minute, func(context.Context) (bool, error) {
-		select {
-		case <-srv.done:
-			t.Fatalf("server exited: %v", srv.err)
-		default:
-		}
-		_, err := os.Stat(kubeconfig)
-		return err == nil, nil
-	})
+	waitKubeconfig(t, ctx, srv, kubeconfig)
 	if fi, err := os.Stat(kubeconfig); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("k3s.yaml mode: %v %v", fi.Mode(), err)
 	}
