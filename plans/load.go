@@ -9,6 +9,7 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 	"github.com/goccy/go-yaml/token"
 )
@@ -72,25 +73,52 @@ func Parse(filename string, data []byte) (*Plan, error) {
 
 // parseYAML runs goccy's parser, turning a panic in it into an error.
 // Duplicate keys are allowed here: the decoder reports them with a field path.
+// The tokens are checked for flow nesting deeper than maxDepth first: the
+// lexer is linear in the input, the parser is not on deep flow collections
+// (32,000 brackets took it over a second), and no plan nests that deep.
 func parseYAML(data []byte) (file *ast.File, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			file, err = nil, fmt.Errorf("yaml parser failed: %v", r)
 		}
 	}()
-	return parser.ParseBytes(data, 0, parser.AllowDuplicateMapKey())
+	tokens := lexer.Tokenize(string(data))
+	if tk := tooDeep(tokens); tk != nil {
+		return nil, &yaml.SyntaxError{Message: fmt.Sprintf("flow collections ([ ], { }) nested deeper than %d", maxDepth), Token: tk}
+	}
+	return parser.Parse(tokens, 0, parser.AllowDuplicateMapKey())
+}
+
+// tooDeep returns the first token that opens a flow collection nested
+// deeper than maxDepth, or nil.
+func tooDeep(tokens token.Tokens) *token.Token {
+	depth := 0
+	for _, tk := range tokens {
+		switch tk.Type {
+		case token.SequenceStartType, token.MappingStartType:
+			depth++
+			if depth > maxDepth {
+				return tk
+			}
+		case token.SequenceEndType, token.MappingEndType:
+			depth = max(depth-1, 0)
+		}
+	}
+	return nil
 }
 
 // syntaxError maps a goccy parse error to one positioned Error.
 func syntaxError(filename string, err error) *Error {
 	e := &Error{File: filename, Path: RootPath}
 	var se *yaml.SyntaxError
-	msg := err.Error()
+	var msg string
 	if errors.As(err, &se) {
+		// Not se.Error(): it prints the source around the token, in time
+		// quadratic in the line's length.
 		msg = se.Message
 		e.Line, e.Column = tokenPos(se.Token)
-	} else if i := strings.IndexByte(msg, '\n'); i >= 0 {
-		msg = msg[:i]
+	} else {
+		msg, _, _ = strings.Cut(err.Error(), "\n")
 	}
 	if strings.Contains(msg, "\t") || strings.Contains(msg, `'\t'`) {
 		msg = "found a tab character where YAML does not allow one"
