@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -115,19 +116,15 @@ func CheckMeshAddress(addr string) error {
 // admin kubeconfig.
 func (s *IstioRemoteSecret) sourceCA(env *engine.Env) ([]byte, error) {
 	path := ClusterKubeconfigPath(env.Dir, s.source.Name)
-	cfg, err := clientcmd.LoadFromFile(path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig of %s: %w", s.source.Name, err)
 	}
-	kctx := cfg.Contexts[cfg.CurrentContext]
-	if kctx == nil || cfg.Clusters[kctx.Cluster] == nil {
-		return nil, fmt.Errorf("kubeconfig %s: no current context", path)
+	creds, err := kube.ParseCertKubeconfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	ca := cfg.Clusters[kctx.Cluster].CertificateAuthorityData
-	if len(ca) == 0 {
-		return nil, fmt.Errorf("kubeconfig %s: no certificate-authority-data", path)
-	}
-	return ca, nil
+	return creds.CAData, nil
 }
 
 // remoteKubeconfig is the kubeconfig B's istiod uses for A. It holds the

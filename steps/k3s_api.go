@@ -13,9 +13,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/remote"
 )
 
@@ -48,11 +48,11 @@ func (r *Runtime) clusterREST(ctx context.Context, cluster plans.Cluster, logf f
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", cluster.Name, err)
 	}
-	cfg, err := clientcmd.RESTConfigFromKubeConfig(data)
+	creds, err := kube.ParseCertKubeconfig(data)
 	if err != nil {
-		return nil, fmt.Errorf("cluster %s: parse %s: %w", cluster.Name, k3sKubeconfigPath, err)
+		return nil, fmt.Errorf("cluster %s: %s on host %s: %w", cluster.Name, k3sKubeconfigPath, cluster.Servers[0], err)
 	}
-	cfg.Host = apiURL(cluster.API.OperatorAddress, cluster.API.Port)
+	cfg := creds.REST(apiURL(cluster.API.OperatorAddress, cluster.API.Port))
 	cfg.Timeout = 30 * time.Second
 	return cfg, nil
 }

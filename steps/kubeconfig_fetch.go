@@ -18,6 +18,7 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/atomicfile"
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/kube"
 )
 
 // ClusterKubeconfigPath is where kubeconfig/fetch keeps a cluster's
@@ -80,36 +81,17 @@ func (s *KubeconfigFetch) desired(ctx context.Context, env *engine.Env) ([]byte,
 }
 
 // RenameK3sKubeconfig turns k3s.yaml into a kubeconfig with one cluster,
-// user and context under the given names, whose server is server.
+// user and context under the given names, whose server is server. It
+// carries only the CA and the client certificate and key of k3s.yaml's
+// current context; a k3s.yaml with any other auth or transport field
+// (exec, tokenFile, insecure-skip-tls-verify, proxy-url, file paths...) is
+// refused (see kube.ParseCertKubeconfig).
 func RenameK3sKubeconfig(raw []byte, server string, names KubeconfigNames) (*clientcmdapi.Config, error) {
-	in, err := clientcmd.Load(raw)
+	creds, err := kube.ParseCertKubeconfig(raw)
 	if err != nil {
 		return nil, err
 	}
-	ctxName := in.CurrentContext
-	if ctxName == "" {
-		ctxName = "default"
-	}
-	kctx, ok := in.Contexts[ctxName]
-	if !ok {
-		return nil, fmt.Errorf("no context %q", ctxName)
-	}
-	cluster, ok := in.Clusters[kctx.Cluster]
-	if !ok {
-		return nil, fmt.Errorf("context %q names cluster %q, which is missing", ctxName, kctx.Cluster)
-	}
-	user, ok := in.AuthInfos[kctx.AuthInfo]
-	if !ok {
-		return nil, fmt.Errorf("context %q names user %q, which is missing", ctxName, kctx.AuthInfo)
-	}
-	out := clientcmdapi.NewConfig()
-	c := cluster.DeepCopy()
-	c.Server = server
-	out.Clusters[names.Cluster] = c
-	out.AuthInfos[names.User] = user.DeepCopy()
-	out.Contexts[names.Context] = &clientcmdapi.Context{Cluster: names.Cluster, AuthInfo: names.User, Namespace: kctx.Namespace}
-	out.CurrentContext = names.Context
-	return out, nil
+	return creds.Kubeconfig(server, names.Cluster, names.User, names.Context), nil
 }
 
 // Check compares the kept kubeconfig with a fresh fetch, read-only.

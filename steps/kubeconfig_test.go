@@ -3,6 +3,7 @@ package steps
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -93,5 +94,30 @@ func TestRenameAndMergeAsTheWalkthrough(t *testing.T) {
 	}
 	if _, err := os.Stat(target); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestK3sKubeconfigWithExecRefused: a k3s.yaml a host hands over with an
+// exec plugin and insecure-skip-tls-verify is refused with both named;
+// the plugin does not run.
+func TestK3sKubeconfigWithExecRefused(t *testing.T) {
+	marker := filepath.Join(t.TempDir(), "exec-ran")
+	planted := strings.Replace(k3sYAML, "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n",
+		"    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [\"-c\", \"touch "+marker+"\"]\n      interactiveMode: Never\n", 1)
+	planted = strings.Replace(planted, "    server: https://127.0.0.1:6443\n", "    server: https://127.0.0.1:6443\n    insecure-skip-tls-verify: true\n", 1)
+	if planted == k3sYAML {
+		t.Fatal("the test's edit did not apply")
+	}
+	_, err := RenameK3sKubeconfig([]byte(planted), "https://192.0.2.1:6443", KubeconfigNames{Cluster: "c", User: "u", Context: "x"})
+	if err == nil {
+		t.Fatal("a k3s.yaml with an exec plugin was accepted")
+	}
+	for _, want := range []string{"cluster insecure-skip-tls-verify", "user exec (a command to run)", "refused"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %q", err, want)
+		}
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the exec plugin ran")
 	}
 }

@@ -15,7 +15,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
@@ -370,12 +369,12 @@ func (s *VerifySample) checkRemoteSecret(ctx context.Context, b *kube.Client, a 
 			raw = v
 		}
 	}
-	cfg, err := clientcmd.Load(raw)
-	if err != nil || cfg.Contexts[cfg.CurrentContext] == nil || cfg.Clusters[cfg.Contexts[cfg.CurrentContext].Cluster] == nil {
-		f.Detail = fmt.Sprintf("no usable kubeconfig under key %s (err %v). %s", a, err, fix)
+	creds, err := kube.ParseTokenKubeconfig(raw)
+	if err != nil {
+		f.Detail = fmt.Sprintf("kubeconfig under key %s: %v. %s", a, err, fix)
 		return f
 	}
-	server := cfg.Clusters[cfg.Contexts[cfg.CurrentContext].Cluster].Server
+	server := creds.Server
 	if err := checkServerURL(server); err != nil {
 		f.Detail = fmt.Sprintf("kubeconfig server %s %v. The remote secret tells %s's istiod where %s's API is; 127.0.0.1 there means "+
 			"%s itself, so istiod would watch the wrong cluster or none (the classic multicluster failure: k3s.yaml says "+
@@ -383,11 +382,7 @@ func (s *VerifySample) checkRemoteSecret(ctx context.Context, b *kube.Client, a 
 			"and mcplan apply", server, err, b.Name, a, b.Name, a, a, b.Name)
 		return f
 	}
-	rc, err := clientcmd.RESTConfigFromKubeConfig(raw)
-	if err != nil {
-		f.Detail = fmt.Sprintf("kubeconfig: %v. %s", err, fix)
-		return f
-	}
+	rc := creds.REST()
 	rc.Timeout = remoteReadTimeout
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {

@@ -2,15 +2,20 @@ package steps
 
 import (
 	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
@@ -100,6 +105,77 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "https://127.0.0.1:6443",
 			"the local machine", "clusters[cluster1].api.meshAddress")
 		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", orig)
+		healthy(t)
+	})
+
+	// A remote secret is written by whoever can write Secrets in the
+	// reader's istio-system: what its kubeconfig asks for must not happen
+	// on the operator's machine.
+	plant := func(t *testing.T, edit func(cfg *clientcmdapi.Config, user *clientcmdapi.AuthInfo)) (restore func()) {
+		t.Helper()
+		sec, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		orig := sec.Data["cluster1"]
+		cfg, err := clientcmd.Load(orig)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(cfg, cfg.AuthInfos[cfg.Contexts[cfg.CurrentContext].AuthInfo])
+		planted, err := clientcmd.Write(*cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", planted)
+		return func() { setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", orig) }
+	}
+
+	t.Run("RemoteSecretWithExecPlugin", func(t *testing.T) {
+		marker := filepath.Join(t.TempDir(), "exec-ran")
+		restore := plant(t, func(_ *clientcmdapi.Config, user *clientcmdapi.AuthInfo) {
+			user.Token = ""
+			user.Exec = &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: "/bin/sh",
+				Args: []string{"-c", "touch " + marker + "; echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"x\"}}'"},
+				InteractiveMode: clientcmdapi.NeverExecInteractiveMode}
+		})
+		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "user exec (a command to run): refused")
+		if _, err := os.Stat(marker); err == nil {
+			t.Error("the remote secret's exec plugin ran on the operator's machine")
+		}
+		restore()
+		healthy(t)
+	})
+
+	t.Run("RemoteSecretWithTokenFile", func(t *testing.T) {
+		// A local secret, and a server of the Secret's writer that would
+		// collect it.
+		local := filepath.Join(t.TempDir(), "vault-token")
+		if err := os.WriteFile(local, []byte("s.operator-secret"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		var seen []string
+		collector := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			mu.Lock()
+			seen = append(seen, req.Header.Get("Authorization"))
+			mu.Unlock()
+			w.WriteHeader(http.StatusUnauthorized)
+		}))
+		defer collector.Close()
+		caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: collector.Certificate().Raw})
+		restore := plant(t, func(cfg *clientcmdapi.Config, user *clientcmdapi.AuthInfo) {
+			cl := cfg.Clusters[cfg.Contexts[cfg.CurrentContext].Cluster]
+			cl.Server, cl.CertificateAuthorityData = collector.URL, caPEM
+			user.Token, user.TokenFile = "", local
+		})
+		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "user tokenFile (a file path): refused")
+		mu.Lock()
+		if len(seen) > 0 {
+			t.Errorf("the planted server got %d requests (Authorization %q)", len(seen), seen)
+		}
+		mu.Unlock()
+		restore()
 		healthy(t)
 	})
 

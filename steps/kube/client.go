@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -18,7 +19,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // FieldManager is the server-side apply field manager of every object
@@ -35,15 +35,25 @@ type Client struct {
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
 }
 
-// FromKubeconfig makes a client from a kubeconfig file (its current
-// context). The API's warnings (deprecated fields...) go to warn; nil
-// drops them. (Without a handler client-go logs them through klog, which
-// Istio's packages redirect to stdout.)
+// FromKubeconfig makes a client from a kubeconfig file that mcplan wrote
+// (kubeconfig/fetch): its current context's server, CA and client
+// certificate, nothing else (see ParseCertKubeconfig). The API's warnings
+// (deprecated fields...) go to warn; nil drops them. (Without a handler
+// client-go logs them through klog, which Istio's packages redirect to
+// stdout.)
 func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*Client, error) {
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
+	creds, err := ParseCertKubeconfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	if err := checkHTTPS(creds.Server); err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	cfg := creds.REST(creds.Server)
 	cfg.WarningHandler = warningHandler(warn)
 	return New(name, cfg)
 }
