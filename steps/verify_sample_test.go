@@ -136,7 +136,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		restore := plant(t, func(_ *clientcmdapi.Config, user *clientcmdapi.AuthInfo) {
 			user.Token = ""
 			user.Exec = &clientcmdapi.ExecConfig{APIVersion: "client.authentication.k8s.io/v1", Command: "/bin/sh",
-				Args: []string{"-c", "touch " + marker + "; echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"x\"}}'"},
+				Args:            []string{"-c", "touch " + marker + "; echo '{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{\"token\":\"x\"}}'"},
 				InteractiveMode: clientcmdapi.NeverExecInteractiveMode}
 		})
 		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "user exec (a command to run): refused")

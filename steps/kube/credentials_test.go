@@ -90,8 +90,14 @@ func TestForeignKubeconfigsShape(t *testing.T) {
 		{"token", true, tokenUser, ""},
 		{"token where a cert is wanted", false, tokenUser, "user token"},
 		{"cert where a token is wanted", true, certUser, "user client-certificate-data/client-key-data"},
-		{"no CA", true, func(c *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) { tokenUser(c, u); c.CertificateAuthorityData = nil }, "no certificate-authority-data"},
-		{"plain http", true, func(c *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) { tokenUser(c, u); c.Server = "http://10.0.0.1:6443" }, "not an https URL"},
+		{"no CA", true, func(c *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) {
+			tokenUser(c, u)
+			c.CertificateAuthorityData = nil
+		}, "no certificate-authority-data"},
+		{"plain http", true, func(c *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) {
+			tokenUser(c, u)
+			c.Server = "http://10.0.0.1:6443"
+		}, "not an https URL"},
 		{"no credentials", false, func(*clientcmdapi.Cluster, *clientcmdapi.AuthInfo) {}, "no client-certificate-data"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
