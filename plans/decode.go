@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/goccy/go-yaml/ast"
 )
@@ -141,6 +143,10 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		s, ok := scalarString(n, tag)
 		if !ok {
 			d.typeError(n, path, "a string", tag)
+			return
+		}
+		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
+			d.fail(n, path, fmt.Sprintf("contains the control character %s: no field of a plan takes one", strconv.QuoteRune([]rune(s[i:])[0])), "")
 			return
 		}
 		v.SetString(s)
@@ -302,8 +308,15 @@ func (d *decoder) generic(n ast.Node, path string) any {
 		}
 		return nil
 	case ast.ScalarNode:
-		if s, ok := scalarString(n, tag); ok && tag == "!!str" {
-			return s
+		if s, ok := scalarString(n, tag); ok {
+			// Free-form values may hold text blocks, nothing else.
+			if i := strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }); i >= 0 {
+				d.fail(n, path, fmt.Sprintf("contains the control character %s", strconv.QuoteRune([]rune(s[i:])[0])), "")
+				return nil
+			}
+			if tag == "!!str" {
+				return s
+			}
 		}
 		return x.GetValue()
 	}

@@ -2,6 +2,7 @@ package plans
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 )
@@ -215,6 +216,9 @@ func (v *validator) k3s(k K3s, path string) {
 	if k.Version != "" && k.Channel != "" {
 		v.add(fieldPath(path, "channel"), "version and channel are exclusive: set one", "")
 	}
+	if k.Channel != "" && !k3sChannelRE.MatchString(k.Channel) {
+		v.add(fieldPath(path, "channel"), fmt.Sprintf("%s is not a k3s channel", quote(k.Channel)), "use stable, latest, testing or a minor version such as v1.31")
+	}
 	if k.Mirror != "" && k.Mirror != "cn" {
 		v.add(fieldPath(path, "mirror"), fmt.Sprintf("unknown mirror %s: leave it empty or use \"cn\"", quote(k.Mirror)), "")
 	}
@@ -224,6 +228,12 @@ func (v *validator) k3s(k K3s, path string) {
 		}
 		if a.InstallScript == "" {
 			v.add(fieldPath(path, "airgap.installScript"), "required field missing: airgap needs a local copy of the k3s install script", "")
+		}
+		for _, f := range []struct{ field, file string }{{"binary", a.Binary}, {"images", a.Images}, {"installScript", a.InstallScript}} {
+			if name := filepath.Base(f.file); f.file != "" && !uploadNameRE.MatchString(name) {
+				v.add(fieldPath(path, "airgap."+f.field), fmt.Sprintf("file name %s has characters an uploaded file's name may not have", quote(name)),
+					"use letters, digits, '.', '_', '+' and '-'")
+			}
 		}
 	}
 }

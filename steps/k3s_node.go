@@ -72,10 +72,11 @@ func (s *K3sNode) errorf(format string, args ...any) error {
 	return fmt.Errorf("host %s: k3s %s: "+format, append([]any{s.host.Name, s.role()}, args...)...)
 }
 
-// desiredConfig is the config.yaml this node should have. Joining nodes
-// get the cluster token, read from the first server: the result is
-// secret and must not be logged.
-func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env) ([]byte, error) {
+// desiredConfig is the config.yaml this node should have, given the
+// cluster's agent token. Servers get the agent token as agent-token;
+// joining servers the cluster token, read from the first server; agents
+// only the agent token. The result is secret and must not be logged.
+func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env, agentToken string) ([]byte, error) {
 	c := newK3sConfig()
 	c.set("node-name", s.host.Name)
 	c.set("node-ip", s.host.PrivateIP)
@@ -89,13 +90,17 @@ func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env) ([]byte, e
 		if s.isFirstServer() && len(s.cluster.Servers) > 1 {
 			c.set("cluster-init", true)
 		}
+		c.set("agent-token", agentToken)
 	}
 	if !s.isFirstServer() {
 		first := s.rt.plan.Host(s.cluster.Servers[0])
 		c.set("server", apiURL(first.PrivateIP, s.cluster.API.Port))
-		token, err := s.clusterToken(ctx, env)
-		if err != nil {
-			return nil, err
+		token := agentToken
+		if !s.agent {
+			var err error
+			if token, err = s.clusterToken(ctx, env); err != nil {
+				return nil, err
+			}
 		}
 		c.set("token", token)
 	}
@@ -217,7 +222,14 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	config, err := s.desiredConfig(ctx, env)
+	agentToken, err := readAgentToken(env.Dir, s.cluster.Name)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	if agentToken == "" {
+		return engine.Drifted("no agent token yet (agents are to join with an agent-token, not the server token)"), nil
+	}
+	config, err := s.desiredConfig(ctx, env, agentToken)
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -266,7 +278,11 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if err := s.uploadAirgap(ctx, env, c); err != nil {
 		return err
 	}
-	config, err := s.desiredConfig(ctx, env)
+	agentToken, err := ensureAgentToken(env.Dir, s.cluster.Name)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	config, err := s.desiredConfig(ctx, env, agentToken)
 	if err != nil {
 		return err
 	}
@@ -353,30 +369,40 @@ func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.C
 
 // runInstall runs the install script with the INSTALL_K3S_* settings of
 // the plan: the uploaded script for airgap, else the upstream (or China
-// mirror) script downloaded on the host.
+// mirror) script downloaded on the host. Every value is quoted. The
+// download goes to a file first: piped into sh, a failed curl would leave
+// sh reading nothing and exiting 0 (dash has no pipefail).
 func (s *K3sNode) runInstall(ctx context.Context, env *engine.Env, c *remote.Client) error {
-	vars := []string{"INSTALL_K3S_EXEC=" + s.role()}
+	vars := [][2]string{{"INSTALL_K3S_EXEC", s.role()}}
 	k := s.cluster.K3s
 	if k.Version != "" {
-		vars = append(vars, "INSTALL_K3S_VERSION="+k.Version)
+		vars = append(vars, [2]string{"INSTALL_K3S_VERSION", k.Version})
 	} else if k.Channel != "" {
-		vars = append(vars, "INSTALL_K3S_CHANNEL="+k.Channel)
+		vars = append(vars, [2]string{"INSTALL_K3S_CHANNEL", k.Channel})
 	}
 	if k.Mirror == "cn" {
-		vars = append(vars, "INSTALL_K3S_MIRROR=cn")
+		vars = append(vars, [2]string{"INSTALL_K3S_MIRROR", "cn"})
 	}
+	if k.Airgap != nil {
+		vars = append(vars, [2]string{"INSTALL_K3S_SKIP_DOWNLOAD", "true"})
+	}
+	assign, shown := make([]string, len(vars)), make([]string, len(vars))
+	for i, v := range vars {
+		assign[i] = v[0] + "=" + remote.ShellQuote(v[1])
+		shown[i] = v[0] + "=" + v[1]
+	}
+	run := "env " + strings.Join(assign, " ") + " sh "
 	var command string
 	if k.Airgap != nil {
-		vars = append(vars, "INSTALL_K3S_SKIP_DOWNLOAD=true")
-		command = "env " + strings.Join(vars, " ") + " sh " + k3sScriptPath
+		command = run + remote.ShellQuote(k3sScriptPath)
 	} else {
 		url := k3sInstallURL
 		if k.Mirror == "cn" {
 			url = k3sInstallURLCN
 		}
-		command = fmt.Sprintf("curl -sfL %s | env %s sh -", url, strings.Join(vars, " "))
+		command = `script=$(mktemp) && trap 'rm -f "$script"' EXIT && curl -sfL ` + remote.ShellQuote(url) + ` -o "$script" && ` + run + `"$script"`
 	}
-	env.Logf("installing k3s %s (%s)", s.role(), strings.Join(vars, " "))
+	env.Logf("installing k3s %s (%s)", s.role(), strings.Join(shown, " "))
 	if _, err := c.Run(ctx, command, remoteOptions(env)); err != nil {
 		return s.errorf("install script: %w", err)
 	}

@@ -46,8 +46,10 @@ func (c *Client) upload(ctx context.Context, sum, what string, open func() (io.R
 	defer content.Close()
 	tmp := remotePath + ".mcplan-upload"
 	q, qt := ShellQuote(remotePath), ShellQuote(tmp)
-	script := fmt.Sprintf("mkdir -p %s && (umask 077 && cat > %s) && chmod %o %s && echo \"%s  %s\" | sha256sum -c --status - && mv -f %s %s",
-		ShellQuote(path.Dir(remotePath)), qt, mode.Perm(), qt, sum, tmp, qt, q)
+	// The sum is checked from stdin, so no path is interpolated into the
+	// comparison (sum is hex digits from this machine).
+	script := fmt.Sprintf(`mkdir -p %s && (umask 077 && cat > %s) && chmod %o %s && [ "$(sha256sum < %s)" = %s ] && mv -f %s %s`,
+		ShellQuote(path.Dir(remotePath)), qt, mode.Perm(), qt, qt, ShellQuote(sum+"  -"), qt, q)
 	if _, err := c.Run(ctx, script, RunOptions{Stdin: content}); err != nil {
 		_, _ = c.Run(context.WithoutCancel(ctx), "rm -f "+qt, RunOptions{})
 		return false, fmt.Errorf("upload %s to %s (sha256 checked on the host): %w", what, remotePath, err)

@@ -66,6 +66,27 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 	if token == "" || strings.Contains(string(state), token) || strings.Contains(r.output, token) {
 		t.Error("the cluster token is in the state or the output")
 	}
+	// The agent joined (Ready above) with the agent token alone: its
+	// config.yaml holds no part of the server token.
+	_, serverSecret, _ := strings.Cut(token, "::server:")
+	agentConfig := w.ssh(w.bed.Hosts[2], "cat /etc/rancher/k3s/config.yaml")
+	agentToken, err := os.ReadFile(filepath.Join(w.dir, ".mcplan", "k3s", "cluster2", "agent-token"))
+	switch {
+	case err != nil:
+		t.Errorf("agent token: %v", err)
+	case serverSecret == "" || strings.Contains(agentConfig, serverSecret):
+		t.Errorf("h3's config.yaml holds the server token (or the token %q has no server secret)", token)
+	case !strings.Contains(agentConfig, "token: "+strings.TrimSpace(string(agentToken))):
+		t.Errorf("h3's config.yaml does not join with the agent token:\n%s", agentConfig)
+	case strings.Contains(string(state), strings.TrimSpace(string(agentToken))) || strings.Contains(r.output, strings.TrimSpace(string(agentToken))):
+		t.Error("the agent token is in the state or the output")
+	}
+	if fi, err := os.Stat(filepath.Join(w.dir, ".mcplan", "k3s", "cluster2", "agent-token")); err == nil && fi.Mode().Perm() != 0o600 {
+		t.Errorf("agent token file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if !strings.Contains(w.ssh(w.bed.Hosts[1], "cat /etc/rancher/k3s/config.yaml"), "agent-token: ") {
+		t.Error("h2's config.yaml has no agent-token")
+	}
 
 	t.Run("second apply mutates nothing", func(t *testing.T) {
 		before := w.commandLogs()

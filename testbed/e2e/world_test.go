@@ -139,6 +139,7 @@ clusters:
     servers: [h2]
     agents: [h3]
     k3s:
+      channel: stable
       args: %s
       airgap: {binary: %q, installScript: %q}
 kubeconfig: {path: ./kubeconfig}

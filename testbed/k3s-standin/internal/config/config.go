@@ -28,16 +28,18 @@ const (
 
 // Config is the merged configuration of one k3s server or agent.
 type Config struct {
-	Role                Role
-	ConfigFile          string
-	DataDir             string
-	NodeIP              string
-	NodeName            string
-	AdvertiseAddress    string
-	TLSSANs             []string
-	ClusterInit         bool
-	Server              string
-	Token               string
+	Role             Role
+	ConfigFile       string
+	DataDir          string
+	NodeIP           string
+	NodeName         string
+	AdvertiseAddress string
+	TLSSANs          []string
+	ClusterInit      bool
+	Server           string
+	Token            string
+	// AgentToken (servers) is the secret agents join with instead of Token.
+	AgentToken          string
 	ClusterCIDR         string
 	ServiceCIDR         string
 	ClusterDNS          string
@@ -78,6 +80,7 @@ func envFlags(role Role) map[string]string {
 		m["K3S_KUBECONFIG_OUTPUT"] = "write-kubeconfig"
 		m["K3S_KUBECONFIG_MODE"] = "write-kubeconfig-mode"
 		m["K3S_CLUSTER_INIT"] = "cluster-init"
+		m["K3S_AGENT_TOKEN"] = "agent-token"
 	}
 	return m
 }
@@ -122,7 +125,8 @@ func Parse(role Role, args []string, getenv func(string) string, logw io.Writer)
 		fs.StringArrayVar(&c.KubeAPIServerArgs, "kube-apiserver-arg", nil, "(flags) Customized flag for kube-apiserver process")
 		fs.StringArrayVar(&c.KubeControllerArgs, "kube-controller-manager-arg", nil, "(flags) Customized flag for kube-controller-manager process")
 		fs.StringArrayVar(&c.KubeSchedulerArgs, "kube-scheduler-arg", nil, "(flags) Customized flag for kube-scheduler process")
-		ignore("flannel-backend", "egress-selector-mode", "secrets-encryption", "etcd-expose-metrics", "disable-network-policy", "disable-cloud-controller", "disable-kube-proxy", "disable-helm-controller", "embedded-registry", "bind-address", "kube-cloud-controller-manager-arg", "etcd-arg", "agent-token", "datastore-endpoint")
+		ignore("flannel-backend", "egress-selector-mode", "secrets-encryption", "etcd-expose-metrics", "disable-network-policy", "disable-cloud-controller", "disable-kube-proxy", "disable-helm-controller", "embedded-registry", "bind-address", "kube-cloud-controller-manager-arg", "etcd-arg", "datastore-endpoint")
+		fs.StringVar(&c.AgentToken, "agent-token", "", "(cluster) Shared secret used to join agents to the cluster, but not servers")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("config: parse flags: %w", err)

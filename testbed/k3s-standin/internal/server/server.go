@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log"
 	"net"
 	"os"
@@ -37,6 +38,7 @@ type Server struct {
 	logger       *log.Logger
 	certs        *certs
 	token        token.Token
+	agentToken   token.Token // zero without agent-token
 	adminCertPEM []byte
 	adminKeyPEM  []byte
 }
@@ -184,7 +186,22 @@ func (s *Server) writeToken() error {
 			return err
 		}
 	}
-	return nil
+	// As k3s: with agent-token, agents join with it (user "node") and
+	// server/agent-token holds it; without, they use the server token.
+	agentPath := filepath.Join(s.cfg.DataDir, "server", "agent-token")
+	if s.cfg.AgentToken == "" {
+		s.agentToken = token.Token{}
+		if err := os.Remove(agentPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("server: %w", err)
+		}
+		return nil
+	}
+	t, err := token.Parse(s.cfg.AgentToken)
+	if err != nil {
+		return fmt.Errorf("server: configured agent-token: %w", err)
+	}
+	s.agentToken = token.Token{CAHash: s.token.CAHash, Username: "node", Secret: t.Secret}
+	return pki.WriteFile(agentPath, []byte(s.agentToken.String()+"\n"), 0o600)
 }
 
 // writeCreds issues the admin and component client certificates and the

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -114,10 +115,18 @@ func (sv *supervisor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // authenticate checks HTTP basic auth against the join token; the username
-// is the token's role ("server" or "node").
+// is the token's role ("server" or "node"). The agent token, when set,
+// authenticates only where role "node" may.
 func (sv *supervisor) authenticate(r *http.Request, roles ...string) bool {
 	user, pass, ok := r.BasicAuth()
-	if !ok || !token.Equal(pass, sv.s.token.Secret) {
+	if !ok {
+		return false
+	}
+	agent := sv.s.agentToken.Secret != "" && token.Equal(pass, sv.s.agentToken.Secret)
+	if agent {
+		return slices.Contains(roles, "node")
+	}
+	if !token.Equal(pass, sv.s.token.Secret) {
 		return false
 	}
 	for _, role := range roles {
