@@ -3,8 +3,10 @@ package steps
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -20,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/engine"
@@ -373,11 +376,11 @@ func (r *istioRun) objectVersions() map[string]string {
 		refs := []kube.Ref{
 			{Version: "v1", Kind: "Namespace", Name: istiorender.Namespace},
 			{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: CACertsSecret},
-			{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: ReaderTokenSecret},
 			{Version: "v1", Kind: "ServiceAccount", Namespace: istiorender.Namespace, Name: ReaderServiceAccount},
 		}
 		for _, other := range r.clients {
-			refs = append(refs, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: RemoteSecretName(other.Name)})
+			refs = append(refs, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: RemoteSecretName(other.Name)},
+				kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: ReaderTokenSecretFor(other.Name)})
 		}
 		for _, set := range []string{"controlplane", "eastwest", "expose"} {
 			inv := kube.Inventory{Path: kube.InventoryPath(r.dir, name, set)}
@@ -586,6 +589,89 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		t.Errorf("repair run: %d updates, want 1 (the remote secret)", rep.Count(engine.ActionUpdate))
 	}
 	r.checkRemoteSecret(r.servers[0], r.servers[1])
+
+	t.Run("each reader has its own token", func(t *testing.T) {
+		t1, t2 := r.remoteToken("cluster1", "cluster2"), r.remoteToken("cluster2", "cluster1")
+		if t1 == "" || t1 == t2 {
+			t.Fatalf("the readers' tokens are empty or shared")
+		}
+		if _, err := r.clients["cluster1"].Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a shared token Secret %s exists in cluster1 (err %v)", ReaderTokenSecret, err)
+		}
+	})
+
+	t.Run("a removed pair's token is revoked", func(t *testing.T) {
+		token := r.remoteToken("cluster1", "cluster2")
+		if code := r.tokenStatus(r.servers[0], token); code != http.StatusOK {
+			t.Fatalf("cluster2's token for cluster1 answers %d before the removal", code)
+		}
+		// cluster2 leaves the mesh: the pair cluster1->cluster2 is retired.
+		left := *r.plan
+		left.Meshes = []plans.Mesh{r.plan.Meshes[0]}
+		left.Meshes[0].Clusters = []string{"cluster1"}
+		id := plans.RemoteSecretID("mesh1", "cluster1", "cluster2")
+		remover := Retirement(&left)(id, engine.StepRecord{Kind: plans.KindIstioRemoteSecret})
+		if remover == nil {
+			t.Fatal("no remover for a pair that left")
+		}
+		if err := remover.Remove(ctx, r.env(id)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("cluster2 still holds the remote secret for cluster1 (err %v)", err)
+		}
+		// The apiserver drops a legacy token once its Secret is gone (its
+		// informer may lag a moment).
+		deadline := time.Now().Add(30 * time.Second)
+		code := r.tokenStatus(r.servers[0], token)
+		for code != http.StatusUnauthorized && time.Now().Before(deadline) {
+			time.Sleep(500 * time.Millisecond)
+			code = r.tokenStatus(r.servers[0], token)
+		}
+		if code != http.StatusUnauthorized {
+			t.Errorf("the removed pair's token answers %d, want 401", code)
+		}
+		if got := r.tokenStatus(r.servers[1], r.remoteToken("cluster2", "cluster1")); got != http.StatusOK {
+			t.Errorf("the remaining pair's token answers %d, want 200", got)
+		}
+	})
+}
+
+// remoteToken is the token in target's remote secret for source.
+func (r *istioRun) remoteToken(source, target string) string {
+	r.t.Helper()
+	sec, err := r.clients[target].Typed.CoreV1().Secrets(istiorender.Namespace).Get(r.ctx, RemoteSecretName(source), metav1.GetOptions{})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	creds, err := kube.ParseTokenKubeconfig(sec.Data[source])
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return creds.Token
+}
+
+// tokenStatus is the HTTP status of a list of services in s's API with a
+// bearer token.
+func (r *istioRun) tokenStatus(s *standinServer, token string) int {
+	r.t.Helper()
+	cfg := rest.CopyConfig(r.clients[s.name].REST)
+	cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.KeyData = nil, nil
+	cfg.BearerToken = token
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	_, err = cs.CoreV1().Services("").List(r.ctx, metav1.ListOptions{Limit: 1})
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &status):
+		return int(status.Status().Code)
+	}
+	r.t.Fatalf("list services with a token: %v", err)
+	return 0
 }
 
 func TestIstioStepsPrimaryRemoteOnStandins(t *testing.T) {

@@ -31,12 +31,21 @@ import (
 // makes them.
 const (
 	ReaderServiceAccount = "istio-reader-service-account"
-	// ReaderTokenSecret holds the long-lived token of the reader account.
-	ReaderTokenSecret       = ReaderServiceAccount + "-istio-remote-secret-token"
+	// ReaderTokenSecret is the name istioctl gives the one long-lived token
+	// of the reader account; mcplan makes one per reader instead
+	// (ReaderTokenSecretFor), so that removing a pair revokes its token.
+	ReaderTokenSecret = ReaderServiceAccount + "-istio-remote-secret-token"
+	// ReaderTokenTargetAnnotation names the cluster a token Secret serves.
+	ReaderTokenTargetAnnotation = "mcplan.io/remote-secret-reader"
 	RemoteSecretPrefix      = "istio-remote-secret-"
 	MultiClusterLabel       = "istio/multiCluster"
 	RemoteClusterAnnotation = "networking.istio.io/cluster"
 )
+
+// ReaderTokenSecretFor is the token Secret in a source cluster through
+// which the target cluster's istiod reads it. Deleting it revokes the
+// token.
+func ReaderTokenSecretFor(target string) string { return ReaderTokenSecret + "-" + target }
 
 // RemoteSecretName is the name of the Secret through which other clusters'
 // istiod read cluster's API.
@@ -54,6 +63,8 @@ type IstioRemoteSecret struct {
 	mesh   string
 	source plans.Cluster
 	target string
+	// readers are every cluster of the mesh that reads the source.
+	readers []string
 	// TokenTimeout bounds the wait for A's token controller.
 	TokenTimeout time.Duration
 }
@@ -66,6 +77,13 @@ func NewIstioRemoteSecret(p *plans.Plan, mesh, source, target string) *IstioRemo
 		s.source = *c
 	} else {
 		s.source = plans.Cluster{Name: source}
+	}
+	if m := p.Mesh(mesh); m != nil {
+		for _, c := range m.Clusters {
+			if c != source && p.IsPrimary(mesh, c) {
+				s.readers = append(s.readers, c)
+			}
+		}
 	}
 	return s
 }
@@ -155,9 +173,9 @@ func (s *IstioRemoteSecret) secret(kubeconfig []byte) *unstructured.Unstructured
 	return &unstructured.Unstructured{Object: m}
 }
 
-// liveToken reads the reader token in A, read-only; nil when there is none yet.
-func liveToken(ctx context.Context, a *kube.Client) ([]byte, error) {
-	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+// liveToken reads B's reader token in A, read-only; nil when there is none yet.
+func (s *IstioRemoteSecret) liveToken(ctx context.Context, a *kube.Client) ([]byte, error) {
+	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecretFor(s.target), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -182,28 +200,32 @@ func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a 
 		return nil, fmt.Errorf("ServiceAccount %s in %s: %w", ReaderServiceAccount, s.source.Name, err)
 	}
 	secrets := a.Typed.CoreV1().Secrets(istiorender.Namespace)
-	sec, err := secrets.Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	name := ReaderTokenSecretFor(s.target)
+	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		sec = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:        ReaderTokenSecret,
-				Namespace:   istiorender.Namespace,
-				Annotations: map[string]string{corev1.ServiceAccountNameKey: ReaderServiceAccount},
+				Name:      name,
+				Namespace: istiorender.Namespace,
+				Annotations: map[string]string{
+					corev1.ServiceAccountNameKey: ReaderServiceAccount,
+					ReaderTokenTargetAnnotation:  s.target,
+				},
 			},
 			Type: corev1.SecretTypeServiceAccountToken,
 		}
 		if _, err := secrets.Create(ctx, sec, metav1.CreateOptions{FieldManager: kube.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("token Secret %s in %s: %w", ReaderTokenSecret, s.source.Name, err)
+			return nil, fmt.Errorf("token Secret %s in %s: %w", name, s.source.Name, err)
 		}
-		env.Logf("created token Secret %s/%s in %s", istiorender.Namespace, ReaderTokenSecret, s.source.Name)
+		env.Logf("created token Secret %s/%s in %s (for %s)", istiorender.Namespace, name, s.source.Name, s.target)
 	case err != nil:
-		return nil, fmt.Errorf("token Secret %s in %s: %w", ReaderTokenSecret, s.source.Name, err)
+		return nil, fmt.Errorf("token Secret %s in %s: %w", name, s.source.Name, err)
 	case sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != ReaderServiceAccount:
 		return nil, fmt.Errorf("Secret %s/%s in %s exists but is not a token of %s (type %s); delete it and apply again",
-			istiorender.Namespace, ReaderTokenSecret, s.source.Name, ReaderServiceAccount, sec.Type)
+			istiorender.Namespace, name, s.source.Name, ReaderServiceAccount, sec.Type)
 	}
-	sec, err = a.WaitSecretKey(ctx, istiorender.Namespace, ReaderTokenSecret, corev1.ServiceAccountTokenKey, s.TokenTimeout)
+	sec, err = a.WaitSecretKey(ctx, istiorender.Namespace, name, corev1.ServiceAccountTokenKey, s.TokenTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("token of %s in %s (filled by the token controller of kube-controller-manager): %w%s",
 			ReaderServiceAccount, s.source.Name, err, a.Diagnose(ctx, istiorender.Namespace))
@@ -276,7 +298,7 @@ func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
-	token, err := liveToken(ctx, a)
+	token, err := s.liveToken(ctx, a)
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
@@ -294,7 +316,68 @@ func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.
 	if why := s.compare(live, server, ca, token); why != "" {
 		return engine.Drifted(why), nil
 	}
+	shared, err := s.sharedToken(ctx, a)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	if shared != nil {
+		return engine.Drifted("the reader token Secret " + ReaderTokenSecret + " that every reader shared is still in " + s.source.Name), nil
+	}
 	return engine.InSync(), nil
+}
+
+// sharedToken returns the one reader token Secret earlier versions of
+// mcplan made in A for every reader (istioctl's name), or nil: nil too for
+// a Secret of that name mcplan did not make (istioctl's own), which is not
+// mcplan's to remove.
+func (s *IstioRemoteSecret) sharedToken(ctx context.Context, a *kube.Client) (*corev1.Secret, error) {
+	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	case !kube.ManagedByMcplan(sec):
+		return nil, nil
+	}
+	return sec, nil
+}
+
+// retireSharedToken deletes the shared reader token in A (which revokes
+// it) once no remote secret of a reader in the plan still carries it. A
+// reader that cannot be read keeps it, for a later apply.
+func (s *IstioRemoteSecret) retireSharedToken(ctx context.Context, env *engine.Env, a *kube.Client) error {
+	sec, err := s.sharedToken(ctx, a)
+	if err != nil || sec == nil {
+		return err
+	}
+	shared := string(sec.Data[corev1.ServiceAccountTokenKey])
+	for _, r := range s.readers {
+		b, err := reachableClient(ctx, env, r)
+		if err != nil {
+			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", ReaderTokenSecret, s.source.Name, r, err)
+			return nil
+		}
+		live, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName(s.source.Name), metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", ReaderTokenSecret, s.source.Name, r, err)
+			return nil
+		}
+		if creds, err := kube.ParseTokenKubeconfig(live.Data[s.source.Name]); err == nil && creds.Token == shared {
+			return nil // that reader's step has not moved it to its own token yet
+		}
+	}
+	deleted, err := a.Delete(ctx, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: ReaderTokenSecret})
+	if err != nil {
+		return err
+	}
+	if deleted {
+		env.Logf("deleted the shared reader token Secret %s/%s in %s: every reader has its own token now", istiorender.Namespace, ReaderTokenSecret, s.source.Name)
+	}
+	return nil
 }
 
 // Apply makes the token in A and writes the remote secret in B when it
@@ -333,6 +416,9 @@ func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
 			return s.errorf("%w", err)
 		}
 		env.Logf("Secret %s/%s written in %s (%s)", istiorender.Namespace, RemoteSecretName(s.source.Name), s.target, why)
+	}
+	if err := s.retireSharedToken(ctx, env, a); err != nil {
+		return s.errorf("%w", err)
 	}
 	sum := sha256.Sum256(token)
 	env.SetOutput("secret", RemoteSecretName(s.source.Name))

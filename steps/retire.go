@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
@@ -13,7 +16,8 @@ import (
 
 // Retirement says how to undo steps that left the plan (engine.Options.
 // Retire). Only remote secrets are removed: a cluster that left a mesh (or
-// a mesh that went) must not stay readable by the clusters that remain.
+// a mesh that went) must not stay readable by the clusters that remain,
+// and a cluster that left must not keep reading the ones that remain.
 // Everything else is only forgotten.
 func Retirement(p *plans.Plan) func(id string, rec engine.StepRecord) engine.Remover {
 	// The source->target pairs the plan still has: a secret that moved to
@@ -31,29 +35,76 @@ func Retirement(p *plans.Plan) func(id string, rec engine.StepRecord) engine.Rem
 		// mesh/<mesh>/remotesecret/<source>-><target>
 		pair := id[strings.LastIndex(id, "/")+1:]
 		source, target, ok := strings.Cut(pair, "->")
-		if !ok || p.Cluster(target) == nil || kept[pair] {
-			return nil // the target left the plan, or the pair is still wanted
+		if !ok || kept[pair] {
+			return nil // the pair is still wanted
 		}
-		return remoteSecretRemoval{source: source, target: target}
+		r := remoteSecretRemoval{source: source, target: target,
+			deleteSecret: p.Cluster(target) != nil, revokeToken: p.Cluster(source) != nil}
+		if !r.deleteSecret && !r.revokeToken {
+			return nil // both clusters left the plan
+		}
+		return r
 	}
 }
 
-// remoteSecretRemoval deletes istio-remote-secret-<source> from the
-// target cluster, so its istiod stops watching the source.
-type remoteSecretRemoval struct{ source, target string }
+// remoteSecretRemoval undoes a pair: it deletes istio-remote-secret-<source>
+// from the target cluster, so its istiod stops watching the source, and
+// the target's reader token Secret in the source, which revokes the token
+// (a copy of the remote secret kept elsewhere no longer authenticates).
+// A cluster that left the plan is not contacted.
+type remoteSecretRemoval struct {
+	source, target            string
+	deleteSecret, revokeToken bool
+}
 
 func (r remoteSecretRemoval) Remove(ctx context.Context, env *engine.Env) error {
-	b, err := reachableClient(ctx, env, r.target)
-	if err != nil {
-		return fmt.Errorf("cluster %s: %w", r.target, err)
+	if r.deleteSecret {
+		b, err := reachableClient(ctx, env, r.target)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", r.target, err)
+		}
+		ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: RemoteSecretName(r.source)}
+		deleted, err := b.Delete(ctx, ref)
+		if err != nil {
+			return fmt.Errorf("cluster %s: %w", r.target, err)
+		}
+		if deleted {
+			env.Logf("deleted %s in %s: its istiod no longer reads %s", ref, r.target, r.source)
+		}
 	}
-	ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: RemoteSecretName(r.source)}
-	deleted, err := b.Delete(ctx, ref)
+	if r.revokeToken {
+		if err := r.revoke(ctx, env); err != nil {
+			return fmt.Errorf("cluster %s: %w", r.source, err)
+		}
+	}
+	return nil
+}
+
+// revoke deletes the target's reader token Secret in the source, when
+// mcplan made it.
+func (r remoteSecretRemoval) revoke(ctx context.Context, env *engine.Env) error {
+	a, err := reachableClient(ctx, env, r.source)
 	if err != nil {
-		return fmt.Errorf("cluster %s: %w", r.target, err)
+		return err
+	}
+	name := ReaderTokenSecretFor(r.target)
+	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return err
+	case !kube.ManagedByMcplan(sec):
+		env.Logf("left Secret %s/%s in %s: mcplan did not make it", istiorender.Namespace, name, r.source)
+		return nil
+	}
+	ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: name}
+	deleted, err := a.Delete(ctx, ref)
+	if err != nil {
+		return err
 	}
 	if deleted {
-		env.Logf("deleted %s in %s: its istiod no longer reads %s", ref, r.target, r.source)
+		env.Logf("deleted %s in %s: the token %s read it with is revoked", ref, r.source, r.target)
 	}
 	return nil
 }

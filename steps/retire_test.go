@@ -35,7 +35,8 @@ meshes:
 	}{
 		{"mesh/mesh1/remotesecret/cluster2->cluster1", secret, false}, // the pair moved to mesh3
 		{"mesh/mesh1/remotesecret/cluster3->cluster1", secret, true},  // cluster3 left the mesh
-		{"mesh/mesh1/remotesecret/cluster1->cluster9", secret, false}, // cluster9 left the plan
+		{"mesh/mesh1/remotesecret/cluster1->cluster9", secret, true},  // cluster9 left the plan: revoke its token in cluster1
+		{"mesh/mesh1/remotesecret/cluster8->cluster9", secret, false}, // both left the plan
 		{"cluster/cluster3/istio/controlplane", engine.StepRecord{Kind: plans.KindIstioControlPlane}, false},
 	}
 	for _, tt := range tests {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/discovery/cached/memory"
@@ -144,4 +145,15 @@ func (c *Client) Reachable(ctx context.Context) error {
 		return fmt.Errorf("API %s: %w", c.REST.Host, err)
 	}
 	return nil
+}
+
+// ManagedByMcplan says whether mcplan wrote any field of obj (its field
+// manager is in the object's managedFields): what mcplan may remove.
+func ManagedByMcplan(obj metav1.Object) bool {
+	for _, m := range obj.GetManagedFields() {
+		if m.Manager == FieldManager {
+			return true
+		}
+	}
+	return false
 }
