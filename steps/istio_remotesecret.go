@@ -37,9 +37,9 @@ const (
 	ReaderTokenSecret = ReaderServiceAccount + "-istio-remote-secret-token"
 	// ReaderTokenTargetAnnotation names the cluster a token Secret serves.
 	ReaderTokenTargetAnnotation = "mcplan.io/remote-secret-reader"
-	RemoteSecretPrefix      = "istio-remote-secret-"
-	MultiClusterLabel       = "istio/multiCluster"
-	RemoteClusterAnnotation = "networking.istio.io/cluster"
+	RemoteSecretPrefix          = "istio-remote-secret-"
+	MultiClusterLabel           = "istio/multiCluster"
+	RemoteClusterAnnotation     = "networking.istio.io/cluster"
 )
 
 // ReaderTokenSecretFor is the token Secret in a source cluster through
