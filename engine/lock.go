@@ -48,7 +48,7 @@ func (e *LockedError) Error() string {
 // AcquireLock takes the lock of a state directory for command, or returns a
 // *LockedError naming the holder.
 func AcquireLock(dir, command string) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := PrepareStateDir(dir); err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
 	}
 	host, _ := os.Hostname()
@@ -80,8 +80,19 @@ func AcquireLock(dir, command string) (*Lock, error) {
 	return l, nil
 }
 
-// Release gives the lock back.
+// Release gives the lock back: it removes the lock file only while it
+// still holds this process's lock (after a forced unlock another process
+// may hold it now).
 func (l *Lock) Release() error {
+	holder, err := ReadLock(filepath.Dir(l.path))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil
+	case err != nil:
+		return fmt.Errorf("unlock state: %w", err)
+	case holder.PID != l.holder.PID || holder.Host != l.holder.Host || !holder.Since.Equal(l.holder.Since):
+		return nil // not ours any more
+	}
 	if err := os.Remove(l.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("unlock state: %w", err)
 	}

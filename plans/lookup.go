@@ -31,7 +31,10 @@ func (p *Plan) File() string {
 
 // Resolve makes a plan-relative path absolute: ~ is expanded, relative
 // paths are resolved against Dir.
-func (p *Plan) Resolve(path string) string {
+func (p *Plan) Resolve(path string) string { return ResolvePath(p.Dir(), path) }
+
+// ResolvePath makes path absolute as Plan.Resolve does, relative to dir.
+func ResolvePath(dir, path string) string {
 	if path == "" {
 		return ""
 	}
@@ -41,7 +44,7 @@ func (p *Plan) Resolve(path string) string {
 		}
 	}
 	if !filepath.IsAbs(path) {
-		path = filepath.Join(p.Dir(), path)
+		path = filepath.Join(dir, path)
 	}
 	return filepath.Clean(path)
 }

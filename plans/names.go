@@ -11,6 +11,12 @@ import (
 // dnsLabelMax is the longest DNS-1123 label.
 const dnsLabelMax = 63
 
+// k3sKeysOfMcplan are the k3s settings (config keys and their short flags)
+// mcplan writes into config.yaml itself: k3s.args may not set them (tls-san
+// may: it adds to mcplan's list).
+var k3sKeysOfMcplan = []string{"node-name", "node-ip", "i", "advertise-address", "write-kubeconfig-mode",
+	"https-listen-port", "cluster-init", "server", "s", "token", "t", "token-file", "agent-token", "agent-token-file", "config", "c", "data-dir", "d"}
+
 var (
 	dnsLabelRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	hostLabelRE  = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$`)

@@ -219,6 +219,18 @@ func (v *validator) k3s(k K3s, path string) {
 	if k.Channel != "" && !k3sChannelRE.MatchString(k.Channel) {
 		v.add(fieldPath(path, "channel"), fmt.Sprintf("%s is not a k3s channel", quote(k.Channel)), "use stable, latest, testing or a minor version such as v1.31")
 	}
+	for _, set := range []struct {
+		field string
+		args  []string
+	}{{"args", k.Args}, {"agentArgs", k.AgentArgs}} {
+		for i, arg := range set.args {
+			key, _, _ := strings.Cut(strings.TrimLeft(arg, "-"), "=")
+			if strings.HasPrefix(arg, "-") && slices.Contains(k3sKeysOfMcplan, key) {
+				v.add(indexPath(fieldPath(path, set.field), i), fmt.Sprintf("%s is set by mcplan and cannot be overridden", quote(arg)),
+					"mcplan writes node-name, node-ip, advertise-address, write-kubeconfig-mode, https-listen-port (from api.port), cluster-init, server, token and agent-token itself")
+			}
+		}
+	}
 	if k.Mirror != "" && k.Mirror != "cn" {
 		v.add(fieldPath(path, "mirror"), fmt.Sprintf("unknown mirror %s: leave it empty or use \"cn\"", quote(k.Mirror)), "")
 	}

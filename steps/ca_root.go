@@ -133,13 +133,7 @@ func (s *CARoot) providedPaths() (certFile, keyFile string, ok bool, err error) 
 	if s.ca.RootCert == "" || s.ca.RootKey == "" {
 		return "", "", false, errors.New("ca.rootCert and ca.rootKey must be given together")
 	}
-	resolve := func(p string) string {
-		if filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(s.planDir, p)
-	}
-	return resolve(s.ca.RootCert), resolve(s.ca.RootKey), true, nil
+	return plans.ResolvePath(s.planDir, s.ca.RootCert), plans.ResolvePath(s.planDir, s.ca.RootKey), true, nil
 }
 
 func (s *CARoot) errorf(format string, args ...any) error {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strings"
 	"sync"
 	"time"
@@ -68,7 +69,7 @@ func (c *Client) Run(ctx context.Context, command string, opts RunOptions) (Resu
 	if opts.Stdin != nil {
 		session.Stdin = opts.Stdin
 	}
-	pidFile := "/tmp/.mcplan-run-" + randomToken() + ".pid"
+	pidFile := remotePIDDir + "/run-" + randomToken() + ".pid"
 	full := AsRoot(c.endpoint.User, killable(command, pidFile))
 	if err := session.Start(full); err != nil {
 		return Result{}, fmt.Errorf("%s: start %q: %w", c.endpoint, command, err)
@@ -101,6 +102,10 @@ func (c *Client) Run(ctx context.Context, command string, opts RunOptions) (Resu
 	}
 }
 
+// remotePIDDir holds the PID files of running commands: root's alone
+// (0700), not world-writable /tmp where another user could plant one.
+const remotePIDDir = "/run/mcplan"
+
 // killGrace is how long a cancelled command has to go away.
 const killGrace = 5 * time.Second
 
@@ -109,7 +114,7 @@ const killGrace = 5 * time.Second
 // not deliver signal requests to root sessions, so kill is the way.
 func killable(command, pidFile string) string {
 	f := ShellQuote(pidFile)
-	return "echo $$ > " + f + " && trap 'rm -f " + strings.ReplaceAll(f, "'", `'\''`) + "' EXIT && (" + command + "\n)"
+	return "mkdir -p -m 0700 " + ShellQuote(path.Dir(pidFile)) + " && echo $$ > " + f + " && trap 'rm -f " + strings.ReplaceAll(f, "'", `'\''`) + "' EXIT && (" + command + "\n)"
 }
 
 // kill stops the process tree of a running command, from a new session:
