@@ -28,6 +28,7 @@ var (
 	// uploadNameRE: the file names of uploaded files, which are part of a
 	// remote path.
 	uploadNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+	sha256HexRE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 	invalidRunes = regexp.MustCompile(`[^a-z0-9-]+`)
 )
 

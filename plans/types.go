@@ -90,6 +90,11 @@ type Airgap struct {
 	Binary        string `yaml:"binary" json:"binary" jsonschema:"description=Local k3s binary."`
 	Images        string `yaml:"images,omitempty" json:"images,omitempty" jsonschema:"description=Local images tarball (k3s-airgap-images-*.tar[.zst|.gz])."`
 	InstallScript string `yaml:"installScript" json:"installScript" jsonschema:"description=Local copy of the k3s install script."`
+	// Pinned sums: each file is checked against its sum before anything is
+	// uploaded or run.
+	BinarySHA256        string `yaml:"binarySHA256,omitempty" json:"binarySHA256,omitempty" jsonschema:"description=sha256 (64 hex digits) the binary must have; checked before anything is uploaded."`
+	ImagesSHA256        string `yaml:"imagesSHA256,omitempty" json:"imagesSHA256,omitempty" jsonschema:"description=sha256 the images tarball must have."`
+	InstallScriptSHA256 string `yaml:"installScriptSHA256,omitempty" json:"installScriptSHA256,omitempty" jsonschema:"description=sha256 the install script must have."`
 }
 
 // API are the addresses of a cluster's Kubernetes API server.

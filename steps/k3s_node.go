@@ -347,12 +347,27 @@ func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.C
 	if a == nil {
 		return nil
 	}
-	files := []struct{ local, remote string }{
-		{a.Binary, k3sBinaryPath},
-		{a.InstallScript, k3sScriptPath},
+	type file struct{ local, remote, field, sum string }
+	files := []file{
+		{a.Binary, k3sBinaryPath, "binarySHA256", a.BinarySHA256},
+		{a.InstallScript, k3sScriptPath, "installScriptSHA256", a.InstallScriptSHA256},
 	}
 	if a.Images != "" {
-		files = append(files, struct{ local, remote string }{a.Images, path.Join(k3sImagesDir, path.Base(a.Images))})
+		files = append(files, file{a.Images, path.Join(k3sImagesDir, path.Base(a.Images)), "imagesSHA256", a.ImagesSHA256})
+	}
+	// Every pinned sum first: nothing is uploaded when one file differs.
+	for _, f := range files {
+		if f.sum == "" {
+			continue
+		}
+		local := s.rt.plan.Resolve(f.local)
+		got, err := remote.FileSHA256(local)
+		if err != nil {
+			return s.errorf("airgap: %w", err)
+		}
+		if got != f.sum {
+			return s.errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
+		}
 	}
 	for _, f := range files {
 		local := s.rt.plan.Resolve(f.local)
