@@ -165,6 +165,9 @@ func clientConfig(ep Endpoint, opts DialOptions) (*ssh.ClientConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(algos) == 0 {
+		algos = preferredHostKeyAlgorithms
+	}
 	auth, err := authMethods(ep)
 	if err != nil {
 		return nil, err

@@ -159,9 +159,16 @@ func hashedMatch(entry, host string) bool {
 	return bytes.Equal(mac.Sum(nil), sum)
 }
 
+// preferredHostKeyAlgorithms are asked for when no key of the host is
+// known yet: ed25519 first, and never ssh-rsa (RSA signed with SHA-1).
+var preferredHostKeyAlgorithms = []string{ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384,
+	ssh.KeyAlgoECDSA521, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
+
+// algorithmsFor are the signature algorithms to ask for a key of keyType:
+// an RSA key is verified with SHA-2 signatures only.
 func algorithmsFor(keyType string) []string {
 	if keyType == ssh.KeyAlgoRSA {
-		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256, ssh.KeyAlgoRSA}
+		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
 	}
 	return []string{keyType}
 }
