@@ -102,17 +102,22 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 	if !withKey {
 		return r, nil
 	}
-	keyPEM, _, err := readCAFile(dir, CARootKeyFile)
+	// A provided root's key stays where the user keeps it (ca.rootKey).
+	keyPath := filepath.Join(dir, CARootKeyFile)
+	if kf, ok := env.Output(plans.CARootID(s.mesh), CAOutputKeyFile); ok && kf != "" {
+		keyPath = kf
+	}
+	keyPEM, err := os.ReadFile(keyPath)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("root CA of mesh %q: %w; restore it from a backup: no intermediate can be signed without it", s.mesh, err)
 	} else if err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %w", s.mesh, err)
 	}
 	if r.key, err = pki.DecodeKey(keyPEM); err != nil {
-		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, CARootKeyFile), err)
+		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, keyPath, err)
 	}
 	if !pki.KeyMatches(r.cert, r.key) {
-		return nil, fmt.Errorf("root CA of mesh %q: %s does not match %s", s.mesh, filepath.Join(dir, CARootKeyFile), CARootCertFile)
+		return nil, fmt.Errorf("root CA of mesh %q: %s does not match %s", s.mesh, keyPath, CARootCertFile)
 	}
 	return r, nil
 }

@@ -24,6 +24,7 @@ const (
 	CAOutputCertSHA256 = "certSHA256" // SHA-256 of the certificate's DER, hex
 	CAOutputNotAfter   = "notAfter"   // expiry, RFC 3339 UTC
 	CAOutputCertFile   = "certFile"   // root only: the mesh's root-cert.pem
+	CAOutputKeyFile    = "keyFile"    // root only, provided roots: the user's key (ca.rootKey), which intermediates are signed from
 	CAOutputSource     = "source"     // root only: CASourceGenerated or CASourceProvided
 	CAOutputRootSHA256 = "rootSHA256" // intermediate only: SHA-256 of the root it chains to
 	CAOutputDir        = "dir"        // intermediate only: the cluster's CA directory
@@ -35,8 +36,10 @@ const (
 	CASourceProvided  = "provided"
 )
 
-// CARoot is the step that makes the root CA of a mesh, or copies the root
-// the user provides (ca.rootCert and ca.rootKey), into CARootDir.
+// CARoot is the step that makes the root CA of a mesh into CARootDir, or
+// takes the root the user provides (ca.rootCert and ca.rootKey): its
+// certificate is copied there, its key is not (intermediates are signed
+// from the user's key file, where the user keeps it).
 //
 // A root, once recorded, is never replaced: every cluster of the mesh
 // trusts it, and a new one would break trust across the mesh. When its
@@ -163,15 +166,18 @@ func (s *CARoot) Check(ctx context.Context, env *engine.Env) (engine.Drift, erro
 		if sha := pki.Fingerprint(root.Cert); hasPrev && sha != prev {
 			return engine.Drifted(fmt.Sprintf("ca.rootCert %s is not the recorded root CA (sha256 %s, recorded %s)", certFile, shortSHA(sha), shortSHA(prev))), nil
 		}
+		recordedKey, _ := env.Previous(CAOutputKeyFile)
 		switch {
-		case !f.certFound && !f.keyFound:
+		case !f.certFound:
 			return engine.Drifted("root CA not copied yet"), nil
-		case !bytes.Equal(f.keyPEM, root.KeyPEM):
-			return engine.Drifted(CARootKeyFile + " differs from " + keyFile), nil
 		case !bytes.Equal(f.certPEM, pki.EncodeCerts(root.Cert)):
 			return engine.Drifted(CARootCertFile + " differs from " + certFile), nil
+		case f.keyFound && bytes.Equal(f.keyPEM, root.KeyPEM):
+			return engine.Drifted(CARootKeyFile + " is a copy of " + keyFile + ": intermediates are signed from ca.rootKey, the copy goes"), nil
+		case recordedKey != keyFile:
+			return engine.Drifted("ca.rootKey is " + keyFile + ", not the recorded " + orUnknown(recordedKey)), nil
 		}
-		return keyModeDrift(CARootKeyFile, f.keyMode), nil
+		return engine.InSync(), nil
 	}
 
 	if hasPrev {
@@ -290,8 +296,10 @@ func (s *CARoot) keep(env *engine.Env, dir string, f *rootFiles, source string) 
 	return nil
 }
 
-// applyProvided copies the user's root into dir, unless another root is
-// recorded or already there.
+// applyProvided copies the user's root certificate into dir, unless
+// another root is recorded or already there, and records the key's path.
+// A copy of the user's key that an earlier version made there is removed
+// (only when it is byte for byte the user's key, which stays).
 func (s *CARoot) applyProvided(env *engine.Env, dir, certFile, keyFile string) error {
 	root, err := pki.LoadRoot(certFile, keyFile)
 	if err != nil {
@@ -311,29 +319,28 @@ func (s *CARoot) applyProvided(env *engine.Env, dir, certFile, keyFile string) e
 		return s.errorf("%w", err)
 	}
 	certPEM := pki.EncodeCerts(root.Cert)
-	for _, w := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{CARootKeyFile, root.KeyPEM, caKeyMode}, // key first
-		{CARootCertFile, certPEM, caCertMode},
-	} {
-		old, mode, err := readCAFile(dir, w.name)
-		if err == nil && bytes.Equal(old, w.data) {
-			if mode != w.mode {
-				if err := os.Chmod(filepath.Join(dir, w.name), w.mode); err != nil {
-					return s.errorf("%w", err)
-				}
+	old, mode, err := readCAFile(dir, CARootCertFile)
+	switch {
+	case err == nil && bytes.Equal(old, certPEM):
+		if mode != caCertMode {
+			if err := os.Chmod(filepath.Join(dir, CARootCertFile), caCertMode); err != nil {
+				return s.errorf("%w", err)
 			}
-			continue
 		}
-		if err := writeCAFile(dir, w.name, w.data, w.mode); err != nil {
+	default:
+		if err := writeCAFile(dir, CARootCertFile, certPEM, caCertMode); err != nil {
 			return s.errorf("%w", err)
 		}
-		env.Logf("copied %s to %s", map[string]string{CARootKeyFile: keyFile, CARootCertFile: certFile}[w.name], filepath.Join(dir, w.name))
+		env.Logf("copied %s to %s", certFile, filepath.Join(dir, CARootCertFile))
+	}
+	if copied, _, err := readCAFile(dir, CARootKeyFile); err == nil && bytes.Equal(copied, root.KeyPEM) {
+		if err := os.Remove(filepath.Join(dir, CARootKeyFile)); err != nil {
+			return s.errorf("%w", err)
+		}
+		env.Logf("removed %s, a copy of %s: intermediates are signed from ca.rootKey", filepath.Join(dir, CARootKeyFile), keyFile)
 	}
 	s.setOutputs(env, dir, root.Cert, CASourceProvided)
+	env.SetOutput(CAOutputKeyFile, keyFile)
 	return nil
 }
 

@@ -332,8 +332,11 @@ func TestCARootProvided(t *testing.T) {
 				t.Errorf("outputs = %v, want source provided and the user's sha256 %s", out, pki.Fingerprint(userCert))
 			}
 			dir := CARootDir(r.dir, caTestMesh)
-			if got := caReadFile(t, filepath.Join(dir, "root-key.pem")); got != caReadFile(t, keyFile) {
-				t.Error("root-key.pem is not a copy of the user's key")
+			if _, err := os.Stat(filepath.Join(dir, "root-key.pem")); err == nil {
+				t.Error("the user's root key was copied into the state directory")
+			}
+			if out["keyFile"] != keyFile {
+				t.Errorf("keyFile output %q, want the user's %s", out["keyFile"], keyFile)
 			}
 			if got := caReadFile(t, filepath.Join(dir, "root-cert.pem")); got != string(pki.EncodeCerts(userCert)) {
 				t.Error("root-cert.pem is not the user's certificate")
@@ -352,12 +355,21 @@ func TestCARootProvided(t *testing.T) {
 				}
 			}
 
-			// Lost copies are restored from the user's files.
+			// A lost copy of the certificate is restored from the user's file.
 			before = caSnapshot(t, dir)
-			caRemove(t, filepath.Join(dir, "root-key.pem"))
-			caWantDrift(t, r.check(id, step), "root-key.pem differs from")
+			caRemove(t, filepath.Join(dir, "root-cert.pem"))
+			caWantDrift(t, r.check(id, step), "root CA not copied yet")
 			r.mustApply(id, step)
 			caSameSnapshot(t, "restoring apply", before, caSnapshot(t, dir))
+
+			// A copy of the key an earlier version made goes; the user's stays.
+			caWrite(t, filepath.Join(dir, "root-key.pem"), []byte(caReadFile(t, keyFile)), 0o600)
+			caWantDrift(t, r.check(id, step), "root-key.pem is a copy of "+keyFile)
+			r.mustApply(id, step)
+			caSameSnapshot(t, "apply removing the key copy", before, caSnapshot(t, dir))
+			if _, err := os.Stat(keyFile); err != nil {
+				t.Errorf("the user's key: %v", err)
+			}
 		})
 	}
 }
