@@ -188,6 +188,17 @@ func (s *Store) Trusted(key string) (string, bool) {
 	return v, ok
 }
 
+// TrustedValues returns a copy of every value trusted on first use.
+func (s *Store) TrustedValues() map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]string, len(s.state.Trusted))
+	for k, v := range s.state.Trusted {
+		out[k] = v
+	}
+	return out
+}
+
 // Trust records a value trusted on first use and writes the state.
 func (s *Store) Trust(key, value string) error {
 	s.mu.Lock()

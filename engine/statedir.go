@@ -16,7 +16,9 @@ import (
 
 // stateGitignore is written into the state directory so that `git add .`
 // beside the plan does not commit keys.
-const stateGitignore = "# Written by mcplan: this directory holds keys and credentials; never commit it.\n*\n"
+// Only the pinned host keys (public) may be committed.
+const stateGitignore = "# Written by mcplan: this directory holds keys and credentials; never commit it.\n" +
+	"*\n# known_hosts holds the host keys pinned on first use (public keys): commit it.\n!.gitignore\n!known_hosts\n"
 
 // PrepareStateDir makes the state directory (0700) when missing, refuses
 // one that is not owned by this user or is writable by group or others,

@@ -13,6 +13,7 @@ import (
 	"mcplan.io/mcplan/engine/progress"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps"
+	"mcplan.io/mcplan/steps/remote"
 )
 
 // runFlags are the flags plan and apply share.
@@ -20,6 +21,8 @@ type runFlags struct {
 	targets     []string
 	parallelism int
 	output      string
+	// noNewPins fails a host without a pinned key instead of pinning it.
+	noNewPins bool
 }
 
 func (f *runFlags) validate() error {
@@ -68,7 +71,11 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	if pr.store, err = engine.OpenStore(p.StateDir()); err != nil {
 		return nil, err
 	}
-	pr.runtime = steps.NewRuntime(p, pr.store)
+	pins, err := remote.OpenPinFile(steps.PinFilePath(p.StateDir()), pr.store.TrustedValues(), flags.noNewPins)
+	if err != nil {
+		return nil, err
+	}
+	pr.runtime = steps.NewRuntime(p, pins)
 	g, err := steps.Graph(p, pr.runtime)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)

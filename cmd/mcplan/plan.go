@@ -26,7 +26,12 @@ case the plan file and the state alone decide.`,
   mcplan plan --target 'mesh/*/ca/*' plan.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pr, err := c.prepare(args[0], flags, "")
+			// Online, plan may pin host keys: it holds the lock like apply.
+			lockFor := ""
+			if !offline {
+				lockFor = "mcplan plan " + args[0]
+			}
+			pr, err := c.prepare(args[0], flags, lockFor)
 			if err != nil {
 				return err
 			}
@@ -61,6 +66,7 @@ case the plan file and the state alone decide.`,
 func addRunFlags(cmd *cobra.Command, flags *runFlags) {
 	cmd.Flags().StringArrayVar(&flags.targets, "target", nil, "only steps matching this glob on step IDs, and what they depend on (repeatable)")
 	cmd.Flags().IntVar(&flags.parallelism, "parallelism", engine.DefaultParallelism, "how many steps run at once")
+	cmd.Flags().BoolVar(&flags.noNewPins, "no-new-pins", false, "with ssh.knownHosts: pin, fail on a host that has no pinned key instead of pinning it (for CI)")
 	cmd.Flags().StringVarP(&flags.output, "output", "o", "text", "output format: text or json")
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
 }

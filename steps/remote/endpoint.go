@@ -14,8 +14,7 @@ const KnownHostsPin = "pin"
 
 // Endpoint says how to reach one host.
 type Endpoint struct {
-	// Name is the host's name in the plan: used in messages and as the key
-	// of a pinned host key.
+	// Name is the host's name in the plan, used in messages.
 	Name    string
 	Address string
 	Port    int

@@ -77,8 +77,12 @@ func hostKeyCheck(ep Endpoint, trust TrustStore, logf func(string, ...any)) (ssh
 	return callback, algos, nil
 }
 
-// pinKey is the TrustStore key of a host's pinned key.
-func pinKey(ep Endpoint) string { return "ssh-host-key/" + ep.Name + "@" + ep.HostPort() }
+// pinKeyPrefix starts the TrustStore keys of pinned host keys.
+const pinKeyPrefix = "ssh-host-key/"
+
+// pinKey is the TrustStore key of a host's pinned key: its address and
+// port, not its name, so that renaming a host in the plan keeps its pin.
+func pinKey(ep Endpoint) string { return pinKeyPrefix + ep.HostPort() }
 
 func pinCallback(ep Endpoint, trust TrustStore, logf func(string, ...any)) ssh.HostKeyCallback {
 	return func(_ string, _ net.Addr, key ssh.PublicKey) error {
@@ -98,8 +102,16 @@ func pinCallback(ep Endpoint, trust TrustStore, logf func(string, ...any)) ssh.H
 		if pk, _, _, _, err := ssh.ParseAuthorizedKey([]byte(pinned)); err == nil {
 			expected = ssh.FingerprintSHA256(pk)
 		}
-		return &HostKeyError{Endpoint: ep.String(), Presented: ssh.FingerprintSHA256(key), Expected: []string{expected}, Source: "the key pinned in mcplan's state"}
+		return &HostKeyError{Endpoint: ep.String(), Presented: ssh.FingerprintSHA256(key), Expected: []string{expected}, Source: pinSource(trust)}
 	}
+}
+
+// pinSource names where pins are kept, for messages.
+func pinSource(trust TrustStore) string {
+	if f, ok := trust.(*PinFile); ok {
+		return f.path
+	}
+	return "the keys pinned in mcplan's state"
 }
 
 // pinnedAlgorithms offers the pinned key's algorithm, so a server with

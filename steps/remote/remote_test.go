@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 func dial(t *testing.T, ep Endpoint, opts DialOptions) *Client {
@@ -128,6 +130,64 @@ func TestHostKeyVerification(t *testing.T) {
 			t.Fatalf("err = %v, want a mismatch naming both keys", err)
 		}
 	})
+	t.Run("pin file: kept by address, checked by a renamed host, no new pins", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "known_hosts")
+		pins, err := OpenPinFile(path, nil, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep := s.endpoint()
+		ep.KnownHosts = KnownHostsPin
+		dial(t, ep, DialOptions{Trust: pins}).Close()
+		// The file is a known_hosts file OpenSSH's format readers accept.
+		check, err := knownhosts.New(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := check(ep.HostPort(), &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: s.port}, s.hostKey); err != nil {
+			t.Errorf("the pin file does not vouch for the pinned key: %v", err)
+		}
+		// Another process (a CI job on a fresh checkout) with --no-new-pins
+		// reads the pin; the host renamed in the plan keeps it.
+		again, err := OpenPinFile(path, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		renamed := ep
+		renamed.Name = "renamed"
+		dial(t, renamed, DialOptions{Trust: again}).Close()
+		old := s.hostKey
+		s.stop()
+		s.newHostKey()
+		s.start()
+		if _, err := Dial(context.Background(), renamed, DialOptions{Trust: again}); err == nil || !strings.Contains(err.Error(), ssh.FingerprintSHA256(old)) || !strings.Contains(err.Error(), path) {
+			t.Errorf("a renamed host with a new key: %v, want a mismatch naming the pinned key and %s", err, path)
+		}
+		// A host never pinned: --no-new-pins fails instead of pinning.
+		fresh, err := OpenPinFile(filepath.Join(t.TempDir(), "known_hosts"), nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Dial(context.Background(), ep, DialOptions{Trust: fresh}); err == nil || !strings.Contains(err.Error(), "--no-new-pins") {
+			t.Errorf("no pin and --no-new-pins: %v", err)
+		}
+	})
+}
+
+func TestPinFileTakesLegacyStatePins(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "known_hosts")
+	key := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+	pins, err := OpenPinFile(path, map[string]string{"ssh-host-key/vm1@192.0.2.1:22": key, "other": "x"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := pins.Trusted(pinKey(Endpoint{Name: "anything", Address: "192.0.2.1", Port: 22})); !ok || got != key {
+		t.Errorf("legacy pin: %q %v", got, ok)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || !strings.Contains(string(data), "192.0.2.1 "+key+"\n") {
+		t.Errorf("pin file %q (%v)", data, err)
+	}
 }
 
 func TestDialRetriesThenNamesTheHost(t *testing.T) {
