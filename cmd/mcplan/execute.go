@@ -4,10 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"time"
-
-	"golang.org/x/term"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
@@ -103,8 +100,8 @@ func (c *cli) progressSink(ctx context.Context, output string, total int) (sink 
 	if output == "json" {
 		return progress.NewJSONLines(c.stdout).Sink, func() {}
 	}
-	if f, ok := c.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		live := progress.NewLive(c.stdout, total)
+	if c.onTerminal() {
+		live := progress.NewLive(c.terminal, total)
 		ctx, cancel := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() {

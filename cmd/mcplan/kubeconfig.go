@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"mcplan.io/mcplan/internal/atomicfile"
 	"mcplan.io/mcplan/steps"
@@ -48,7 +47,7 @@ holds client keys: treat it as a secret.`,
 				return err
 			}
 			if mergeInto == "" {
-				if f, ok := c.stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+				if c.onTerminal() {
 					fmt.Fprintln(c.stderr, "Warning: this prints cluster-admin client keys to the terminal (and its scrollback); "+
 						"redirect it to a 0600 file or use --merge-into")
 				}

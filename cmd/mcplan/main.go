@@ -8,6 +8,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"golang.org/x/term"
+
+	"mcplan.io/mcplan/internal/printable"
 )
 
 // Exit codes.
@@ -48,7 +52,10 @@ func run(args []string) int {
 		}
 	}()
 
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, drain: drain}
+	c := &cli{stdout: printable.Writer(os.Stdout), stderr: printable.Writer(os.Stderr), drain: drain}
+	if term.IsTerminal(int(os.Stdout.Fd())) {
+		c.terminal = os.Stdout
+	}
 	return c.execute(ctx, args)
 }
 

@@ -2,17 +2,25 @@ package main
 
 import (
 	"io"
+	"os"
 
 	"github.com/spf13/cobra"
 )
 
 // cli holds what every command shares: where output goes and the drain
-// channel closed by the first Ctrl-C.
+// channel closed by the first Ctrl-C. stdout and stderr escape control
+// characters (text from hosts and clusters must not drive the terminal);
+// terminal is the raw standard output when it is a terminal, for the live
+// view's own cursor movements.
 type cli struct {
-	stdout io.Writer
-	stderr io.Writer
-	drain  <-chan struct{}
+	stdout   io.Writer
+	stderr   io.Writer
+	terminal *os.File
+	drain    <-chan struct{}
 }
+
+// onTerminal says whether standard output is a terminal.
+func (c *cli) onTerminal() bool { return c.terminal != nil }
 
 func (c *cli) rootCommand() *cobra.Command {
 	root := &cobra.Command{

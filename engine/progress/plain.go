@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/printable"
 )
 
 // Plain writes one timestamped line per event, for logs and CI.
@@ -31,10 +32,16 @@ func (p *Plain) Sink(ev engine.Event) {
 	fmt.Fprintf(p.w, "%s  %s\n", ev.Time.UTC().Format(time.RFC3339), line)
 }
 
-// formatLine is the text of an event without its timestamp. Planned events
-// are shown only when verbose; unchanged steps are shown, so a re-apply
-// visibly did nothing.
+// formatLine is the text of an event without its timestamp, control
+// characters escaped (messages carry text from hosts and clusters).
 func formatLine(ev engine.Event, verbose bool) (string, bool) {
+	line, ok := eventText(ev, verbose)
+	return printable.String(line), ok
+}
+
+// eventText is the text of an event. Planned events are shown only when
+// verbose; unchanged steps are shown, so a re-apply visibly did nothing.
+func eventText(ev engine.Event, verbose bool) (string, bool) {
 	switch ev.Type {
 	case engine.EventPlanned:
 		if !verbose {

@@ -108,3 +108,33 @@ func TestWritePlan(t *testing.T) {
 		t.Errorf("plan without changes does not say so:\n%s", b.String())
 	}
 }
+
+// TestEventTextFromHostsCannotDriveTheTerminal: a log line or error that
+// carries escape sequences (from a host's command output, say) is shown
+// with them escaped, in the plain and the live view.
+func TestEventTextFromHostsCannotDriveTheTerminal(t *testing.T) {
+	evs := []engine.Event{
+		{Type: engine.EventLog, Step: "host/h1/k3s/server", Message: "output \x1b]0;owned\x07\x1b[2Jgone\rover"},
+		{Type: engine.EventFailed, Step: "host/h1/k3s/server", Error: "exit 1: \x1b[1A\x1b[2K"},
+	}
+	var plain, live bytes.Buffer
+	p := NewPlain(&plain)
+	l := NewLive(&live, 1)
+	for _, ev := range evs {
+		p.Sink(ev)
+		l.Sink(ev)
+	}
+	for name, out := range map[string]string{"plain": plain.String(), "live": live.String()} {
+		lines := strings.SplitAfter(out, "\n")
+		for _, line := range lines {
+			if i := strings.Index(line, "host/h1"); i >= 0 { // after the live view's own coloured mark
+				if strings.ContainsAny(line[i:], "\x1b\x07\r") {
+					t.Errorf("%s view printed a control character: %q", name, line)
+				}
+			}
+		}
+		if !strings.Contains(out, `output \x1b]0;owned\a\x1b[2Jgone\rover`) {
+			t.Errorf("%s view: %q", name, out)
+		}
+	}
+}
