@@ -18,7 +18,8 @@ const FieldIndent = "    "
 func fieldChanges(kind string, live, desired map[string]any) []string {
 	var out []string
 	walkChanges("", live, desired, func(op, path string, old, new any) {
-		secret := kind == "Secret" && (strings.HasPrefix(path, "data.") || strings.HasPrefix(path, "stringData."))
+		secret := kind == "Secret" && (path == "data" || path == "stringData" ||
+			strings.HasPrefix(path, "data.") || strings.HasPrefix(path, "stringData."))
 		var text string
 		switch {
 		case secret:

@@ -33,6 +33,13 @@ func TestFieldChanges(t *testing.T) {
 			desired: map[string]any{"data": map[string]any{"token": "bmV3", "ca.crt": "Y2E="}},
 			want:    []string{"    + data.ca.crt: (value redacted)", "    ~ data.token: (value redacted)"},
 		},
+		{
+			name:    "a secret whose live data is missing: the whole node is redacted",
+			kind:    "Secret",
+			live:    map[string]any{"type": "Opaque"},
+			desired: map[string]any{"type": "Opaque", "data": map[string]any{"token": "c2VjcmV0"}, "stringData": map[string]any{"k": "plain"}},
+			want:    []string{"    + data: (value redacted)", "    + stringData: (value redacted)"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
