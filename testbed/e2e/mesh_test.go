@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -33,16 +36,45 @@ const meshSection = `meshes:
 // clientFor is a client of a context of the merged kubeconfig.
 func (w *world) clientFor(kubeContext string) *kubernetes.Clientset {
 	w.t.Helper()
+	c, err := kubernetes.NewForConfig(w.restFor(kubeContext))
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return c
+}
+
+// restFor is the client config of a context of the merged kubeconfig.
+func (w *world) restFor(kubeContext string) *rest.Config {
+	w.t.Helper()
 	loader := &clientcmd.ClientConfigLoadingRules{ExplicitPath: filepath.Join(w.dir, "kubeconfig")}
 	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(loader, &clientcmd.ConfigOverrides{CurrentContext: kubeContext}).ClientConfig()
 	if err != nil {
 		w.t.Fatal(err)
 	}
+	return cfg
+}
+
+// tokenAnswers is the HTTP status cluster's API answers a list of services
+// with a bearer token (and no client certificate).
+func (w *world) tokenAnswers(ctx context.Context, cluster, token string) int {
+	w.t.Helper()
+	cfg := rest.CopyConfig(w.restFor("context-" + cluster))
+	cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.KeyData = nil, nil
+	cfg.BearerToken = token
 	c, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return c
+	_, err = c.CoreV1().Services("").List(ctx, metav1.ListOptions{Limit: 1})
+	var status apierrors.APIStatus
+	switch {
+	case err == nil:
+		return http.StatusOK
+	case errors.As(err, &status):
+		return int(status.Status().Code)
+	}
+	w.t.Fatalf("%s: list services with a token: %v", cluster, err)
+	return 0
 }
 
 // TestWalkthroughMeshOnTestHosts applies the walkthrough's shape, two
@@ -204,6 +236,21 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 	})
 
 	t.Run("a cluster leaving the mesh loses its remote secrets", func(t *testing.T) {
+		tokens := map[string]string{} // source cluster -> the token its reader used
+		for c, source := range map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"} {
+			sec, err := w.clientFor("context-"+c).CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-"+source, metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kc, err := clientcmd.Load(sec.Data[source])
+			if err != nil {
+				t.Fatal(err)
+			}
+			tokens[source] = kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo].Token
+			if code := w.tokenAnswers(ctx, source, tokens[source]); code != http.StatusOK {
+				t.Fatalf("%s's reader token answers %d before the removal", source, code)
+			}
+		}
 		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
 		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
 		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "what it made is removed") {
@@ -217,6 +264,18 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 			_, err := w.clientFor("context-"+c).CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-"+source, metav1.GetOptions{})
 			if !apierrors.IsNotFound(err) {
 				t.Errorf("%s still holds istio-remote-secret-%s (err %v)", c, source, err)
+			}
+		}
+		// The tokens are revoked: a copy of a remote secret kept anywhere
+		// no longer reads its cluster (the apiserver's token cache may lag).
+		for source, token := range tokens {
+			code := w.tokenAnswers(ctx, source, token)
+			for deadline := time.Now().Add(30 * time.Second); code != http.StatusUnauthorized && time.Now().Before(deadline); {
+				time.Sleep(500 * time.Millisecond)
+				code = w.tokenAnswers(ctx, source, token)
+			}
+			if code != http.StatusUnauthorized {
+				t.Errorf("the removed pair's token still answers %d in %s, want 401", code, source)
 			}
 		}
 	})
