@@ -456,3 +456,17 @@ func nonCACert(t *testing.T) *x509.Certificate {
 	}
 	return c
 }
+
+// TestCARootProvidedTildePaths: ~ in ca.rootCert and ca.rootKey is the
+// home directory, as in the plan's other paths.
+func TestCARootProvidedTildePaths(t *testing.T) {
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	_, keyFile, userCert := userRoot(t, filepath.Join(home, "pki"), false)
+	r := newCARun(t)
+	id := plans.CARootID(caTestMesh)
+	out := r.mustApply(id, NewCARoot(caTestMesh, plans.CA{RootCert: "~/pki/my-root.crt", RootKey: "~/pki/my-root.key"}, t.TempDir()))
+	if out["keyFile"] != keyFile || out["certSHA256"] != pki.Fingerprint(userCert) {
+		t.Errorf("outputs %v, want the root under %s", out, home)
+	}
+}
