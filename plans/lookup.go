@@ -137,39 +137,6 @@ func (p *Plan) ClusterNetwork(cluster string) string {
 	return ""
 }
 
-// IsPrimary reports whether the cluster runs istiod in the mesh: every
-// cluster of a multi-primary mesh, the listed primaries of a primary-remote one.
-func (p *Plan) IsPrimary(mesh, cluster string) bool {
-	m := p.Mesh(mesh)
-	if m == nil || !slices.Contains(m.Clusters, cluster) {
-		return false
-	}
-	if m.Model == ModelPrimaryRemote {
-		return slices.Contains(m.Primaries, cluster)
-	}
-	return true
-}
-
-// PrimaryFor returns the cluster whose istiod serves cluster in mesh: the
-// cluster itself when it is a primary, else (primary-remote) the first
-// primary on the remote's network; "" when there is none.
-func (p *Plan) PrimaryFor(mesh, cluster string) string {
-	m := p.Mesh(mesh)
-	if m == nil || !slices.Contains(m.Clusters, cluster) {
-		return ""
-	}
-	if p.IsPrimary(mesh, cluster) {
-		return cluster
-	}
-	network := p.ClusterNetwork(cluster)
-	for _, primary := range m.Primaries {
-		if p.ClusterNetwork(primary) == network {
-			return primary
-		}
-	}
-	return ""
-}
-
 // Hosts returns the cluster's hosts: servers, then agents.
 func (c Cluster) Hosts() []string {
 	out := make([]string, 0, len(c.Servers)+len(c.Agents))

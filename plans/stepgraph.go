@@ -3,8 +3,6 @@ package plans
 import (
 	"fmt"
 	"slices"
-
-	"mcplan.io/mcplan/internal/lists"
 )
 
 // Step kinds: the catalogue of what mcplan does. The steps package has an
@@ -131,11 +129,7 @@ type k3sInputs struct {
 
 func (b *stepBuilder) cluster(c Cluster) {
 	first := c.Servers[0]
-	sans := []string{}
-	for _, s := range c.Servers {
-		sans = lists.AppendNew(sans, b.hosts[s].PrivateIP, b.hosts[s].Address)
-	}
-	sans = lists.AppendNew(sans, c.API.OperatorAddress, c.API.MeshAddress)
+	sans := b.plan.APISANs(c.Name)
 	for _, h := range append(slices.Clone(c.Servers), c.Agents...) {
 		b.add(StepSpec{ID: HostFactsID(h), Kind: KindHostFacts, Host: h, Cluster: c.Name, Inputs: b.hostInputs(h)})
 	}
@@ -183,19 +177,15 @@ func (b *stepBuilder) kubeconfigMerge() {
 		}{names, b.kubeconfig()}})
 }
 
-// meshView is what the mesh steps need to know about a mesh's layout.
+// meshView is what the mesh steps need to know about a mesh's layout
+// (the rules are the plan's, in topology.go).
 type meshView struct {
 	Mesh
-	networks     []string
 	multiNetwork bool
 }
 
 func (b *stepBuilder) mesh(m Mesh) {
-	v := meshView{Mesh: m}
-	for _, c := range m.Clusters {
-		v.networks = lists.AppendNew(v.networks, b.clusters[c].Network)
-	}
-	v.multiNetwork = len(v.networks) > 1
+	v := meshView{Mesh: m, multiNetwork: b.plan.MultiNetwork(m.Name)}
 
 	b.add(StepSpec{ID: CARootID(m.Name), Kind: KindCARoot, Mesh: m.Name,
 		Inputs: struct {
@@ -207,7 +197,7 @@ func (b *stepBuilder) mesh(m Mesh) {
 	}
 	var verifyDeps []string
 	for _, dst := range m.Clusters {
-		if !b.readsOthers(v, dst) {
+		if !b.plan.IsPrimary(v.Name, dst) {
 			continue
 		}
 		for _, src := range m.Clusters {
@@ -228,7 +218,7 @@ func (b *stepBuilder) mesh(m Mesh) {
 	}
 	for _, c := range m.Clusters {
 		verifyDeps = append(verifyDeps, IstioControlPlaneID(c))
-		if b.needsEastWest(v, c) {
+		if b.plan.NeedsEastWest(v.Name, c) {
 			verifyDeps = append(verifyDeps, IstioExposeID(c))
 		}
 	}
@@ -240,31 +230,6 @@ func (b *stepBuilder) mesh(m Mesh) {
 				Verify   Verify   `json:"verify"`
 			}{m.Name, m.Clusters, m.Verify}})
 	}
-}
-
-// readsOthers says whether a cluster's istiod watches the other clusters
-// of its mesh, so it needs their remote secrets: every primary does.
-func (b *stepBuilder) readsOthers(v meshView, cluster string) bool {
-	return v.Model != ModelPrimaryRemote || slices.Contains(v.Primaries, cluster)
-}
-
-// needsEastWest says whether a cluster gets an east-west gateway: every
-// cluster of a mesh that spans networks, and every primary of a
-// primary-remote mesh (its istiod is reached through the gateway).
-func (b *stepBuilder) needsEastWest(v meshView, cluster string) bool {
-	return v.multiNetwork || (v.Model == ModelPrimaryRemote && slices.Contains(v.Primaries, cluster))
-}
-
-// primaryOf returns the primary a remote cluster of a primary-remote mesh
-// uses: the first primary on its network.
-func (b *stepBuilder) primaryOf(v meshView, cluster string) string {
-	network := b.clusters[cluster].Network
-	for _, p := range v.Primaries {
-		if b.clusters[p].Network == network {
-			return p
-		}
-	}
-	return ""
 }
 
 func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
@@ -291,8 +256,8 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 
 	role, primary := "primary", ""
 	cpDeps := []string{IstioCACertsID(c.Name)}
-	if !b.readsOthers(v, c.Name) {
-		role, primary = "remote", b.primaryOf(v, c.Name)
+	if !b.plan.IsPrimary(v.Name, c.Name) {
+		role, primary = "remote", b.plan.PrimaryFor(v.Name, c.Name)
 		cpDeps = append(cpDeps, IstioExposeID(primary))
 	}
 	b.add(StepSpec{ID: IstioControlPlaneID(c.Name), Kind: KindIstioControlPlane, Mesh: v.Name, Cluster: c.Name,
@@ -306,7 +271,7 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			Primary string `json:"primary,omitempty"`
 			Istio   Istio  `json:"istio"`
 		}{v.Name, c.Name, c.Network, v.Model, role, primary, v.Istio}})
-	if !b.needsEastWest(v, c.Name) {
+	if !b.plan.NeedsEastWest(v.Name, c.Name) {
 		return
 	}
 	b.add(StepSpec{ID: IstioEastWestID(c.Name), Kind: KindIstioEastWest, Mesh: v.Name, Cluster: c.Name,

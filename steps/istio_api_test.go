@@ -180,7 +180,7 @@ func (s *standinServer) writeKubeconfig(t *testing.T, stateDir string) {
 		t.Fatal(err)
 	}
 	cfg, err := RenameK3sKubeconfig(raw, apiURL(s.ip, s.port),
-		KubeconfigNames{Cluster: s.name, User: "user-" + s.name, Context: "context-" + s.name})
+		plans.KubeconfigNames{Cluster: s.name, User: "user-" + s.name, Context: "context-" + s.name})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,17 +58,6 @@ func istioCluster(p *plans.Plan, mesh plans.Mesh, cluster string) istiorender.Cl
 	}
 }
 
-// meshNetworks reports whether a mesh's clusters sit on more than one
-// network (then every cluster gets an east-west gateway and exposes its
-// services through it).
-func meshNetworks(p *plans.Plan, mesh plans.Mesh) bool {
-	seen := map[string]bool{}
-	for _, c := range mesh.Clusters {
-		seen[p.ClusterNetwork(c)] = true
-	}
-	return len(seen) > 1
-}
-
 // objectNames lists refs for a log line.
 func objectNames(refs []kube.Ref) []string {
 	out := make([]string, len(refs))

@@ -41,8 +41,8 @@ func NewIstioExpose(p *plans.Plan, mesh plans.Mesh, cluster string) *IstioExpose
 	}
 	return &IstioExpose{
 		cluster:      cluster,
-		multiNetwork: meshNetworks(p, mesh),
-		exposeIstiod: mesh.Model == plans.ModelPrimaryRemote && p.IsPrimary(mesh.Name, cluster),
+		multiNetwork: p.MultiNetwork(mesh.Name),
+		exposeIstiod: p.ExposesIstiod(mesh.Name, cluster),
 		istiodHost:   istiod + "." + istiorender.Namespace + ".svc.cluster.local",
 	}
 }

@@ -63,8 +63,9 @@ type IstioRemoteSecret struct {
 	mesh   string
 	source plans.Cluster
 	target string
-	// readers are every cluster of the mesh that reads the source.
-	readers []string
+	// readers are every cluster of the mesh that reads the source (asked of
+	// the plan when needed: a mesh of n clusters has n² of these steps).
+	readers func() []string
 	// TokenTimeout bounds the wait for A's token controller.
 	TokenTimeout time.Duration
 }
@@ -78,13 +79,7 @@ func NewIstioRemoteSecret(p *plans.Plan, mesh, source, target string) *IstioRemo
 	} else {
 		s.source = plans.Cluster{Name: source}
 	}
-	if m := p.Mesh(mesh); m != nil {
-		for _, c := range m.Clusters {
-			if c != source && p.IsPrimary(mesh, c) {
-				s.readers = append(s.readers, c)
-			}
-		}
-	}
+	s.readers = func() []string { return p.Readers(mesh, source) }
 	return s
 }
 
@@ -352,7 +347,7 @@ func (s *IstioRemoteSecret) retireSharedToken(ctx context.Context, env *engine.E
 		return err
 	}
 	shared := string(sec.Data[corev1.ServiceAccountTokenKey])
-	for _, r := range s.readers {
+	for _, r := range s.readers() {
 		b, err := reachableClient(ctx, env, r)
 		if err != nil {
 			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", ReaderTokenSecret, s.source.Name, r, err)

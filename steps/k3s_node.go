@@ -12,7 +12,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"mcplan.io/mcplan/engine"
-	"mcplan.io/mcplan/internal/lists"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/remote"
 )
@@ -82,7 +81,7 @@ func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env, agentToken
 	c.set("node-ip", s.host.PrivateIP)
 	if !s.agent {
 		c.set("advertise-address", s.host.PrivateIP)
-		c.setList("tls-san", s.tlsSANs())
+		c.setList("tls-san", s.rt.plan.APISANs(s.cluster.Name))
 		c.set("write-kubeconfig-mode", "0600")
 		if s.cluster.API.Port != 0 && s.cluster.API.Port != 6443 {
 			c.set("https-listen-port", fmt.Sprint(s.cluster.API.Port))
@@ -112,16 +111,6 @@ func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env, agentToken
 		return nil, s.errorf("%w", err)
 	}
 	return c.render()
-}
-
-// tlsSANs are every address the API is reached by.
-func (s *K3sNode) tlsSANs() []string {
-	var sans []string
-	for _, name := range s.cluster.Servers {
-		h := s.rt.plan.Host(name)
-		sans = lists.AppendNew(sans, h.PrivateIP, h.Address)
-	}
-	return lists.AppendNew(sans, s.cluster.API.OperatorAddress, s.cluster.API.MeshAddress)
 }
 
 // clusterToken reads the cluster's join token from its first server.

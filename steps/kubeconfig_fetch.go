@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -27,19 +26,6 @@ func ClusterKubeconfigPath(stateDir, cluster string) string {
 	return filepath.Join(stateDir, "kubeconfig", cluster+".yaml")
 }
 
-// KubeconfigNames are a cluster's entry names in the merged kubeconfig.
-type KubeconfigNames struct{ Cluster, User, Context string }
-
-// kubeconfigNames applies the plan's name patterns to a cluster.
-func kubeconfigNames(p *plans.Plan, cluster string) KubeconfigNames {
-	k := plans.Kubeconfig{Cluster: "{cluster}", User: "user-{cluster}", Context: "context-{cluster}"}
-	if p.Kubeconfig != nil {
-		k = *p.Kubeconfig
-	}
-	r := strings.NewReplacer("{cluster}", cluster)
-	return KubeconfigNames{Cluster: r.Replace(k.Cluster), User: r.Replace(k.User), Context: r.Replace(k.Context)}
-}
-
 // KubeconfigFetch reads a cluster's admin kubeconfig from its first server
 // (/etc/rancher/k3s/k3s.yaml: server 127.0.0.1, names "default"), points
 // it at the address the operator reaches the API by and renames its
@@ -47,12 +33,12 @@ func kubeconfigNames(p *plans.Plan, cluster string) KubeconfigNames {
 type KubeconfigFetch struct {
 	rt      *Runtime
 	cluster plans.Cluster
-	names   KubeconfigNames
+	names   plans.KubeconfigNames
 }
 
 // NewKubeconfigFetch returns the kubeconfig/fetch step of a cluster.
 func NewKubeconfigFetch(rt *Runtime, p *plans.Plan, cluster plans.Cluster) *KubeconfigFetch {
-	return &KubeconfigFetch{rt: rt, cluster: cluster, names: kubeconfigNames(p, cluster.Name)}
+	return &KubeconfigFetch{rt: rt, cluster: cluster, names: p.KubeconfigNames(cluster.Name)}
 }
 
 func (s *KubeconfigFetch) errorf(format string, args ...any) error {
@@ -86,7 +72,7 @@ func (s *KubeconfigFetch) desired(ctx context.Context, env *engine.Env) ([]byte,
 // current context; a k3s.yaml with any other auth or transport field
 // (exec, tokenFile, insecure-skip-tls-verify, proxy-url, file paths...) is
 // refused (see kube.ParseCertKubeconfig).
-func RenameK3sKubeconfig(raw []byte, server string, names KubeconfigNames) (*clientcmdapi.Config, error) {
+func RenameK3sKubeconfig(raw []byte, server string, names plans.KubeconfigNames) (*clientcmdapi.Config, error) {
 	creds, err := kube.ParseCertKubeconfig(raw)
 	if err != nil {
 		return nil, err

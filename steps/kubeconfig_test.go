@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mcplan.io/mcplan/plans"
 )
 
 // k3sYAML is shaped like /etc/rancher/k3s/k3s.yaml (fake key material).
@@ -37,7 +39,7 @@ func TestRenameAndMergeAsTheWalkthrough(t *testing.T) {
 	var sources []string
 	for _, c := range []struct{ name, ip string }{{"cluster1", "192.168.60.113"}, {"cluster2", "192.168.60.9"}} {
 		cfg, err := RenameK3sKubeconfig([]byte(k3sYAML), apiURL(c.ip, 6443),
-			KubeconfigNames{Cluster: c.name, User: "user-" + c.name, Context: "context-" + c.name})
+			plans.KubeconfigNames{Cluster: c.name, User: "user-" + c.name, Context: "context-" + c.name})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,7 +110,7 @@ func TestK3sKubeconfigWithExecRefused(t *testing.T) {
 	if planted == k3sYAML {
 		t.Fatal("the test's edit did not apply")
 	}
-	_, err := RenameK3sKubeconfig([]byte(planted), "https://192.0.2.1:6443", KubeconfigNames{Cluster: "c", User: "u", Context: "x"})
+	_, err := RenameK3sKubeconfig([]byte(planted), "https://192.0.2.1:6443", plans.KubeconfigNames{Cluster: "c", User: "u", Context: "x"})
 	if err == nil {
 		t.Fatal("a k3s.yaml with an exec plugin was accepted")
 	}

@@ -115,26 +115,23 @@ type VerifySample struct {
 }
 
 // NewVerifySample returns the verify/sample step of a mesh. Which
-// clusters have gateways and remote secrets follows plans.Steps.
+// clusters have gateways and remote secrets is the plan's topology.
 func NewVerifySample(p *plans.Plan, mesh plans.Mesh) *VerifySample {
 	s := &VerifySample{mesh: mesh, networks: map[string]string{}, eastWest: map[string]string{}, primaryOf: map[string]string{}, contexts: map[string]string{}}
 	for _, c := range mesh.Clusters {
 		s.networks[c] = p.ClusterNetwork(c)
 		s.primaryOf[c] = p.PrimaryFor(mesh.Name, c)
-		s.contexts[c] = kubeconfigNames(p, c).Context
+		s.contexts[c] = p.KubeconfigNames(c).Context
 	}
-	multiNetwork := meshNetworks(p, mesh)
-	primaryRemote := mesh.Model == plans.ModelPrimaryRemote
 	for _, c := range mesh.Clusters {
-		primary := slices.Contains(mesh.Primaries, c)
-		if multiNetwork || (primaryRemote && primary) {
+		if p.NeedsEastWest(mesh.Name, c) {
 			addr := ""
 			if cl := p.Cluster(c); cl != nil && cl.EastWest != nil {
 				addr = cl.EastWest.Address
 			}
 			s.eastWest[c] = addr
 		}
-		if !primaryRemote || primary {
+		if p.IsPrimary(mesh.Name, c) {
 			s.readers = append(s.readers, c)
 		}
 	}

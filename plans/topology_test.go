@@ -1,0 +1,75 @@
+package plans
+
+import (
+	"slices"
+	"testing"
+)
+
+// TestTopologyRules: the parts clusters play, per mesh shape.
+func TestTopologyRules(t *testing.T) {
+	p, err := Parse("plan.yaml", []byte(`apiVersion: mcplan.io/v1alpha1
+kind: Plan
+metadata: {name: t}
+hosts:
+  - {name: h1, address: 203.0.113.1, privateIP: 10.0.0.1}
+  - {name: h2, address: 203.0.113.2, privateIP: 10.0.0.2}
+  - {name: h3, address: 203.0.113.3, privateIP: 10.0.0.3}
+  - {name: h4, address: 203.0.113.4, privateIP: 10.0.0.4}
+  - {name: h5, address: 203.0.113.5, privateIP: 10.0.0.5}
+networks: [{name: n1}, {name: n2}]
+clusters:
+  - {name: a, servers: [h1, h5], network: n1, api: {meshAddress: 10.9.9.9}}
+  - {name: b, servers: [h2], network: n2}
+  - {name: c, servers: [h3], network: n1}
+  - {name: d, servers: [h4], network: n1}
+meshes:
+  - {name: flat, clusters: [c, d]}
+  - {name: pr, model: primary-remote, clusters: [a, b], primaries: [a, b]}
+kubeconfig: {context: "ctx-{cluster}"}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ApplyDefaults(p)
+	if p.MultiNetwork("flat") || !p.MultiNetwork("pr") {
+		t.Errorf("MultiNetwork: flat %v, pr %v", p.MultiNetwork("flat"), p.MultiNetwork("pr"))
+	}
+	for _, tc := range []struct {
+		mesh, cluster          string
+		primary, eastWest, ist bool
+		primaryFor             string
+		readers                []string
+	}{
+		{"flat", "c", true, false, false, "c", []string{"d"}},
+		{"flat", "d", true, false, false, "d", []string{"c"}},
+		{"pr", "a", true, true, true, "a", []string{"b"}},
+		{"pr", "b", true, true, true, "b", []string{"a"}},
+	} {
+		if got := p.IsPrimary(tc.mesh, tc.cluster); got != tc.primary {
+			t.Errorf("IsPrimary(%s, %s) = %v", tc.mesh, tc.cluster, got)
+		}
+		if got := p.NeedsEastWest(tc.mesh, tc.cluster); got != tc.eastWest {
+			t.Errorf("NeedsEastWest(%s, %s) = %v", tc.mesh, tc.cluster, got)
+		}
+		if got := p.ExposesIstiod(tc.mesh, tc.cluster); got != tc.ist {
+			t.Errorf("ExposesIstiod(%s, %s) = %v", tc.mesh, tc.cluster, got)
+		}
+		if got := p.PrimaryFor(tc.mesh, tc.cluster); got != tc.primaryFor {
+			t.Errorf("PrimaryFor(%s, %s) = %q", tc.mesh, tc.cluster, got)
+		}
+		if got := p.Readers(tc.mesh, tc.cluster); !slices.Equal(got, tc.readers) {
+			t.Errorf("Readers(%s, %s) = %v", tc.mesh, tc.cluster, got)
+		}
+	}
+	// A remote on the second network uses that network's primary.
+	p.Meshes[1].Primaries = []string{"a"}
+	if got := p.PrimaryFor("pr", "b"); got != "" {
+		t.Errorf("a remote with no primary on its network: PrimaryFor = %q", got)
+	}
+	if got := p.APISANs("a"); !slices.Equal(got, []string{"10.0.0.1", "203.0.113.1", "10.0.0.5", "203.0.113.5", "10.9.9.9"}) {
+		t.Errorf("APISANs(a) = %v", got)
+	}
+	if got := p.KubeconfigNames("b"); got != (KubeconfigNames{Cluster: "b", User: "user-b", Context: "ctx-b"}) {
+		t.Errorf("KubeconfigNames(b) = %+v", got)
+	}
+}
