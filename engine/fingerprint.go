@@ -1,10 +1,10 @@
 package engine
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+
+	"mcplan.io/mcplan/internal/digest"
 )
 
 // Fingerprint hashes a step's kind and inputs. Inputs are encoded as JSON,
@@ -19,6 +19,5 @@ func Fingerprint(kind string, inputs any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("fingerprint %s: %w", kind, err)
 	}
-	sum := sha256.Sum256(data)
-	return "sha256:" + hex.EncodeToString(sum[:]), nil
+	return "sha256:" + digest.SHA256Hex(data), nil
 }

@@ -273,3 +273,19 @@ func TestAliasBombIsRejected(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestParseRemoteSecretID(t *testing.T) {
+	for _, tc := range []struct {
+		mesh, src, dst string
+	}{{"mesh1", "cluster1", "cluster2"}, {"m", "a-b", "c"}} {
+		mesh, src, dst, ok := ParseRemoteSecretID(RemoteSecretID(tc.mesh, tc.src, tc.dst))
+		if !ok || mesh != tc.mesh || src != tc.src || dst != tc.dst {
+			t.Errorf("round trip of %v: %q %q %q %v", tc, mesh, src, dst, ok)
+		}
+	}
+	for _, id := range []string{"cluster/c1/istio/controlplane", "mesh/m/remotesecret/a", "mesh/m/remotesecret/->b", "mesh//remotesecret/a->b", "mesh/m/x/remotesecret/a->b"} {
+		if _, _, _, ok := ParseRemoteSecretID(id); ok {
+			t.Errorf("%q parsed as a remote secret ID", id)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package plans
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Step kinds: the catalogue of what mcplan does. The steps package has an
@@ -58,6 +59,24 @@ func IstioExposeID(cluster string) string       { return "cluster/" + cluster + 
 func VerifySampleID(mesh string) string         { return "mesh/" + mesh + "/verify/sample" }
 func RemoteSecretID(mesh, src, dst string) string {
 	return "mesh/" + mesh + "/remotesecret/" + src + "->" + dst
+}
+
+// ParseRemoteSecretID is the inverse of RemoteSecretID; ok is false for
+// any other ID.
+func ParseRemoteSecretID(id string) (mesh, src, dst string, ok bool) {
+	rest, ok := strings.CutPrefix(id, "mesh/")
+	if !ok {
+		return "", "", "", false
+	}
+	mesh, pair, ok := strings.Cut(rest, "/remotesecret/")
+	if !ok || mesh == "" || strings.Contains(mesh, "/") {
+		return "", "", "", false
+	}
+	src, dst, ok = strings.Cut(pair, "->")
+	if !ok || src == "" || dst == "" || strings.ContainsAny(src+dst, "/>") {
+		return "", "", "", false
+	}
+	return mesh, src, dst, true
 }
 
 // KubeconfigMergeID is the ID of the plan's one kubeconfig merge step.

@@ -548,7 +548,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		if got := kube.LoadBalancerAddress(svc); got != s.ip {
 			t.Errorf("%s: east-west LoadBalancer address %q, want the node IP %s", s.name, got, s.ip)
 		}
-		if got := r.output(plans.IstioExposeID(s.name), "address"); got != s.ip {
+		if got := r.output(plans.IstioExposeID(s.name), ExposeOutputAddress); got != s.ip {
 			t.Errorf("%s: expose passes on address %q, want %s", s.name, got, s.ip)
 		}
 		gw, err := c.Get(ctx, kube.Ref{Group: "networking.istio.io", Version: "v1", Kind: "Gateway", Namespace: istiorender.Namespace, Name: CrossNetworkGateway})

@@ -3,8 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -19,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/pki"
 )
@@ -182,7 +181,7 @@ func (s *IstioCACerts) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return s.errorf("%w", err)
 	}
-	sum := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	sum := digest.SHA256Hex
 	env.SetOutput("rootCertSHA256", sum(data[CARootCertFile]))
 	env.SetOutput("caCertSHA256", sum(data[CACertFile]))
 	if res.Changed() {

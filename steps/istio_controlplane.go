@@ -67,7 +67,7 @@ func (e errNoPilotAddress) Error() string {
 func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istiorender.Manifest, error) {
 	cp := s.cp
 	if s.primary != "" {
-		addr, ok := env.Output(plans.IstioExposeID(s.primary), "address")
+		addr, ok := env.Output(plans.IstioExposeID(s.primary), ExposeOutputAddress)
 		if !ok || addr == "" {
 			return nil, errNoPilotAddress{s.primary}
 		}
@@ -191,7 +191,7 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 		env.SetOutput("istiod", names[0])
 	}
 	if s.primary != "" {
-		addr, _ := env.Output(plans.IstioExposeID(s.primary), "address")
+		addr, _ := env.Output(plans.IstioExposeID(s.primary), ExposeOutputAddress)
 		env.SetOutput("remotePilotAddress", addr)
 	}
 	return nil

@@ -15,10 +15,14 @@ import (
 	"mcplan.io/mcplan/steps/kube"
 )
 
+// EastWestOutputAddress is the output of istio/eastwest with the
+// gateway's address (the plan's eastWest.address or the LoadBalancer's).
+const EastWestOutputAddress = "address"
+
 // IstioEastWest installs a cluster's east-west gateway: the walkthrough's
 // `gen-eastwest-gateway.sh --network networkN | istioctl install -f -`,
 // rendered in-process as the same gateway-only IstioOperator. It records
-// the gateway's address (output "address"): the plan's
+// the gateway's address (EastWestOutputAddress): the plan's
 // clusters[].eastWest.address when set, else the Service's LoadBalancer
 // ingress (k3s's servicelb gives the node IP).
 type IstioEastWest struct {
@@ -74,7 +78,7 @@ func (s *IstioEastWest) Check(ctx context.Context, env *engine.Env) (engine.Drif
 	if addr == "" {
 		return engine.Drifted("Service " + istiorender.EastWestGatewayName + " has no LoadBalancer address"), nil
 	}
-	if prev, ok := env.Previous("address"); ok && prev != addr {
+	if prev, ok := env.Previous(EastWestOutputAddress); ok && prev != addr {
 		return engine.Drifted(fmt.Sprintf("gateway address changed from %s to %s", prev, addr)), nil
 	}
 	return engine.InSync(), nil
@@ -127,7 +131,7 @@ func (s *IstioEastWest) Apply(ctx context.Context, env *engine.Env) error {
 			return s.errorf("Service %s: %w", istiorender.EastWestGatewayName, err)
 		}
 	}
-	env.SetOutput("address", addr)
+	env.SetOutput(EastWestOutputAddress, addr)
 	env.SetOutput("network", s.ew.Network)
 	env.Logf("east-west gateway address %s, from %s", addr, source)
 	return nil

@@ -12,6 +12,11 @@ import (
 	"mcplan.io/mcplan/steps/kube"
 )
 
+// ExposeOutputAddress is the output of istio/expose that passes the
+// east-west gateway's address on to the steps that depend on it (a
+// remote's control plane).
+const ExposeOutputAddress = "address"
+
 // Names of the objects istio/expose applies, as in Istio's
 // samples/multicluster/expose-services.yaml and expose-istiod.yaml.
 const (
@@ -24,7 +29,7 @@ const (
 // east-west gateway: its services (*.local, AUTO_PASSTHROUGH on 15443)
 // when the mesh spans networks, and on a primary of a primary-remote mesh
 // its istiod (15012 xDS/CA, 15017 webhooks). It passes the gateway's
-// address on (output "address"): remote clusters' control planes depend
+// address on (ExposeOutputAddress): remote clusters' control planes depend
 // on this step, and a step sees only its direct dependencies' outputs.
 type IstioExpose struct {
 	cluster      string
@@ -113,7 +118,7 @@ func (s *IstioExpose) Objects() []*unstructured.Unstructured {
 
 // address is the gateway address istio/eastwest recorded.
 func (s *IstioExpose) address(env *engine.Env) (string, error) {
-	addr, ok := env.Output(plans.IstioEastWestID(s.cluster), "address")
+	addr, ok := env.Output(plans.IstioEastWestID(s.cluster), EastWestOutputAddress)
 	if !ok || addr == "" {
 		return "", fmt.Errorf("no east-west gateway address recorded by %s", plans.IstioEastWestID(s.cluster))
 	}
@@ -138,7 +143,7 @@ func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift,
 	if len(diffs) > 0 {
 		return diffDrift(diffs), nil
 	}
-	if prev, _ := env.Previous("address"); prev != addr {
+	if prev, _ := env.Previous(ExposeOutputAddress); prev != addr {
 		return engine.Drifted(fmt.Sprintf("gateway address %s not passed on yet (was %q)", addr, prev)), nil
 	}
 	return engine.InSync(), nil
@@ -159,7 +164,7 @@ func (s *IstioExpose) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return s.errorf("%w", err)
 	}
-	env.SetOutput("address", addr)
+	env.SetOutput(ExposeOutputAddress, addr)
 	env.Logf("exposed through %s: %s", addr, res)
 	return nil
 }

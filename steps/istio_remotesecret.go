@@ -3,8 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +20,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
@@ -415,9 +414,8 @@ func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
 	if err := s.retireSharedToken(ctx, env, a); err != nil {
 		return s.errorf("%w", err)
 	}
-	sum := sha256.Sum256(token)
 	env.SetOutput("secret", RemoteSecretName(s.source.Name))
 	env.SetOutput("server", server)
-	env.SetOutput("tokenSHA256", hex.EncodeToString(sum[:]))
+	env.SetOutput("tokenSHA256", digest.SHA256Hex(token))
 	return nil
 }

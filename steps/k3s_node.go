@@ -2,8 +2,6 @@ package steps
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path"
 	"strings"
@@ -12,6 +10,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/remote"
 )
@@ -182,18 +181,13 @@ func orUnknown(s string) string {
 	return s
 }
 
-func sha256Hex(data []byte) string {
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:])
-}
-
 // airgapBinarySHA is the sha256 of the plan's airgap binary, or "".
 func (s *K3sNode) airgapBinarySHA() (string, error) {
 	a := s.cluster.K3s.Airgap
 	if a == nil {
 		return "", nil
 	}
-	sum, err := remote.FileSHA256(s.rt.plan.Resolve(a.Binary))
+	sum, err := digest.FileSHA256(s.rt.plan.Resolve(a.Binary))
 	if err != nil {
 		return "", s.errorf("airgap.binary: %w", err)
 	}
@@ -226,7 +220,7 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	if d := s.differences(live, sha256Hex(config), binarySHA); len(d) > 0 {
+	if d := s.differences(live, digest.SHA256Hex(config), binarySHA); len(d) > 0 {
 		return engine.Drifted(strings.Join(d, "; ")), nil
 	}
 	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
@@ -350,7 +344,7 @@ func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.C
 			continue
 		}
 		local := s.rt.plan.Resolve(f.local)
-		got, err := remote.FileSHA256(local)
+		got, err := digest.FileSHA256(local)
 		if err != nil {
 			return s.errorf("airgap: %w", err)
 		}

@@ -3,8 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -16,6 +14,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/atomicfile"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/kube"
 )
@@ -108,12 +107,11 @@ func (s *KubeconfigFetch) Apply(ctx context.Context, env *engine.Env) error {
 	if err := atomicfile.Write(path, want, 0o600); err != nil {
 		return s.errorf("%w", err)
 	}
-	ca := sha256.Sum256(cfg.Clusters[s.names.Cluster].CertificateAuthorityData)
 	env.SetOutput("file", path)
 	env.SetOutput("context", s.names.Context)
 	env.SetOutput("server", cfg.Clusters[s.names.Cluster].Server)
 	env.SetOutput("meshServer", apiURL(s.cluster.API.MeshAddress, s.cluster.API.Port))
-	env.SetOutput("caSHA256", hex.EncodeToString(ca[:]))
+	env.SetOutput("caSHA256", digest.SHA256Hex(cfg.Clusters[s.names.Cluster].CertificateAuthorityData))
 	env.Logf("kubeconfig of %s: context %s, server %s", s.cluster.Name, s.names.Context, cfg.Clusters[s.names.Cluster].Server)
 	return nil
 }

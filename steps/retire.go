@@ -3,7 +3,6 @@ package steps
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -32,10 +31,8 @@ func Retirement(p *plans.Plan) func(id string, rec engine.StepRecord) engine.Rem
 		if rec.Kind != plans.KindIstioRemoteSecret {
 			return nil
 		}
-		// mesh/<mesh>/remotesecret/<source>-><target>
-		pair := id[strings.LastIndex(id, "/")+1:]
-		source, target, ok := strings.Cut(pair, "->")
-		if !ok || kept[pair] {
+		_, source, target, ok := plans.ParseRemoteSecretID(id)
+		if !ok || kept[source+"->"+target] {
 			return nil // the pair is still wanted
 		}
 		r := remoteSecretRemoval{source: source, target: target,

@@ -3,13 +3,13 @@ package remote
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path"
 	"strings"
+
+	"mcplan.io/mcplan/internal/digest"
 )
 
 // Upload copies a local file to the host unless the host already has it:
@@ -17,7 +17,7 @@ import (
 // the target, checks the sum on the host, then renames it into place.
 // It reports whether it copied anything.
 func (c *Client) Upload(ctx context.Context, local, remotePath string, mode os.FileMode) (bool, error) {
-	sum, err := FileSHA256(local)
+	sum, err := digest.FileSHA256(local)
 	if err != nil {
 		return false, fmt.Errorf("%s: upload %s: %w", c.endpoint, local, err)
 	}
@@ -27,8 +27,7 @@ func (c *Client) Upload(ctx context.Context, local, remotePath string, mode os.F
 // UploadBytes writes data to a file on the host as Upload does; for
 // generated files (data may be secret: it is never logged).
 func (c *Client) UploadBytes(ctx context.Context, data []byte, remotePath string, mode os.FileMode) (bool, error) {
-	sum := sha256.Sum256(data)
-	return c.upload(ctx, hex.EncodeToString(sum[:]), "generated content", func() (io.ReadCloser, error) {
+	return c.upload(ctx, digest.SHA256Hex(data), "generated content", func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(data)), nil
 	}, remotePath, mode)
 }
@@ -75,18 +74,4 @@ func (c *Client) RemoteSHA256(ctx context.Context, remotePath string) (string, e
 func (c *Client) chmod(ctx context.Context, remotePath string, mode os.FileMode) error {
 	_, err := c.Run(ctx, fmt.Sprintf("chmod %o %s", mode.Perm(), ShellQuote(remotePath)), RunOptions{})
 	return err
-}
-
-// FileSHA256 is the hex sha256 of a local file.
-func FileSHA256(name string) (string, error) {
-	f, err := os.Open(name)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
