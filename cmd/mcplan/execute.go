@@ -22,13 +22,7 @@ type runFlags struct {
 	noNewPins bool
 }
 
-func (f *runFlags) validate() error {
-	switch f.output {
-	case "text", "json":
-		return nil
-	}
-	return fmt.Errorf("-o %q: want text or json", f.output)
-}
+func (f *runFlags) validate() error { return checkOutput(f.output) }
 
 // prepared is what plan and apply work on: the plan, its state (locked
 // for apply), the runtime its steps share and the graph, narrowed by

@@ -67,6 +67,5 @@ func addRunFlags(cmd *cobra.Command, flags *runFlags) {
 	cmd.Flags().StringArrayVar(&flags.targets, "target", nil, "only steps matching this glob on step IDs, and what they depend on (repeatable)")
 	cmd.Flags().IntVar(&flags.parallelism, "parallelism", engine.DefaultParallelism, "how many steps run at once")
 	cmd.Flags().BoolVar(&flags.noNewPins, "no-new-pins", false, "with ssh.knownHosts: pin, fail on a host that has no pinned key instead of pinning it (for CI)")
-	cmd.Flags().StringVarP(&flags.output, "output", "o", "text", "output format: text or json")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	addOutputFlag(cmd, &flags.output)
 }

@@ -51,8 +51,8 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
   mcplan verify --mesh mesh1 --traffic -o json plan.yaml`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "text" && output != "json" {
-				return fmt.Errorf("--output %q: want text or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			p, err := c.loadPlan(args[0])
 			if err != nil {
@@ -123,8 +123,7 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
 	cmd.Flags().StringVar(&mesh, "mesh", "", "verify only this mesh")
 	cmd.Flags().BoolVar(&xds, "xds", false, "also deploy the helloworld sample and ask each istiod what it tells every network's sidecars (port-forward to istiod's port 15010)")
 	cmd.Flags().BoolVar(&traffic, "traffic", false, "also deploy the helloworld sample and send requests through the mesh (needs clusters that run pods)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
-	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{"text", "json"}, cobra.ShellCompDirectiveNoFileComp))
+	addOutputFlag(cmd, &output)
 	return cmd
 }
 
