@@ -149,28 +149,46 @@ echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sCon
 	return liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"]}, nil
 }
 
-// differences lists why the host does not match the plan, most important
-// first; empty when it matches.
-func (s *K3sNode) differences(l liveState, configSHA, binarySHA string) []string {
-	var d []string
+// k3sDecision is what a k3s step found on its host, decided once: Check
+// reports it, Apply acts on it.
+type k3sDecision struct {
+	// reasons say why the host does not match the plan, most important
+	// first; empty when it matches.
+	reasons []string
+	// install: run the install script (k3s missing, another version or
+	// binary wanted, or the service not enabled).
+	install bool
+	// restart: only the config changed, or the service is not running.
+	restart bool
+}
+
+// decide compares what is installed with the plan: the wanted config's
+// and airgap binary's sums ("" without airgap).
+func (s *K3sNode) decide(l liveState, configSHA, binarySHA string) k3sDecision {
+	var d k3sDecision
+	wantVersion := s.cluster.K3s.Version
 	switch {
 	case l.version == "":
-		d = append(d, "k3s not installed")
-	case s.cluster.K3s.Version != "" && l.version != s.cluster.K3s.Version:
-		d = append(d, fmt.Sprintf("k3s %s installed, plan wants %s", l.version, s.cluster.K3s.Version))
+		d.reasons = append(d.reasons, "k3s not installed")
+	case wantVersion != "" && l.version != wantVersion:
+		d.reasons = append(d.reasons, fmt.Sprintf("k3s %s installed, plan wants %s", l.version, wantVersion))
 	}
-	if binarySHA != "" && l.version != "" && l.binarySHA != binarySHA {
-		d = append(d, "k3s binary differs from airgap.binary")
+	binaryDiffers := binarySHA != "" && l.binarySHA != binarySHA
+	if binaryDiffers && l.version != "" {
+		d.reasons = append(d.reasons, "k3s binary differs from airgap.binary")
 	}
-	if l.configSHA != configSHA {
-		d = append(d, k3sConfigPath+" differs from the plan")
+	configDiffers := l.configSHA != configSHA
+	if configDiffers {
+		d.reasons = append(d.reasons, k3sConfigPath+" differs from the plan")
 	}
 	if l.version != "" && l.active != "active" {
-		d = append(d, fmt.Sprintf("service %s is %s", s.unit(), orUnknown(l.active)))
+		d.reasons = append(d.reasons, fmt.Sprintf("service %s is %s", s.unit(), orUnknown(l.active)))
 	}
 	if l.version != "" && l.enabled != "enabled" {
-		d = append(d, fmt.Sprintf("service %s is not enabled", s.unit()))
+		d.reasons = append(d.reasons, fmt.Sprintf("service %s is not enabled", s.unit()))
 	}
+	d.install = l.version == "" || (wantVersion != "" && l.version != wantVersion) || binaryDiffers || l.enabled != "enabled"
+	d.restart = !d.install && (configDiffers || l.active != "active")
 	return d
 }
 
@@ -220,8 +238,8 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	if d := s.differences(live, digest.SHA256Hex(config), binarySHA); len(d) > 0 {
-		return engine.Drifted(strings.Join(d, "; ")), nil
+	if d := s.decide(live, digest.SHA256Hex(config), binarySHA); len(d.reasons) > 0 {
+		return engine.Drifted(strings.Join(d.reasons, "; ")), nil
 	}
 	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
 	if err != nil {
@@ -258,15 +276,16 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	if err := s.uploadAirgap(ctx, env, c); err != nil {
-		return err
-	}
 	agentToken, err := ensureAgentToken(env.Dir, s.cluster.Name)
 	if err != nil {
 		return s.errorf("%w", err)
 	}
 	config, err := s.desiredConfig(ctx, env, agentToken)
 	if err != nil {
+		return err
+	}
+	d := s.decide(live, digest.SHA256Hex(config), binarySHA)
+	if err := s.uploadAirgap(ctx, env, c); err != nil {
 		return err
 	}
 	configChanged, err := c.UploadBytes(ctx, config, k3sConfigPath, 0o600)
@@ -276,16 +295,12 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if configChanged {
 		env.Logf("wrote %s", k3sConfigPath)
 	}
-	needInstall := live.version == "" ||
-		(s.cluster.K3s.Version != "" && live.version != s.cluster.K3s.Version) ||
-		(binarySHA != "" && live.binarySHA != binarySHA) ||
-		live.enabled != "enabled"
 	switch {
-	case needInstall:
+	case d.install:
 		if err := s.runInstall(ctx, env, c); err != nil {
 			return err
 		}
-	case configChanged || live.active != "active":
+	case d.restart:
 		env.Logf("restarting %s", s.unit())
 		if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
 			return s.errorf("restart: %w", err)
