@@ -143,59 +143,130 @@ func (s *CARoot) errorf(format string, args ...any) error {
 	return fmt.Errorf("mesh %s: ca root: "+format, append([]any{s.mesh}, args...)...)
 }
 
-// Check says whether the mesh's root CA files are present and are the
-// recorded root (or, with ca.rootCert, the user's root). It changes
-// nothing.
-func (s *CARoot) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+// rootDecision is what the root step found, decided once: Check reports
+// drift; Apply fails with refuse when the root cannot be kept, made or
+// copied without breaking the mesh's trust, and runs do otherwise.
+type rootDecision struct {
+	drift  engine.Drift
+	refuse error
+	do     func(ctx context.Context, env *engine.Env) error
+}
+
+// decide reads the mesh's root CA files (and the user's, with ca.rootCert)
+// and the recorded root, and decides. It changes nothing.
+func (s *CARoot) decide(env *engine.Env) (rootDecision, error) {
 	if err := checkPathName("mesh", s.mesh); err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return rootDecision{}, err
 	}
 	certFile, keyFile, provided, err := s.providedPaths()
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return rootDecision{}, err
 	}
 	dir := CARootDir(env.Dir, s.mesh)
 	prev, hasPrev := env.Previous(CAOutputCertSHA256)
 	f := readRootFiles(dir, time.Now())
-
 	if provided {
-		root, err := pki.LoadRoot(certFile, keyFile)
-		if err != nil {
-			return engine.Drift{}, s.errorf("%w", err)
-		}
-		if sha := pki.Fingerprint(root.Cert); hasPrev && sha != prev {
-			return engine.Drifted(fmt.Sprintf("ca.rootCert %s is not the recorded root CA (sha256 %s, recorded %s)", certFile, shortSHA(sha), shortSHA(prev))), nil
-		}
-		recordedKey, _ := env.Previous(CAOutputKeyFile)
-		switch {
-		case !f.certFound:
-			return engine.Drifted("root CA not copied yet"), nil
-		case !bytes.Equal(f.certPEM, pki.EncodeCerts(root.Cert)):
-			return engine.Drifted(CARootCertFile + " differs from " + certFile), nil
-		case f.keyFound && bytes.Equal(f.keyPEM, root.KeyPEM):
-			return engine.Drifted(CARootKeyFile + " is a copy of " + keyFile + ": intermediates are signed from ca.rootKey, the copy goes"), nil
-		case recordedKey != keyFile:
-			return engine.Drifted("ca.rootKey is " + keyFile + ", not the recorded " + orUnknown(recordedKey)), nil
-		}
-		return engine.InSync(), nil
+		return s.decideProvided(env, dir, f, certFile, keyFile)
 	}
-
+	source := CASourceGenerated
+	if src, ok := env.Previous(CAOutputSource); ok {
+		source = src
+	}
+	keep := func(_ context.Context, env *engine.Env) error { return s.keep(env, dir, f, source) }
 	if hasPrev {
-		if f.problem != "" {
-			return engine.Drifted(f.reason()), nil
+		switch {
+		case f.expired:
+			return rootDecision{drift: engine.Drifted(f.reason()),
+				refuse: s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "renew it (same key, same subject) or rotate the mesh's root by hand")}, nil
+		case f.problem != "":
+			return rootDecision{drift: engine.Drifted(f.reason()),
+				refuse: s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "restore it from a backup")}, nil
 		}
 		if sha := pki.Fingerprint(f.cert); sha != prev {
-			return engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", CARootCertFile, shortSHA(sha), shortSHA(prev))), nil
+			return rootDecision{drift: engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", CARootCertFile, shortSHA(sha), shortSHA(prev))),
+				refuse: s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, CARootCertFile), shortSHA(sha)), "restore the recorded one from a backup")}, nil
 		}
-		return keyModeDrift(CARootKeyFile, f.keyMode), nil
+		return rootDecision{drift: keyModeDrift(CARootKeyFile, f.keyMode), do: keep}, nil
 	}
 	switch {
 	case f.problem == "":
-		return keyModeDrift(CARootKeyFile, f.keyMode), nil // found without a record: Apply adopts it
-	case !f.certFound && !f.keyFound:
-		return engine.Drifted("root CA not created yet"), nil
+		return rootDecision{drift: keyModeDrift(CARootKeyFile, f.keyMode), do: func(ctx context.Context, env *engine.Env) error {
+			env.Logf("adopting the root CA found in %s (sha256 %s); no earlier apply recorded it", dir, shortSHA(pki.Fingerprint(f.cert)))
+			return keep(ctx, env)
+		}}, nil
+	case f.certFound:
+		return rootDecision{drift: engine.Drifted(f.reason()),
+			refuse: s.errorf("%s %s, and no earlier apply recorded this root CA. mcplan does not overwrite a root certificate: clusters may trust it. Restore the root's files from a backup, or, to start over on purpose, delete %s",
+				filepath.Join(dir, f.file), f.problem, dir)}, nil
 	}
-	return engine.Drifted(f.reason()), nil
+	drift := engine.Drifted(f.reason())
+	if !f.keyFound {
+		drift = engine.Drifted("root CA not created yet")
+	}
+	return rootDecision{drift: drift, do: func(ctx context.Context, env *engine.Env) error {
+		if f.keyFound {
+			env.Logf("%s has no %s (an apply was interrupted): making a new root CA", CARootKeyFile, CARootCertFile)
+		}
+		return s.make(ctx, env, dir)
+	}}, nil
+}
+
+// decideProvided decides for the user's root (ca.rootCert, ca.rootKey):
+// its certificate is copied into dir, its key stays where it is.
+func (s *CARoot) decideProvided(env *engine.Env, dir string, f *rootFiles, certFile, keyFile string) (rootDecision, error) {
+	root, err := pki.LoadRoot(certFile, keyFile)
+	if err != nil {
+		return rootDecision{}, err
+	}
+	sha := pki.Fingerprint(root.Cert)
+	prev, hasPrev := env.Previous(CAOutputCertSHA256)
+	if hasPrev && sha != prev {
+		return rootDecision{drift: engine.Drifted(fmt.Sprintf("ca.rootCert %s is not the recorded root CA (sha256 %s, recorded %s)", certFile, shortSHA(sha), shortSHA(prev))),
+			refuse: s.refuse(dir, prev, fmt.Sprintf("ca.rootCert %s is another certificate (sha256 %s)", certFile, shortSHA(sha)), "point ca.rootCert and ca.rootKey back to the recorded root")}, nil
+	}
+	d := rootDecision{do: func(_ context.Context, env *engine.Env) error { return s.provide(env, dir, root, certFile, keyFile) }}
+	recordedKey, _ := env.Previous(CAOutputKeyFile)
+	switch {
+	case !f.certFound:
+		d.drift = engine.Drifted("root CA not copied yet")
+	case !bytes.Equal(f.certPEM, pki.EncodeCerts(root.Cert)):
+		d.drift = engine.Drifted(CARootCertFile + " differs from " + certFile)
+		if !hasPrev && (f.cert == nil || pki.Fingerprint(f.cert) != sha) {
+			d.refuse = s.errorf("%s holds another root CA than ca.rootCert %s, and no earlier apply recorded it. mcplan does not overwrite a root certificate: clusters may trust it. To switch to ca.rootCert on purpose, delete %s",
+				filepath.Join(dir, CARootCertFile), certFile, dir)
+		}
+	case f.keyFound && bytes.Equal(f.keyPEM, root.KeyPEM):
+		d.drift = engine.Drifted(CARootKeyFile + " is a copy of " + keyFile + ": intermediates are signed from ca.rootKey, the copy goes")
+	case recordedKey != keyFile:
+		d.drift = engine.Drifted("ca.rootKey is " + keyFile + ", not the recorded " + orUnknown(recordedKey))
+	default:
+		d.drift = engine.InSync()
+	}
+	return d, nil
+}
+
+// Check says whether the mesh's root CA files are present and are the
+// recorded root (or, with ca.rootCert, the user's root). It changes
+// nothing.
+func (s *CARoot) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
+	d, err := s.decide(env)
+	if err != nil {
+		return engine.Drift{}, s.errorf("%w", err)
+	}
+	return d.drift, nil
+}
+
+// Apply makes the root CA, takes the user's, keeps the recorded one or
+// adopts one found without a record. It never replaces a recorded root.
+func (s *CARoot) Apply(ctx context.Context, env *engine.Env) error {
+	d, err := s.decide(env)
+	if err != nil {
+		return s.errorf("%w", err)
+	}
+	if d.refuse != nil {
+		return d.refuse
+	}
+	return d.do(ctx, env)
 }
 
 // keyModeDrift is InSync when a private key file has mode 0600.
@@ -206,50 +277,8 @@ func keyModeDrift(name string, mode os.FileMode) engine.Drift {
 	return engine.InSync()
 }
 
-// Apply makes the root CA, copies the user's, keeps the recorded one or
-// adopts one found without a record. It never replaces a recorded root.
-func (s *CARoot) Apply(ctx context.Context, env *engine.Env) error {
-	if err := checkPathName("mesh", s.mesh); err != nil {
-		return s.errorf("%w", err)
-	}
-	certFile, keyFile, provided, err := s.providedPaths()
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	dir := CARootDir(env.Dir, s.mesh)
-	if provided {
-		return s.applyProvided(env, dir, certFile, keyFile)
-	}
-
-	prev, hasPrev := env.Previous(CAOutputCertSHA256)
-	f := readRootFiles(dir, time.Now())
-	source := CASourceGenerated
-	if src, ok := env.Previous(CAOutputSource); ok {
-		source = src
-	}
-	if hasPrev {
-		if f.expired {
-			return s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "renew it (same key, same subject) or rotate the mesh's root by hand")
-		}
-		if f.problem != "" {
-			return s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "restore it from a backup")
-		}
-		if sha := pki.Fingerprint(f.cert); sha != prev {
-			return s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, CARootCertFile), shortSHA(sha)), "restore the recorded one from a backup")
-		}
-		return s.keep(env, dir, f, source)
-	}
-	switch {
-	case f.problem == "":
-		env.Logf("adopting the root CA found in %s (sha256 %s); no earlier apply recorded it", dir, shortSHA(pki.Fingerprint(f.cert)))
-		return s.keep(env, dir, f, source)
-	case f.certFound:
-		return s.errorf("%s %s, and no earlier apply recorded this root CA. mcplan does not overwrite a root certificate: clusters may trust it. Restore the root's files from a backup, or, to start over on purpose, delete %s",
-			filepath.Join(dir, f.file), f.problem, dir)
-	case f.keyFound:
-		env.Logf("%s has no %s (an apply was interrupted): making a new root CA", CARootKeyFile, CARootCertFile)
-	}
-
+// make makes a new root CA in dir.
+func (s *CARoot) make(ctx context.Context, env *engine.Env, dir string) error {
 	if err := makeCADir(dir); err != nil {
 		return s.errorf("%w", err)
 	}
@@ -296,25 +325,10 @@ func (s *CARoot) keep(env *engine.Env, dir string, f *rootFiles, source string) 
 	return nil
 }
 
-// applyProvided copies the user's root certificate into dir, unless
-// another root is recorded or already there, and records the key's path.
-// A copy of the user's key that an earlier version made there is removed
-// (only when it is byte for byte the user's key, which stays).
-func (s *CARoot) applyProvided(env *engine.Env, dir, certFile, keyFile string) error {
-	root, err := pki.LoadRoot(certFile, keyFile)
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	sha := pki.Fingerprint(root.Cert)
-	if prev, ok := env.Previous(CAOutputCertSHA256); ok && prev != sha {
-		return s.refuse(dir, prev, fmt.Sprintf("ca.rootCert %s is another certificate (sha256 %s)", certFile, shortSHA(sha)), "point ca.rootCert and ca.rootKey back to the recorded root")
-	} else if !ok {
-		f := readRootFiles(dir, time.Now())
-		if f.certFound && (f.cert == nil || pki.Fingerprint(f.cert) != sha) {
-			return s.errorf("%s holds another root CA than ca.rootCert %s, and no earlier apply recorded it. mcplan does not overwrite a root certificate: clusters may trust it. To switch to ca.rootCert on purpose, delete %s",
-				filepath.Join(dir, CARootCertFile), certFile, dir)
-		}
-	}
+// provide copies the user's root certificate into dir and records the
+// key's path. A copy of the user's key that an earlier version made there
+// is removed (only when it is byte for byte the user's key, which stays).
+func (s *CARoot) provide(env *engine.Env, dir string, root *pki.Root, certFile, keyFile string) error {
 	if err := makeCADir(dir); err != nil {
 		return s.errorf("%w", err)
 	}
