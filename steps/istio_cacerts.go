@@ -134,11 +134,7 @@ func (s *IstioCACerts) secret(data map[string][]byte) *unstructured.Unstructured
 
 // Check compares the live Secret's keys with the CA files.
 func (s *IstioCACerts) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	data, err := s.files(env)
-	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
-	}
-	c, err := reachableClient(ctx, env, s.cluster)
+	data, c, err := wantedOn(ctx, env, s.cluster, func() (map[string][]byte, error) { return s.files(env) })
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
@@ -169,11 +165,7 @@ func (s *IstioCACerts) Check(ctx context.Context, env *engine.Env) (engine.Drift
 // Apply writes the Secret (server-side apply). It records the sha256 of
 // the certificates, never their keys.
 func (s *IstioCACerts) Apply(ctx context.Context, env *engine.Env) error {
-	data, err := s.files(env)
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	c, err := reachableClient(ctx, env, s.cluster)
+	data, c, err := wantedOn(ctx, env, s.cluster, func() (map[string][]byte, error) { return s.files(env) })
 	if err != nil {
 		return s.errorf("%w", err)
 	}

@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -29,6 +30,35 @@ func clusterClient(env *engine.Env, cluster string) (*kube.Client, error) {
 		return nil, fmt.Errorf("%w (run the cluster's kubeconfig/fetch step first)", err)
 	}
 	return c, nil
+}
+
+// errAwaitsOutput is a wanted state that cannot be worked out yet: a step
+// this one depends on has not recorded the output it needs (a fresh plan
+// shows this). Check reports it as drift; Apply fails with it.
+type errAwaitsOutput struct{ why string }
+
+func (e errAwaitsOutput) Error() string { return e.why }
+
+// wantedOn is the opening every Istio step's Check and Apply share: work
+// out what the step wants (want), then reach its cluster's API. An
+// errAwaitsOutput from want is returned as it is.
+func wantedOn[T any](ctx context.Context, env *engine.Env, cluster string, want func() (T, error)) (T, *kube.Client, error) {
+	w, err := want()
+	if err != nil {
+		var zero T
+		return zero, nil, err
+	}
+	c, err := reachableClient(ctx, env, cluster)
+	return w, c, err
+}
+
+// awaitsOutput turns an errAwaitsOutput into the drift Check reports.
+func awaitsOutput(err error) (engine.Drift, bool) {
+	var a errAwaitsOutput
+	if errors.As(err, &a) {
+		return engine.Drifted(a.why), true
+	}
+	return engine.Drift{}, false
 }
 
 // reachableClient is clusterClient, checked to answer.

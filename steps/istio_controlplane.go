@@ -55,21 +55,13 @@ func (s *IstioControlPlane) inventory(env *engine.Env) *kube.Inventory {
 	return &kube.Inventory{Path: kube.InventoryPath(env.Dir, s.cluster, "controlplane")}
 }
 
-// errNoPilotAddress is returned while a remote's primary has no recorded
-// east-west address.
-type errNoPilotAddress struct{ primary string }
-
-func (e errNoPilotAddress) Error() string {
-	return fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", e.primary, plans.IstioExposeID(e.primary))
-}
-
 // render renders the control plane of the cluster.
 func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istiorender.Manifest, error) {
 	cp := s.cp
 	if s.primary != "" {
 		addr, ok := env.Output(plans.IstioExposeID(s.primary), ExposeOutputAddress)
 		if !ok || addr == "" {
-			return nil, errNoPilotAddress{s.primary}
+			return nil, errAwaitsOutput{fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", s.primary, plans.IstioExposeID(s.primary))}
 		}
 		cp.RemotePilotAddress = addr
 	}
@@ -103,14 +95,10 @@ func deployments(objs []*unstructured.Unstructured) []string {
 // Check compares the live objects with a fresh render (server-side dry
 // run), and checks that the Deployments are Available.
 func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	m, err := s.render(ctx, env)
-	if _, ok := err.(errNoPilotAddress); ok {
-		return engine.Drifted(err.Error()), nil
+	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx, env) })
+	if d, ok := awaitsOutput(err); ok {
+		return d, nil
 	}
-	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
-	}
-	c, err := reachableClient(ctx, env, s.cluster)
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
@@ -170,11 +158,7 @@ func diffDrift(diffs []string) engine.Drift {
 // Apply renders, applies (CRDs first), prunes what an earlier render had
 // and this one has not, and waits for the Deployments.
 func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
-	m, err := s.render(ctx, env)
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	c, err := reachableClient(ctx, env, s.cluster)
+	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx, env) })
 	if err != nil {
 		return s.errorf("%w", err)
 	}

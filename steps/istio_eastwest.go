@@ -59,11 +59,7 @@ func (s *IstioEastWest) render(ctx context.Context) (*istiorender.Manifest, erro
 // Check compares the live gateway with a fresh render and checks that it
 // has an address.
 func (s *IstioEastWest) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	m, err := s.render(ctx)
-	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
-	}
-	c, err := reachableClient(ctx, env, s.cluster)
+	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx) })
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
@@ -102,13 +98,14 @@ func (s *IstioEastWest) liveAddress(ctx context.Context, c *kube.Client) (string
 
 // Apply installs the gateway, waits for it and for its address.
 func (s *IstioEastWest) Apply(ctx context.Context, env *engine.Env) error {
-	start := time.Now()
-	m, err := s.render(ctx)
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	env.Logf("rendered %d objects in %s", len(m.Objects), time.Since(start).Round(time.Millisecond))
-	c, err := reachableClient(ctx, env, s.cluster)
+	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) {
+		start := time.Now()
+		m, err := s.render(ctx)
+		if err == nil {
+			env.Logf("rendered %d objects in %s", len(m.Objects), time.Since(start).Round(time.Millisecond))
+		}
+		return m, err
+	})
 	if err != nil {
 		return s.errorf("%w", err)
 	}

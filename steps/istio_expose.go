@@ -120,7 +120,7 @@ func (s *IstioExpose) Objects() []*unstructured.Unstructured {
 func (s *IstioExpose) address(env *engine.Env) (string, error) {
 	addr, ok := env.Output(plans.IstioEastWestID(s.cluster), EastWestOutputAddress)
 	if !ok || addr == "" {
-		return "", fmt.Errorf("no east-west gateway address recorded by %s", plans.IstioEastWestID(s.cluster))
+		return "", errAwaitsOutput{fmt.Sprintf("no east-west gateway address recorded by %s", plans.IstioEastWestID(s.cluster))}
 	}
 	return addr, nil
 }
@@ -128,11 +128,10 @@ func (s *IstioExpose) address(env *engine.Env) (string, error) {
 // Check compares the live objects with the wanted ones (dry-run) and the
 // address passed on with the gateway's.
 func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	addr, err := s.address(env)
-	if err != nil {
-		return engine.Drifted(err.Error()), nil
+	addr, c, err := wantedOn(ctx, env, s.cluster, func() (string, error) { return s.address(env) })
+	if d, ok := awaitsOutput(err); ok {
+		return d, nil
 	}
-	c, err := reachableClient(ctx, env, s.cluster)
 	if err != nil {
 		return engine.Drift{}, s.errorf("%w", err)
 	}
@@ -152,11 +151,7 @@ func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift,
 // Apply applies the objects (pruning those the plan no longer asks for)
 // and passes the gateway address on.
 func (s *IstioExpose) Apply(ctx context.Context, env *engine.Env) error {
-	addr, err := s.address(env)
-	if err != nil {
-		return s.errorf("%w", err)
-	}
-	c, err := reachableClient(ctx, env, s.cluster)
+	addr, c, err := wantedOn(ctx, env, s.cluster, func() (string, error) { return s.address(env) })
 	if err != nil {
 		return s.errorf("%w", err)
 	}
