@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -30,6 +29,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/testbed"
 	"mcplan.io/mcplan/testbed/fakeistiod"
 )
 
@@ -71,42 +71,13 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// freePorts finds p such that p and p+1 are free on 127.0.0.1.
-func freePorts(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if p > 65000 {
-			continue
-		}
-		if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+1)); err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatal("no free port pair")
-	return 0
-}
-
 // standinServer is one running stand-in: a cluster.
 type standinServer struct {
 	name string
 	ip   string // node IP and API address: a loopback address of its own
 	port int    // API (supervisor) port
 	k3s  string // its k3s.yaml
-	mu   sync.Mutex
-	log  bytes.Buffer
-}
-
-func (s *standinServer) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.log.Write(b)
+	log  testbed.LockedBuffer
 }
 
 // startStandin starts a stand-in server for cluster name whose node and
@@ -114,8 +85,8 @@ func (s *standinServer) Write(b []byte) (int, error) {
 func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *standinServer {
 	t.Helper()
 	dir := t.TempDir()
-	s := &standinServer{name: name, ip: ip, port: freePorts(t), k3s: filepath.Join(dir, "k3s.yaml")}
-	etcd := freePorts(t)
+	s := &standinServer{name: name, ip: ip, port: testbed.FreePortPair(t), k3s: filepath.Join(dir, "k3s.yaml")}
+	etcd := testbed.FreePortPair(t)
 	cmd := exec.Command(bin, "server",
 		"--config", filepath.Join(dir, "no-config.yaml"),
 		"--data-dir", filepath.Join(dir, "data"),
@@ -131,7 +102,7 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 		"--write-kubeconfig", s.k3s,
 	)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	cmd.Stdout, cmd.Stderr = s, s
+	cmd.Stdout, cmd.Stderr = &s.log, &s.log
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start stand-in %s: %v", name, err)
 	}
@@ -146,9 +117,7 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 			<-done
 		}
 		if t.Failed() {
-			s.mu.Lock()
-			t.Logf("---- stand-in %s log (tail) ----\n%s", name, lastLines(s.log.String(), 40))
-			s.mu.Unlock()
+			t.Logf("---- stand-in %s log (tail) ----\n%s", name, s.log.Tail(40))
 		}
 	})
 	deadline := time.Now().Add(3 * time.Minute)
@@ -158,7 +127,7 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 		}
 		select {
 		case <-done:
-			t.Fatalf("stand-in %s exited:\n%s", name, lastLines(s.log.String(), 20))
+			t.Fatalf("stand-in %s exited:\n%s", name, s.log.Tail(20))
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
 		case <-time.After(200 * time.Millisecond):

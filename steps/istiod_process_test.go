@@ -3,16 +3,16 @@ package steps
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"mcplan.io/mcplan/testbed"
 )
 
 // Real istiods for the tests: Istio's pilot-discovery, built from the
@@ -44,39 +44,17 @@ func pilotBinary(t *testing.T) string {
 	return bin
 }
 
-// freePort returns a port free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // istiodProcess is one running pilot-discovery: the istiod of a cluster.
 type istiodProcess struct {
 	cluster  string
 	grpcAddr string // plaintext xDS
 	cmd      *exec.Cmd
 	done     chan struct{}
-	mu       sync.Mutex
-	log      bytes.Buffer
-}
-
-func (p *istiodProcess) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.Write(b)
+	log      testbed.LockedBuffer
 }
 
 // tail is the end of the process's log.
-func (p *istiodProcess) tail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return lastLines(p.log.String(), 30)
-}
+func (p *istiodProcess) tail() string { return p.log.Tail(30) }
 
 // stop ends the process (SIGTERM, then SIGKILL after 10 s).
 func (p *istiodProcess) stop() {
@@ -103,7 +81,7 @@ func (p *istiodProcess) stop() {
 func startIstiod(t, owner *testing.T, ctx context.Context, bin, cluster, kubeconfig string) *istiodProcess {
 	t.Helper()
 	dir := owner.TempDir()
-	addr := func() string { return "127.0.0.1:" + strconv.Itoa(freePort(t)) }
+	addr := func() string { return "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t)) }
 	p := &istiodProcess{cluster: cluster, grpcAddr: addr(), done: make(chan struct{})}
 	httpAddr := addr()
 	p.cmd = exec.Command(bin, "discovery",
@@ -113,7 +91,7 @@ func startIstiod(t, owner *testing.T, ctx context.Context, bin, cluster, kubecon
 		"--httpsAddr", addr(),
 		"--secureGRPCAddr", addr(),
 		"--monitoringAddr", addr(),
-		"--ctrlz_port", strconv.Itoa(freePort(t)),
+		"--ctrlz_port", strconv.Itoa(testbed.FreePort(t)),
 		"--shutdownDuration", "1s",
 	)
 	p.cmd.Dir = dir
@@ -127,7 +105,7 @@ func startIstiod(t, owner *testing.T, ctx context.Context, bin, cluster, kubecon
 		"INJECTION_WEBHOOK_CONFIG_NAME=",
 		"VALIDATION_WEBHOOK_CONFIG_NAME=",
 	}
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.log, &p.log
 	start := time.Now()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start pilot-discovery for %s: %v", cluster, err)
