@@ -243,25 +243,18 @@ func (s *IstioRemoteSecret) compare(live *corev1.Secret, server string, ca, toke
 	if len(live.Data) != 1 {
 		why = append(why, fmt.Sprintf("%d data keys, want 1", len(live.Data)))
 	}
-	cfg, err := clientcmd.Load(live.Data[s.source.Name])
-	if err != nil || cfg.Contexts[cfg.CurrentContext] == nil {
-		return strings.Join(append(why, "no usable kubeconfig under key "+s.source.Name), "; ")
+	creds, err := kube.ParseTokenKubeconfig(live.Data[s.source.Name])
+	if err != nil {
+		return strings.Join(append(why, "no usable kubeconfig under key "+s.source.Name+" ("+err.Error()+")"), "; ")
 	}
-	kctx := cfg.Contexts[cfg.CurrentContext]
-	cl, user := cfg.Clusters[kctx.Cluster], cfg.AuthInfos[kctx.AuthInfo]
-	switch {
-	case cl == nil || user == nil:
-		why = append(why, "kubeconfig incomplete")
-	default:
-		if cl.Server != server {
-			why = append(why, fmt.Sprintf("server %s, want %s", cl.Server, server))
-		}
-		if !bytes.Equal(cl.CertificateAuthorityData, ca) {
-			why = append(why, "CA of "+s.source.Name+" changed")
-		}
-		if user.Token != string(token) {
-			why = append(why, "reader token of "+s.source.Name+" changed")
-		}
+	if creds.Server != server {
+		why = append(why, fmt.Sprintf("server %s, want %s", creds.Server, server))
+	}
+	if !bytes.Equal(creds.CAData, ca) {
+		why = append(why, "CA of "+s.source.Name+" changed")
+	}
+	if creds.Token != string(token) {
+		why = append(why, "reader token of "+s.source.Name+" changed")
 	}
 	want, err := remoteKubeconfig(s.source.Name, server, ca, token)
 	if len(why) == 0 && (err != nil || !bytes.Equal(want, live.Data[s.source.Name])) {
