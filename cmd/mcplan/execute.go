@@ -62,7 +62,14 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	if pr.store, err = engine.OpenStore(p.StateDir()); err != nil {
 		return nil, err
 	}
-	pins, err := remote.OpenPinFile(steps.PinFilePath(p.StateDir()), pr.store.TrustedValues(), flags.noNewPins)
+	// Pins an earlier version kept in the state move to the pin file, which
+	// is written only under the lock (an offline plan takes none and dials
+	// nothing).
+	var legacyPins map[string]string
+	if pr.lock != nil {
+		legacyPins = pr.store.TrustedValues()
+	}
+	pins, err := remote.OpenPinFile(steps.PinFilePath(p.StateDir()), legacyPins, flags.noNewPins)
 	if err != nil {
 		return nil, err
 	}
