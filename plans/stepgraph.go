@@ -38,6 +38,11 @@ type StepSpec struct {
 	Mesh    string
 	Source  string // remote secrets: the cluster whose API is read
 	Target  string // remote secrets: the cluster the secret is written to
+	// Reads is the step whose outputs this one reads, one of DependsOn (a
+	// step sees only its direct dependencies' outputs): ca/intermediate
+	// reads its mesh's root, istio/expose its east-west gateway, a
+	// remote's istio/controlplane its primary's expose.
+	Reads string
 	// Inputs is what the fingerprint covers: every plan setting the step
 	// acts on, and nothing else. Never secret content.
 	Inputs any
@@ -254,7 +259,7 @@ func (b *stepBuilder) mesh(m Mesh) {
 func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 	fetch := KubeconfigFetchID(c.Name)
 	b.add(StepSpec{ID: CAIntermediateID(c.Name), Kind: KindCAIntermediate, Mesh: v.Name, Cluster: c.Name,
-		DependsOn: []string{CARootID(v.Name)},
+		DependsOn: []string{CARootID(v.Name)}, Reads: CARootID(v.Name),
 		Inputs: struct {
 			Mesh    string `json:"mesh"`
 			Cluster string `json:"cluster"`
@@ -273,14 +278,15 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			Cluster string `json:"cluster"`
 		}{v.Name, c.Name}})
 
-	role, primary := "primary", ""
+	role, primary, reads := "primary", "", ""
 	cpDeps := []string{IstioCACertsID(c.Name)}
 	if !b.plan.IsPrimary(v.Name, c.Name) {
 		role, primary = "remote", b.plan.PrimaryFor(v.Name, c.Name)
-		cpDeps = append(cpDeps, IstioExposeID(primary))
+		reads = IstioExposeID(primary)
+		cpDeps = append(cpDeps, reads)
 	}
 	b.add(StepSpec{ID: IstioControlPlaneID(c.Name), Kind: KindIstioControlPlane, Mesh: v.Name, Cluster: c.Name,
-		DependsOn: cpDeps,
+		DependsOn: cpDeps, Reads: reads,
 		Inputs: struct {
 			Mesh    string `json:"mesh"`
 			Cluster string `json:"cluster"`
@@ -303,7 +309,7 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			EastWest *EastWest `json:"eastWest,omitempty"`
 		}{v.Name, c.Name, c.Network, Istio{Hub: v.Istio.Hub, Tag: v.Istio.Tag, Revision: v.Istio.Revision, Values: v.Istio.Values}, c.EastWest}})
 	b.add(StepSpec{ID: IstioExposeID(c.Name), Kind: KindIstioExpose, Mesh: v.Name, Cluster: c.Name,
-		DependsOn: []string{IstioEastWestID(c.Name)},
+		DependsOn: []string{IstioEastWestID(c.Name)}, Reads: IstioEastWestID(c.Name),
 		Inputs: struct {
 			Cluster      string `json:"cluster"`
 			MultiNetwork bool   `json:"multiNetwork"`

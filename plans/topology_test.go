@@ -1,6 +1,7 @@
 package plans
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 )
@@ -71,5 +72,33 @@ kubeconfig: {context: "ctx-{cluster}"}
 	}
 	if got := p.KubeconfigNames("b"); got != (KubeconfigNames{Cluster: "b", User: "user-b", Context: "ctx-b"}) {
 		t.Errorf("KubeconfigNames(b) = %+v", got)
+	}
+}
+
+// TestReadsIsADependency: a step reads the outputs only of a direct
+// dependency (the engine hands it no others), for every example.
+func TestReadsIsADependency(t *testing.T) {
+	files, err := filepath.Glob("../examples/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("examples: %v %v", files, err)
+	}
+	for _, file := range files {
+		p, err := LoadAndValidate(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads := 0
+		for _, s := range Steps(p) {
+			if s.Reads == "" {
+				continue
+			}
+			reads++
+			if !slices.Contains(s.DependsOn, s.Reads) {
+				t.Errorf("%s: %s reads %s, which is not among its dependencies %v", file, s.ID, s.Reads, s.DependsOn)
+			}
+		}
+		if reads == 0 {
+			t.Errorf("%s: no step reads another's outputs", file)
+		}
 	}
 }

@@ -33,11 +33,15 @@ type CAIntermediate struct {
 	mesh    string
 	cluster string
 	ca      plans.CA
+	// root is the step whose outputs record the mesh's root (its spec's
+	// Reads).
+	root string
 }
 
-// NewCAIntermediate returns the intermediate CA step of a cluster of mesh.
-func NewCAIntermediate(mesh, cluster string, ca plans.CA) *CAIntermediate {
-	return &CAIntermediate{mesh: mesh, cluster: cluster, ca: ca}
+// NewCAIntermediate returns the intermediate CA step of a cluster of
+// mesh; root is the ID of the mesh's root step, whose outputs it reads.
+func NewCAIntermediate(mesh, cluster string, ca plans.CA, root string) *CAIntermediate {
+	return &CAIntermediate{mesh: mesh, cluster: cluster, ca: ca, root: root}
 }
 
 func (s *CAIntermediate) errorf(format string, args ...any) error {
@@ -83,7 +87,7 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 	r := &meshRoot{}
 	var err error
 	if r.certPEM, _, err = readCAFile(dir, CARootCertFile); errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("root CA of mesh %q: %w; the root step %s must run first", s.mesh, err, plans.CARootID(s.mesh))
+		return nil, fmt.Errorf("root CA of mesh %q: %w; the root step %s must run first", s.mesh, err, s.root)
 	} else if err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %w", s.mesh, err)
 	}
@@ -93,10 +97,10 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 	if err := pki.CheckValidAt(r.cert, time.Now()); err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, CARootCertFile), err)
 	}
-	if want, ok := env.Output(plans.CARootID(s.mesh), CAOutputCertSHA256); ok {
+	if want, ok := env.Output(s.root, CAOutputCertSHA256); ok {
 		if got := pki.Fingerprint(r.cert); got != want {
 			return nil, fmt.Errorf("root CA of mesh %q: %s (sha256 %s) is not the root step %s recorded (sha256 %s)",
-				s.mesh, filepath.Join(dir, CARootCertFile), shortSHA(got), plans.CARootID(s.mesh), shortSHA(want))
+				s.mesh, filepath.Join(dir, CARootCertFile), shortSHA(got), s.root, shortSHA(want))
 		}
 	}
 	if !withKey {
@@ -104,7 +108,7 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 	}
 	// A provided root's key stays where the user keeps it (ca.rootKey).
 	keyPath := filepath.Join(dir, CARootKeyFile)
-	if kf, ok := env.Output(plans.CARootID(s.mesh), CAOutputKeyFile); ok && kf != "" {
+	if kf, ok := env.Output(s.root, CAOutputKeyFile); ok && kf != "" {
 		keyPath = kf
 	}
 	keyPEM, err := os.ReadFile(keyPath)

@@ -25,7 +25,7 @@ func caMesh(t *testing.T, ca plans.CA, clusters ...string) *caRun {
 	r := newCARun(t)
 	r.mustApply(plans.CARootID(caTestMesh), NewCARoot(caTestMesh, ca, ""))
 	for _, c := range clusters {
-		r.mustApply(plans.CAIntermediateID(c), NewCAIntermediate(caTestMesh, c, ca))
+		r.mustApply(plans.CAIntermediateID(c), NewCAIntermediate(caTestMesh, c, ca, plans.CARootID(caTestMesh)))
 	}
 	return r
 }
@@ -38,7 +38,7 @@ func TestCAIntermediateCreatesAndKeeps(t *testing.T) {
 
 	for _, cluster := range []string{"cluster1", "cluster2"} {
 		id := plans.CAIntermediateID(cluster)
-		step := NewCAIntermediate(caTestMesh, cluster, fastCA())
+		step := NewCAIntermediate(caTestMesh, cluster, fastCA(), plans.CARootID(caTestMesh))
 		caWantDrift(t, r.check(id, step), "ca-cert.pem missing")
 		out := r.mustApply(id, step)
 
@@ -228,7 +228,7 @@ func TestCAIntermediateRepairs(t *testing.T) {
 			if ca == (plans.CA{}) {
 				ca = fastCA()
 			}
-			step := NewCAIntermediate(caTestMesh, "cluster1", ca)
+			step := NewCAIntermediate(caTestMesh, "cluster1", ca, plans.CARootID(caTestMesh))
 			caWantDrift(t, r.check(id, step), tt.wantDrift)
 
 			out := r.mustApply(id, step)
@@ -282,7 +282,7 @@ func TestCAIntermediateFollowsNewRoot(t *testing.T) {
 	// "delete <dir> and run mcplan state rm <plan.yaml> mesh/mesh1/ca/root"
 	caRemove(t, CARootDir(r.dir, caTestMesh))
 	delete(r.state, rootID)
-	step := NewCAIntermediate(caTestMesh, "cluster1", fastCA())
+	step := NewCAIntermediate(caTestMesh, "cluster1", fastCA(), plans.CARootID(caTestMesh))
 	caWantDrift(t, r.check(id, step), "root CA of mesh mesh1 not created yet")
 	// Restore the old cluster files, as if only the root files were gone.
 	newRoot := r.mustApply(rootID, NewCARoot(caTestMesh, fastCA(), ""))["certSHA256"]
@@ -308,7 +308,7 @@ func TestCAIntermediateStaleClusterFilesUnderNewRoot(t *testing.T) {
 	delete(r.state, rootID)
 	newRoot := r.mustApply(rootID, NewCARoot(caTestMesh, fastCA(), ""))["certSHA256"]
 
-	step := NewCAIntermediate(caTestMesh, "cluster1", fastCA())
+	step := NewCAIntermediate(caTestMesh, "cluster1", fastCA(), plans.CARootID(caTestMesh))
 	caWantDrift(t, r.check(id, step), "ca-cert.pem is not signed by the mesh's current root CA")
 	out := r.mustApply(id, step)
 	if out["rootSHA256"] != newRoot {
@@ -353,7 +353,7 @@ func TestCAIntermediateWithoutRoot(t *testing.T) {
 			r := newCARun(t)
 			tt.setup(t, r)
 			id := plans.CAIntermediateID("cluster1")
-			step := NewCAIntermediate(caTestMesh, "cluster1", fastCA())
+			step := NewCAIntermediate(caTestMesh, "cluster1", fastCA(), plans.CARootID(caTestMesh))
 			caWantDrift(t, r.check(id, step), tt.wantDrift)
 			before := caSnapshot(t, r.dir)
 			err := r.apply(id, step)

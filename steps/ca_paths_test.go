@@ -40,7 +40,7 @@ func TestCANamesThatAreNotDirectories(t *testing.T) {
 			if err := NewCARoot(name, fastCA(), "").Apply(ctx, env); err == nil {
 				t.Error("root Apply: no error")
 			}
-			if err := NewCAIntermediate("mesh1", name, fastCA()).Apply(ctx, env); err == nil {
+			if err := NewCAIntermediate("mesh1", name, fastCA(), plans.CARootID("mesh1")).Apply(ctx, env); err == nil {
 				t.Error("intermediate Apply: no error")
 			}
 		})

@@ -348,7 +348,7 @@ func TestCARootProvided(t *testing.T) {
 
 			// Intermediates chain to the user's root.
 			for _, cluster := range []string{"c1", "c2"} {
-				r.mustApply(plans.CAIntermediateID(cluster), NewCAIntermediate(caTestMesh, cluster, ca))
+				r.mustApply(plans.CAIntermediateID(cluster), NewCAIntermediate(caTestMesh, cluster, ca, plans.CARootID(caTestMesh)))
 				inter := caReadCert(t, filepath.Join(CAClusterDir(r.dir, caTestMesh, cluster), "ca-cert.pem"))
 				if err := pki.VerifyChain(inter, userCert); err != nil {
 					t.Errorf("%s: %v", cluster, err)

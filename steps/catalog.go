@@ -52,17 +52,17 @@ func New(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
 	case plans.KindCARoot:
 		return NewCARoot(spec.Mesh, p.Mesh(spec.Mesh).CA, p.Dir())
 	case plans.KindCAIntermediate:
-		return NewCAIntermediate(spec.Mesh, spec.Cluster, p.Mesh(spec.Mesh).CA)
+		return NewCAIntermediate(spec.Mesh, spec.Cluster, p.Mesh(spec.Mesh).CA, spec.Reads)
 	case plans.KindIstioNamespace:
 		return NewIstioNamespace(p, spec.Mesh, spec.Cluster)
 	case plans.KindIstioCACerts:
 		return NewIstioCACerts(spec.Mesh, p.Mesh(spec.Mesh).Clusters, spec.Cluster)
 	case plans.KindIstioControlPlane:
-		return NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster)
+		return NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads)
 	case plans.KindIstioEastWest:
 		return NewIstioEastWest(p, *p.Mesh(spec.Mesh), spec.Cluster)
 	case plans.KindIstioExpose:
-		return NewIstioExpose(p, *p.Mesh(spec.Mesh), spec.Cluster)
+		return NewIstioExpose(p, *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads)
 	case plans.KindIstioRemoteSecret:
 		return NewIstioRemoteSecret(p, spec.Mesh, spec.Source, spec.Target)
 	case plans.KindVerifySample:

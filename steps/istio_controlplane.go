@@ -28,15 +28,19 @@ import (
 type IstioControlPlane struct {
 	cluster string
 	cp      istiorender.ControlPlane
-	// primary is the cluster whose istiod serves a remote; "" for a primary.
-	primary string
+	// primary is the cluster whose istiod serves a remote, and
+	// primaryExpose the step that records its east-west address; "" for a
+	// primary.
+	primary, primaryExpose string
 	// Timeout bounds the wait for the Deployments to be Available.
 	Timeout time.Duration
 }
 
-// NewIstioControlPlane returns the istio/controlplane step of a cluster.
-func NewIstioControlPlane(p *plans.Plan, mesh plans.Mesh, cluster string) *IstioControlPlane {
-	s := &IstioControlPlane{cluster: cluster, Timeout: istioReadyTimeout}
+// NewIstioControlPlane returns the istio/controlplane step of a cluster;
+// for a remote, primaryExpose is the primary's istio/expose step, whose
+// outputs it reads ("" for a primary).
+func NewIstioControlPlane(p *plans.Plan, mesh plans.Mesh, cluster, primaryExpose string) *IstioControlPlane {
+	s := &IstioControlPlane{cluster: cluster, primaryExpose: primaryExpose, Timeout: istioReadyTimeout}
 	s.cp = istiorender.ControlPlane{Cluster: istioCluster(p, mesh, cluster)}
 	switch {
 	case !p.IsPrimary(mesh.Name, cluster):
@@ -59,9 +63,9 @@ func (s *IstioControlPlane) inventory(env *engine.Env) *kube.Inventory {
 func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istiorender.Manifest, error) {
 	cp := s.cp
 	if s.primary != "" {
-		addr, ok := env.Output(plans.IstioExposeID(s.primary), ExposeOutputAddress)
+		addr, ok := env.Output(s.primaryExpose, ExposeOutputAddress)
 		if !ok || addr == "" {
-			return nil, errAwaitsOutput{fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", s.primary, plans.IstioExposeID(s.primary))}
+			return nil, errAwaitsOutput{fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", s.primary, s.primaryExpose)}
 		}
 		cp.RemotePilotAddress = addr
 	}
@@ -175,7 +179,7 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 		env.SetOutput("istiod", names[0])
 	}
 	if s.primary != "" {
-		addr, _ := env.Output(plans.IstioExposeID(s.primary), ExposeOutputAddress)
+		addr, _ := env.Output(s.primaryExpose, ExposeOutputAddress)
 		env.SetOutput("remotePilotAddress", addr)
 	}
 	return nil

@@ -32,20 +32,23 @@ const (
 // address on (ExposeOutputAddress): remote clusters' control planes depend
 // on this step, and a step sees only its direct dependencies' outputs.
 type IstioExpose struct {
-	cluster      string
+	cluster string
+	// gateway is the istio/eastwest step whose address this one passes on.
+	gateway      string
 	multiNetwork bool
 	exposeIstiod bool
 	istiodHost   string
 }
 
 // NewIstioExpose returns the istio/expose step of a cluster of mesh.
-func NewIstioExpose(p *plans.Plan, mesh plans.Mesh, cluster string) *IstioExpose {
+func NewIstioExpose(p *plans.Plan, mesh plans.Mesh, cluster, gateway string) *IstioExpose {
 	istiod := istiorender.IstiodName
 	if mesh.Istio.Revision != "" {
 		istiod += "-" + mesh.Istio.Revision
 	}
 	return &IstioExpose{
 		cluster:      cluster,
+		gateway:      gateway,
 		multiNetwork: p.MultiNetwork(mesh.Name),
 		exposeIstiod: p.ExposesIstiod(mesh.Name, cluster),
 		istiodHost:   istiod + "." + istiorender.Namespace + ".svc.cluster.local",
@@ -118,9 +121,9 @@ func (s *IstioExpose) Objects() []*unstructured.Unstructured {
 
 // address is the gateway address istio/eastwest recorded.
 func (s *IstioExpose) address(env *engine.Env) (string, error) {
-	addr, ok := env.Output(plans.IstioEastWestID(s.cluster), EastWestOutputAddress)
+	addr, ok := env.Output(s.gateway, EastWestOutputAddress)
 	if !ok || addr == "" {
-		return "", errAwaitsOutput{fmt.Sprintf("no east-west gateway address recorded by %s", plans.IstioEastWestID(s.cluster))}
+		return "", errAwaitsOutput{fmt.Sprintf("no east-west gateway address recorded by %s", s.gateway)}
 	}
 	return addr, nil
 }

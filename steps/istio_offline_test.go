@@ -28,7 +28,7 @@ func renderEveryExample(t *testing.T) {
 			var objects int
 			switch spec.Kind {
 			case plans.KindIstioControlPlane:
-				s := NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster)
+				s := NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads)
 				deps := map[string]map[string]string{}
 				if s.primary != "" {
 					deps[plans.IstioExposeID(s.primary)] = map[string]string{"address": "192.0.2.1"}

@@ -36,7 +36,7 @@ func TestTopologyAgrees(t *testing.T) {
 					if want := p.NeedsEastWest(m.Name, c); hasGateway != want || verifyGateway != want {
 						t.Errorf("%s/%s: east-west gateway: rule %v, graph %v, verify %v", m.Name, c, want, hasGateway, verifyGateway)
 					}
-					e := NewIstioExpose(p, m, c)
+					e := NewIstioExpose(p, m, c, plans.IstioEastWestID(c))
 					if e.multiNetwork != p.MultiNetwork(m.Name) || e.exposeIstiod != p.ExposesIstiod(m.Name, c) {
 						t.Errorf("%s/%s: expose %+v, rule multiNetwork %v exposeIstiod %v", m.Name, c, e, p.MultiNetwork(m.Name), p.ExposesIstiod(m.Name, c))
 					}

@@ -187,7 +187,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		if err := NewCARoot("mesh1", ca, other).Apply(ctx, oenv); err != nil {
 			t.Fatal(err)
 		}
-		if err := NewCAIntermediate("mesh1", "cluster1", ca).Apply(ctx, oenv); err != nil {
+		if err := NewCAIntermediate("mesh1", "cluster1", ca, plans.CARootID("mesh1")).Apply(ctx, oenv); err != nil {
 			t.Fatal(err)
 		}
 		secrets := c1.Typed.CoreV1().Secrets(istiorender.Namespace)
