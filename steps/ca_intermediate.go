@@ -17,6 +17,7 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // caRenewBefore is how long before expiry an intermediate is replaced.
@@ -26,7 +27,7 @@ const caRenewBefore = 30 * 24 * time.Hour
 
 // CAIntermediate is the step that makes a cluster's intermediate CA,
 // signed by its mesh's root, and the files Istio's "cacerts" Secret is
-// made of, in CAClusterDir. A valid intermediate is kept; one that is
+// made of, in statedir.CACluster. A valid intermediate is kept; one that is
 // missing, broken, about to expire, not chained to the current root, or
 // made with other key size or validity than the plan asks is replaced.
 type CAIntermediate struct {
@@ -83,31 +84,31 @@ type meshRoot struct {
 // It fails when they are missing, unusable or expired, or when the
 // certificate is not the one the root step recorded.
 func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot, error) {
-	dir := CARootDir(env.Dir, s.mesh)
+	dir := statedir.CARoot(env.Dir, s.mesh)
 	r := &meshRoot{}
 	var err error
-	if r.certPEM, _, err = readCAFile(dir, CARootCertFile); errors.Is(err, fs.ErrNotExist) {
+	if r.certPEM, _, err = readCAFile(dir, statedir.RootCertFile); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("root CA of mesh %q: %w; the root step %s must run first", s.mesh, err, s.root)
 	} else if err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %w", s.mesh, err)
 	}
 	if r.cert, err = pki.DecodeCert(r.certPEM); err != nil {
-		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, CARootCertFile), err)
+		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, statedir.RootCertFile), err)
 	}
 	if err := pki.CheckValidAt(r.cert, time.Now()); err != nil {
-		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, CARootCertFile), err)
+		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, filepath.Join(dir, statedir.RootCertFile), err)
 	}
 	if want, ok := env.Output(s.root, CAOutputCertSHA256); ok {
 		if got := pki.Fingerprint(r.cert); got != want {
 			return nil, fmt.Errorf("root CA of mesh %q: %s (sha256 %s) is not the root step %s recorded (sha256 %s)",
-				s.mesh, filepath.Join(dir, CARootCertFile), shortSHA(got), s.root, shortSHA(want))
+				s.mesh, filepath.Join(dir, statedir.RootCertFile), shortSHA(got), s.root, shortSHA(want))
 		}
 	}
 	if !withKey {
 		return r, nil
 	}
 	// A provided root's key stays where the user keeps it (ca.rootKey).
-	keyPath := filepath.Join(dir, CARootKeyFile)
+	keyPath := filepath.Join(dir, statedir.RootKeyFile)
 	if kf, ok := env.Output(s.root, CAOutputKeyFile); ok && kf != "" {
 		keyPath = kf
 	}
@@ -121,7 +122,7 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 		return nil, fmt.Errorf("root CA of mesh %q: %s: %w", s.mesh, keyPath, err)
 	}
 	if !pki.KeyMatches(r.cert, r.key) {
-		return nil, fmt.Errorf("root CA of mesh %q: %s does not match %s", s.mesh, keyPath, CARootCertFile)
+		return nil, fmt.Errorf("root CA of mesh %q: %s does not match %s", s.mesh, keyPath, statedir.RootCertFile)
 	}
 	return r, nil
 }
@@ -146,11 +147,11 @@ func (s *CAIntermediate) readIntermediateFiles(dir string, root *meshRoot, now t
 	f := &intermediateFiles{}
 	f.problem = s.checkIntermediate(dir, root, now, f)
 
-	f.wantDerived = map[string][]byte{CARootCertFile: root.certPEM}
+	f.wantDerived = map[string][]byte{statedir.RootCertFile: root.certPEM}
 	if f.problem == "" {
-		f.wantDerived[CACertChainFile] = append(append([]byte{}, f.certPEM...), root.certPEM...)
+		f.wantDerived[statedir.CertChainFile] = append(append([]byte{}, f.certPEM...), root.certPEM...)
 	}
-	for _, name := range []string{CARootCertFile, CACertChainFile} {
+	for _, name := range []string{statedir.RootCertFile, statedir.CertChainFile} {
 		want, ok := f.wantDerived[name]
 		if !ok {
 			continue
@@ -165,46 +166,46 @@ func (s *CAIntermediate) readIntermediateFiles(dir string, root *meshRoot, now t
 // checkIntermediate returns why the intermediate in dir cannot be kept,
 // or "" and fills f.
 func (s *CAIntermediate) checkIntermediate(dir string, root *meshRoot, now time.Time, f *intermediateFiles) string {
-	certPEM, _, err := readCAFile(dir, CACertFile)
+	certPEM, _, err := readCAFile(dir, statedir.CACertFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return CACertFile + " missing"
+		return statedir.CACertFile + " missing"
 	} else if err != nil {
-		return fmt.Sprintf("%s cannot be read: %v", CACertFile, err)
+		return fmt.Sprintf("%s cannot be read: %v", statedir.CACertFile, err)
 	}
-	keyPEM, keyMode, err := readCAFile(dir, CAKeyFile)
+	keyPEM, keyMode, err := readCAFile(dir, statedir.CAKeyFile)
 	if errors.Is(err, fs.ErrNotExist) {
-		return CAKeyFile + " missing"
+		return statedir.CAKeyFile + " missing"
 	} else if err != nil {
-		return fmt.Sprintf("%s cannot be read: %v", CAKeyFile, err)
+		return fmt.Sprintf("%s cannot be read: %v", statedir.CAKeyFile, err)
 	}
 	cert, err := pki.DecodeCert(certPEM)
 	if err != nil {
-		return fmt.Sprintf("%s is not a usable certificate: %v", CACertFile, err)
+		return fmt.Sprintf("%s is not a usable certificate: %v", statedir.CACertFile, err)
 	}
 	key, err := pki.DecodeKey(keyPEM)
 	if err != nil {
-		return fmt.Sprintf("%s is not a usable private key: %v", CAKeyFile, err)
+		return fmt.Sprintf("%s is not a usable private key: %v", statedir.CAKeyFile, err)
 	}
 	if !pki.KeyMatches(cert, key) {
-		return CAKeyFile + " does not match " + CACertFile
+		return statedir.CAKeyFile + " does not match " + statedir.CACertFile
 	}
 	if err := pki.VerifyChainAt(cert, root.cert, now); err != nil {
-		return fmt.Sprintf("%s is not signed by the mesh's current root CA: %v", CACertFile, err)
+		return fmt.Sprintf("%s is not signed by the mesh's current root CA: %v", statedir.CACertFile, err)
 	}
 	if l := cert.Subject.Locality; len(l) != 1 || l[0] != s.cluster {
-		return fmt.Sprintf("%s is for L=%s, want L=%s", CACertFile, strings.Join(l, ","), s.cluster)
+		return fmt.Sprintf("%s is for L=%s, want L=%s", statedir.CACertFile, strings.Join(l, ","), s.cluster)
 	}
 	lifetime := cert.NotAfter.Sub(cert.NotBefore)
 	renew := min(caRenewBefore, lifetime/3)
 	if left := cert.NotAfter.Sub(now); left < renew {
-		return fmt.Sprintf("%s expires on %s, in less than %d days", CACertFile, cert.NotAfter.UTC().Format(time.RFC3339), int(renew.Hours()/24))
+		return fmt.Sprintf("%s expires on %s, in less than %d days", statedir.CACertFile, cert.NotAfter.UTC().Format(time.RFC3339), int(renew.Hours()/24))
 	}
 	if pub, ok := cert.PublicKey.(*rsa.PublicKey); !ok || pub.N.BitLen() != s.keySize() {
-		return fmt.Sprintf("%s has a %s key, the plan asks for RSA %d", CACertFile, describeKey(cert.PublicKey), s.keySize())
+		return fmt.Sprintf("%s has a %s key, the plan asks for RSA %d", statedir.CACertFile, describeKey(cert.PublicKey), s.keySize())
 	}
 	days := int((lifetime - pki.ClockSkew + 12*time.Hour) / (24 * time.Hour))
 	if days != s.validityDays() {
-		return fmt.Sprintf("%s is valid for %d days, the plan asks for %d", CACertFile, days, s.validityDays())
+		return fmt.Sprintf("%s is valid for %d days, the plan asks for %d", statedir.CACertFile, days, s.validityDays())
 	}
 	f.certPEM, f.cert, f.keyMode = certPEM, cert, keyMode
 	return ""
@@ -229,14 +230,14 @@ func (s *CAIntermediate) Check(ctx context.Context, env *engine.Env) (engine.Dri
 	} else if err != nil {
 		return engine.Drifted(err.Error()), nil
 	}
-	f := s.readIntermediateFiles(CAClusterDir(env.Dir, s.mesh, s.cluster), root, time.Now())
+	f := s.readIntermediateFiles(statedir.CACluster(env.Dir, s.mesh, s.cluster), root, time.Now())
 	switch {
 	case f.problem != "":
 		return engine.Drifted(f.problem), nil
 	case len(f.stale) > 0:
 		return engine.Drifted(f.stale[0] + " missing or not up to date"), nil
 	}
-	return keyModeDrift(CAKeyFile, f.keyMode), nil
+	return keyModeDrift(statedir.CAKeyFile, f.keyMode), nil
 }
 
 // Apply keeps a valid intermediate, refreshing the files derived from it
@@ -249,7 +250,7 @@ func (s *CAIntermediate) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return s.errorf("%w", err)
 	}
-	dir := CAClusterDir(env.Dir, s.mesh, s.cluster)
+	dir := statedir.CACluster(env.Dir, s.mesh, s.cluster)
 	if err := makeCADir(dir); err != nil {
 		return s.errorf("%w", err)
 	}
@@ -268,22 +269,22 @@ func (s *CAIntermediate) Apply(ctx context.Context, env *engine.Env) error {
 		certPEM := pki.EncodeCerts(newCert)
 		// Key first: a ca-cert.pem with a stale key beside it is
 		// replaced by the next apply.
-		if err := writeCAFile(dir, CAKeyFile, keyPEM, caKeyMode); err != nil {
+		if err := writeCAFile(dir, statedir.CAKeyFile, keyPEM, statedir.KeyMode); err != nil {
 			return s.errorf("%w", err)
 		}
-		if err := writeCAFile(dir, CACertFile, certPEM, caCertMode); err != nil {
+		if err := writeCAFile(dir, statedir.CACertFile, certPEM, statedir.CertMode); err != nil {
 			return s.errorf("%w", err)
 		}
 		cert = newCert
-		f.wantDerived[CACertChainFile] = append(append([]byte{}, certPEM...), root.certPEM...)
-		f.stale = []string{CARootCertFile, CACertChainFile}
-	} else if f.keyMode != caKeyMode {
-		if err := os.Chmod(filepath.Join(dir, CAKeyFile), caKeyMode); err != nil {
+		f.wantDerived[statedir.CertChainFile] = append(append([]byte{}, certPEM...), root.certPEM...)
+		f.stale = []string{statedir.RootCertFile, statedir.CertChainFile}
+	} else if f.keyMode != statedir.KeyMode {
+		if err := os.Chmod(filepath.Join(dir, statedir.CAKeyFile), statedir.KeyMode); err != nil {
 			return s.errorf("%w", err)
 		}
 	}
 	for _, name := range f.stale {
-		if err := writeCAFile(dir, name, f.wantDerived[name], caCertMode); err != nil {
+		if err := writeCAFile(dir, name, f.wantDerived[name], statedir.CertMode); err != nil {
 			return s.errorf("%w", err)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // caMesh applies the root of caTestMesh and the intermediates of clusters.
@@ -33,8 +34,8 @@ func caMesh(t *testing.T, ca plans.CA, clusters ...string) *caRun {
 func TestCAIntermediateCreatesAndKeeps(t *testing.T) {
 	r := caMesh(t, fastCA())
 	rootID := plans.CARootID(caTestMesh)
-	rootPEM := caReadFile(t, filepath.Join(CARootDir(r.dir, caTestMesh), "root-cert.pem"))
-	root := caReadCert(t, filepath.Join(CARootDir(r.dir, caTestMesh), "root-cert.pem"))
+	rootPEM := caReadFile(t, filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-cert.pem"))
+	root := caReadCert(t, filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-cert.pem"))
 
 	for _, cluster := range []string{"cluster1", "cluster2"} {
 		id := plans.CAIntermediateID(cluster)
@@ -42,7 +43,7 @@ func TestCAIntermediateCreatesAndKeeps(t *testing.T) {
 		caWantDrift(t, r.check(id, step), "ca-cert.pem missing")
 		out := r.mustApply(id, step)
 
-		dir := CAClusterDir(r.dir, caTestMesh, cluster)
+		dir := statedir.CACluster(r.dir, caTestMesh, cluster)
 		modes := map[string]os.FileMode{"": 0o700, "ca-key.pem": 0o600, "ca-cert.pem": 0o644, "root-cert.pem": 0o644, "cert-chain.pem": 0o644}
 		for name, mode := range modes {
 			fi, err := os.Stat(filepath.Join(dir, name))
@@ -109,8 +110,8 @@ func TestCAIntermediateOpenSSL(t *testing.T) {
 		t.Skip("openssl not on PATH; CI installs it to cross-check the certificates")
 	}
 	r := caMesh(t, fastCA(), "cluster1")
-	rootCert := filepath.Join(CARootDir(r.dir, caTestMesh), "root-cert.pem")
-	dir := CAClusterDir(r.dir, caTestMesh, "cluster1")
+	rootCert := filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-cert.pem")
+	dir := statedir.CACluster(r.dir, caTestMesh, "cluster1")
 	caCert := filepath.Join(dir, "ca-cert.pem")
 
 	// A workload certificate signed by the intermediate, as istiod signs.
@@ -189,11 +190,11 @@ func TestCAIntermediateRepairs(t *testing.T) {
 		{"ca-cert.pem deleted", plans.CA{}, func(t *testing.T, r *caRun, dir string) { caRemove(t, filepath.Join(dir, "ca-cert.pem")) }, "ca-cert.pem missing", true},
 		{"ca-key.pem deleted", plans.CA{}, func(t *testing.T, r *caRun, dir string) { caRemove(t, filepath.Join(dir, "ca-key.pem")) }, "ca-key.pem missing", true},
 		{"key of another cluster", plans.CA{}, func(t *testing.T, r *caRun, dir string) {
-			other := CAClusterDir(r.dir, caTestMesh, "cluster2")
+			other := statedir.CACluster(r.dir, caTestMesh, "cluster2")
 			caWrite(t, filepath.Join(dir, "ca-key.pem"), []byte(caReadFile(t, filepath.Join(other, "ca-key.pem"))), 0o600)
 		}, "ca-key.pem does not match ca-cert.pem", true},
 		{"intermediate of another cluster", plans.CA{}, func(t *testing.T, r *caRun, dir string) {
-			other := CAClusterDir(r.dir, caTestMesh, "cluster2")
+			other := statedir.CACluster(r.dir, caTestMesh, "cluster2")
 			for _, name := range []string{"ca-key.pem", "ca-cert.pem"} {
 				caWrite(t, filepath.Join(dir, name), []byte(caReadFile(t, filepath.Join(other, name))), 0o600)
 			}
@@ -219,7 +220,7 @@ func TestCAIntermediateRepairs(t *testing.T) {
 			r := template.clone(t)
 			id := plans.CAIntermediateID("cluster1")
 			first := r.state[id]
-			dir := CAClusterDir(r.dir, caTestMesh, "cluster1")
+			dir := statedir.CACluster(r.dir, caTestMesh, "cluster1")
 			keyBefore := caReadFile(t, filepath.Join(dir, "ca-key.pem"))
 			if tt.break_ != nil {
 				tt.break_(t, r, dir)
@@ -240,7 +241,7 @@ func TestCAIntermediateRepairs(t *testing.T) {
 				t.Error("ca-key.pem rewritten")
 			}
 			inter := caReadCert(t, filepath.Join(dir, "ca-cert.pem"))
-			root := caReadCert(t, filepath.Join(CARootDir(r.dir, caTestMesh), "root-cert.pem"))
+			root := caReadCert(t, filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-cert.pem"))
 			if err := pki.VerifyChain(inter, root); err != nil {
 				t.Error(err)
 			}
@@ -255,7 +256,7 @@ func TestCAIntermediateRepairs(t *testing.T) {
 // with opts.
 func writeIntermediate(t *testing.T, r *caRun, dir, cluster string, opts pki.Options) {
 	t.Helper()
-	rootDir := CARootDir(r.dir, caTestMesh)
+	rootDir := statedir.CARoot(r.dir, caTestMesh)
 	root, err := pki.LoadRoot(filepath.Join(rootDir, "root-cert.pem"), filepath.Join(rootDir, "root-key.pem"))
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +281,7 @@ func TestCAIntermediateFollowsNewRoot(t *testing.T) {
 	oldInter := r.state[id]["certSHA256"]
 
 	// "delete <dir> and run mcplan state rm <plan.yaml> mesh/mesh1/ca/root"
-	caRemove(t, CARootDir(r.dir, caTestMesh))
+	caRemove(t, statedir.CARoot(r.dir, caTestMesh))
 	delete(r.state, rootID)
 	step := NewCAIntermediate(caTestMesh, "cluster1", fastCA(), plans.CARootID(caTestMesh))
 	caWantDrift(t, r.check(id, step), "root CA of mesh mesh1 not created yet")
@@ -299,10 +300,10 @@ func TestCAIntermediateFollowsNewRoot(t *testing.T) {
 func TestCAIntermediateStaleClusterFilesUnderNewRoot(t *testing.T) {
 	r := caMesh(t, fastCA(), "cluster1")
 	rootID, id := plans.CARootID(caTestMesh), plans.CAIntermediateID("cluster1")
-	dir := CAClusterDir(r.dir, caTestMesh, "cluster1")
+	dir := statedir.CACluster(r.dir, caTestMesh, "cluster1")
 	// Replace only the root files; the cluster directory keeps the old
 	// intermediate.
-	rootDir := CARootDir(r.dir, caTestMesh)
+	rootDir := statedir.CARoot(r.dir, caTestMesh)
 	caRemove(t, filepath.Join(rootDir, "root-cert.pem"))
 	caRemove(t, filepath.Join(rootDir, "root-key.pem"))
 	delete(r.state, rootID)
@@ -332,7 +333,7 @@ func TestCAIntermediateWithoutRoot(t *testing.T) {
 		{"no root yet", func(t *testing.T, r *caRun) {}, "root CA of mesh mesh1 not created yet", "the root step mesh/mesh1/ca/root must run first"},
 		{"root key lost", func(t *testing.T, r *caRun) {
 			r.mustApply(plans.CARootID(caTestMesh), NewCARoot(caTestMesh, fastCA(), ""))
-			caRemove(t, filepath.Join(CARootDir(r.dir, caTestMesh), "root-key.pem"))
+			caRemove(t, filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-key.pem"))
 		}, "ca-cert.pem missing", "root-key.pem: no such file"},
 		{"root expired", func(t *testing.T, r *caRun) {
 			cert, key, err := pki.NewRoot(context.Background(), pki.Options{KeySize: 2048, ValidityDays: 1, Now: time.Now().AddDate(0, 0, -2)})
@@ -340,8 +341,8 @@ func TestCAIntermediateWithoutRoot(t *testing.T) {
 				t.Fatal(err)
 			}
 			keyPEM, _ := pki.EncodeKey(key)
-			caWrite(t, filepath.Join(CARootDir(r.dir, caTestMesh), "root-key.pem"), keyPEM, 0o600)
-			caWrite(t, filepath.Join(CARootDir(r.dir, caTestMesh), "root-cert.pem"), pki.EncodeCerts(cert), 0o644)
+			caWrite(t, filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-key.pem"), keyPEM, 0o600)
+			caWrite(t, filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-cert.pem"), pki.EncodeCerts(cert), 0o644)
 		}, "certificate expired on", "root-cert.pem: certificate expired on"},
 		{"root not the recorded one", func(t *testing.T, r *caRun) {
 			r.mustApply(plans.CARootID(caTestMesh), NewCARoot(caTestMesh, fastCA(), ""))

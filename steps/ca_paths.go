@@ -7,39 +7,8 @@ import (
 	"strings"
 
 	"mcplan.io/mcplan/internal/atomicfile"
+	"mcplan.io/mcplan/steps/statedir"
 )
-
-// Files of a mesh's CA under the state directory, laid out as Istio's
-// tools/certs Makefile lays them out:
-//
-//	<state>/ca/<mesh>/root-cert.pem, root-key.pem
-//	<state>/ca/<mesh>/<cluster>/ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem
-//
-// The per-cluster files are the keys of Istio's "cacerts" Secret.
-const (
-	CARootCertFile  = "root-cert.pem"  // root certificate, in the mesh and in each cluster directory
-	CARootKeyFile   = "root-key.pem"   // root private key, mesh directory only
-	CACertFile      = "ca-cert.pem"    // the cluster's intermediate certificate
-	CAKeyFile       = "ca-key.pem"     // the cluster's intermediate private key
-	CACertChainFile = "cert-chain.pem" // intermediate then root
-)
-
-// File modes of the CA files.
-const (
-	caDirMode  os.FileMode = 0o700
-	caKeyMode  os.FileMode = 0o600
-	caCertMode os.FileMode = 0o644
-)
-
-// CARootDir is the directory of a mesh's root CA.
-func CARootDir(stateDir, mesh string) string {
-	return filepath.Join(stateDir, "ca", mesh)
-}
-
-// CAClusterDir is the directory of a cluster's intermediate CA.
-func CAClusterDir(stateDir, mesh, cluster string) string {
-	return filepath.Join(CARootDir(stateDir, mesh), cluster)
-}
 
 // checkPathName refuses a mesh or cluster name that would not stay one
 // directory level below its parent.
@@ -53,10 +22,10 @@ func checkPathName(kind, name string) error {
 // makeCADir creates dir and its parents and makes dir itself mode 0700,
 // even if it existed with a looser mode.
 func makeCADir(dir string) error {
-	if err := os.MkdirAll(dir, caDirMode); err != nil {
+	if err := os.MkdirAll(dir, statedir.DirMode); err != nil {
 		return err
 	}
-	return os.Chmod(dir, caDirMode)
+	return os.Chmod(dir, statedir.DirMode)
 }
 
 // writeCAFile writes one file of dir atomically; errors name the file.

@@ -11,14 +11,15 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 func TestCAPaths(t *testing.T) {
 	tests := []struct {
 		got, want string
 	}{
-		{CARootDir("/s", "mesh1"), "/s/ca/mesh1"},
-		{CAClusterDir("/s", "mesh1", "c1"), "/s/ca/mesh1/c1"},
+		{statedir.CARoot("/s", "mesh1"), "/s/ca/mesh1"},
+		{statedir.CACluster("/s", "mesh1", "c1"), "/s/ca/mesh1/c1"},
 		{plans.CARootID("mesh1"), "mesh/mesh1/ca/root"},
 		{plans.CAIntermediateID("c1"), "cluster/c1/ca/intermediate"},
 	}

@@ -17,6 +17,7 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // Outputs of the CA steps. None of them is secret.
@@ -36,7 +37,7 @@ const (
 	CASourceProvided  = "provided"
 )
 
-// CARoot is the step that makes the root CA of a mesh into CARootDir, or
+// CARoot is the step that makes the root CA of a mesh into statedir.CARoot, or
 // takes the root the user provides (ca.rootCert and ca.rootKey): its
 // certificate is copied there, its key is not (intermediates are signed
 // from the user's key file, where the user keeps it).
@@ -87,41 +88,41 @@ func (f *rootFiles) setProblem(file, problem string) {
 func readRootFiles(dir string, now time.Time) *rootFiles {
 	f := &rootFiles{}
 	var err error
-	f.certPEM, _, err = readCAFile(dir, CARootCertFile)
+	f.certPEM, _, err = readCAFile(dir, statedir.RootCertFile)
 	f.certFound = !errors.Is(err, fs.ErrNotExist)
 	switch {
 	case !f.certFound:
-		f.setProblem(CARootCertFile, "is missing")
+		f.setProblem(statedir.RootCertFile, "is missing")
 	case err != nil:
-		f.setProblem(CARootCertFile, fmt.Sprintf("cannot be read: %v", err))
+		f.setProblem(statedir.RootCertFile, fmt.Sprintf("cannot be read: %v", err))
 	}
-	f.keyPEM, f.keyMode, err = readCAFile(dir, CARootKeyFile)
+	f.keyPEM, f.keyMode, err = readCAFile(dir, statedir.RootKeyFile)
 	f.keyFound = !errors.Is(err, fs.ErrNotExist)
 	switch {
 	case !f.keyFound:
-		f.setProblem(CARootKeyFile, "is missing")
+		f.setProblem(statedir.RootKeyFile, "is missing")
 	case err != nil:
-		f.setProblem(CARootKeyFile, fmt.Sprintf("cannot be read: %v", err))
+		f.setProblem(statedir.RootKeyFile, fmt.Sprintf("cannot be read: %v", err))
 	}
 	if f.certPEM != nil {
 		if f.cert, err = pki.DecodeCert(f.certPEM); err != nil {
-			f.setProblem(CARootCertFile, fmt.Sprintf("is not a usable certificate: %v", err))
+			f.setProblem(statedir.RootCertFile, fmt.Sprintf("is not a usable certificate: %v", err))
 		}
 	}
 	if f.keyPEM != nil {
 		if f.key, err = pki.DecodeKey(f.keyPEM); err != nil {
-			f.setProblem(CARootKeyFile, fmt.Sprintf("is not a usable private key: %v", err))
+			f.setProblem(statedir.RootKeyFile, fmt.Sprintf("is not a usable private key: %v", err))
 		}
 	}
 	if f.problem != "" {
 		return f
 	}
 	if err := pki.CheckCA(f.cert); err != nil {
-		f.setProblem(CARootCertFile, fmt.Sprintf("is not a usable root: %v", err))
+		f.setProblem(statedir.RootCertFile, fmt.Sprintf("is not a usable root: %v", err))
 	} else if !pki.KeyMatches(f.cert, f.key) {
-		f.setProblem(CARootKeyFile, "does not match "+CARootCertFile)
+		f.setProblem(statedir.RootKeyFile, "does not match "+statedir.RootCertFile)
 	} else if err := pki.CheckValidAt(f.cert, now); err != nil {
-		f.setProblem(CARootCertFile, "is not usable now: "+err.Error())
+		f.setProblem(statedir.RootCertFile, "is not usable now: "+err.Error())
 		f.expired = true
 	}
 	return f
@@ -162,7 +163,7 @@ func (s *CARoot) decide(env *engine.Env) (rootDecision, error) {
 	if err != nil {
 		return rootDecision{}, err
 	}
-	dir := CARootDir(env.Dir, s.mesh)
+	dir := statedir.CARoot(env.Dir, s.mesh)
 	prev, hasPrev := env.Previous(CAOutputCertSHA256)
 	f := readRootFiles(dir, time.Now())
 	if provided {
@@ -183,14 +184,14 @@ func (s *CARoot) decide(env *engine.Env) (rootDecision, error) {
 				refuse: s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "restore it from a backup")}, nil
 		}
 		if sha := pki.Fingerprint(f.cert); sha != prev {
-			return rootDecision{drift: engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", CARootCertFile, shortSHA(sha), shortSHA(prev))),
-				refuse: s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, CARootCertFile), shortSHA(sha)), "restore the recorded one from a backup")}, nil
+			return rootDecision{drift: engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", statedir.RootCertFile, shortSHA(sha), shortSHA(prev))),
+				refuse: s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, statedir.RootCertFile), shortSHA(sha)), "restore the recorded one from a backup")}, nil
 		}
-		return rootDecision{drift: keyModeDrift(CARootKeyFile, f.keyMode), do: keep}, nil
+		return rootDecision{drift: keyModeDrift(statedir.RootKeyFile, f.keyMode), do: keep}, nil
 	}
 	switch {
 	case f.problem == "":
-		return rootDecision{drift: keyModeDrift(CARootKeyFile, f.keyMode), do: func(ctx context.Context, env *engine.Env) error {
+		return rootDecision{drift: keyModeDrift(statedir.RootKeyFile, f.keyMode), do: func(ctx context.Context, env *engine.Env) error {
 			env.Logf("adopting the root CA found in %s (sha256 %s); no earlier apply recorded it", dir, shortSHA(pki.Fingerprint(f.cert)))
 			return keep(ctx, env)
 		}}, nil
@@ -205,7 +206,7 @@ func (s *CARoot) decide(env *engine.Env) (rootDecision, error) {
 	}
 	return rootDecision{drift: drift, do: func(ctx context.Context, env *engine.Env) error {
 		if f.keyFound {
-			env.Logf("%s has no %s (an apply was interrupted): making a new root CA", CARootKeyFile, CARootCertFile)
+			env.Logf("%s has no %s (an apply was interrupted): making a new root CA", statedir.RootKeyFile, statedir.RootCertFile)
 		}
 		return s.make(ctx, env, dir)
 	}}, nil
@@ -230,13 +231,13 @@ func (s *CARoot) decideProvided(env *engine.Env, dir string, f *rootFiles, certF
 	case !f.certFound:
 		d.drift = engine.Drifted("root CA not copied yet")
 	case !bytes.Equal(f.certPEM, pki.EncodeCerts(root.Cert)):
-		d.drift = engine.Drifted(CARootCertFile + " differs from " + certFile)
+		d.drift = engine.Drifted(statedir.RootCertFile + " differs from " + certFile)
 		if !hasPrev && (f.cert == nil || pki.Fingerprint(f.cert) != sha) {
 			d.refuse = s.errorf("%s holds another root CA than ca.rootCert %s, and no earlier apply recorded it. mcplan does not overwrite a root certificate: clusters may trust it. To switch to ca.rootCert on purpose, delete %s",
-				filepath.Join(dir, CARootCertFile), certFile, dir)
+				filepath.Join(dir, statedir.RootCertFile), certFile, dir)
 		}
 	case f.keyFound && bytes.Equal(f.keyPEM, root.KeyPEM):
-		d.drift = engine.Drifted(CARootKeyFile + " is a copy of " + keyFile + ": intermediates are signed from ca.rootKey, the copy goes")
+		d.drift = engine.Drifted(statedir.RootKeyFile + " is a copy of " + keyFile + ": intermediates are signed from ca.rootKey, the copy goes")
 	case recordedKey != keyFile:
 		d.drift = engine.Drifted("ca.rootKey is " + keyFile + ", not the recorded " + orUnknown(recordedKey))
 	default:
@@ -271,8 +272,8 @@ func (s *CARoot) Apply(ctx context.Context, env *engine.Env) error {
 
 // keyModeDrift is InSync when a private key file has mode 0600.
 func keyModeDrift(name string, mode os.FileMode) engine.Drift {
-	if mode != caKeyMode {
-		return engine.Drifted(fmt.Sprintf("%s has mode %#o, want %#o", name, mode, caKeyMode))
+	if mode != statedir.KeyMode {
+		return engine.Drifted(fmt.Sprintf("%s has mode %#o, want %#o", name, mode, statedir.KeyMode))
 	}
 	return engine.InSync()
 }
@@ -291,10 +292,10 @@ func (s *CARoot) make(ctx context.Context, env *engine.Env, dir string) error {
 		return s.errorf("%w", err)
 	}
 	// Key first: a root-cert.pem on disk always has its key beside it.
-	if err := writeCAFile(dir, CARootKeyFile, keyPEM, caKeyMode); err != nil {
+	if err := writeCAFile(dir, statedir.RootKeyFile, keyPEM, statedir.KeyMode); err != nil {
 		return s.errorf("%w", err)
 	}
-	if err := writeCAFile(dir, CARootCertFile, pki.EncodeCerts(cert), caCertMode); err != nil {
+	if err := writeCAFile(dir, statedir.RootCertFile, pki.EncodeCerts(cert), statedir.CertMode); err != nil {
 		return s.errorf("%w", err)
 	}
 	env.Logf("made root CA of mesh %s (sha256 %s, RSA %d, valid until %s)", s.mesh, shortSHA(pki.Fingerprint(cert)), key.N.BitLen(), cert.NotAfter.UTC().Format(time.DateOnly))
@@ -307,8 +308,8 @@ func (s *CARoot) keep(env *engine.Env, dir string, f *rootFiles, source string) 
 	if err := makeCADir(dir); err != nil {
 		return s.errorf("%w", err)
 	}
-	if f.keyMode != caKeyMode {
-		if err := os.Chmod(filepath.Join(dir, CARootKeyFile), caKeyMode); err != nil {
+	if f.keyMode != statedir.KeyMode {
+		if err := os.Chmod(filepath.Join(dir, statedir.RootKeyFile), statedir.KeyMode); err != nil {
 			return s.errorf("%w", err)
 		}
 	}
@@ -333,25 +334,25 @@ func (s *CARoot) provide(env *engine.Env, dir string, root *pki.Root, certFile, 
 		return s.errorf("%w", err)
 	}
 	certPEM := pki.EncodeCerts(root.Cert)
-	old, mode, err := readCAFile(dir, CARootCertFile)
+	old, mode, err := readCAFile(dir, statedir.RootCertFile)
 	switch {
 	case err == nil && bytes.Equal(old, certPEM):
-		if mode != caCertMode {
-			if err := os.Chmod(filepath.Join(dir, CARootCertFile), caCertMode); err != nil {
+		if mode != statedir.CertMode {
+			if err := os.Chmod(filepath.Join(dir, statedir.RootCertFile), statedir.CertMode); err != nil {
 				return s.errorf("%w", err)
 			}
 		}
 	default:
-		if err := writeCAFile(dir, CARootCertFile, certPEM, caCertMode); err != nil {
+		if err := writeCAFile(dir, statedir.RootCertFile, certPEM, statedir.CertMode); err != nil {
 			return s.errorf("%w", err)
 		}
-		env.Logf("copied %s to %s", certFile, filepath.Join(dir, CARootCertFile))
+		env.Logf("copied %s to %s", certFile, filepath.Join(dir, statedir.RootCertFile))
 	}
-	if copied, _, err := readCAFile(dir, CARootKeyFile); err == nil && bytes.Equal(copied, root.KeyPEM) {
-		if err := os.Remove(filepath.Join(dir, CARootKeyFile)); err != nil {
+	if copied, _, err := readCAFile(dir, statedir.RootKeyFile); err == nil && bytes.Equal(copied, root.KeyPEM) {
+		if err := os.Remove(filepath.Join(dir, statedir.RootKeyFile)); err != nil {
 			return s.errorf("%w", err)
 		}
-		env.Logf("removed %s, a copy of %s: intermediates are signed from ca.rootKey", filepath.Join(dir, CARootKeyFile), keyFile)
+		env.Logf("removed %s, a copy of %s: intermediates are signed from ca.rootKey", filepath.Join(dir, statedir.RootKeyFile), keyFile)
 	}
 	s.setOutputs(env, dir, root.Cert, CASourceProvided)
 	env.SetOutput(CAOutputKeyFile, keyFile)
@@ -370,6 +371,6 @@ func (s *CARoot) refuse(dir, prev, problem, advice string) error {
 func (s *CARoot) setOutputs(env *engine.Env, dir string, cert *x509.Certificate, source string) {
 	env.SetOutput(CAOutputCertSHA256, pki.Fingerprint(cert))
 	env.SetOutput(CAOutputNotAfter, cert.NotAfter.UTC().Format(time.RFC3339))
-	env.SetOutput(CAOutputCertFile, filepath.Join(dir, CARootCertFile))
+	env.SetOutput(CAOutputCertFile, filepath.Join(dir, statedir.RootCertFile))
 	env.SetOutput(CAOutputSource, source)
 }

@@ -18,6 +18,7 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 const caTestMesh = "mesh1"
@@ -29,7 +30,7 @@ func TestCARootCreatesAndKeeps(t *testing.T) {
 	caWantDrift(t, r.check(id, step), "root CA not created yet")
 
 	out := r.mustApply(id, step)
-	dir := CARootDir(r.dir, caTestMesh)
+	dir := statedir.CARoot(r.dir, caTestMesh)
 	for _, f := range []struct {
 		path string
 		mode os.FileMode
@@ -149,7 +150,7 @@ func TestCARootNeverReplacesRecordedRoot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := template.clone(t)
 			recorded := r.state[id]
-			dir := CARootDir(r.dir, caTestMesh)
+			dir := statedir.CARoot(r.dir, caTestMesh)
 			tt.break_(t, dir)
 
 			caWantDrift(t, r.check(id, step), tt.wantDrift)
@@ -212,7 +213,7 @@ func TestCARootWithoutRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			keyPEM, _ := pki.EncodeKey(otherKey)
-			dir := CARootDir(r.dir, caTestMesh)
+			dir := statedir.CARoot(r.dir, caTestMesh)
 			for name, content := range tt.files {
 				data := []byte(content)
 				switch content {
@@ -246,7 +247,7 @@ func TestCARootKeyModeRepaired(t *testing.T) {
 	id := plans.CARootID(caTestMesh)
 	step := NewCARoot(caTestMesh, fastCA(), "")
 	out := r.mustApply(id, step)
-	key := filepath.Join(CARootDir(r.dir, caTestMesh), "root-key.pem")
+	key := filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-key.pem")
 	if err := os.Chmod(key, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +270,7 @@ func TestCARootCancelled(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
-	if _, err := os.Stat(filepath.Join(CARootDir(dir, caTestMesh), "root-key.pem")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(statedir.CARoot(dir, caTestMesh), "root-key.pem")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("root-key.pem written by a cancelled apply (%v)", err)
 	}
 }
@@ -331,7 +332,7 @@ func TestCARootProvided(t *testing.T) {
 			if out["source"] != "provided" || out["certSHA256"] != pki.Fingerprint(userCert) {
 				t.Errorf("outputs = %v, want source provided and the user's sha256 %s", out, pki.Fingerprint(userCert))
 			}
-			dir := CARootDir(r.dir, caTestMesh)
+			dir := statedir.CARoot(r.dir, caTestMesh)
 			if _, err := os.Stat(filepath.Join(dir, "root-key.pem")); err == nil {
 				t.Error("the user's root key was copied into the state directory")
 			}
@@ -349,7 +350,7 @@ func TestCARootProvided(t *testing.T) {
 			// Intermediates chain to the user's root.
 			for _, cluster := range []string{"c1", "c2"} {
 				r.mustApply(plans.CAIntermediateID(cluster), NewCAIntermediate(caTestMesh, cluster, ca, plans.CARootID(caTestMesh)))
-				inter := caReadCert(t, filepath.Join(CAClusterDir(r.dir, caTestMesh, cluster), "ca-cert.pem"))
+				inter := caReadCert(t, filepath.Join(statedir.CACluster(r.dir, caTestMesh, cluster), "ca-cert.pem"))
 				if err := pki.VerifyChain(inter, userCert); err != nil {
 					t.Errorf("%s: %v", cluster, err)
 				}

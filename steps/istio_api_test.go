@@ -29,6 +29,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 	"mcplan.io/mcplan/testbed"
 	"mcplan.io/mcplan/testbed/fakeistiod"
 )
@@ -160,7 +161,7 @@ func (s *standinServer) writeKubeconfig(t *testing.T, stateDir string) {
 	if err := os.MkdirAll(filepath.Join(stateDir, "kubeconfig"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := atomicfile.Write(ClusterKubeconfigPath(stateDir, s.name), data, 0o600); err != nil {
+	if err := atomicfile.Write(statedir.Kubeconfig(stateDir, s.name), data, 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -352,7 +353,7 @@ func (r *istioRun) objectVersions() map[string]string {
 				kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: ReaderTokenSecretFor(other.Name)})
 		}
 		for _, set := range []string{"controlplane", "eastwest", "expose"} {
-			inv := kube.Inventory{Path: kube.InventoryPath(r.dir, name, set)}
+			inv := kube.Inventory{Path: statedir.Inventory(r.dir, name, set)}
 			more, err := inv.Load()
 			if err != nil {
 				r.t.Fatal(err)
@@ -489,7 +490,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, k := range cacertsKeys() {
-			file, err := os.ReadFile(filepath.Join(CAClusterDir(r.dir, "mesh1", s.name), k))
+			file, err := os.ReadFile(filepath.Join(statedir.CACluster(r.dir, "mesh1", s.name), k))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -20,6 +20,7 @@ import (
 	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // CACertsSecret is the Secret istiod reads its plugged-in CA from.
@@ -27,7 +28,7 @@ const CACertsSecret = "cacerts"
 
 // cacertsKeys are the Secret's keys, each a file of the cluster's CA dir.
 func cacertsKeys() []string {
-	return []string{CACertFile, CAKeyFile, CARootCertFile, CACertChainFile}
+	return []string{statedir.CACertFile, statedir.CAKeyFile, statedir.RootCertFile, statedir.CertChainFile}
 }
 
 // IstioCACerts is the Secret cacerts of a cluster, made of its
@@ -56,7 +57,7 @@ func (s *IstioCACerts) files(env *engine.Env) (map[string][]byte, error) {
 	if err := CheckMeshRoots(env.Dir, s.mesh, s.clusters); err != nil {
 		return nil, err
 	}
-	dir := CAClusterDir(env.Dir, s.mesh, s.cluster)
+	dir := statedir.CACluster(env.Dir, s.mesh, s.cluster)
 	data := map[string][]byte{}
 	for _, name := range cacertsKeys() {
 		b, _, err := readCAFile(dir, name)
@@ -65,16 +66,16 @@ func (s *IstioCACerts) files(env *engine.Env) (map[string][]byte, error) {
 		}
 		data[name] = b
 	}
-	inter, err := pki.DecodeCert(data[CACertFile])
+	inter, err := pki.DecodeCert(data[statedir.CACertFile])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", CACertFile, err)
+		return nil, fmt.Errorf("%s: %w", statedir.CACertFile, err)
 	}
-	root, err := pki.DecodeCert(data[CARootCertFile])
+	root, err := pki.DecodeCert(data[statedir.RootCertFile])
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", CARootCertFile, err)
+		return nil, fmt.Errorf("%s: %w", statedir.RootCertFile, err)
 	}
 	if err := pki.VerifyChain(inter, root); err != nil {
-		return nil, fmt.Errorf("%s does not chain to %s in %s: %w", CACertFile, CARootCertFile, dir, err)
+		return nil, fmt.Errorf("%s does not chain to %s in %s: %w", statedir.CACertFile, statedir.RootCertFile, dir, err)
 	}
 	return data, nil
 }
@@ -84,8 +85,8 @@ func (s *IstioCACerts) files(env *engine.Env) (map[string][]byte, error) {
 // cross-cluster mTLS fails. Clusters whose intermediate is not made yet
 // are skipped; the mesh's root itself must exist.
 func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
-	rootFile := filepath.Join(CARootDir(stateDir, mesh), CARootCertFile)
-	want, _, err := readCAFile(CARootDir(stateDir, mesh), CARootCertFile)
+	rootFile := filepath.Join(statedir.CARoot(stateDir, mesh), statedir.RootCertFile)
+	want, _, err := readCAFile(statedir.CARoot(stateDir, mesh), statedir.RootCertFile)
 	if err != nil {
 		return fmt.Errorf("mesh %s root: %w (the mesh's ca/root step makes it)", mesh, err)
 	}
@@ -95,8 +96,8 @@ func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 	}
 	var bad []string
 	for _, c := range clusters {
-		dir := CAClusterDir(stateDir, mesh, c)
-		got, _, err := readCAFile(dir, CARootCertFile)
+		dir := statedir.CACluster(stateDir, mesh, c)
+		got, _, err := readCAFile(dir, statedir.RootCertFile)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -115,7 +116,7 @@ func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 		return fmt.Errorf("the clusters of mesh %s do not chain to the same root: the mesh root is %q (sha256 %s, %s) but %s; "+
 			"workloads of clusters with different roots cannot authenticate each other. Remove the stale cluster directories under %s "+
 			"and apply again so that their intermediates are signed by the mesh root",
-			mesh, wantCert.Subject.CommonName, shortSHA(pki.Fingerprint(wantCert)), rootFile, strings.Join(bad, "; "), CARootDir(stateDir, mesh))
+			mesh, wantCert.Subject.CommonName, shortSHA(pki.Fingerprint(wantCert)), rootFile, strings.Join(bad, "; "), statedir.CARoot(stateDir, mesh))
 	}
 	return nil
 }
@@ -174,10 +175,10 @@ func (s *IstioCACerts) Apply(ctx context.Context, env *engine.Env) error {
 		return s.errorf("%w", err)
 	}
 	sum := digest.SHA256Hex
-	env.SetOutput("rootCertSHA256", sum(data[CARootCertFile]))
-	env.SetOutput("caCertSHA256", sum(data[CACertFile]))
+	env.SetOutput("rootCertSHA256", sum(data[statedir.RootCertFile]))
+	env.SetOutput("caCertSHA256", sum(data[statedir.CACertFile]))
 	if res.Changed() {
-		env.Logf("Secret %s/%s written from %s", istiorender.Namespace, CACertsSecret, CAClusterDir(env.Dir, s.mesh, s.cluster))
+		env.Logf("Secret %s/%s written from %s", istiorender.Namespace, CACertsSecret, statedir.CACluster(env.Dir, s.mesh, s.cluster))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // Timeouts of the Istio steps' waits. Steps copy them into fields that
@@ -25,7 +26,7 @@ const (
 // kubeconfig/fetch keeps under the state directory (every Istio step
 // depends on it). Its server is the address the operator reaches.
 func clusterClient(env *engine.Env, cluster string) (*kube.Client, error) {
-	c, err := kube.FromKubeconfig(cluster, ClusterKubeconfigPath(env.Dir, cluster), env.Logf)
+	c, err := kube.FromKubeconfig(cluster, statedir.Kubeconfig(env.Dir, cluster), env.Logf)
 	if err != nil {
 		return nil, fmt.Errorf("%w (run the cluster's kubeconfig/fetch step first)", err)
 	}

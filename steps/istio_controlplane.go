@@ -18,6 +18,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // IstioControlPlane installs a cluster's Istio control plane: the
@@ -56,7 +57,7 @@ func (s *IstioControlPlane) errorf(format string, args ...any) error {
 }
 
 func (s *IstioControlPlane) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: kube.InventoryPath(env.Dir, s.cluster, "controlplane")}
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "controlplane")}
 }
 
 // render renders the control plane of the cluster.

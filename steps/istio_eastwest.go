@@ -13,6 +13,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // EastWestOutputAddress is the output of istio/eastwest with the
@@ -49,7 +50,7 @@ func (s *IstioEastWest) errorf(format string, args ...any) error {
 }
 
 func (s *IstioEastWest) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: kube.InventoryPath(env.Dir, s.cluster, "eastwest")}
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "eastwest")}
 }
 
 func (s *IstioEastWest) render(ctx context.Context) (*istiorender.Manifest, error) {

@@ -10,6 +10,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // ExposeOutputAddress is the output of istio/expose that passes the
@@ -60,7 +61,7 @@ func (s *IstioExpose) errorf(format string, args ...any) error {
 }
 
 func (s *IstioExpose) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: kube.InventoryPath(env.Dir, s.cluster, "expose")}
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "expose")}
 }
 
 func istioObject(apiVersion, kind, name string, spec map[string]any) *unstructured.Unstructured {

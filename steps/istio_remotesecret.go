@@ -24,6 +24,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // Names and markers of remote secrets, as `istioctl create-remote-secret`
@@ -127,7 +128,7 @@ func CheckMeshAddress(addr string) error {
 // sourceCA is the CA A's API server certificate is signed by, from A's
 // admin kubeconfig.
 func (s *IstioRemoteSecret) sourceCA(env *engine.Env) ([]byte, error) {
-	path := ClusterKubeconfigPath(env.Dir, s.source.Name)
+	path := statedir.Kubeconfig(env.Dir, s.source.Name)
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig of %s: %w", s.source.Name, err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 func TestCheckMeshAddress(t *testing.T) {
@@ -36,11 +37,11 @@ func TestCheckMeshRootsFindsAForeignRoot(t *testing.T) {
 	}
 	// cluster2's directory from another mesh's CA: a different root.
 	other := caMesh(t, fastCA(), "cluster2")
-	foreign, err := os.ReadFile(filepath.Join(CAClusterDir(other.dir, caTestMesh, "cluster2"), CARootCertFile))
+	foreign, err := os.ReadFile(filepath.Join(statedir.CACluster(other.dir, caTestMesh, "cluster2"), statedir.RootCertFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(CAClusterDir(r.dir, caTestMesh, "cluster2"), CARootCertFile), foreign, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(statedir.CACluster(r.dir, caTestMesh, "cluster2"), statedir.RootCertFile), foreign, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	err = CheckMeshRoots(r.dir, caTestMesh, []string{"cluster1", "cluster2"})

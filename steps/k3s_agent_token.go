@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // k3s documents its server token as full-admin: it joins servers and is
@@ -18,18 +20,13 @@ import (
 // directory (never in the state file or the logs), and written into the
 // servers' and agents' config.yaml.
 
-// AgentTokenPath is where mcplan keeps a cluster's k3s agent token.
-func AgentTokenPath(stateDir, cluster string) string {
-	return filepath.Join(stateDir, "k3s", cluster, "agent-token")
-}
-
 // agentTokenLen is the length of the hex token mcplan makes.
 const agentTokenLen = 64
 
 // readAgentToken returns the cluster's agent token, or "" when none was
 // made yet.
 func readAgentToken(stateDir, cluster string) (string, error) {
-	path := AgentTokenPath(stateDir, cluster)
+	path := statedir.AgentToken(stateDir, cluster)
 	b, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -51,7 +48,7 @@ func ensureAgentToken(stateDir, cluster string) (string, error) {
 	if token, err := readAgentToken(stateDir, cluster); err != nil || token != "" {
 		return token, err
 	}
-	path := AgentTokenPath(stateDir, cluster)
+	path := statedir.AgentToken(stateDir, cluster)
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("agent token: %w", err)
 	}

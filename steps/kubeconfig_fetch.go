@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
@@ -17,13 +16,8 @@ import (
 	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
-
-// ClusterKubeconfigPath is where kubeconfig/fetch keeps a cluster's
-// kubeconfig (0600: it holds the admin's client key).
-func ClusterKubeconfigPath(stateDir, cluster string) string {
-	return filepath.Join(stateDir, "kubeconfig", cluster+".yaml")
-}
 
 // KubeconfigFetch reads a cluster's admin kubeconfig from its first server
 // (/etc/rancher/k3s/k3s.yaml: server 127.0.0.1, names "default"), points
@@ -85,7 +79,7 @@ func (s *KubeconfigFetch) Check(ctx context.Context, env *engine.Env) (engine.Dr
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	have, err := os.ReadFile(ClusterKubeconfigPath(env.Dir, s.cluster.Name))
+	have, err := os.ReadFile(statedir.Kubeconfig(env.Dir, s.cluster.Name))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return engine.Drifted("kubeconfig not fetched yet"), nil
@@ -103,7 +97,7 @@ func (s *KubeconfigFetch) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	path := ClusterKubeconfigPath(env.Dir, s.cluster.Name)
+	path := statedir.Kubeconfig(env.Dir, s.cluster.Name)
 	if err := atomicfile.Write(path, want, 0o600); err != nil {
 		return s.errorf("%w", err)
 	}

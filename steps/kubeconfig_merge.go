@@ -14,6 +14,7 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/atomicfile"
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // KubeconfigMerge writes every cluster's kubeconfig into the plan's
@@ -69,7 +70,7 @@ func MergeKubeconfigs(target string, sources []string) ([]byte, error) {
 func (s *KubeconfigMerge) desired(env *engine.Env) ([]byte, error) {
 	var sources []string
 	for _, c := range s.clusters {
-		sources = append(sources, ClusterKubeconfigPath(env.Dir, c))
+		sources = append(sources, statedir.Kubeconfig(env.Dir, c))
 	}
 	out, err := MergeKubeconfigs(s.target, sources)
 	if err != nil {

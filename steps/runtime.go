@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -29,11 +28,6 @@ type hostConn struct {
 	client *remote.Client
 	err    error
 }
-
-// PinFilePath is the known_hosts file of the host keys pinned on first use
-// (ssh.knownHosts: pin), the TrustStore of a run. It holds public keys
-// only and may be committed.
-func PinFilePath(stateDir string) string { return filepath.Join(stateDir, "known_hosts") }
 
 // NewRuntime returns the runtime of one run of a plan.
 func NewRuntime(p *plans.Plan, trust remote.TrustStore) *Runtime {

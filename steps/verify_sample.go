@@ -21,6 +21,7 @@ import (
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
 	"mcplan.io/mcplan/steps/xds"
 )
 
@@ -186,14 +187,14 @@ func (s *VerifySample) ControlPlane(ctx context.Context, stateDir string) []Find
 	var fs []Finding
 	clients := map[string]*kube.Client{}
 	for _, c := range s.mesh.Clusters {
-		cl, err := kube.FromKubeconfig(c, ClusterKubeconfigPath(stateDir, c), nil)
+		cl, err := kube.FromKubeconfig(c, statedir.Kubeconfig(stateDir, c), nil)
 		if err == nil {
 			err = cl.Reachable(ctx)
 		}
 		if err != nil {
 			fs = append(fs, Finding{Check: CheckAPI, Cluster: c, Object: "API", Detail: fmt.Sprintf(
 				"%v; no other check of this cluster ran. Fix: check that the cluster runs and that `mcplan apply` fetched its kubeconfig (%s)",
-				err, ClusterKubeconfigPath(stateDir, c))})
+				err, statedir.Kubeconfig(stateDir, c))})
 			continue
 		}
 		clients[c] = cl
@@ -249,13 +250,13 @@ func (s *VerifySample) checkNetwork(ctx context.Context, c *kube.Client) Finding
 
 // meshRoot reads the mesh's root certificate from its CA directory.
 func (s *VerifySample) meshRoot(stateDir string) ([]byte, error) {
-	dir := CARootDir(stateDir, s.mesh.Name)
-	data, _, err := readCAFile(dir, CARootCertFile)
+	dir := statedir.CARoot(stateDir, s.mesh.Name)
+	data, _, err := readCAFile(dir, statedir.RootCertFile)
 	if err != nil {
-		return nil, fmt.Errorf("mesh root %s: %w (the mesh's ca/root step makes it)", filepath.Join(dir, CARootCertFile), err)
+		return nil, fmt.Errorf("mesh root %s: %w (the mesh's ca/root step makes it)", filepath.Join(dir, statedir.RootCertFile), err)
 	}
 	if _, err := pki.DecodeCert(data); err != nil {
-		return nil, fmt.Errorf("mesh root %s: %w", filepath.Join(dir, CARootCertFile), err)
+		return nil, fmt.Errorf("mesh root %s: %w", filepath.Join(dir, statedir.RootCertFile), err)
 	}
 	return data, nil
 }
@@ -272,7 +273,7 @@ func (s *VerifySample) checkCACerts(ctx context.Context, c *kube.Client, stateDi
 	fix := fmt.Sprintf("Fix: mcplan apply rewrites the Secret from %s (if that directory holds files of another root, remove it first "+
 		"so that ca/intermediate signs a new intermediate with the mesh root); then restart istiod "+
 		"(kubectl -n %s rollout restart deployment/istiod) and the workloads so they get certificates of the new CA",
-		CAClusterDir(stateDir, s.mesh.Name, c.Name), istiorender.Namespace)
+		statedir.CACluster(stateDir, s.mesh.Name, c.Name), istiorender.Namespace)
 	sec, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -282,27 +283,27 @@ func (s *VerifySample) checkCACerts(ctx context.Context, c *kube.Client, stateDi
 		f.Detail = err.Error()
 		return f
 	}
-	inter, err := pki.DecodeCert(sec.Data[CACertFile])
+	inter, err := pki.DecodeCert(sec.Data[statedir.CACertFile])
 	if err != nil {
-		f.Detail = fmt.Sprintf("%s: %v. %s", CACertFile, err, fix)
+		f.Detail = fmt.Sprintf("%s: %v. %s", statedir.CACertFile, err, fix)
 		return f
 	}
 	meshRoot := fmt.Sprintf("the mesh root %q (sha256 %s)", rootCert.Subject.CommonName, shortSHA(pki.Fingerprint(rootCert)))
 	if err := pki.VerifyChain(inter, rootCert); err != nil {
 		f.Detail = fmt.Sprintf("%s %q (issuer %q) does not chain to %s: %v; this cluster's workloads cannot authenticate "+
-			"the other clusters' (different root). %s", CACertFile, inter.Subject.CommonName, inter.Issuer.CommonName, meshRoot, err, fix)
+			"the other clusters' (different root). %s", statedir.CACertFile, inter.Subject.CommonName, inter.Issuer.CommonName, meshRoot, err, fix)
 		return f
 	}
-	if !bytes.Equal(bytes.TrimSpace(sec.Data[CARootCertFile]), bytes.TrimSpace(root)) {
+	if !bytes.Equal(bytes.TrimSpace(sec.Data[statedir.RootCertFile]), bytes.TrimSpace(root)) {
 		what := "an unreadable certificate"
-		if got, err := pki.DecodeCert(sec.Data[CARootCertFile]); err == nil {
+		if got, err := pki.DecodeCert(sec.Data[statedir.RootCertFile]); err == nil {
 			what = fmt.Sprintf("root %q (sha256 %s)", got.Subject.CommonName, shortSHA(pki.Fingerprint(got)))
 		}
-		f.Detail = fmt.Sprintf("%s holds %s, not %s (a different root). %s", CARootCertFile, what, meshRoot, fix)
+		f.Detail = fmt.Sprintf("%s holds %s, not %s (a different root). %s", statedir.RootCertFile, what, meshRoot, fix)
 		return f
 	}
 	f.OK = true
-	f.Detail = fmt.Sprintf("%s %q chains to %s", CACertFile, inter.Subject.CommonName, meshRoot)
+	f.Detail = fmt.Sprintf("%s %q chains to %s", statedir.CACertFile, inter.Subject.CommonName, meshRoot)
 	return f
 }
 

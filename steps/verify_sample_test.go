@@ -21,6 +21,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // TestVerifyControlPlaneOnStandins runs verify (a) on a healthy
@@ -198,7 +199,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		orig := sec.Data
 		foreign := map[string][]byte{}
 		for _, k := range cacertsKeys() {
-			b, err := os.ReadFile(filepath.Join(CAClusterDir(other, "mesh1", "cluster1"), k))
+			b, err := os.ReadFile(filepath.Join(statedir.CACluster(other, "mesh1", "cluster1"), k))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -21,6 +21,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // The walkthrough's sample: Service helloworld in every cluster,
@@ -390,7 +391,7 @@ func (s *VerifySample) deploySample(ctx context.Context, stateDir, check string,
 	}
 	applied := map[string]bool{}
 	for i, name := range s.mesh.Clusters {
-		c, err := kube.FromKubeconfig(name, ClusterKubeconfigPath(stateDir, name), logf)
+		c, err := kube.FromKubeconfig(name, statedir.Kubeconfig(stateDir, name), logf)
 		if err == nil {
 			err = c.Reachable(ctx)
 		}

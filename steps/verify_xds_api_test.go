@@ -14,6 +14,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
 	"mcplan.io/mcplan/steps/xds"
 )
 
@@ -50,7 +51,7 @@ func newXDSRunOf(t *testing.T, model string, networks []string, tweak func(*plan
 	t.Logf("Istio steps applied in %s", time.Since(start).Round(time.Millisecond))
 	for _, s := range r.servers {
 		if r.plan.IsPrimary("mesh1", s.name) {
-			r.istiods[s.name] = startIstiod(t, t, r.ctx, pilot, s.name, ClusterKubeconfigPath(r.dir, s.name))
+			r.istiods[s.name] = startIstiod(t, t, r.ctx, pilot, s.name, statedir.Kubeconfig(r.dir, s.name))
 		}
 	}
 	r.verify = NewVerifySample(r.plan, r.plan.Meshes[0])
@@ -268,7 +269,7 @@ func TestVerifyXDSOnStandinsWithRealIstiod(t *testing.T) {
 		failsWith(t, reports, "cluster1", "network1", string(xds.ReasonPortClosed), "connection refused",
 			"arguments do not set --grpcAddr")
 		// Started for the rest of the test: stopped by its cleanup.
-		r.istiods["cluster1"] = startIstiod(t, r.t, ctx, r.pilot, "cluster1", ClusterKubeconfigPath(r.dir, "cluster1"))
+		r.istiods["cluster1"] = startIstiod(t, r.t, ctx, r.pilot, "cluster1", statedir.Kubeconfig(r.dir, "cluster1"))
 		r.healthy(t)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps"
 	"mcplan.io/mcplan/steps/remote"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 // runFlags are the flags plan and apply share.
@@ -69,7 +70,7 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	if pr.lock != nil {
 		legacyPins = pr.store.TrustedValues()
 	}
-	pins, err := remote.OpenPinFile(steps.PinFilePath(p.StateDir()), legacyPins, flags.noNewPins)
+	pins, err := remote.OpenPinFile(statedir.Pins(p.StateDir()), legacyPins, flags.noNewPins)
 	if err != nil {
 		return nil, err
 	}

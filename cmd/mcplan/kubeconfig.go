@@ -8,6 +8,7 @@ import (
 
 	"mcplan.io/mcplan/internal/atomicfile"
 	"mcplan.io/mcplan/steps"
+	"mcplan.io/mcplan/steps/statedir"
 )
 
 func (c *cli) kubeconfigCommand() *cobra.Command {
@@ -33,7 +34,7 @@ holds client keys: treat it as a secret.`,
 				if cluster != "" && cl.Name != cluster {
 					continue
 				}
-				path := steps.ClusterKubeconfigPath(p.StateDir(), cl.Name)
+				path := statedir.Kubeconfig(p.StateDir(), cl.Name)
 				if _, err := os.Stat(path); err != nil {
 					return fmt.Errorf("cluster %s: no kubeconfig yet (%v): run mcplan apply first", cl.Name, err)
 				}

@@ -18,11 +18,6 @@ type Inventory struct {
 	Path string
 }
 
-// InventoryPath is where a step's inventory of a cluster's objects is kept.
-func InventoryPath(stateDir, cluster, name string) string {
-	return filepath.Join(stateDir, "inventory", cluster, name+".json")
-}
-
 type inventoryFile struct {
 	Objects []Ref `json:"objects"`
 }
