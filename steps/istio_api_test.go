@@ -243,6 +243,10 @@ type istioRun struct {
 
 func newIstioRun(t *testing.T, model string, networks []string, tweak func(*plans.Plan)) *istioRun {
 	bin := standinBinary(t)
+	// The stand-ins sit at fixed loopback addresses: one run at a time on
+	// this machine, whichever process runs it (registered first, released
+	// last, after the stand-ins stop).
+	testbed.HoldMachineLock(t, "steps-standins")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	t.Cleanup(cancel)
 	r := &istioRun{t: t, ctx: ctx, dir: t.TempDir(), clients: map[string]*kube.Client{}}

@@ -3,10 +3,14 @@ package testbed
 import (
 	"bytes"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // LockedBuffer is a log a child process writes to while a test reads it.
@@ -65,4 +69,26 @@ func FreePortPair(t testing.TB) int {
 	}
 	t.Fatal("no free port pair on 127.0.0.1")
 	return 0
+}
+
+// HoldMachineLock takes an exclusive lock, named name, that every process
+// on this machine shares, until the test ends: for tests that use fixed
+// loopback addresses and ports (two go test processes would otherwise
+// collide). A second process waits for the first.
+func HoldMachineLock(t testing.TB, name string) {
+	t.Helper()
+	path := filepath.Join(os.TempDir(), "mcplan-test-"+name+".lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		t.Fatalf("lock %s: %v", path, err)
+	}
+	if waited := time.Since(start); waited > time.Second {
+		t.Logf("waited %s for %s (another process's tests held it)", waited.Round(time.Second), path)
+	}
+	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
