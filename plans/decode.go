@@ -9,6 +9,8 @@ import (
 	"unicode"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"mcplan.io/mcplan/internal/printable"
 )
 
 // maxNodes bounds the nodes one decode visits, so that aliases cannot blow
@@ -145,8 +147,8 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 			d.typeError(n, path, "a string", tag)
 			return
 		}
-		if i := strings.IndexFunc(s, unicode.IsControl); i >= 0 {
-			d.fail(n, path, fmt.Sprintf("contains the control character %s: no field of a plan takes one", strconv.QuoteRune([]rune(s[i:])[0])), "")
+		if r, ok := firstRune(s, unicode.IsControl); ok {
+			d.fail(n, path, fmt.Sprintf("contains the control character %s: no field of a plan takes one", strconv.QuoteRune(r)), "")
 			return
 		}
 		v.SetString(s)
@@ -310,8 +312,8 @@ func (d *decoder) generic(n ast.Node, path string) any {
 	case ast.ScalarNode:
 		if s, ok := scalarString(n, tag); ok {
 			// Free-form values may hold text blocks, nothing else.
-			if i := strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }); i >= 0 {
-				d.fail(n, path, fmt.Sprintf("contains the control character %s", strconv.QuoteRune([]rune(s[i:])[0])), "")
+			if r, ok := firstRune(s, printable.IsUnsafe); ok {
+				d.fail(n, path, fmt.Sprintf("contains the control character %s", strconv.QuoteRune(r)), "")
 				return nil
 			}
 			if tag == "!!str" {
@@ -342,6 +344,16 @@ func scalarString(n ast.Node, tag string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// firstRune is the first rune of s for which f is true.
+func firstRune(s string, f func(rune) bool) (rune, bool) {
+	for _, r := range s {
+		if f(r) {
+			return r, true
+		}
+	}
+	return 0, false
 }
 
 // intValue returns an integer node's value as an int if it fits.

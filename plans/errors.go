@@ -4,9 +4,9 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"unicode"
+
+	"mcplan.io/mcplan/internal/printable"
 )
 
 // RootPath is the field path of the plan document itself.
@@ -38,32 +38,15 @@ func (e *Error) Error() string {
 	if path == "" {
 		path = RootPath
 	}
-	b.WriteString(escapeControl(path))
+	// A key or an alias name can hold a newline: every problem stays on
+	// one line that starts with its position.
+	b.WriteString(printable.Line(path))
 	b.WriteString(": ")
-	b.WriteString(escapeControl(e.Message))
+	b.WriteString(printable.Line(e.Message))
 	if e.Hint != "" {
 		b.WriteString(" (")
-		b.WriteString(escapeControl(e.Hint))
+		b.WriteString(printable.Line(e.Hint))
 		b.WriteString(")")
-	}
-	return b.String()
-}
-
-// escapeControl writes control characters (a key or an alias name can hold a
-// newline) as Go escapes, so every problem stays on one line that starts
-// with its position.
-func escapeControl(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-			continue
-		}
-		b.WriteRune(r)
 	}
 	return b.String()
 }

@@ -14,15 +14,25 @@ import (
 
 // String returns s with every control character but newline and tab
 // escaped.
-func String(s string) string {
-	if !strings.ContainsFunc(s, isUnsafe) {
+func String(s string) string { return escape(s, IsUnsafe) }
+
+// Line returns s with every control character escaped, newline and tab
+// too: text that must stay on one line.
+func Line(s string) string { return escape(s, unicode.IsControl) }
+
+// IsUnsafe reports whether r is a control character other than newline
+// and tab: what String escapes.
+func IsUnsafe(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }
+
+// escape writes the runes of s for which unsafe is true as Go escapes.
+func escape(s string, unsafe func(rune) bool) string {
+	if !strings.ContainsFunc(s, unsafe) {
 		return s
 	}
 	var b strings.Builder
 	for _, r := range s {
-		if isUnsafe(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
+		if unsafe(r) {
+			b.WriteString(escaped(r))
 			continue
 		}
 		b.WriteRune(r)
@@ -30,7 +40,11 @@ func String(s string) string {
 	return b.String()
 }
 
-func isUnsafe(r rune) bool { return unicode.IsControl(r) && r != '\n' && r != '\t' }
+// escaped is r as a Go escape, without quotes: \x1b, \n, \u009b.
+func escaped(r rune) string {
+	q := strconv.QuoteRune(r)
+	return q[1 : len(q)-1]
+}
 
 // Writer escapes, as String does, the C0 control bytes (but newline and
 // tab) and DEL of everything written to w. It works byte by byte, so a
@@ -53,8 +67,7 @@ func (w writer) Write(p []byte) (int, error) {
 	out := make([]byte, 0, len(p)+16)
 	for _, c := range p {
 		if unsafeByte(c) {
-			q := strconv.QuoteRune(rune(c))
-			out = append(out, q[1:len(q)-1]...)
+			out = append(out, escaped(rune(c))...)
 			continue
 		}
 		out = append(out, c)

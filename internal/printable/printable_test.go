@@ -34,3 +34,9 @@ func TestEscapesControlCharacters(t *testing.T) {
 		}
 	}
 }
+
+func TestLineEscapesNewlinesToo(t *testing.T) {
+	if got, want := Line("alias *a\n b\tc\x1b"), `alias *a\n b\tc\x1b`; got != want {
+		t.Errorf("Line = %q, want %q", got, want)
+	}
+}
