@@ -49,7 +49,7 @@ func (e *LockedError) Error() string {
 // *LockedError naming the holder.
 func AcquireLock(dir, command string) (*Lock, error) {
 	if err := PrepareStateDir(dir); err != nil {
-		return nil, fmt.Errorf("lock state: %w", err)
+		return nil, err // it names the state directory
 	}
 	host, _ := os.Hostname()
 	l := &Lock{path: filepath.Join(dir, LockFile), holder: LockHolder{PID: os.Getpid(), Host: host, Command: command, Since: time.Now().UTC()}}

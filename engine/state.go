@@ -192,11 +192,7 @@ func (s *Store) Trusted(key string) (string, bool) {
 func (s *Store) TrustedValues() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make(map[string]string, len(s.state.Trusted))
-	for k, v := range s.state.Trusted {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(s.state.Trusted)
 }
 
 // Trust records a value trusted on first use and writes the state.

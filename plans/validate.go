@@ -241,19 +241,21 @@ func (v *validator) k3s(k K3s, path string) {
 		if a.InstallScript == "" {
 			v.add(fieldPath(path, "airgap.installScript"), "required field missing: airgap needs a local copy of the k3s install script", "")
 		}
-		for _, sum := range []struct{ field, file, sum string }{{"binarySHA256", a.Binary, a.BinarySHA256}, {"imagesSHA256", a.Images, a.ImagesSHA256}, {"installScriptSHA256", a.InstallScript, a.InstallScriptSHA256}} {
-			switch {
-			case sum.sum == "":
-			case !sha256HexRE.MatchString(sum.sum):
-				v.add(fieldPath(path, "airgap."+sum.field), fmt.Sprintf("%s is not a sha256 (64 hex digits)", quote(sum.sum)), "sha256sum FILE prints it")
-			case sum.file == "":
-				v.add(fieldPath(path, "airgap."+sum.field), "a sum for a file the plan does not name", "")
-			}
-		}
-		for _, f := range []struct{ field, file string }{{"binary", a.Binary}, {"images", a.Images}, {"installScript", a.InstallScript}} {
+		// Each uploaded file, and its optional pinned sum (field + "SHA256").
+		for _, f := range []struct{ field, file, sum string }{
+			{"binary", a.Binary, a.BinarySHA256}, {"images", a.Images, a.ImagesSHA256}, {"installScript", a.InstallScript, a.InstallScriptSHA256},
+		} {
 			if name := filepath.Base(f.file); f.file != "" && !uploadNameRE.MatchString(name) {
 				v.add(fieldPath(path, "airgap."+f.field), fmt.Sprintf("file name %s has characters an uploaded file's name may not have", quote(name)),
 					"use letters, digits, '.', '_', '+' and '-'")
+			}
+			sumPath := fieldPath(path, "airgap."+f.field+"SHA256")
+			switch {
+			case f.sum == "":
+			case !sha256HexRE.MatchString(f.sum):
+				v.add(sumPath, fmt.Sprintf("%s is not a sha256 (64 hex digits)", quote(f.sum)), "sha256sum FILE prints it")
+			case f.file == "":
+				v.add(sumPath, "a sum for a file the plan does not name", "")
 			}
 		}
 	}

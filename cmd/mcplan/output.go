@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/spf13/cobra"
 )
@@ -17,10 +18,8 @@ func addOutputFlag(cmd *cobra.Command, output *string) {
 
 // checkOutput refuses an output format other than text and json.
 func checkOutput(output string) error {
-	for _, f := range outputFormats {
-		if output == f {
-			return nil
-		}
+	if slices.Contains(outputFormats, output) {
+		return nil
 	}
 	return fmt.Errorf("--output %q: want text or json", output)
 }
