@@ -3,7 +3,6 @@ package steps
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -21,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/engine"
@@ -576,7 +574,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 
 	t.Run("a removed pair's token is revoked", func(t *testing.T) {
 		token := r.remoteToken("cluster1", "cluster2")
-		if code := r.tokenStatus(r.servers[0], token); code != http.StatusOK {
+		if code := testbed.TokenStatus(t, ctx, r.clients["cluster1"].REST, token); code != http.StatusOK {
 			t.Fatalf("cluster2's token for cluster1 answers %d before the removal", code)
 		}
 		// cluster2 leaves the mesh: the pair cluster1->cluster2 is retired.
@@ -596,16 +594,10 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		}
 		// The apiserver drops a legacy token once its Secret is gone (its
 		// informer may lag a moment).
-		deadline := time.Now().Add(30 * time.Second)
-		code := r.tokenStatus(r.servers[0], token)
-		for code != http.StatusUnauthorized && time.Now().Before(deadline) {
-			time.Sleep(500 * time.Millisecond)
-			code = r.tokenStatus(r.servers[0], token)
-		}
-		if code != http.StatusUnauthorized {
+		if code := testbed.WaitTokenStatus(t, ctx, r.clients["cluster1"].REST, token, http.StatusUnauthorized, 30*time.Second); code != http.StatusUnauthorized {
 			t.Errorf("the removed pair's token answers %d, want 401", code)
 		}
-		if got := r.tokenStatus(r.servers[1], r.remoteToken("cluster2", "cluster1")); got != http.StatusOK {
+		if got := testbed.TokenStatus(t, ctx, r.clients["cluster2"].REST, r.remoteToken("cluster2", "cluster1")); got != http.StatusOK {
 			t.Errorf("the remaining pair's token answers %d, want 200", got)
 		}
 	})
@@ -623,29 +615,6 @@ func (r *istioRun) remoteToken(source, target string) string {
 		r.t.Fatal(err)
 	}
 	return creds.Token
-}
-
-// tokenStatus is the HTTP status of a list of services in s's API with a
-// bearer token.
-func (r *istioRun) tokenStatus(s *standinServer, token string) int {
-	r.t.Helper()
-	cfg := rest.CopyConfig(r.clients[s.name].REST)
-	cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.KeyData = nil, nil
-	cfg.BearerToken = token
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	_, err = cs.CoreV1().Services("").List(r.ctx, metav1.ListOptions{Limit: 1})
-	var status apierrors.APIStatus
-	switch {
-	case err == nil:
-		return http.StatusOK
-	case errors.As(err, &status):
-		return int(status.Status().Code)
-	}
-	r.t.Fatalf("list services with a token: %v", err)
-	return 0
 }
 
 func TestIstioStepsPrimaryRemoteOnStandins(t *testing.T) {

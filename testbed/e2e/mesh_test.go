@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -18,6 +17,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"mcplan.io/mcplan/testbed"
 )
 
 // meshSection is the walkthrough's mesh over cluster1 and cluster2.
@@ -52,29 +53,6 @@ func (w *world) restFor(kubeContext string) *rest.Config {
 		w.t.Fatal(err)
 	}
 	return cfg
-}
-
-// tokenAnswers is the HTTP status cluster's API answers a list of services
-// with a bearer token (and no client certificate).
-func (w *world) tokenAnswers(ctx context.Context, cluster, token string) int {
-	w.t.Helper()
-	cfg := rest.CopyConfig(w.restFor("context-" + cluster))
-	cfg.TLSClientConfig.CertData, cfg.TLSClientConfig.KeyData = nil, nil
-	cfg.BearerToken = token
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	_, err = c.CoreV1().Services("").List(ctx, metav1.ListOptions{Limit: 1})
-	var status apierrors.APIStatus
-	switch {
-	case err == nil:
-		return http.StatusOK
-	case errors.As(err, &status):
-		return int(status.Status().Code)
-	}
-	w.t.Fatalf("%s: list services with a token: %v", cluster, err)
-	return 0
 }
 
 // TestWalkthroughMeshOnTestHosts applies the walkthrough's shape, two
@@ -247,7 +225,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 				t.Fatal(err)
 			}
 			tokens[source] = kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo].Token
-			if code := w.tokenAnswers(ctx, source, tokens[source]); code != http.StatusOK {
+			if code := testbed.TokenStatus(t, ctx, w.restFor("context-"+source), tokens[source]); code != http.StatusOK {
 				t.Fatalf("%s's reader token answers %d before the removal", source, code)
 			}
 		}
@@ -269,12 +247,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		// The tokens are revoked: a copy of a remote secret kept anywhere
 		// no longer reads its cluster (the apiserver's token cache may lag).
 		for source, token := range tokens {
-			code := w.tokenAnswers(ctx, source, token)
-			for deadline := time.Now().Add(30 * time.Second); code != http.StatusUnauthorized && time.Now().Before(deadline); {
-				time.Sleep(500 * time.Millisecond)
-				code = w.tokenAnswers(ctx, source, token)
-			}
-			if code != http.StatusUnauthorized {
+			if code := testbed.WaitTokenStatus(t, ctx, w.restFor("context-"+source), token, http.StatusUnauthorized, 30*time.Second); code != http.StatusUnauthorized {
 				t.Errorf("the removed pair's token still answers %d in %s, want 401", code, source)
 			}
 		}
