@@ -86,32 +86,10 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 
 	c1, c2 := r.clients["cluster1"], r.clients["cluster2"]
 
-	t.Run("RemoteSecretAtLoopback", func(t *testing.T) {
-		secrets := c2.Typed.CoreV1().Secrets(istiorender.Namespace)
-		sec, err := secrets.Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		orig := sec.Data["cluster1"]
-		cfg, err := clientcmd.Load(orig)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.Clusters["cluster1"].Server = "https://127.0.0.1:6443"
-		broken, err := clientcmd.Write(*cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", broken)
-		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "https://127.0.0.1:6443",
-			"the local machine", "clusters[cluster1].api.meshAddress")
-		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", orig)
-		healthy(t)
-	})
-
-	// A remote secret is written by whoever can write Secrets in the
-	// reader's istio-system: what its kubeconfig asks for must not happen
-	// on the operator's machine.
+	// plant rewrites the kubeconfig of cluster2's remote secret for
+	// cluster1, as whoever can write Secrets in its istio-system could:
+	// what the kubeconfig asks for must not happen on the operator's
+	// machine. restore puts the original back.
 	plant := func(t *testing.T, edit func(cfg *clientcmdapi.Config, user *clientcmdapi.AuthInfo)) (restore func()) {
 		t.Helper()
 		sec, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{})
@@ -131,6 +109,16 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", planted)
 		return func() { setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", orig) }
 	}
+
+	t.Run("RemoteSecretAtLoopback", func(t *testing.T) {
+		restore := plant(t, func(cfg *clientcmdapi.Config, _ *clientcmdapi.AuthInfo) {
+			cfg.Clusters["cluster1"].Server = "https://127.0.0.1:6443"
+		})
+		failsWith(t, "cluster cluster2", "Secret istio-system/istio-remote-secret-cluster1", "https://127.0.0.1:6443",
+			"the local machine", "clusters[cluster1].api.meshAddress")
+		restore()
+		healthy(t)
+	})
 
 	t.Run("RemoteSecretWithExecPlugin", func(t *testing.T) {
 		marker := filepath.Join(t.TempDir(), "exec-ran")
