@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
 	"mcplan.io/mcplan/steps/statedir"
@@ -39,22 +40,24 @@ type CAIntermediate struct {
 	root string
 }
 
-// NewCAIntermediate returns the intermediate CA step of a cluster of
-// mesh; root is the ID of the mesh's root step, whose outputs it reads.
-func NewCAIntermediate(mesh, cluster string, ca plans.CA, root string) *CAIntermediate {
-	return &CAIntermediate{mesh: mesh, cluster: cluster, ca: ca, root: root}
+// NewCAIntermediate returns the intermediate CA step of spec.Cluster in
+// spec.Mesh; it reads the outputs of spec.Reads, the mesh's root step.
+func NewCAIntermediate(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *CAIntermediate {
+	return newCAIntermediate(spec.Mesh, spec.Cluster, p.Mesh(spec.Mesh).CA, spec.Reads)
 }
 
-func (s *CAIntermediate) errorf(format string, args ...any) error {
-	return fmt.Errorf("mesh %s: cluster %s: ca intermediate: "+format, append([]any{s.mesh, s.cluster}, args...)...)
+// newCAIntermediate is the intermediate CA step of a cluster of mesh
+// whose CA settings are ca; root is the ID of the mesh's root step.
+func newCAIntermediate(mesh, cluster string, ca plans.CA, root string) *CAIntermediate {
+	return &CAIntermediate{mesh: mesh, cluster: cluster, ca: ca, root: root}
 }
 
 func (s *CAIntermediate) checkNames() error {
 	if err := checkPathName("mesh", s.mesh); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if err := checkPathName("cluster", s.cluster); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	return nil
 }
@@ -87,7 +90,7 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 	dir := statedir.CARoot(env.Dir, s.mesh)
 	r := &meshRoot{}
 	var err error
-	if r.certPEM, _, err = readCAFile(dir, statedir.RootCertFile); errors.Is(err, fs.ErrNotExist) {
+	if r.certPEM, _, err = statedir.ReadFile(dir, statedir.RootCertFile); errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("root CA of mesh %q: %w; the root step %s must run first", s.mesh, err, s.root)
 	} else if err != nil {
 		return nil, fmt.Errorf("root CA of mesh %q: %w", s.mesh, err)
@@ -101,7 +104,7 @@ func (s *CAIntermediate) readMeshRoot(env *engine.Env, withKey bool) (*meshRoot,
 	if want, ok := env.Output(s.root, CAOutputCertSHA256); ok {
 		if got := pki.Fingerprint(r.cert); got != want {
 			return nil, fmt.Errorf("root CA of mesh %q: %s (sha256 %s) is not the root step %s recorded (sha256 %s)",
-				s.mesh, filepath.Join(dir, statedir.RootCertFile), shortSHA(got), s.root, shortSHA(want))
+				s.mesh, filepath.Join(dir, statedir.RootCertFile), digest.Short(got), s.root, digest.Short(want))
 		}
 	}
 	if !withKey {
@@ -156,7 +159,7 @@ func (s *CAIntermediate) readIntermediateFiles(dir string, root *meshRoot, now t
 		if !ok {
 			continue
 		}
-		if got, _, err := readCAFile(dir, name); err != nil || !bytes.Equal(got, want) {
+		if got, _, err := statedir.ReadFile(dir, name); err != nil || !bytes.Equal(got, want) {
 			f.stale = append(f.stale, name)
 		}
 	}
@@ -166,13 +169,13 @@ func (s *CAIntermediate) readIntermediateFiles(dir string, root *meshRoot, now t
 // checkIntermediate returns why the intermediate in dir cannot be kept,
 // or "" and fills f.
 func (s *CAIntermediate) checkIntermediate(dir string, root *meshRoot, now time.Time, f *intermediateFiles) string {
-	certPEM, _, err := readCAFile(dir, statedir.CACertFile)
+	certPEM, _, err := statedir.ReadFile(dir, statedir.CACertFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return statedir.CACertFile + " missing"
 	} else if err != nil {
 		return fmt.Sprintf("%s cannot be read: %v", statedir.CACertFile, err)
 	}
-	keyPEM, keyMode, err := readCAFile(dir, statedir.CAKeyFile)
+	keyPEM, keyMode, err := statedir.ReadFile(dir, statedir.CAKeyFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return statedir.CAKeyFile + " missing"
 	} else if err != nil {
@@ -248,11 +251,11 @@ func (s *CAIntermediate) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	root, err := s.readMeshRoot(env, true)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	dir := statedir.CACluster(env.Dir, s.mesh, s.cluster)
 	if err := makeCADir(dir); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	f := s.readIntermediateFiles(dir, root, time.Now())
 	cert := f.cert
@@ -260,32 +263,32 @@ func (s *CAIntermediate) Apply(ctx context.Context, env *engine.Env) error {
 		env.Logf("making a new intermediate CA: %s", f.problem)
 		newCert, key, err := pki.NewIntermediate(ctx, root.cert, root.key, s.cluster, pki.Options{KeySize: s.ca.KeySize, ValidityDays: s.ca.IntermediateValidityDays})
 		if err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		keyPEM, err := pki.EncodeKey(key)
 		if err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		certPEM := pki.EncodeCerts(newCert)
 		// Key first: a ca-cert.pem with a stale key beside it is
 		// replaced by the next apply.
 		if err := writeCAFile(dir, statedir.CAKeyFile, keyPEM, statedir.KeyMode); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		if err := writeCAFile(dir, statedir.CACertFile, certPEM, statedir.CertMode); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		cert = newCert
 		f.wantDerived[statedir.CertChainFile] = append(append([]byte{}, certPEM...), root.certPEM...)
 		f.stale = []string{statedir.RootCertFile, statedir.CertChainFile}
 	} else if f.keyMode != statedir.KeyMode {
 		if err := os.Chmod(filepath.Join(dir, statedir.CAKeyFile), statedir.KeyMode); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 	}
 	for _, name := range f.stale {
 		if err := writeCAFile(dir, name, f.wantDerived[name], statedir.CertMode); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 	}
 	env.SetOutput(CAOutputCertSHA256, pki.Fingerprint(cert))

@@ -35,26 +35,3 @@ func writeCAFile(dir, name string, data []byte, mode os.FileMode) error {
 	}
 	return nil
 }
-
-// readCAFile reads one file of dir and returns its content and
-// permission bits. A missing file gives an error matching fs.ErrNotExist.
-func readCAFile(dir, name string) (data []byte, mode os.FileMode, err error) {
-	path := filepath.Join(dir, name)
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	data, err = os.ReadFile(path)
-	if err != nil {
-		return nil, 0, err
-	}
-	return data, fi.Mode().Perm(), nil
-}
-
-// shortSHA abbreviates a fingerprint for messages.
-func shortSHA(sha string) string {
-	if len(sha) <= 16 {
-		return sha
-	}
-	return sha[:16] + "…"
-}

@@ -35,13 +35,13 @@ func TestCANamesThatAreNotDirectories(t *testing.T) {
 	for _, name := range []string{"", ".", "..", "a/b", `a\b`} {
 		t.Run(name, func(t *testing.T) {
 			env := engine.NewEnv("x", t.TempDir(), nil, nil, nil)
-			if _, err := NewCARoot(name, fastCA(), "").Check(ctx, env); err == nil {
+			if _, err := newCARoot(name, fastCA(), "").Check(ctx, env); err == nil {
 				t.Error("root Check: no error")
 			}
-			if err := NewCARoot(name, fastCA(), "").Apply(ctx, env); err == nil {
+			if err := newCARoot(name, fastCA(), "").Apply(ctx, env); err == nil {
 				t.Error("root Apply: no error")
 			}
-			if err := NewCAIntermediate("mesh1", name, fastCA(), plans.CARootID("mesh1")).Apply(ctx, env); err == nil {
+			if err := newCAIntermediate("mesh1", name, fastCA(), plans.CARootID("mesh1")).Apply(ctx, env); err == nil {
 				t.Error("intermediate Apply: no error")
 			}
 		})

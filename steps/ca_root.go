@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/pki"
 	"mcplan.io/mcplan/steps/statedir"
@@ -53,9 +54,14 @@ type CARoot struct {
 	planDir string
 }
 
-// NewCARoot returns the root CA step of a mesh. planDir resolves relative
-// ca.rootCert and ca.rootKey paths.
-func NewCARoot(mesh string, ca plans.CA, planDir string) *CARoot {
+// NewCARoot returns the root CA step of spec.Mesh.
+func NewCARoot(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *CARoot {
+	return newCARoot(spec.Mesh, p.Mesh(spec.Mesh).CA, p.Dir())
+}
+
+// newCARoot is the root CA step of a mesh whose CA settings are ca.
+// planDir resolves relative ca.rootCert and ca.rootKey paths.
+func newCARoot(mesh string, ca plans.CA, planDir string) *CARoot {
 	return &CARoot{mesh: mesh, ca: ca, planDir: planDir}
 }
 
@@ -88,7 +94,7 @@ func (f *rootFiles) setProblem(file, problem string) {
 func readRootFiles(dir string, now time.Time) *rootFiles {
 	f := &rootFiles{}
 	var err error
-	f.certPEM, _, err = readCAFile(dir, statedir.RootCertFile)
+	f.certPEM, _, err = statedir.ReadFile(dir, statedir.RootCertFile)
 	f.certFound = !errors.Is(err, fs.ErrNotExist)
 	switch {
 	case !f.certFound:
@@ -96,7 +102,7 @@ func readRootFiles(dir string, now time.Time) *rootFiles {
 	case err != nil:
 		f.setProblem(statedir.RootCertFile, fmt.Sprintf("cannot be read: %v", err))
 	}
-	f.keyPEM, f.keyMode, err = readCAFile(dir, statedir.RootKeyFile)
+	f.keyPEM, f.keyMode, err = statedir.ReadFile(dir, statedir.RootKeyFile)
 	f.keyFound = !errors.Is(err, fs.ErrNotExist)
 	switch {
 	case !f.keyFound:
@@ -140,10 +146,6 @@ func (s *CARoot) providedPaths() (certFile, keyFile string, ok bool, err error) 
 	return plans.ResolvePath(s.planDir, s.ca.RootCert), plans.ResolvePath(s.planDir, s.ca.RootKey), true, nil
 }
 
-func (s *CARoot) errorf(format string, args ...any) error {
-	return fmt.Errorf("mesh %s: ca root: "+format, append([]any{s.mesh}, args...)...)
-}
-
 // rootDecision is what the root step found, decided once: Check reports
 // drift; Apply fails with refuse when the root cannot be kept, made or
 // copied without breaking the mesh's trust, and runs do otherwise.
@@ -184,20 +186,20 @@ func (s *CARoot) decide(env *engine.Env) (rootDecision, error) {
 				refuse: s.refuse(dir, prev, filepath.Join(dir, f.file)+" "+f.problem, "restore it from a backup")}, nil
 		}
 		if sha := pki.Fingerprint(f.cert); sha != prev {
-			return rootDecision{drift: engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", statedir.RootCertFile, shortSHA(sha), shortSHA(prev))),
-				refuse: s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, statedir.RootCertFile), shortSHA(sha)), "restore the recorded one from a backup")}, nil
+			return rootDecision{drift: engine.Drifted(fmt.Sprintf("%s is not the recorded root CA (sha256 %s, recorded %s)", statedir.RootCertFile, digest.Short(sha), digest.Short(prev))),
+				refuse: s.refuse(dir, prev, fmt.Sprintf("%s holds another certificate (sha256 %s)", filepath.Join(dir, statedir.RootCertFile), digest.Short(sha)), "restore the recorded one from a backup")}, nil
 		}
 		return rootDecision{drift: keyModeDrift(statedir.RootKeyFile, f.keyMode), do: keep}, nil
 	}
 	switch {
 	case f.problem == "":
 		return rootDecision{drift: keyModeDrift(statedir.RootKeyFile, f.keyMode), do: func(ctx context.Context, env *engine.Env) error {
-			env.Logf("adopting the root CA found in %s (sha256 %s); no earlier apply recorded it", dir, shortSHA(pki.Fingerprint(f.cert)))
+			env.Logf("adopting the root CA found in %s (sha256 %s); no earlier apply recorded it", dir, digest.Short(pki.Fingerprint(f.cert)))
 			return keep(ctx, env)
 		}}, nil
 	case f.certFound:
 		return rootDecision{drift: engine.Drifted(f.reason()),
-			refuse: s.errorf("%s %s, and no earlier apply recorded this root CA. mcplan does not overwrite a root certificate: clusters may trust it. Restore the root's files from a backup, or, to start over on purpose, delete %s",
+			refuse: fmt.Errorf("%s %s, and no earlier apply recorded this root CA. mcplan does not overwrite a root certificate: clusters may trust it. Restore the root's files from a backup, or, to start over on purpose, delete %s",
 				filepath.Join(dir, f.file), f.problem, dir)}, nil
 	}
 	drift := engine.Drifted(f.reason())
@@ -222,8 +224,8 @@ func (s *CARoot) decideProvided(env *engine.Env, dir string, f *rootFiles, certF
 	sha := pki.Fingerprint(root.Cert)
 	prev, hasPrev := env.Previous(CAOutputCertSHA256)
 	if hasPrev && sha != prev {
-		return rootDecision{drift: engine.Drifted(fmt.Sprintf("ca.rootCert %s is not the recorded root CA (sha256 %s, recorded %s)", certFile, shortSHA(sha), shortSHA(prev))),
-			refuse: s.refuse(dir, prev, fmt.Sprintf("ca.rootCert %s is another certificate (sha256 %s)", certFile, shortSHA(sha)), "point ca.rootCert and ca.rootKey back to the recorded root")}, nil
+		return rootDecision{drift: engine.Drifted(fmt.Sprintf("ca.rootCert %s is not the recorded root CA (sha256 %s, recorded %s)", certFile, digest.Short(sha), digest.Short(prev))),
+			refuse: s.refuse(dir, prev, fmt.Sprintf("ca.rootCert %s is another certificate (sha256 %s)", certFile, digest.Short(sha)), "point ca.rootCert and ca.rootKey back to the recorded root")}, nil
 	}
 	d := rootDecision{do: func(_ context.Context, env *engine.Env) error { return s.provide(env, dir, root, certFile, keyFile) }}
 	recordedKey, _ := env.Previous(CAOutputKeyFile)
@@ -233,7 +235,7 @@ func (s *CARoot) decideProvided(env *engine.Env, dir string, f *rootFiles, certF
 	case !bytes.Equal(f.certPEM, pki.EncodeCerts(root.Cert)):
 		d.drift = engine.Drifted(statedir.RootCertFile + " differs from " + certFile)
 		if !hasPrev && (f.cert == nil || pki.Fingerprint(f.cert) != sha) {
-			d.refuse = s.errorf("%s holds another root CA than ca.rootCert %s, and no earlier apply recorded it. mcplan does not overwrite a root certificate: clusters may trust it. To switch to ca.rootCert on purpose, delete %s",
+			d.refuse = fmt.Errorf("%s holds another root CA than ca.rootCert %s, and no earlier apply recorded it. mcplan does not overwrite a root certificate: clusters may trust it. To switch to ca.rootCert on purpose, delete %s",
 				filepath.Join(dir, statedir.RootCertFile), certFile, dir)
 		}
 	case f.keyFound && bytes.Equal(f.keyPEM, root.KeyPEM):
@@ -252,7 +254,7 @@ func (s *CARoot) decideProvided(env *engine.Env, dir string, f *rootFiles, certF
 func (s *CARoot) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
 	d, err := s.decide(env)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	return d.drift, nil
 }
@@ -262,7 +264,7 @@ func (s *CARoot) Check(ctx context.Context, env *engine.Env) (engine.Drift, erro
 func (s *CARoot) Apply(ctx context.Context, env *engine.Env) error {
 	d, err := s.decide(env)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if d.refuse != nil {
 		return d.refuse
@@ -281,24 +283,24 @@ func keyModeDrift(name string, mode os.FileMode) engine.Drift {
 // make makes a new root CA in dir.
 func (s *CARoot) make(ctx context.Context, env *engine.Env, dir string) error {
 	if err := makeCADir(dir); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	cert, key, err := pki.NewRoot(ctx, pki.Options{KeySize: s.ca.KeySize, ValidityDays: s.ca.RootValidityDays})
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	keyPEM, err := pki.EncodeKey(key)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	// Key first: a root-cert.pem on disk always has its key beside it.
 	if err := writeCAFile(dir, statedir.RootKeyFile, keyPEM, statedir.KeyMode); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if err := writeCAFile(dir, statedir.RootCertFile, pki.EncodeCerts(cert), statedir.CertMode); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
-	env.Logf("made root CA of mesh %s (sha256 %s, RSA %d, valid until %s)", s.mesh, shortSHA(pki.Fingerprint(cert)), key.N.BitLen(), cert.NotAfter.UTC().Format(time.DateOnly))
+	env.Logf("made root CA of mesh %s (sha256 %s, RSA %d, valid until %s)", s.mesh, digest.Short(pki.Fingerprint(cert)), key.N.BitLen(), cert.NotAfter.UTC().Format(time.DateOnly))
 	s.setOutputs(env, dir, cert, CASourceGenerated)
 	return nil
 }
@@ -306,11 +308,11 @@ func (s *CARoot) make(ctx context.Context, env *engine.Env, dir string) error {
 // keep keeps a usable root found on disk, fixing the key's mode.
 func (s *CARoot) keep(env *engine.Env, dir string, f *rootFiles, source string) error {
 	if err := makeCADir(dir); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if f.keyMode != statedir.KeyMode {
 		if err := os.Chmod(filepath.Join(dir, statedir.RootKeyFile), statedir.KeyMode); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 	}
 	if source == CASourceGenerated {
@@ -331,26 +333,26 @@ func (s *CARoot) keep(env *engine.Env, dir string, f *rootFiles, source string) 
 // is removed (only when it is byte for byte the user's key, which stays).
 func (s *CARoot) provide(env *engine.Env, dir string, root *pki.Root, certFile, keyFile string) error {
 	if err := makeCADir(dir); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	certPEM := pki.EncodeCerts(root.Cert)
-	old, mode, err := readCAFile(dir, statedir.RootCertFile)
+	old, mode, err := statedir.ReadFile(dir, statedir.RootCertFile)
 	switch {
 	case err == nil && bytes.Equal(old, certPEM):
 		if mode != statedir.CertMode {
 			if err := os.Chmod(filepath.Join(dir, statedir.RootCertFile), statedir.CertMode); err != nil {
-				return s.errorf("%w", err)
+				return err
 			}
 		}
 	default:
 		if err := writeCAFile(dir, statedir.RootCertFile, certPEM, statedir.CertMode); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		env.Logf("copied %s to %s", certFile, filepath.Join(dir, statedir.RootCertFile))
 	}
-	if copied, _, err := readCAFile(dir, statedir.RootKeyFile); err == nil && bytes.Equal(copied, root.KeyPEM) {
+	if copied, _, err := statedir.ReadFile(dir, statedir.RootKeyFile); err == nil && bytes.Equal(copied, root.KeyPEM) {
 		if err := os.Remove(filepath.Join(dir, statedir.RootKeyFile)); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		env.Logf("removed %s, a copy of %s: intermediates are signed from ca.rootKey", filepath.Join(dir, statedir.RootKeyFile), keyFile)
 	}
@@ -362,10 +364,10 @@ func (s *CARoot) provide(env *engine.Env, dir string, root *pki.Root, certFile, 
 // refuse is the error of an Apply that would have to replace a recorded
 // root.
 func (s *CARoot) refuse(dir, prev, problem, advice string) error {
-	return s.errorf("root CA of mesh %q was created by an earlier apply (sha256 %s) but %s; %s. "+
+	return fmt.Errorf("root CA of mesh %q was created by an earlier apply (sha256 %s) but %s; %s. "+
 		"mcplan does not make a new root: every cluster trusts the old one. "+
 		"To start over on purpose, delete %s and run \"mcplan state rm <plan.yaml> %s\"",
-		s.mesh, shortSHA(prev), problem, advice, dir, plans.CARootID(s.mesh))
+		s.mesh, digest.Short(prev), problem, advice, dir, plans.CARootID(s.mesh))
 }
 
 func (s *CARoot) setOutputs(env *engine.Env, dir string, cert *x509.Certificate, source string) {

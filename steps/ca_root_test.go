@@ -26,7 +26,7 @@ const caTestMesh = "mesh1"
 func TestCARootCreatesAndKeeps(t *testing.T) {
 	r := newCARun(t)
 	id := plans.CARootID(caTestMesh)
-	step := NewCARoot(caTestMesh, fastCA(), "")
+	step := newCARoot(caTestMesh, fastCA(), "")
 	caWantDrift(t, r.check(id, step), "root CA not created yet")
 
 	out := r.mustApply(id, step)
@@ -95,7 +95,7 @@ func TestCARootNeverReplacesRecordedRoot(t *testing.T) {
 			break_:    func(t *testing.T, dir string) { caRemove(t, filepath.Join(dir, "root-key.pem")) },
 			wantDrift: "root-key.pem missing",
 			wantErr: []string{
-				`mesh mesh1: ca root: root CA of mesh "mesh1" was created by an earlier apply (sha256 `,
+				`root CA of mesh "mesh1" was created by an earlier apply (sha256 `,
 				"root-key.pem is missing; restore it from a backup. mcplan does not make a new root: every cluster trusts the old one. To start over on purpose, delete ",
 				`and run "mcplan state rm <plan.yaml> mesh/mesh1/ca/root"`,
 			},
@@ -143,7 +143,7 @@ func TestCARootNeverReplacesRecordedRoot(t *testing.T) {
 		},
 	}
 	id := plans.CARootID(caTestMesh)
-	step := NewCARoot(caTestMesh, fastCA(), "")
+	step := newCARoot(caTestMesh, fastCA(), "")
 	template := newCARun(t)
 	template.mustApply(id, step)
 	for _, tt := range tests {
@@ -175,7 +175,7 @@ func TestCARootNeverReplacesRecordedRoot(t *testing.T) {
 func TestCARootAdoptsFilesWhenStateIsLost(t *testing.T) {
 	r := newCARun(t)
 	id := plans.CARootID(caTestMesh)
-	step := NewCARoot(caTestMesh, fastCA(), "")
+	step := newCARoot(caTestMesh, fastCA(), "")
 	first := r.mustApply(id, step)
 	before := caSnapshot(t, r.dir)
 
@@ -206,7 +206,7 @@ func TestCARootWithoutRecord(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newCARun(t)
 			id := plans.CARootID(caTestMesh)
-			step := NewCARoot(caTestMesh, fastCA(), "")
+			step := newCARoot(caTestMesh, fastCA(), "")
 			// A real certificate where the test says "cert".
 			other, otherKey, err := pki.NewRoot(context.Background(), pki.Options{KeySize: 2048})
 			if err != nil {
@@ -245,7 +245,7 @@ func TestCARootWithoutRecord(t *testing.T) {
 func TestCARootKeyModeRepaired(t *testing.T) {
 	r := newCARun(t)
 	id := plans.CARootID(caTestMesh)
-	step := NewCARoot(caTestMesh, fastCA(), "")
+	step := newCARoot(caTestMesh, fastCA(), "")
 	out := r.mustApply(id, step)
 	key := filepath.Join(statedir.CARoot(r.dir, caTestMesh), "root-key.pem")
 	if err := os.Chmod(key, 0o644); err != nil {
@@ -266,7 +266,7 @@ func TestCARootCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	env := engine.NewEnv(plans.CARootID(caTestMesh), dir, nil, nil, nil)
-	err := NewCARoot(caTestMesh, fastCA(), "").Apply(ctx, env)
+	err := newCARoot(caTestMesh, fastCA(), "").Apply(ctx, env)
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("err = %v, want context.Canceled", err)
 	}
@@ -325,7 +325,7 @@ func TestCARootProvided(t *testing.T) {
 			_, keyFile, userCert := userRoot(t, filepath.Join(planDir, "pki"), ec)
 			ca := plans.CA{KeySize: 2048, RootCert: "pki/my-root.crt", RootKey: "pki/my-root.key"} // relative to the plan
 			id := plans.CARootID(caTestMesh)
-			step := NewCARoot(caTestMesh, ca, planDir)
+			step := newCARoot(caTestMesh, ca, planDir)
 
 			caWantDrift(t, r.check(id, step), "root CA not copied yet")
 			out := r.mustApply(id, step)
@@ -349,7 +349,7 @@ func TestCARootProvided(t *testing.T) {
 
 			// Intermediates chain to the user's root.
 			for _, cluster := range []string{"c1", "c2"} {
-				r.mustApply(plans.CAIntermediateID(cluster), NewCAIntermediate(caTestMesh, cluster, ca, plans.CARootID(caTestMesh)))
+				r.mustApply(plans.CAIntermediateID(cluster), newCAIntermediate(caTestMesh, cluster, ca, plans.CARootID(caTestMesh)))
 				inter := caReadCert(t, filepath.Join(statedir.CACluster(r.dir, caTestMesh, cluster), "ca-cert.pem"))
 				if err := pki.VerifyChain(inter, userCert); err != nil {
 					t.Errorf("%s: %v", cluster, err)
@@ -388,7 +388,7 @@ func TestCARootProvidedRefused(t *testing.T) {
 		wantErr  []string
 		recorded bool // an earlier apply recorded root a
 	}{
-		{"key of another root", plans.CA{RootCert: certFile, RootKey: otherKey}, []string{"mesh mesh1: ca root: root key " + otherKey, "does not match"}, false},
+		{"key of another root", plans.CA{RootCert: certFile, RootKey: otherKey}, []string{"root key " + otherKey, "does not match"}, false},
 		{"not a CA", plans.CA{RootCert: notCA, RootKey: keyFile}, []string{"root certificate " + notCA, "not a CA"}, false},
 		{"missing file", plans.CA{RootCert: "nope.crt", RootKey: keyFile}, []string{filepath.Join(planDir, "nope.crt")}, false},
 		{"cert without key", plans.CA{RootCert: certFile}, []string{"ca.rootCert and ca.rootKey must be given together"}, false},
@@ -401,10 +401,10 @@ func TestCARootProvidedRefused(t *testing.T) {
 			r := newCARun(t)
 			id := plans.CARootID(caTestMesh)
 			if tt.recorded {
-				r.mustApply(id, NewCARoot(caTestMesh, plans.CA{RootCert: certFile, RootKey: keyFile}, planDir))
+				r.mustApply(id, newCARoot(caTestMesh, plans.CA{RootCert: certFile, RootKey: keyFile}, planDir))
 			}
 			before := caSnapshot(t, r.dir)
-			step := NewCARoot(caTestMesh, tt.ca, planDir)
+			step := newCARoot(caTestMesh, tt.ca, planDir)
 			err := r.apply(id, step)
 			if err == nil {
 				t.Fatal("Apply: no error")
@@ -428,12 +428,12 @@ func TestCARootProvidedRefused(t *testing.T) {
 func TestCARootProvidedDoesNotOverwriteUnrecordedRoot(t *testing.T) {
 	r := newCARun(t)
 	id := plans.CARootID(caTestMesh)
-	r.mustApply(id, NewCARoot(caTestMesh, fastCA(), ""))
+	r.mustApply(id, newCARoot(caTestMesh, fastCA(), ""))
 	delete(r.state, id)
 	planDir := t.TempDir()
 	certFile, keyFile, _ := userRoot(t, planDir, false)
 	before := caSnapshot(t, r.dir)
-	err := r.apply(id, NewCARoot(caTestMesh, plans.CA{RootCert: certFile, RootKey: keyFile}, planDir))
+	err := r.apply(id, newCARoot(caTestMesh, plans.CA{RootCert: certFile, RootKey: keyFile}, planDir))
 	if err == nil || !strings.Contains(err.Error(), "holds another root CA than ca.rootCert") {
 		t.Fatalf("err = %v", err)
 	}
@@ -466,7 +466,7 @@ func TestCARootProvidedTildePaths(t *testing.T) {
 	_, keyFile, userCert := userRoot(t, filepath.Join(home, "pki"), false)
 	r := newCARun(t)
 	id := plans.CARootID(caTestMesh)
-	out := r.mustApply(id, NewCARoot(caTestMesh, plans.CA{RootCert: "~/pki/my-root.crt", RootKey: "~/pki/my-root.key"}, t.TempDir()))
+	out := r.mustApply(id, newCARoot(caTestMesh, plans.CA{RootCert: "~/pki/my-root.crt", RootKey: "~/pki/my-root.key"}, t.TempDir()))
 	if out["keyFile"] != keyFile || out["certSHA256"] != pki.Fingerprint(userCert) {
 		t.Errorf("outputs %v, want the root under %s", out, home)
 	}

@@ -15,6 +15,7 @@ import (
 // The steps share rt; nothing is contacted until a step runs.
 func Graph(p *plans.Plan, rt *Runtime) (*engine.Graph, error) {
 	g := engine.NewGraph()
+	kinds := catalogue()
 	for _, spec := range plans.Steps(p) {
 		fp, err := engine.Fingerprint(spec.Kind, spec.Inputs)
 		if err != nil {
@@ -25,7 +26,7 @@ func Graph(p *plans.Plan, rt *Runtime) (*engine.Graph, error) {
 			Kind:        spec.Kind,
 			DependsOn:   spec.DependsOn,
 			Fingerprint: fp,
-			Step:        New(p, spec, rt),
+			Step:        construct(kinds, p, spec, rt),
 		}); err != nil {
 			return nil, err
 		}
@@ -36,38 +37,47 @@ func Graph(p *plans.Plan, rt *Runtime) (*engine.Graph, error) {
 	return g, nil
 }
 
-// New returns the implementation of one step.
-func New(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
-	switch spec.Kind {
-	case plans.KindHostFacts:
-		return NewHostFacts(rt, *p.Host(spec.Host))
-	case plans.KindK3sServer:
-		return NewK3sServer(rt, p, *p.Cluster(spec.Cluster), *p.Host(spec.Host))
-	case plans.KindK3sJoin:
-		return NewK3sJoin(rt, p, *p.Cluster(spec.Cluster), *p.Host(spec.Host))
-	case plans.KindKubeconfigFetch:
-		return NewKubeconfigFetch(rt, p, *p.Cluster(spec.Cluster))
-	case plans.KindKubeconfigMerge:
-		return NewKubeconfigMerge(p)
-	case plans.KindCARoot:
-		return NewCARoot(spec.Mesh, p.Mesh(spec.Mesh).CA, p.Dir())
-	case plans.KindCAIntermediate:
-		return NewCAIntermediate(spec.Mesh, spec.Cluster, p.Mesh(spec.Mesh).CA, spec.Reads)
-	case plans.KindIstioNamespace:
-		return NewIstioNamespace(p, spec.Mesh, spec.Cluster)
-	case plans.KindIstioCACerts:
-		return NewIstioCACerts(spec.Mesh, p.Mesh(spec.Mesh).Clusters, spec.Cluster)
-	case plans.KindIstioControlPlane:
-		return NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads)
-	case plans.KindIstioEastWest:
-		return NewIstioEastWest(p, *p.Mesh(spec.Mesh), spec.Cluster)
-	case plans.KindIstioExpose:
-		return NewIstioExpose(p, *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads)
-	case plans.KindIstioRemoteSecret:
-		return NewIstioRemoteSecret(p, spec.Mesh, spec.Source, spec.Target)
-	case plans.KindVerifySample:
-		return NewVerifySample(p, *p.Mesh(spec.Mesh))
-	default:
-		return NotImplemented{Kind: spec.Kind}
+// Constructor makes the step of one spec of a plan. Every kind's
+// constructor has this shape, so the catalogue is a table.
+type Constructor func(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step
+
+// catalogue is the constructor of each step kind: adding a kind is a
+// rule in plans/stepgraph.go, its file here, and its row.
+func catalogue() map[string]Constructor {
+	return map[string]Constructor{
+		plans.KindHostFacts:         kind(NewHostFacts),
+		plans.KindK3sServer:         kind(NewK3sServer),
+		plans.KindK3sJoin:           kind(NewK3sJoin),
+		plans.KindKubeconfigFetch:   kind(NewKubeconfigFetch),
+		plans.KindKubeconfigMerge:   kind(NewKubeconfigMerge),
+		plans.KindCARoot:            kind(NewCARoot),
+		plans.KindCAIntermediate:    kind(NewCAIntermediate),
+		plans.KindIstioNamespace:    kind(NewIstioNamespace),
+		plans.KindIstioCACerts:      kind(NewIstioCACerts),
+		plans.KindIstioControlPlane: kind(NewIstioControlPlane),
+		plans.KindIstioEastWest:     kind(NewIstioEastWest),
+		plans.KindIstioExpose:       kind(NewIstioExpose),
+		plans.KindIstioRemoteSecret: kind(NewIstioRemoteSecret),
+		plans.KindVerifySample:      kind(NewVerifySample),
 	}
+}
+
+// kind turns a kind's constructor, which returns its own type, into a
+// Constructor.
+func kind[S engine.Step](newStep func(*plans.Plan, plans.StepSpec, *Runtime) S) Constructor {
+	return func(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step { return newStep(p, spec, rt) }
+}
+
+// New returns the implementation of one step: its kind's constructor, or
+// NotImplemented for a kind this version does not know.
+func New(p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
+	return construct(catalogue(), p, spec, rt)
+}
+
+// construct is New with the catalogue built once per graph.
+func construct(kinds map[string]Constructor, p *plans.Plan, spec plans.StepSpec, rt *Runtime) engine.Step {
+	if newStep, ok := kinds[spec.Kind]; ok {
+		return newStep(p, spec, rt)
+	}
+	return NotImplemented{Kind: spec.Kind}
 }

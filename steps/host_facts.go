@@ -19,9 +19,9 @@ type HostFacts struct {
 	host plans.Host
 }
 
-// NewHostFacts returns the host/facts step of a host.
-func NewHostFacts(rt *Runtime, host plans.Host) *HostFacts {
-	return &HostFacts{rt: rt, host: host}
+// NewHostFacts returns the host/facts step of spec.Host.
+func NewHostFacts(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *HostFacts {
+	return &HostFacts{rt: rt, host: *p.Host(spec.Host)}
 }
 
 // Facts are what host/facts records (all outputs, none secret).
@@ -53,7 +53,7 @@ func (s *HostFacts) ReadFacts(ctx context.Context, env *engine.Env) (Facts, erro
 	}
 	res, err := c.Run(ctx, factsScript, remote.RunOptions{})
 	if err != nil {
-		return Facts{}, fmt.Errorf("host %s: read facts: %w", s.host.Name, err)
+		return Facts{}, fmt.Errorf("read facts: %w", err)
 	}
 	return parseFacts(res.Stdout), nil
 }
@@ -127,7 +127,7 @@ func (s *HostFacts) Apply(ctx context.Context, env *engine.Env) error {
 		return err
 	}
 	if why := s.unsupported(f); why != "" {
-		return fmt.Errorf("host %s: unsupported host: %s", s.host.Name, why)
+		return fmt.Errorf("unsupported host: %s", why)
 	}
 	for k, v := range f.outputs() {
 		env.SetOutput(k, v)

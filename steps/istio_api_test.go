@@ -347,12 +347,12 @@ func (r *istioRun) objectVersions() map[string]string {
 	for name, c := range r.clients {
 		refs := []kube.Ref{
 			{Version: "v1", Kind: "Namespace", Name: istiorender.Namespace},
-			{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: CACertsSecret},
-			{Version: "v1", Kind: "ServiceAccount", Namespace: istiorender.Namespace, Name: ReaderServiceAccount},
+			{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: istiorender.CACertsSecret},
+			{Version: "v1", Kind: "ServiceAccount", Namespace: istiorender.Namespace, Name: istiorender.ReaderServiceAccount},
 		}
 		for _, other := range r.clients {
-			refs = append(refs, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: RemoteSecretName(other.Name)},
-				kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: ReaderTokenSecretFor(other.Name)})
+			refs = append(refs, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: istiorender.RemoteSecretName(other.Name)},
+				kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: istiorender.ReaderTokenSecretFor(other.Name)})
 		}
 		for _, set := range []string{"controlplane", "eastwest", "expose"} {
 			inv := kube.Inventory{Path: statedir.Inventory(r.dir, name, set)}
@@ -430,11 +430,11 @@ func logElapsed(t *testing.T, rep *engine.Report) {
 // the reader's rights (list pods) and no more (create namespaces).
 func (r *istioRun) checkRemoteSecret(source, reader *standinServer) {
 	r.t.Helper()
-	sec, err := r.clients[reader.name].Typed.CoreV1().Secrets(istiorender.Namespace).Get(r.ctx, RemoteSecretName(source.name), metav1.GetOptions{})
+	sec, err := r.clients[reader.name].Typed.CoreV1().Secrets(istiorender.Namespace).Get(r.ctx, istiorender.RemoteSecretName(source.name), metav1.GetOptions{})
 	if err != nil {
 		r.t.Fatalf("remote secret for %s in %s: %v", source.name, reader.name, err)
 	}
-	if sec.Labels[MultiClusterLabel] != "true" || sec.Annotations[RemoteClusterAnnotation] != source.name {
+	if sec.Labels[istiorender.MultiClusterLabel] != "true" || sec.Annotations[istiorender.RemoteClusterAnnotation] != source.name {
 		r.t.Errorf("remote secret markers: labels %v annotations %v", sec.Labels, sec.Annotations)
 	}
 	cfg, err := clientcmd.Load(sec.Data[source.name])
@@ -487,7 +487,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 			t.Errorf("%s: namespace labels %v, want network %s", s.name, ns.Labels, network)
 		}
 		// cacerts holds the cluster's CA files.
-		sec, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+		sec, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.CACertsSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -523,9 +523,9 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		if got := r.output(plans.IstioExposeID(s.name), ExposeOutputAddress); got != s.ip {
 			t.Errorf("%s: expose passes on address %q, want %s", s.name, got, s.ip)
 		}
-		gw, err := c.Get(ctx, kube.Ref{Group: "networking.istio.io", Version: "v1", Kind: "Gateway", Namespace: istiorender.Namespace, Name: CrossNetworkGateway})
+		gw, err := c.Get(ctx, kube.Ref{Group: "networking.istio.io", Version: "v1", Kind: "Gateway", Namespace: istiorender.Namespace, Name: istiorender.CrossNetworkGateway})
 		if err != nil || gw == nil {
-			t.Errorf("%s: %s: %v (missing)", s.name, CrossNetworkGateway, err)
+			t.Errorf("%s: %s: %v (missing)", s.name, istiorender.CrossNetworkGateway, err)
 		}
 	}
 	r.checkRemoteSecret(r.servers[0], r.servers[1])
@@ -548,7 +548,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 
 	// Drift is seen and repaired: a deleted remote secret, a dropped label.
 	c2 := r.clients["cluster2"]
-	if err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Delete(ctx, RemoteSecretName("cluster1"), metav1.DeleteOptions{}); err != nil {
+	if err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Delete(ctx, istiorender.RemoteSecretName("cluster1"), metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	rsID := plans.RemoteSecretID("mesh1", "cluster1", "cluster2")
@@ -567,8 +567,8 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		if t1 == "" || t1 == t2 {
 			t.Fatalf("the readers' tokens are empty or shared")
 		}
-		if _, err := r.clients["cluster1"].Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-			t.Errorf("a shared token Secret %s exists in cluster1 (err %v)", ReaderTokenSecret, err)
+		if _, err := r.clients["cluster1"].Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.ReaderTokenSecret, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("a shared token Secret %s exists in cluster1 (err %v)", istiorender.ReaderTokenSecret, err)
 		}
 	})
 
@@ -589,7 +589,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		if err := remover.Remove(ctx, r.env(id)); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		if _, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.RemoteSecretName("cluster1"), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("cluster2 still holds the remote secret for cluster1 (err %v)", err)
 		}
 		// The apiserver drops a legacy token once its Secret is gone (its
@@ -606,7 +606,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 // remoteToken is the token in target's remote secret for source.
 func (r *istioRun) remoteToken(source, target string) string {
 	r.t.Helper()
-	sec, err := r.clients[target].Typed.CoreV1().Secrets(istiorender.Namespace).Get(r.ctx, RemoteSecretName(source), metav1.GetOptions{})
+	sec, err := r.clients[target].Typed.CoreV1().Secrets(istiorender.Namespace).Get(r.ctx, istiorender.RemoteSecretName(source), metav1.GetOptions{})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -635,13 +635,13 @@ func TestIstioStepsPrimaryRemoteOnStandins(t *testing.T) {
 
 	// The primary exposes istiod through its gateway, and no services
 	// (one network).
-	for _, name := range []struct{ kind, name string }{{"Gateway", IstiodGateway}, {"VirtualService", IstiodVirtualSvc}} {
+	for _, name := range []struct{ kind, name string }{{"Gateway", istiorender.IstiodGateway}, {"VirtualService", istiorender.IstiodVirtualSvc}} {
 		o, err := c1.Get(ctx, kube.Ref{Group: "networking.istio.io", Version: "v1", Kind: name.kind, Namespace: istiorender.Namespace, Name: name.name})
 		if err != nil || o == nil {
 			t.Errorf("primary: %s %s: %v (missing)", name.kind, name.name, err)
 		}
 	}
-	if o, _ := c1.Get(ctx, kube.Ref{Group: "networking.istio.io", Version: "v1", Kind: "Gateway", Namespace: istiorender.Namespace, Name: CrossNetworkGateway}); o != nil {
+	if o, _ := c1.Get(ctx, kube.Ref{Group: "networking.istio.io", Version: "v1", Kind: "Gateway", Namespace: istiorender.Namespace, Name: istiorender.CrossNetworkGateway}); o != nil {
 		t.Error("one network, yet the cross-network gateway was applied")
 	}
 	d, err := c1.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, istiorender.IstiodName, metav1.GetOptions{})
@@ -683,7 +683,7 @@ func TestIstioStepsPrimaryRemoteOnStandins(t *testing.T) {
 	}
 	// Only the primary reads the other cluster.
 	r.checkRemoteSecret(remote, primary)
-	if _, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName(primary.name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+	if _, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.RemoteSecretName(primary.name), metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("the remote holds a remote secret (err %v)", err)
 	}
 	r.checkIdempotent()

@@ -18,13 +18,11 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/digest"
+	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/pki"
 	"mcplan.io/mcplan/steps/statedir"
 )
-
-// CACertsSecret is the Secret istiod reads its plugged-in CA from.
-const CACertsSecret = "cacerts"
 
 // cacertsKeys are the Secret's keys, each a file of the cluster's CA dir.
 func cacertsKeys() []string {
@@ -42,13 +40,10 @@ type IstioCACerts struct {
 	clusters []string // every cluster of the mesh
 }
 
-// NewIstioCACerts returns the istio/cacerts step of a cluster of mesh.
-func NewIstioCACerts(mesh string, clusters []string, cluster string) *IstioCACerts {
-	return &IstioCACerts{mesh: mesh, cluster: cluster, clusters: clusters}
-}
-
-func (s *IstioCACerts) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: istio cacerts: "+format, append([]any{s.cluster}, args...)...)
+// NewIstioCACerts returns the istio/cacerts step of spec.Cluster in
+// spec.Mesh.
+func NewIstioCACerts(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioCACerts {
+	return &IstioCACerts{mesh: spec.Mesh, cluster: spec.Cluster, clusters: p.Mesh(spec.Mesh).Clusters}
 }
 
 // files reads the cluster's CA files after checking the mesh's roots.
@@ -60,7 +55,7 @@ func (s *IstioCACerts) files(env *engine.Env) (map[string][]byte, error) {
 	dir := statedir.CACluster(env.Dir, s.mesh, s.cluster)
 	data := map[string][]byte{}
 	for _, name := range cacertsKeys() {
-		b, _, err := readCAFile(dir, name)
+		b, _, err := statedir.ReadFile(dir, name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w (the cluster's ca/intermediate step makes it)", filepath.Join(dir, name), err)
 		}
@@ -86,7 +81,7 @@ func (s *IstioCACerts) files(env *engine.Env) (map[string][]byte, error) {
 // are skipped; the mesh's root itself must exist.
 func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 	rootFile := filepath.Join(statedir.CARoot(stateDir, mesh), statedir.RootCertFile)
-	want, _, err := readCAFile(statedir.CARoot(stateDir, mesh), statedir.RootCertFile)
+	want, _, err := statedir.ReadFile(statedir.CARoot(stateDir, mesh), statedir.RootCertFile)
 	if err != nil {
 		return fmt.Errorf("mesh %s root: %w (the mesh's ca/root step makes it)", mesh, err)
 	}
@@ -97,7 +92,7 @@ func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 	var bad []string
 	for _, c := range clusters {
 		dir := statedir.CACluster(stateDir, mesh, c)
-		got, _, err := readCAFile(dir, statedir.RootCertFile)
+		got, _, err := statedir.ReadFile(dir, statedir.RootCertFile)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -107,7 +102,7 @@ func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 		if !bytes.Equal(got, want) {
 			what := "unreadable certificate"
 			if cert, err := pki.DecodeCert(got); err == nil {
-				what = fmt.Sprintf("root %q (sha256 %s)", cert.Subject.CommonName, shortSHA(pki.Fingerprint(cert)))
+				what = fmt.Sprintf("root %q (sha256 %s)", cert.Subject.CommonName, digest.Short(pki.Fingerprint(cert)))
 			}
 			bad = append(bad, fmt.Sprintf("%s has %s", c, what))
 		}
@@ -116,7 +111,7 @@ func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 		return fmt.Errorf("the clusters of mesh %s do not chain to the same root: the mesh root is %q (sha256 %s, %s) but %s; "+
 			"workloads of clusters with different roots cannot authenticate each other. Remove the stale cluster directories under %s "+
 			"and apply again so that their intermediates are signed by the mesh root",
-			mesh, wantCert.Subject.CommonName, shortSHA(pki.Fingerprint(wantCert)), rootFile, strings.Join(bad, "; "), statedir.CARoot(stateDir, mesh))
+			mesh, wantCert.Subject.CommonName, digest.Short(pki.Fingerprint(wantCert)), rootFile, strings.Join(bad, "; "), statedir.CARoot(stateDir, mesh))
 	}
 	return nil
 }
@@ -124,7 +119,7 @@ func CheckMeshRoots(stateDir, mesh string, clusters []string) error {
 func (s *IstioCACerts) secret(data map[string][]byte) *unstructured.Unstructured {
 	sec := &corev1.Secret{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: metav1.ObjectMeta{Name: CACertsSecret, Namespace: istiorender.Namespace},
+		ObjectMeta: metav1.ObjectMeta{Name: istiorender.CACertsSecret, Namespace: istiorender.Namespace},
 		Type:       corev1.SecretTypeOpaque,
 		Data:       data,
 	}
@@ -137,14 +132,14 @@ func (s *IstioCACerts) secret(data map[string][]byte) *unstructured.Unstructured
 func (s *IstioCACerts) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
 	data, c, err := wantedOn(ctx, env, s.cluster, func() (map[string][]byte, error) { return s.files(env) })
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
-	live, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
+	live, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.CACertsSecret, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return engine.Drifted("Secret " + istiorender.Namespace + "/" + CACertsSecret + " missing"), nil
+		return engine.Drifted("Secret " + istiorender.Namespace + "/" + istiorender.CACertsSecret + " missing"), nil
 	}
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	var differ []string
 	for _, k := range cacertsKeys() {
@@ -168,17 +163,17 @@ func (s *IstioCACerts) Check(ctx context.Context, env *engine.Env) (engine.Drift
 func (s *IstioCACerts) Apply(ctx context.Context, env *engine.Env) error {
 	data, c, err := wantedOn(ctx, env, s.cluster, func() (map[string][]byte, error) { return s.files(env) })
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	res, err := c.Apply(ctx, []*unstructured.Unstructured{s.secret(data)}, kubeApplyOptions(env))
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	sum := digest.SHA256Hex
 	env.SetOutput("rootCertSHA256", sum(data[statedir.RootCertFile]))
 	env.SetOutput("caCertSHA256", sum(data[statedir.CACertFile]))
 	if res.Changed() {
-		env.Logf("Secret %s/%s written from %s", istiorender.Namespace, CACertsSecret, statedir.CACluster(env.Dir, s.mesh, s.cluster))
+		env.Logf("Secret %s/%s written from %s", istiorender.Namespace, istiorender.CACertsSecret, statedir.CACluster(env.Dir, s.mesh, s.cluster))
 	}
 	return nil
 }

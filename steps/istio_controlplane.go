@@ -37,10 +37,11 @@ type IstioControlPlane struct {
 	Timeout time.Duration
 }
 
-// NewIstioControlPlane returns the istio/controlplane step of a cluster;
-// for a remote, primaryExpose is the primary's istio/expose step, whose
-// outputs it reads ("" for a primary).
-func NewIstioControlPlane(p *plans.Plan, mesh plans.Mesh, cluster, primaryExpose string) *IstioControlPlane {
+// NewIstioControlPlane returns the istio/controlplane step of
+// spec.Cluster in spec.Mesh; for a remote, spec.Reads is the primary's
+// istio/expose step, whose outputs it reads ("" for a primary).
+func NewIstioControlPlane(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioControlPlane {
+	mesh, cluster, primaryExpose := *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads
 	s := &IstioControlPlane{cluster: cluster, primaryExpose: primaryExpose, Timeout: istioReadyTimeout}
 	s.cp = istiorender.ControlPlane{Cluster: istioCluster(p, mesh, cluster)}
 	switch {
@@ -50,10 +51,6 @@ func NewIstioControlPlane(p *plans.Plan, mesh plans.Mesh, cluster, primaryExpose
 		s.cp.ExternalIstiod = true
 	}
 	return s
-}
-
-func (s *IstioControlPlane) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: istio controlplane: "+format, append([]any{s.cluster}, args...)...)
 }
 
 func (s *IstioControlPlane) inventory(env *engine.Env) *kube.Inventory {
@@ -105,11 +102,11 @@ func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.
 		return d, nil
 	}
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	objs, err := handOverToIstiod(ctx, c, m.Objects)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	return checkInstall(ctx, c, objs, s.inventory(env))
 }
@@ -165,14 +162,14 @@ func diffDrift(diffs []string) engine.Drift {
 func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx, env) })
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	objs, err := handOverToIstiod(ctx, c, m.Objects)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if err := applyInstall(ctx, env, c, objs, s.inventory(env), s.Timeout); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	env.SetOutput("objects", strconv.Itoa(len(m.Objects)))
 	env.SetOutput("renderSHA256", renderDigest(m.Objects))

@@ -35,18 +35,16 @@ type IstioEastWest struct {
 	AddressTimeout time.Duration
 }
 
-// NewIstioEastWest returns the istio/eastwest step of a cluster of mesh.
-func NewIstioEastWest(p *plans.Plan, mesh plans.Mesh, cluster string) *IstioEastWest {
+// NewIstioEastWest returns the istio/eastwest step of spec.Cluster in
+// spec.Mesh.
+func NewIstioEastWest(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioEastWest {
+	mesh, cluster := *p.Mesh(spec.Mesh), spec.Cluster
 	s := &IstioEastWest{cluster: cluster, Timeout: istioReadyTimeout, AddressTimeout: eastWestAddrTimeout}
 	s.ew = istiorender.EastWest{Cluster: istioCluster(p, mesh, cluster)}
 	if c := p.Cluster(cluster); c != nil && c.EastWest != nil {
 		s.ew.Address = c.EastWest.Address
 	}
 	return s
-}
-
-func (s *IstioEastWest) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: istio eastwest: "+format, append([]any{s.cluster}, args...)...)
 }
 
 func (s *IstioEastWest) inventory(env *engine.Env) *kube.Inventory {
@@ -62,7 +60,7 @@ func (s *IstioEastWest) render(ctx context.Context) (*istiorender.Manifest, erro
 func (s *IstioEastWest) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
 	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx) })
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	d, err := checkInstall(ctx, c, m.Objects, s.inventory(env))
 	if err != nil || !d.InSync {
@@ -70,7 +68,7 @@ func (s *IstioEastWest) Check(ctx context.Context, env *engine.Env) (engine.Drif
 	}
 	addr, err := s.liveAddress(ctx, c)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if addr == "" {
 		return engine.Drifted("Service " + istiorender.EastWestGatewayName + " has no LoadBalancer address"), nil
@@ -108,10 +106,10 @@ func (s *IstioEastWest) Apply(ctx context.Context, env *engine.Env) error {
 		return m, err
 	})
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if err := applyInstall(ctx, env, c, m.Objects, s.inventory(env), s.Timeout); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	addr, source := s.ew.Address, "plan (clusters[].eastWest.address, as the Service's externalIPs)"
 	if addr == "" {
@@ -119,14 +117,14 @@ func (s *IstioEastWest) Apply(ctx context.Context, env *engine.Env) error {
 		addr, err = c.WaitLoadBalancer(ctx, istiorender.Namespace, istiorender.EastWestGatewayName, s.AddressTimeout)
 		var timeout *kube.TimeoutError
 		if errors.As(err, &timeout) && ctx.Err() == nil {
-			return s.errorf("Service %s/%s got no LoadBalancer address within %s. k3s's servicelb gives LoadBalancer Services the node's IP; "+
+			return fmt.Errorf("Service %s/%s got no LoadBalancer address within %s. k3s's servicelb gives LoadBalancer Services the node's IP; "+
 				"it may be disabled (--disable=servicelb), or another LoadBalancer Service may hold a port of this one on every node "+
 				"(istio-ingressgateway also uses 15021). Fix: set clusters[].eastWest.address of %s in the plan to an address of one of its nodes "+
 				"that the other clusters reach; mcplan then puts it in the Service's spec.externalIPs and uses it as the gateway address.%s",
 				istiorender.Namespace, istiorender.EastWestGatewayName, s.AddressTimeout, s.cluster, c.Diagnose(ctx, istiorender.Namespace))
 		}
 		if err != nil {
-			return s.errorf("Service %s: %w", istiorender.EastWestGatewayName, err)
+			return fmt.Errorf("Service %s: %w", istiorender.EastWestGatewayName, err)
 		}
 	}
 	env.SetOutput(EastWestOutputAddress, addr)

@@ -18,14 +18,6 @@ import (
 // remote's control plane).
 const ExposeOutputAddress = "address"
 
-// Names of the objects istio/expose applies, as in Istio's
-// samples/multicluster/expose-services.yaml and expose-istiod.yaml.
-const (
-	CrossNetworkGateway = "cross-network-gateway"
-	IstiodGateway       = "istiod-gateway"
-	IstiodVirtualSvc    = "istiod-vs"
-)
-
 // IstioExpose exposes what other clusters reach through a cluster's
 // east-west gateway: its services (*.local, AUTO_PASSTHROUGH on 15443)
 // when the mesh spans networks, and on a primary of a primary-remote mesh
@@ -41,8 +33,10 @@ type IstioExpose struct {
 	istiodHost   string
 }
 
-// NewIstioExpose returns the istio/expose step of a cluster of mesh.
-func NewIstioExpose(p *plans.Plan, mesh plans.Mesh, cluster, gateway string) *IstioExpose {
+// NewIstioExpose returns the istio/expose step of spec.Cluster in
+// spec.Mesh; spec.Reads is the cluster's east-west gateway step.
+func NewIstioExpose(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioExpose {
+	mesh, cluster, gateway := *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads
 	istiod := istiorender.IstiodName
 	if mesh.Istio.Revision != "" {
 		istiod += "-" + mesh.Istio.Revision
@@ -54,10 +48,6 @@ func NewIstioExpose(p *plans.Plan, mesh plans.Mesh, cluster, gateway string) *Is
 		exposeIstiod: p.ExposesIstiod(mesh.Name, cluster),
 		istiodHost:   istiod + "." + istiorender.Namespace + ".svc.cluster.local",
 	}
-}
-
-func (s *IstioExpose) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: istio expose: "+format, append([]any{s.cluster}, args...)...)
 }
 
 func (s *IstioExpose) inventory(env *engine.Env) *kube.Inventory {
@@ -96,23 +86,23 @@ func (s *IstioExpose) Objects() []*unstructured.Unstructured {
 	selector := map[string]any{"istio": "eastwestgateway"}
 	var objs []*unstructured.Unstructured
 	if s.multiNetwork {
-		objs = append(objs, istioObject(api, "Gateway", CrossNetworkGateway, map[string]any{
+		objs = append(objs, istioObject(api, "Gateway", istiorender.CrossNetworkGateway, map[string]any{
 			"selector": selector,
 			"servers":  []any{passthroughServer("tls", 15443, "AUTO_PASSTHROUGH", "*.local")},
 		}))
 	}
 	if s.exposeIstiod {
 		objs = append(objs,
-			istioObject(api, "Gateway", IstiodGateway, map[string]any{
+			istioObject(api, "Gateway", istiorender.IstiodGateway, map[string]any{
 				"selector": selector,
 				"servers": []any{
 					passthroughServer("tls-istiod", 15012, "PASSTHROUGH", "*"),
 					passthroughServer("tls-istiodwebhook", 15017, "PASSTHROUGH", "*"),
 				},
 			}),
-			istioObject(api, "VirtualService", IstiodVirtualSvc, map[string]any{
+			istioObject(api, "VirtualService", istiorender.IstiodVirtualSvc, map[string]any{
 				"hosts":    []any{"*"},
-				"gateways": []any{IstiodGateway},
+				"gateways": []any{istiorender.IstiodGateway},
 				"tls":      []any{tlsRoute(15012, s.istiodHost, 15012), tlsRoute(15017, s.istiodHost, 443)},
 			}),
 		)
@@ -137,11 +127,11 @@ func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift,
 		return d, nil
 	}
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	diffs, err := c.Diff(ctx, s.Objects(), s.inventory(env))
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if len(diffs) > 0 {
 		return diffDrift(diffs), nil
@@ -157,11 +147,11 @@ func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift,
 func (s *IstioExpose) Apply(ctx context.Context, env *engine.Env) error {
 	addr, c, err := wantedOn(ctx, env, s.cluster, func() (string, error) { return s.address(env) })
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	res, err := c.Apply(ctx, s.Objects(), kube.ApplyOptions{Inventory: s.inventory(env), CRDTimeout: istioCRDTimeout, Logf: env.Logf})
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	env.SetOutput(ExposeOutputAddress, addr)
 	env.Logf("exposed through %s: %s", addr, res)

@@ -2,7 +2,6 @@ package steps
 
 import (
 	"context"
-	"fmt"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -26,17 +25,15 @@ type IstioNamespace struct {
 	primary string // remote clusters only
 }
 
-// NewIstioNamespace returns the istio/namespace step of a cluster of mesh.
-func NewIstioNamespace(p *plans.Plan, mesh, cluster string) *IstioNamespace {
+// NewIstioNamespace returns the istio/namespace step of spec.Cluster in
+// spec.Mesh.
+func NewIstioNamespace(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioNamespace {
+	mesh, cluster := spec.Mesh, spec.Cluster
 	s := &IstioNamespace{cluster: cluster, network: p.ClusterNetwork(cluster)}
 	if !p.IsPrimary(mesh, cluster) {
 		s.primary = p.PrimaryFor(mesh, cluster)
 	}
 	return s
-}
-
-func (s *IstioNamespace) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: istio namespace: "+format, append([]any{s.cluster}, args...)...)
 }
 
 func (s *IstioNamespace) object() *unstructured.Unstructured {
@@ -55,11 +52,11 @@ func (s *IstioNamespace) object() *unstructured.Unstructured {
 func (s *IstioNamespace) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
 	c, err := reachableClient(ctx, env, s.cluster)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	diffs, err := c.Diff(ctx, []*unstructured.Unstructured{s.object()}, nil)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if len(diffs) > 0 {
 		return diffDrift(diffs), nil
@@ -71,11 +68,11 @@ func (s *IstioNamespace) Check(ctx context.Context, env *engine.Env) (engine.Dri
 func (s *IstioNamespace) Apply(ctx context.Context, env *engine.Env) error {
 	c, err := reachableClient(ctx, env, s.cluster)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	res, err := c.Apply(ctx, []*unstructured.Unstructured{s.object()}, kubeApplyOptions(env))
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	env.SetOutput("namespace", istiorender.Namespace)
 	env.SetOutput("network", s.network)

@@ -28,7 +28,7 @@ func renderEveryExample(t *testing.T) {
 			var objects int
 			switch spec.Kind {
 			case plans.KindIstioControlPlane:
-				s := NewIstioControlPlane(p, *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads)
+				s := NewIstioControlPlane(p, spec, nil)
 				deps := map[string]map[string]string{}
 				if s.primary != "" {
 					deps[plans.IstioExposeID(s.primary)] = map[string]string{"address": "192.0.2.1"}
@@ -39,7 +39,7 @@ func renderEveryExample(t *testing.T) {
 				}
 				objects = len(m.Objects)
 			case plans.KindIstioEastWest:
-				m, err := NewIstioEastWest(p, *p.Mesh(spec.Mesh), spec.Cluster).render(ctx)
+				m, err := NewIstioEastWest(p, spec, nil).render(ctx)
 				if err != nil {
 					t.Fatalf("%s: %s: %v", file, spec.ID, err)
 				}

@@ -3,10 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -27,30 +24,6 @@ import (
 	"mcplan.io/mcplan/steps/statedir"
 )
 
-// Names and markers of remote secrets, as `istioctl create-remote-secret`
-// makes them.
-const (
-	ReaderServiceAccount = "istio-reader-service-account"
-	// ReaderTokenSecret is the name istioctl gives the one long-lived token
-	// of the reader account; mcplan makes one per reader instead
-	// (ReaderTokenSecretFor), so that removing a pair revokes its token.
-	ReaderTokenSecret = ReaderServiceAccount + "-istio-remote-secret-token"
-	// ReaderTokenTargetAnnotation names the cluster a token Secret serves.
-	ReaderTokenTargetAnnotation = "mcplan.io/remote-secret-reader"
-	RemoteSecretPrefix          = "istio-remote-secret-"
-	MultiClusterLabel           = "istio/multiCluster"
-	RemoteClusterAnnotation     = "networking.istio.io/cluster"
-)
-
-// ReaderTokenSecretFor is the token Secret in a source cluster through
-// which the target cluster's istiod reads it. Deleting it revokes the
-// token.
-func ReaderTokenSecretFor(target string) string { return ReaderTokenSecret + "-" + target }
-
-// RemoteSecretName is the name of the Secret through which other clusters'
-// istiod read cluster's API.
-func RemoteSecretName(cluster string) string { return RemoteSecretPrefix + cluster }
-
 // IstioRemoteSecret lets the istiod of one cluster (the target, B) read
 // another cluster's API (the source, A): the walkthrough's `istioctl x
 // create-remote-secret --context=A --name=A | kubectl apply --context=B`.
@@ -70,9 +43,10 @@ type IstioRemoteSecret struct {
 	TokenTimeout time.Duration
 }
 
-// NewIstioRemoteSecret returns the istio/remotesecret step by which target
-// reads source.
-func NewIstioRemoteSecret(p *plans.Plan, mesh, source, target string) *IstioRemoteSecret {
+// NewIstioRemoteSecret returns the istio/remotesecret step of spec.Mesh
+// by which spec.Target reads spec.Source.
+func NewIstioRemoteSecret(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioRemoteSecret {
+	mesh, source, target := spec.Mesh, spec.Source, spec.Target
 	s := &IstioRemoteSecret{mesh: mesh, target: target, TokenTimeout: tokenTimeout}
 	if c := p.Cluster(source); c != nil {
 		s.source = *c
@@ -83,46 +57,17 @@ func NewIstioRemoteSecret(p *plans.Plan, mesh, source, target string) *IstioRemo
 	return s
 }
 
-func (s *IstioRemoteSecret) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: istio remotesecret for %s: "+format, append([]any{s.target, s.source.Name}, args...)...)
-}
-
 // meshServer is the URL of A's API as other clusters reach it. A loopback
 // or unspecified address is refused: in B's istiod it would mean B itself.
 func (s *IstioRemoteSecret) meshServer() (string, error) {
 	addr := s.source.API.MeshAddress
-	if err := CheckMeshAddress(addr); err != nil {
+	if err := plans.CheckMeshAddress(addr); err != nil {
 		return "", fmt.Errorf("clusters[%s].api.meshAddress %w. The remote secret tells %s's istiod where %s's API is; "+
 			"127.0.0.1 there means %s itself, so istiod would watch the wrong cluster or none (the classic multicluster failure: "+
 			"k3s.yaml says server: https://127.0.0.1:6443). Set clusters[%s].api.meshAddress to an address of %s's server that %s reaches",
 			s.source.Name, err, s.target, s.source.Name, s.target, s.source.Name, s.source.Name, s.target)
 	}
 	return apiURL(addr, s.source.API.Port), nil
-}
-
-// CheckMeshAddress refuses an API address no other cluster can use:
-// empty, unspecified, localhost, 127.0.0.1 or ::1. (Other loopback
-// addresses are allowed: they tell apart API servers sharing one machine,
-// as in tests.)
-func CheckMeshAddress(addr string) error {
-	host := strings.TrimSuffix(strings.ToLower(addr), ".")
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	switch {
-	case host == "":
-		return errors.New("is empty")
-	case host == "localhost" || strings.HasSuffix(host, ".localhost"):
-		return fmt.Errorf("is %q, the local machine", addr)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		ip = ip.Unmap()
-		if ip.IsUnspecified() || ip == netip.MustParseAddr("127.0.0.1") || ip == netip.IPv6Loopback() {
-			return fmt.Errorf("is %s, the local machine", addr)
-		}
-	}
-	return nil
 }
 
 // sourceCA is the CA A's API server certificate is signed by, from A's
@@ -155,10 +100,10 @@ func (s *IstioRemoteSecret) secret(kubeconfig []byte) *unstructured.Unstructured
 	sec := &corev1.Secret{
 		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
 		ObjectMeta: metav1.ObjectMeta{
-			Name:        RemoteSecretName(s.source.Name),
+			Name:        istiorender.RemoteSecretName(s.source.Name),
 			Namespace:   istiorender.Namespace,
-			Labels:      map[string]string{MultiClusterLabel: "true"},
-			Annotations: map[string]string{RemoteClusterAnnotation: s.source.Name},
+			Labels:      map[string]string{istiorender.MultiClusterLabel: "true"},
+			Annotations: map[string]string{istiorender.RemoteClusterAnnotation: s.source.Name},
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{s.source.Name: kubeconfig},
@@ -170,7 +115,7 @@ func (s *IstioRemoteSecret) secret(kubeconfig []byte) *unstructured.Unstructured
 
 // liveToken reads B's reader token in A, read-only; nil when there is none yet.
 func (s *IstioRemoteSecret) liveToken(ctx context.Context, a *kube.Client) ([]byte, error) {
-	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecretFor(s.target), metav1.GetOptions{})
+	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.ReaderTokenSecretFor(s.target), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -184,18 +129,18 @@ func (s *IstioRemoteSecret) liveToken(ctx context.Context, a *kube.Client) ([]by
 // did not) and its token Secret in A, and waits for the token.
 func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a *kube.Client) ([]byte, error) {
 	sas := a.Typed.CoreV1().ServiceAccounts(istiorender.Namespace)
-	if _, err := sas.Get(ctx, ReaderServiceAccount, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	if _, err := sas.Get(ctx, istiorender.ReaderServiceAccount, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		// Created, not applied: the control plane's apply owns its fields.
-		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: ReaderServiceAccount, Namespace: istiorender.Namespace}}
+		sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: istiorender.ReaderServiceAccount, Namespace: istiorender.Namespace}}
 		if _, err := sas.Create(ctx, sa, metav1.CreateOptions{FieldManager: kube.FieldManager}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return nil, fmt.Errorf("ServiceAccount %s in %s: %w", ReaderServiceAccount, s.source.Name, err)
+			return nil, fmt.Errorf("ServiceAccount %s in %s: %w", istiorender.ReaderServiceAccount, s.source.Name, err)
 		}
-		env.Logf("created ServiceAccount %s/%s in %s", istiorender.Namespace, ReaderServiceAccount, s.source.Name)
+		env.Logf("created ServiceAccount %s/%s in %s", istiorender.Namespace, istiorender.ReaderServiceAccount, s.source.Name)
 	} else if err != nil {
-		return nil, fmt.Errorf("ServiceAccount %s in %s: %w", ReaderServiceAccount, s.source.Name, err)
+		return nil, fmt.Errorf("ServiceAccount %s in %s: %w", istiorender.ReaderServiceAccount, s.source.Name, err)
 	}
 	secrets := a.Typed.CoreV1().Secrets(istiorender.Namespace)
-	name := ReaderTokenSecretFor(s.target)
+	name := istiorender.ReaderTokenSecretFor(s.target)
 	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -204,8 +149,8 @@ func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a 
 				Name:      name,
 				Namespace: istiorender.Namespace,
 				Annotations: map[string]string{
-					corev1.ServiceAccountNameKey: ReaderServiceAccount,
-					ReaderTokenTargetAnnotation:  s.target,
+					corev1.ServiceAccountNameKey:            istiorender.ReaderServiceAccount,
+					istiorender.ReaderTokenTargetAnnotation: s.target,
 				},
 			},
 			Type: corev1.SecretTypeServiceAccountToken,
@@ -216,14 +161,14 @@ func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a 
 		env.Logf("created token Secret %s/%s in %s (for %s)", istiorender.Namespace, name, s.source.Name, s.target)
 	case err != nil:
 		return nil, fmt.Errorf("token Secret %s in %s: %w", name, s.source.Name, err)
-	case sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != ReaderServiceAccount:
+	case sec.Type != corev1.SecretTypeServiceAccountToken || sec.Annotations[corev1.ServiceAccountNameKey] != istiorender.ReaderServiceAccount:
 		return nil, fmt.Errorf("Secret %s/%s in %s exists but is not a token of %s (type %s); delete it and apply again",
-			istiorender.Namespace, name, s.source.Name, ReaderServiceAccount, sec.Type)
+			istiorender.Namespace, name, s.source.Name, istiorender.ReaderServiceAccount, sec.Type)
 	}
 	sec, err = a.WaitSecretKey(ctx, istiorender.Namespace, name, corev1.ServiceAccountTokenKey, s.TokenTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("token of %s in %s (filled by the token controller of kube-controller-manager): %w%s",
-			ReaderServiceAccount, s.source.Name, err, a.Diagnose(ctx, istiorender.Namespace))
+			istiorender.ReaderServiceAccount, s.source.Name, err, a.Diagnose(ctx, istiorender.Namespace))
 	}
 	return sec.Data[corev1.ServiceAccountTokenKey], nil
 }
@@ -232,14 +177,14 @@ func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a 
 // one; "" when it does not.
 func (s *IstioRemoteSecret) compare(live *corev1.Secret, server string, ca, token []byte) string {
 	if live == nil {
-		return "Secret " + istiorender.Namespace + "/" + RemoteSecretName(s.source.Name) + " missing in " + s.target
+		return "Secret " + istiorender.Namespace + "/" + istiorender.RemoteSecretName(s.source.Name) + " missing in " + s.target
 	}
 	var why []string
-	if live.Labels[MultiClusterLabel] != "true" {
-		why = append(why, "label "+MultiClusterLabel+" missing")
+	if live.Labels[istiorender.MultiClusterLabel] != "true" {
+		why = append(why, "label "+istiorender.MultiClusterLabel+" missing")
 	}
-	if live.Annotations[RemoteClusterAnnotation] != s.source.Name {
-		why = append(why, "annotation "+RemoteClusterAnnotation+" differs")
+	if live.Annotations[istiorender.RemoteClusterAnnotation] != s.source.Name {
+		why = append(why, "annotation "+istiorender.RemoteClusterAnnotation+" differs")
 	}
 	if len(live.Data) != 1 {
 		why = append(why, fmt.Sprintf("%d data keys, want 1", len(live.Data)))
@@ -265,7 +210,7 @@ func (s *IstioRemoteSecret) compare(live *corev1.Secret, server string, ca, toke
 }
 
 func (s *IstioRemoteSecret) liveSecret(ctx context.Context, b *kube.Client) (*corev1.Secret, error) {
-	live, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName(s.source.Name), metav1.GetOptions{})
+	live, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.RemoteSecretName(s.source.Name), metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -276,40 +221,40 @@ func (s *IstioRemoteSecret) liveSecret(ctx context.Context, b *kube.Client) (*co
 func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
 	server, err := s.meshServer()
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	ca, err := s.sourceCA(env)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	a, err := reachableClient(ctx, env, s.source.Name)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	token, err := s.liveToken(ctx, a)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if len(token) == 0 {
 		return engine.Drifted("no reader token in " + s.source.Name + " yet"), nil
 	}
 	b, err := reachableClient(ctx, env, s.target)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	live, err := s.liveSecret(ctx, b)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if why := s.compare(live, server, ca, token); why != "" {
 		return engine.Drifted(why), nil
 	}
 	shared, err := s.sharedToken(ctx, a)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if shared != nil {
-		return engine.Drifted("the reader token Secret " + ReaderTokenSecret + " that every reader shared is still in " + s.source.Name), nil
+		return engine.Drifted("the reader token Secret " + istiorender.ReaderTokenSecret + " that every reader shared is still in " + s.source.Name), nil
 	}
 	return engine.InSync(), nil
 }
@@ -319,7 +264,7 @@ func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.
 // a Secret of that name mcplan did not make (istioctl's own), which is not
 // mcplan's to remove.
 func (s *IstioRemoteSecret) sharedToken(ctx context.Context, a *kube.Client) (*corev1.Secret, error) {
-	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, ReaderTokenSecret, metav1.GetOptions{})
+	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.ReaderTokenSecret, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
@@ -343,27 +288,27 @@ func (s *IstioRemoteSecret) retireSharedToken(ctx context.Context, env *engine.E
 	for _, r := range s.readers() {
 		b, err := reachableClient(ctx, env, r)
 		if err != nil {
-			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", ReaderTokenSecret, s.source.Name, r, err)
+			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", istiorender.ReaderTokenSecret, s.source.Name, r, err)
 			return nil
 		}
-		live, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName(s.source.Name), metav1.GetOptions{})
+		live, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.RemoteSecretName(s.source.Name), metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			continue
 		}
 		if err != nil {
-			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", ReaderTokenSecret, s.source.Name, r, err)
+			env.Logf("keeping %s in %s for now: %s cannot be read (%v)", istiorender.ReaderTokenSecret, s.source.Name, r, err)
 			return nil
 		}
 		if creds, err := kube.ParseTokenKubeconfig(live.Data[s.source.Name]); err == nil && creds.Token == shared {
 			return nil // that reader's step has not moved it to its own token yet
 		}
 	}
-	deleted, err := a.Delete(ctx, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: ReaderTokenSecret})
+	deleted, err := a.Delete(ctx, kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: istiorender.ReaderTokenSecret})
 	if err != nil {
 		return err
 	}
 	if deleted {
-		env.Logf("deleted the shared reader token Secret %s/%s in %s: every reader has its own token now", istiorender.Namespace, ReaderTokenSecret, s.source.Name)
+		env.Logf("deleted the shared reader token Secret %s/%s in %s: every reader has its own token now", istiorender.Namespace, istiorender.ReaderTokenSecret, s.source.Name)
 	}
 	return nil
 }
@@ -373,42 +318,42 @@ func (s *IstioRemoteSecret) retireSharedToken(ctx context.Context, env *engine.E
 func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
 	server, err := s.meshServer()
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	ca, err := s.sourceCA(env)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	a, err := reachableClient(ctx, env, s.source.Name)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	token, err := s.ensureToken(ctx, env, a)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	b, err := reachableClient(ctx, env, s.target)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	live, err := s.liveSecret(ctx, b)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	if why := s.compare(live, server, ca, token); why != "" {
 		kc, err := remoteKubeconfig(s.source.Name, server, ca, token)
 		if err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		if _, err := b.Apply(ctx, []*unstructured.Unstructured{s.secret(kc)}, kubeApplyOptions(env)); err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
-		env.Logf("Secret %s/%s written in %s (%s)", istiorender.Namespace, RemoteSecretName(s.source.Name), s.target, why)
+		env.Logf("Secret %s/%s written in %s (%s)", istiorender.Namespace, istiorender.RemoteSecretName(s.source.Name), s.target, why)
 	}
 	if err := s.retireSharedToken(ctx, env, a); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
-	env.SetOutput("secret", RemoteSecretName(s.source.Name))
+	env.SetOutput("secret", istiorender.RemoteSecretName(s.source.Name))
 	env.SetOutput("server", server)
 	env.SetOutput("tokenSHA256", digest.SHA256Hex(token))
 	return nil

@@ -10,21 +10,9 @@ import (
 	"mcplan.io/mcplan/steps/statedir"
 )
 
-func TestCheckMeshAddress(t *testing.T) {
-	for addr, ok := range map[string]bool{
-		"192.168.60.113": true, "10.0.0.1": true, "api.example.com": true, "127.0.0.2": true, "2001:db8::1": true,
-		"": false, "127.0.0.1": false, "localhost": false, "LOCALHOST": false, "::1": false, "[::1]": false,
-		"0.0.0.0": false, "::": false, "::ffff:127.0.0.1": false, "127.0.0.1:6443": false,
-	} {
-		if err := CheckMeshAddress(addr); (err == nil) != ok {
-			t.Errorf("CheckMeshAddress(%q) = %v, want ok=%v", addr, err, ok)
-		}
-	}
-}
-
 func TestRemoteSecretRefusesLoopback(t *testing.T) {
 	p := &plans.Plan{Clusters: []plans.Cluster{{Name: "cluster1", API: plans.API{MeshAddress: "127.0.0.1", Port: 6443}}}}
-	_, err := NewIstioRemoteSecret(p, "mesh1", "cluster1", "cluster2").meshServer()
+	_, err := NewIstioRemoteSecret(p, plans.StepSpec{Mesh: "mesh1", Source: "cluster1", Target: "cluster2"}, nil).meshServer()
 	if err == nil || !strings.Contains(err.Error(), "clusters[cluster1].api.meshAddress") || !strings.Contains(err.Error(), "classic multicluster failure") {
 		t.Fatalf("err = %v", err)
 	}
@@ -49,7 +37,7 @@ func TestCheckMeshRootsFindsAForeignRoot(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	// istio/cacerts refuses before touching any cluster.
-	_, err = NewIstioCACerts(caTestMesh, []string{"cluster1", "cluster2"}, "cluster1").files(r.env("x"))
+	_, err = NewIstioCACerts(&plans.Plan{Meshes: []plans.Mesh{{Name: caTestMesh, Clusters: []string{"cluster1", "cluster2"}}}}, plans.StepSpec{Mesh: caTestMesh, Cluster: "cluster1"}, nil).files(r.env("x"))
 	if err == nil || !strings.Contains(err.Error(), "same root") {
 		t.Fatalf("cacerts files: %v", err)
 	}

@@ -41,7 +41,7 @@ clusters:
 		t.Fatal(err)
 	}
 	plans.ApplyDefaults(p)
-	s := NewK3sServer(NewRuntime(p, nil), p, p.Clusters[0], *p.Host("h1"))
+	s := NewK3sServer(p, plans.StepSpec{Host: "h1", Cluster: p.Clusters[0].Name}, NewRuntime(p, nil))
 	err = s.uploadAirgap(context.Background(), engine.NewEnv("host/h1/k3s/server", dir, nil, nil, nil), nil)
 	if err == nil || !strings.Contains(err.Error(), "airgap.installScriptSHA256 pins 0000") || !strings.Contains(err.Error(), "nothing was uploaded") {
 		t.Fatalf("err %v", err)

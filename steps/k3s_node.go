@@ -40,14 +40,17 @@ type K3sNode struct {
 	timeout time.Duration
 }
 
-// NewK3sServer returns the k3s/server step of a server host.
-func NewK3sServer(rt *Runtime, p *plans.Plan, cluster plans.Cluster, host plans.Host) *K3sNode {
-	return &K3sNode{rt: rt, cluster: cluster, host: host, planDir: p.Dir(), timeout: k3sReadyTimeout}
+// NewK3sServer returns the k3s/server step of server spec.Host of
+// spec.Cluster.
+func NewK3sServer(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *K3sNode {
+	return &K3sNode{rt: rt, cluster: *p.Cluster(spec.Cluster), host: *p.Host(spec.Host), planDir: p.Dir(), timeout: k3sReadyTimeout}
 }
 
-// NewK3sJoin returns the k3s/join step of an agent host.
-func NewK3sJoin(rt *Runtime, p *plans.Plan, cluster plans.Cluster, host plans.Host) *K3sNode {
-	return &K3sNode{rt: rt, cluster: cluster, host: host, agent: true, planDir: p.Dir(), timeout: k3sReadyTimeout}
+// NewK3sJoin returns the k3s/join step of agent spec.Host of spec.Cluster.
+func NewK3sJoin(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *K3sNode {
+	s := NewK3sServer(p, spec, rt)
+	s.agent = true
+	return s
 }
 
 func (s *K3sNode) unit() string {
@@ -65,10 +68,6 @@ func (s *K3sNode) role() string {
 }
 
 func (s *K3sNode) isFirstServer() bool { return !s.agent && s.cluster.Servers[0] == s.host.Name }
-
-func (s *K3sNode) errorf(format string, args ...any) error {
-	return fmt.Errorf("host %s: k3s %s: "+format, append([]any{s.host.Name, s.role()}, args...)...)
-}
 
 // desiredConfig is the config.yaml this node should have, given the
 // cluster's agent token. Servers get the agent token as agent-token;
@@ -107,7 +106,7 @@ func (s *K3sNode) desiredConfig(ctx context.Context, env *engine.Env, agentToken
 		args = s.cluster.K3s.AgentArgs
 	}
 	if err := c.addArgs(args); err != nil {
-		return nil, s.errorf("%w", err)
+		return nil, err
 	}
 	return c.render()
 }
@@ -121,11 +120,11 @@ func (s *K3sNode) clusterToken(ctx context.Context, env *engine.Env) (string, er
 	}
 	res, err := c.Run(ctx, "cat "+k3sTokenPath, remote.RunOptions{})
 	if err != nil {
-		return "", s.errorf("read the cluster token from %s: %w", first, err)
+		return "", fmt.Errorf("read the cluster token from %s: %w", first, err)
 	}
 	token := strings.TrimSpace(res.Stdout)
 	if token == "" {
-		return "", s.errorf("the cluster token on %s (%s) is empty", first, k3sTokenPath)
+		return "", fmt.Errorf("the cluster token on %s (%s) is empty", first, k3sTokenPath)
 	}
 	return token, nil
 }
@@ -143,7 +142,7 @@ echo "active=$(systemctl is-active %[3]s 2>/dev/null)"
 echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sConfigPath, s.unit())
 	res, err := c.Run(ctx, script, remote.RunOptions{})
 	if err != nil {
-		return liveState{}, s.errorf("read installed state: %w", err)
+		return liveState{}, fmt.Errorf("read installed state: %w", err)
 	}
 	kv := parseKeyValues(res.Stdout)
 	return liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"]}, nil
@@ -207,7 +206,7 @@ func (s *K3sNode) airgapBinarySHA() (string, error) {
 	}
 	sum, err := digest.FileSHA256(s.rt.plan.Resolve(a.Binary))
 	if err != nil {
-		return "", s.errorf("airgap.binary: %w", err)
+		return "", fmt.Errorf("airgap.binary: %w", err)
 	}
 	return sum, nil
 }
@@ -225,7 +224,7 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	}
 	agentToken, err := readAgentToken(env.Dir, s.cluster.Name)
 	if err != nil {
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	}
 	if agentToken == "" {
 		return engine.Drifted("no agent token yet (agents are to join with an agent-token, not the server token)"), nil
@@ -251,7 +250,7 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	}
 	ready, why, err := nodeReadiness(ctx, client, s.host.Name)
 	if err != nil {
-		return engine.Drift{}, s.errorf("read node: %w", err)
+		return engine.Drift{}, fmt.Errorf("read node: %w", err)
 	}
 	if !ready {
 		return engine.Drifted(why), nil
@@ -278,7 +277,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	agentToken, err := ensureAgentToken(env.Dir, s.cluster.Name)
 	if err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	config, err := s.desiredConfig(ctx, env, agentToken)
 	if err != nil {
@@ -290,7 +289,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	configChanged, err := c.UploadBytes(ctx, config, k3sConfigPath, 0o600)
 	if err != nil {
-		return s.errorf("write %s: %w", k3sConfigPath, err)
+		return fmt.Errorf("write %s: %w", k3sConfigPath, err)
 	}
 	if configChanged {
 		env.Logf("wrote %s", k3sConfigPath)
@@ -303,11 +302,11 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	case d.restart:
 		env.Logf("restarting %s", s.unit())
 		if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
-			return s.errorf("restart: %w", err)
+			return fmt.Errorf("restart: %w", err)
 		}
 	}
 	if err := s.waitReady(ctx, env); err != nil {
-		return s.errorf("%w%s", err, s.journalTail(ctx, c))
+		return fmt.Errorf("%w%s", err, s.journalTail(ctx, c))
 	}
 	after, err := s.readLive(ctx, c)
 	if err != nil {
@@ -361,17 +360,17 @@ func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.C
 		local := s.rt.plan.Resolve(f.local)
 		got, err := digest.FileSHA256(local)
 		if err != nil {
-			return s.errorf("airgap: %w", err)
+			return fmt.Errorf("airgap: %w", err)
 		}
 		if got != f.sum {
-			return s.errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
+			return fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
 		}
 	}
 	for _, f := range files {
 		local := s.rt.plan.Resolve(f.local)
 		copied, err := c.Upload(ctx, local, f.remote, 0o755)
 		if err != nil {
-			return s.errorf("%w", err)
+			return err
 		}
 		if copied {
 			env.Logf("uploaded %s to %s", local, f.remote)
@@ -417,7 +416,7 @@ func (s *K3sNode) runInstall(ctx context.Context, env *engine.Env, c *remote.Cli
 	}
 	env.Logf("installing k3s %s (%s)", s.role(), strings.Join(shown, " "))
 	if _, err := c.Run(ctx, command, remoteOptions(env)); err != nil {
-		return s.errorf("install script: %w", err)
+		return fmt.Errorf("install script: %w", err)
 	}
 	return nil
 }

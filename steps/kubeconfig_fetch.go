@@ -29,13 +29,9 @@ type KubeconfigFetch struct {
 	names   plans.KubeconfigNames
 }
 
-// NewKubeconfigFetch returns the kubeconfig/fetch step of a cluster.
-func NewKubeconfigFetch(rt *Runtime, p *plans.Plan, cluster plans.Cluster) *KubeconfigFetch {
-	return &KubeconfigFetch{rt: rt, cluster: cluster, names: p.KubeconfigNames(cluster.Name)}
-}
-
-func (s *KubeconfigFetch) errorf(format string, args ...any) error {
-	return fmt.Errorf("cluster %s: kubeconfig: "+format, append([]any{s.cluster.Name}, args...)...)
+// NewKubeconfigFetch returns the kubeconfig/fetch step of spec.Cluster.
+func NewKubeconfigFetch(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *KubeconfigFetch {
+	return &KubeconfigFetch{rt: rt, cluster: *p.Cluster(spec.Cluster), names: p.KubeconfigNames(spec.Cluster)}
 }
 
 // desired fetches k3s.yaml and rewrites it. The result holds secrets.
@@ -46,15 +42,15 @@ func (s *KubeconfigFetch) desired(ctx context.Context, env *engine.Env) ([]byte,
 	}
 	raw, err := readK3sKubeconfig(ctx, c)
 	if err != nil {
-		return nil, nil, s.errorf("%w", err)
+		return nil, nil, err
 	}
 	cfg, err := RenameK3sKubeconfig(raw, apiURL(s.cluster.API.OperatorAddress, s.cluster.API.Port), s.names)
 	if err != nil {
-		return nil, nil, s.errorf("%s on %s: %w", k3sKubeconfigPath, s.cluster.Servers[0], err)
+		return nil, nil, fmt.Errorf("%s on %s: %w", k3sKubeconfigPath, s.cluster.Servers[0], err)
 	}
 	out, err := clientcmd.Write(*cfg)
 	if err != nil {
-		return nil, nil, s.errorf("%w", err)
+		return nil, nil, err
 	}
 	return out, cfg, nil
 }
@@ -84,7 +80,7 @@ func (s *KubeconfigFetch) Check(ctx context.Context, env *engine.Env) (engine.Dr
 	case errors.Is(err, fs.ErrNotExist):
 		return engine.Drifted("kubeconfig not fetched yet"), nil
 	case err != nil:
-		return engine.Drift{}, s.errorf("%w", err)
+		return engine.Drift{}, err
 	case !bytes.Equal(have, want):
 		return engine.Drifted("the cluster's credentials or address changed"), nil
 	}
@@ -99,7 +95,7 @@ func (s *KubeconfigFetch) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	path := statedir.Kubeconfig(env.Dir, s.cluster.Name)
 	if err := atomicfile.Write(path, want, 0o600); err != nil {
-		return s.errorf("%w", err)
+		return err
 	}
 	env.SetOutput("file", path)
 	env.SetOutput("context", s.names.Context)

@@ -26,7 +26,7 @@ type KubeconfigMerge struct {
 }
 
 // NewKubeconfigMerge returns the kubeconfig/merge step of a plan.
-func NewKubeconfigMerge(p *plans.Plan) *KubeconfigMerge {
+func NewKubeconfigMerge(p *plans.Plan, _ plans.StepSpec, _ *Runtime) *KubeconfigMerge {
 	m := &KubeconfigMerge{target: p.KubeconfigPath()}
 	for _, c := range p.Clusters {
 		m.clusters = append(m.clusters, c.Name)

@@ -60,7 +60,7 @@ func (r remoteSecretRemoval) Remove(ctx context.Context, env *engine.Env) error 
 		if err != nil {
 			return fmt.Errorf("cluster %s: %w", r.target, err)
 		}
-		ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: RemoteSecretName(r.source)}
+		ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: istiorender.RemoteSecretName(r.source)}
 		deleted, err := b.Delete(ctx, ref)
 		if err != nil {
 			return fmt.Errorf("cluster %s: %w", r.target, err)
@@ -84,7 +84,7 @@ func (r remoteSecretRemoval) revoke(ctx context.Context, env *engine.Env) error 
 	if err != nil {
 		return err
 	}
-	name := ReaderTokenSecretFor(r.target)
+	name := istiorender.ReaderTokenSecretFor(r.target)
 	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):

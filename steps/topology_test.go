@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/verify"
 )
 
 // TestTopologyAgrees: for every example, the step graph, the expose and
@@ -29,14 +30,14 @@ func TestTopologyAgrees(t *testing.T) {
 				specs[s.ID] = s
 			}
 			for _, m := range p.Meshes {
-				v := NewVerifySample(p, m)
+				v := verify.TopologyOf(p, m)
 				for _, c := range m.Clusters {
 					_, hasGateway := specs[plans.IstioEastWestID(c)]
-					_, verifyGateway := v.eastWest[c]
+					_, verifyGateway := v.EastWest[c]
 					if want := p.NeedsEastWest(m.Name, c); hasGateway != want || verifyGateway != want {
 						t.Errorf("%s/%s: east-west gateway: rule %v, graph %v, verify %v", m.Name, c, want, hasGateway, verifyGateway)
 					}
-					e := NewIstioExpose(p, m, c, plans.IstioEastWestID(c))
+					e := NewIstioExpose(p, plans.StepSpec{Mesh: m.Name, Cluster: c, Reads: plans.IstioEastWestID(c)}, nil)
 					if e.multiNetwork != p.MultiNetwork(m.Name) || e.exposeIstiod != p.ExposesIstiod(m.Name, c) {
 						t.Errorf("%s/%s: expose %+v, rule multiNetwork %v exposeIstiod %v", m.Name, c, e, p.MultiNetwork(m.Name), p.ExposesIstiod(m.Name, c))
 					}
@@ -44,8 +45,8 @@ func TestTopologyAgrees(t *testing.T) {
 					if primary := p.PrimaryFor(m.Name, c); primary != c && !slices.Contains(cp.DependsOn, plans.IstioExposeID(primary)) {
 						t.Errorf("%s/%s: a remote's control plane does not wait for its primary %s's expose: %v", m.Name, c, primary, cp.DependsOn)
 					}
-					if v.primaryOf[c] != p.PrimaryFor(m.Name, c) {
-						t.Errorf("%s/%s: verify's primary %q, rule %q", m.Name, c, v.primaryOf[c], p.PrimaryFor(m.Name, c))
+					if v.PrimaryOf[c] != p.PrimaryFor(m.Name, c) {
+						t.Errorf("%s/%s: verify's primary %q, rule %q", m.Name, c, v.PrimaryOf[c], p.PrimaryFor(m.Name, c))
 					}
 					var graphReaders []string
 					for _, r := range m.Clusters {
@@ -63,8 +64,8 @@ func TestTopologyAgrees(t *testing.T) {
 						primaries = append(primaries, c)
 					}
 				}
-				if !slices.Equal(v.readers, primaries) {
-					t.Errorf("%s: verify reads remote secrets in %v, the primaries are %v", m.Name, v.readers, primaries)
+				if !slices.Equal(v.Readers, primaries) {
+					t.Errorf("%s: verify reads remote secrets in %v, the primaries are %v", m.Name, v.Readers, primaries)
 				}
 			}
 			for _, c := range p.Clusters {

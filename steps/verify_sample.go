@@ -1,431 +1,66 @@
 package steps
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net"
-	"net/url"
-	"path/filepath"
-	"slices"
 	"strings"
-	"time"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
-	"mcplan.io/mcplan/steps/istiorender"
-	"mcplan.io/mcplan/steps/kube"
-	"mcplan.io/mcplan/steps/pki"
-	"mcplan.io/mcplan/steps/statedir"
-	"mcplan.io/mcplan/steps/xds"
+	"mcplan.io/mcplan/steps/verify"
 )
 
-// Names of the verify checks, as `mcplan verify` prints them.
-const (
-	CheckAPI          = "api"          // the operator reaches the cluster's API
-	CheckNetwork      = "network"      // istio-system carries the cluster's network label
-	CheckCACerts      = "cacerts"      // Secret cacerts chains to the mesh root
-	CheckEastWest     = "eastwest"     // the east-west gateway has an address
-	CheckRemoteSecret = "remotesecret" // a remote secret's kubeconfig reads its cluster
-	CheckTraffic      = "traffic"      // the sample answers from every version
-)
-
-// remoteReadTimeout bounds each request made with a remote secret's
-// kubeconfig.
-const remoteReadTimeout = 10 * time.Second
-
-// Finding is the outcome of one check on one object.
-type Finding struct {
-	Check   string
-	Cluster string
-	Object  string
-	OK      bool
-	// Detail says what was seen; for a failure also the likely fix.
-	Detail string
-}
-
-// String is "cluster C: check X: object: detail".
-func (f Finding) String() string {
-	return fmt.Sprintf("cluster %s: %s: %s: %s", f.Cluster, f.Check, f.Object, f.Detail)
-}
-
-// Failed returns the findings that are not OK.
-func Failed(fs []Finding) []Finding {
-	var out []Finding
-	for _, f := range fs {
-		if !f.OK {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// FindingsError joins failed findings into one error, nil when all passed.
-func FindingsError(mesh string, fs []Finding) error {
-	bad := Failed(fs)
-	if len(bad) == 0 {
-		return nil
-	}
-	lines := make([]string, len(bad))
-	for i, f := range bad {
-		lines[i] = "  " + f.String()
-	}
-	return fmt.Errorf("mesh %s: verify: %d of %d checks failed:\n%s", mesh, len(bad), len(fs), strings.Join(lines, "\n"))
-}
-
-// VerifySample is the verify/sample step of a mesh: part (a) of the
-// walkthrough's verification, the control plane, read-only: every
-// cluster's Secret cacerts chains to the mesh root, every east-west
-// gateway has an address, and every remote secret's kubeconfig, used as
-// it is, lists services and endpoint slices in its cluster (what istiod
-// needs). Check and Apply run these checks; Apply fails with every
-// problem. When the mesh's verify is enabled, Apply then runs part (c),
-// what each istiod tells the sample's sidecars (see XDS); Check does
-// not (it must not deploy anything: plan runs it). Part (b),
-// traffic through the sample application, needs real pods and runs only
-// from `mcplan verify --traffic` (see Traffic).
+// VerifySample is the verify/sample step of a mesh, a thin adapter of
+// package verify: Check runs the control-plane checks (verify's
+// ControlPlane, read-only: plan runs it). Apply runs them and fails with
+// every problem; when the mesh's verify is enabled it then runs the xDS
+// check (deploys the sample, asks every istiod what it tells the
+// sidecars). Traffic through the sample needs real pods and runs only
+// from `mcplan verify --traffic`.
 type VerifySample struct {
-	mesh plans.Mesh
-	// networks of the clusters of the mesh.
-	networks map[string]string
-	// eastWest are the clusters with an east-west gateway, and their
-	// plan address ("" when the LoadBalancer gives it).
-	eastWest map[string]string
-	// readers are the clusters whose istiod reads the other clusters:
-	// they hold a remote secret for each of them.
-	readers []string
-	// primaryOf is the cluster whose istiod serves each cluster.
-	primaryOf map[string]string
-	// contexts are the clusters' contexts in the merged kubeconfig, for
-	// the fix hints.
-	contexts map[string]string
-
-	// XDSTimeout bounds how long the xDS check asks again while istiod's
-	// answers differ from the clusters (istiod is eventually
-	// consistent); 0 means DefaultXDSTimeout, at most verify.timeout.
-	XDSTimeout time.Duration
-	// DialIstiod reaches the istiods for the xDS check of Apply; nil, as
-	// in the product, means through the API's pods/portforward. Tests set
-	// it to reach istiods run outside the clusters.
-	DialIstiod xds.DialIstiod
+	*verify.Verifier
 }
 
-// NewVerifySample returns the verify/sample step of a mesh. Which
-// clusters have gateways and remote secrets is the plan's topology.
-func NewVerifySample(p *plans.Plan, mesh plans.Mesh) *VerifySample {
-	s := &VerifySample{mesh: mesh, networks: map[string]string{}, eastWest: map[string]string{}, primaryOf: map[string]string{}, contexts: map[string]string{}}
-	for _, c := range mesh.Clusters {
-		s.networks[c] = p.ClusterNetwork(c)
-		s.primaryOf[c] = p.PrimaryFor(mesh.Name, c)
-		s.contexts[c] = p.KubeconfigNames(c).Context
-	}
-	for _, c := range mesh.Clusters {
-		if p.NeedsEastWest(mesh.Name, c) {
-			addr := ""
-			if cl := p.Cluster(c); cl != nil && cl.EastWest != nil {
-				addr = cl.EastWest.Address
-			}
-			s.eastWest[c] = addr
-		}
-		if p.IsPrimary(mesh.Name, c) {
-			s.readers = append(s.readers, c)
-		}
-	}
-	return s
+// NewVerifySample returns the verify/sample step of spec.Mesh.
+func NewVerifySample(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *VerifySample {
+	return &VerifySample{Verifier: verify.New(p, *p.Mesh(spec.Mesh))}
 }
-
-// Mesh is the name of the step's mesh.
-func (s *VerifySample) Mesh() string { return s.mesh.Name }
 
 // Check runs the control-plane checks; InSync when all pass.
 func (s *VerifySample) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	fs := s.ControlPlane(ctx, env.Dir)
-	if bad := Failed(fs); len(bad) > 0 {
-		reasons := make([]string, len(bad))
-		for i, f := range bad {
-			reasons[i] = f.String()
-		}
-		return engine.Drifted(strings.Join(reasons, "; ")), nil
+	bad := verify.Failed(s.ControlPlane(ctx, env.Dir))
+	if len(bad) == 0 {
+		return engine.InSync(), nil
 	}
-	return engine.InSync(), nil
+	reasons := make([]string, len(bad))
+	for i, f := range bad {
+		reasons[i] = f.String()
+	}
+	return engine.Drifted(strings.Join(reasons, "; ")), nil
 }
 
 // Apply runs the control-plane checks and fails with every problem.
-// Then, when the mesh's verify.enabled, it runs the xDS check (XDS:
-// deploys the sample, asks every istiod through a port-forward) and
-// fails with its tables when an istiod tells a sidecar something other
-// than what the clusters say.
+// Then, when the mesh's verify.enabled, it runs the xDS check and fails
+// with its tables when an istiod tells a sidecar something other than
+// what the clusters say.
 func (s *VerifySample) Apply(ctx context.Context, env *engine.Env) error {
 	fs := s.ControlPlane(ctx, env.Dir)
-	if err := FindingsError(s.mesh.Name, fs); err != nil {
+	if err := verify.FindingsError(fs); err != nil {
 		return err
 	}
-	env.Logf("mesh %s: %d control-plane checks passed", s.mesh.Name, len(fs))
+	env.Logf("mesh %s: %d control-plane checks passed", s.Mesh(), len(fs))
 	checks := len(fs)
-	if s.verifyEnabled() {
+	if s.Enabled() {
 		xfs, reports := s.XDS(ctx, env.Dir, s.DialIstiod, env.Logf)
-		if err := FindingsError(s.mesh.Name, xfs); err != nil {
-			return fmt.Errorf("%w\n%s", err, strings.TrimRight(XDSReportsText(reports), "\n"))
+		tables := strings.TrimRight(verify.XDSReportsText(reports), "\n")
+		if err := verify.FindingsError(xfs); err != nil {
+			return fmt.Errorf("%w\n%s", err, tables)
 		}
-		for _, line := range strings.Split(strings.TrimRight(XDSReportsText(reports), "\n"), "\n") {
+		for _, line := range strings.Split(tables, "\n") {
 			env.Logf("%s", line)
 		}
 		checks += len(xfs)
 	}
 	env.SetOutput("checks", fmt.Sprint(checks))
 	return nil
-}
-
-// ControlPlane runs part (a) against the clusters whose admin kubeconfigs
-// are under stateDir, and returns one finding per check and object.
-func (s *VerifySample) ControlPlane(ctx context.Context, stateDir string) []Finding {
-	var fs []Finding
-	clients := map[string]*kube.Client{}
-	for _, c := range s.mesh.Clusters {
-		cl, err := kube.FromKubeconfig(c, statedir.Kubeconfig(stateDir, c), nil)
-		if err == nil {
-			err = cl.Reachable(ctx)
-		}
-		if err != nil {
-			fs = append(fs, Finding{Check: CheckAPI, Cluster: c, Object: "API", Detail: fmt.Sprintf(
-				"%v; no other check of this cluster ran. Fix: check that the cluster runs and that `mcplan apply` fetched its kubeconfig (%s)",
-				err, statedir.Kubeconfig(stateDir, c))})
-			continue
-		}
-		clients[c] = cl
-	}
-	root, rootErr := s.meshRoot(stateDir)
-	for _, c := range s.mesh.Clusters {
-		cl := clients[c]
-		if cl == nil {
-			continue
-		}
-		fs = append(fs, s.checkNetwork(ctx, cl))
-		fs = append(fs, s.checkCACerts(ctx, cl, stateDir, root, rootErr))
-		if _, ok := s.eastWest[c]; ok {
-			fs = append(fs, s.checkEastWest(ctx, cl))
-		}
-	}
-	for _, b := range s.readers {
-		cl := clients[b]
-		if cl == nil {
-			continue
-		}
-		for _, a := range s.mesh.Clusters {
-			if a != b {
-				fs = append(fs, s.checkRemoteSecret(ctx, cl, a))
-			}
-		}
-	}
-	return fs
-}
-
-// checkNetwork checks istio-system's network label.
-func (s *VerifySample) checkNetwork(ctx context.Context, c *kube.Client) Finding {
-	f := Finding{Check: CheckNetwork, Cluster: c.Name, Object: "Namespace " + istiorender.Namespace}
-	ns, err := c.Typed.CoreV1().Namespaces().Get(ctx, istiorender.Namespace, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		f.Detail = "missing. Fix: mcplan apply (istio/namespace makes it)"
-		return f
-	case err != nil:
-		f.Detail = err.Error()
-		return f
-	}
-	want := s.networks[c.Name]
-	if got := ns.Labels[istiorender.NetworkLabel]; got != want {
-		f.Detail = fmt.Sprintf("label %s=%q, want %q: istiod then puts the cluster on the wrong network and sends "+
-			"cross-network traffic to pod IPs instead of the east-west gateway. Fix: mcplan apply (istio/namespace sets it)",
-			istiorender.NetworkLabel, got, want)
-		return f
-	}
-	f.OK, f.Detail = true, istiorender.NetworkLabel+"="+want
-	return f
-}
-
-// meshRoot reads the mesh's root certificate from its CA directory.
-func (s *VerifySample) meshRoot(stateDir string) ([]byte, error) {
-	dir := statedir.CARoot(stateDir, s.mesh.Name)
-	data, _, err := readCAFile(dir, statedir.RootCertFile)
-	if err != nil {
-		return nil, fmt.Errorf("mesh root %s: %w (the mesh's ca/root step makes it)", filepath.Join(dir, statedir.RootCertFile), err)
-	}
-	if _, err := pki.DecodeCert(data); err != nil {
-		return nil, fmt.Errorf("mesh root %s: %w", filepath.Join(dir, statedir.RootCertFile), err)
-	}
-	return data, nil
-}
-
-// checkCACerts checks that the live Secret cacerts holds an intermediate
-// signed by the mesh root, and the mesh root itself.
-func (s *VerifySample) checkCACerts(ctx context.Context, c *kube.Client, stateDir string, root []byte, rootErr error) Finding {
-	f := Finding{Check: CheckCACerts, Cluster: c.Name, Object: "Secret " + istiorender.Namespace + "/" + CACertsSecret}
-	if rootErr != nil {
-		f.Detail = rootErr.Error()
-		return f
-	}
-	rootCert, _ := pki.DecodeCert(root)
-	fix := fmt.Sprintf("Fix: mcplan apply rewrites the Secret from %s (if that directory holds files of another root, remove it first "+
-		"so that ca/intermediate signs a new intermediate with the mesh root); then restart istiod "+
-		"(kubectl -n %s rollout restart deployment/istiod) and the workloads so they get certificates of the new CA",
-		statedir.CACluster(stateDir, s.mesh.Name, c.Name), istiorender.Namespace)
-	sec, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, CACertsSecret, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		f.Detail = "missing: istiod then makes a self-signed root of its own and the clusters do not trust each other. " + fix
-		return f
-	case err != nil:
-		f.Detail = err.Error()
-		return f
-	}
-	inter, err := pki.DecodeCert(sec.Data[statedir.CACertFile])
-	if err != nil {
-		f.Detail = fmt.Sprintf("%s: %v. %s", statedir.CACertFile, err, fix)
-		return f
-	}
-	meshRoot := fmt.Sprintf("the mesh root %q (sha256 %s)", rootCert.Subject.CommonName, shortSHA(pki.Fingerprint(rootCert)))
-	if err := pki.VerifyChain(inter, rootCert); err != nil {
-		f.Detail = fmt.Sprintf("%s %q (issuer %q) does not chain to %s: %v; this cluster's workloads cannot authenticate "+
-			"the other clusters' (different root). %s", statedir.CACertFile, inter.Subject.CommonName, inter.Issuer.CommonName, meshRoot, err, fix)
-		return f
-	}
-	if !bytes.Equal(bytes.TrimSpace(sec.Data[statedir.RootCertFile]), bytes.TrimSpace(root)) {
-		what := "an unreadable certificate"
-		if got, err := pki.DecodeCert(sec.Data[statedir.RootCertFile]); err == nil {
-			what = fmt.Sprintf("root %q (sha256 %s)", got.Subject.CommonName, shortSHA(pki.Fingerprint(got)))
-		}
-		f.Detail = fmt.Sprintf("%s holds %s, not %s (a different root). %s", statedir.RootCertFile, what, meshRoot, fix)
-		return f
-	}
-	f.OK = true
-	f.Detail = fmt.Sprintf("%s %q chains to %s", statedir.CACertFile, inter.Subject.CommonName, meshRoot)
-	return f
-}
-
-// checkEastWest checks that the gateway Service has an address: a
-// LoadBalancer ingress or an external IP.
-func (s *VerifySample) checkEastWest(ctx context.Context, c *kube.Client) Finding {
-	f := Finding{Check: CheckEastWest, Cluster: c.Name, Object: "Service " + istiorender.Namespace + "/" + istiorender.EastWestGatewayName}
-	svc, err := c.Typed.CoreV1().Services(istiorender.Namespace).Get(ctx, istiorender.EastWestGatewayName, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		f.Detail = "missing: the other networks cannot reach this cluster's services. Fix: mcplan apply (istio/eastwest installs it)"
-		return f
-	case err != nil:
-		f.Detail = err.Error()
-		return f
-	}
-	addr, source := kube.LoadBalancerAddress(svc), "LoadBalancer ingress"
-	if addr == "" && len(svc.Spec.ExternalIPs) > 0 {
-		addr, source = svc.Spec.ExternalIPs[0], "spec.externalIPs"
-	}
-	if want := s.eastWest[c.Name]; want != "" && !slices.Contains(svc.Spec.ExternalIPs, want) {
-		f.Detail = fmt.Sprintf("the plan's clusters[%s].eastWest.address %s is not in spec.externalIPs %v. Fix: mcplan apply (istio/eastwest sets it)",
-			c.Name, want, svc.Spec.ExternalIPs)
-		return f
-	}
-	if addr == "" {
-		f.Detail = fmt.Sprintf("no address (no LoadBalancer ingress, no externalIPs): other networks cannot reach this cluster through the gateway. "+
-			"k3s's servicelb gives LoadBalancer Services the node's IP; it may be disabled (--disable=servicelb) or another "+
-			"LoadBalancer Service may hold one of the gateway's ports. Fix: set clusters[%s].eastWest.address in the plan to a node "+
-			"address the other clusters reach, and mcplan apply", c.Name)
-		return f
-	}
-	f.OK, f.Detail = true, addr+" ("+source+")"
-	return f
-}
-
-// checkRemoteSecret checks, in reader b, the remote secret for cluster a:
-// present and marked, its kubeconfig's server not the local machine, and
-// the kubeconfig, used as it is, able to list services and endpoint
-// slices in a. The requests go from this machine, not from b's istiod.
-func (s *VerifySample) checkRemoteSecret(ctx context.Context, b *kube.Client, a string) Finding {
-	name := RemoteSecretName(a)
-	f := Finding{Check: CheckRemoteSecret, Cluster: b.Name, Object: "Secret " + istiorender.Namespace + "/" + name}
-	fix := "Fix: mcplan apply (istio/remotesecret rewrites it)"
-	sec, err := b.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		f.Detail = fmt.Sprintf("missing: %s's istiod does not see %s's services and endpoints. %s", b.Name, a, fix)
-		return f
-	case err != nil:
-		f.Detail = err.Error()
-		return f
-	}
-	if sec.Labels[MultiClusterLabel] != "true" {
-		f.Detail = fmt.Sprintf("label %s=true missing: istiod ignores the secret. %s", MultiClusterLabel, fix)
-		return f
-	}
-	raw := sec.Data[a]
-	if raw == nil && len(sec.Data) == 1 {
-		for _, v := range sec.Data {
-			raw = v
-		}
-	}
-	creds, err := kube.ParseTokenKubeconfig(raw)
-	if err != nil {
-		f.Detail = fmt.Sprintf("kubeconfig under key %s: %v. %s", a, err, fix)
-		return f
-	}
-	server := creds.Server
-	if err := checkServerURL(server); err != nil {
-		f.Detail = fmt.Sprintf("kubeconfig server %s %v. The remote secret tells %s's istiod where %s's API is; 127.0.0.1 there means "+
-			"%s itself, so istiod would watch the wrong cluster or none (the classic multicluster failure: k3s.yaml says "+
-			"server: https://127.0.0.1:6443). Fix: set clusters[%s].api.meshAddress in the plan to an address of %s's server that %s reaches, "+
-			"and mcplan apply", server, err, b.Name, a, b.Name, a, a, b.Name)
-		return f
-	}
-	rc := creds.REST()
-	rc.Timeout = remoteReadTimeout
-	cs, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		f.Detail = fmt.Sprintf("kubeconfig: %v. %s", err, fix)
-		return f
-	}
-	one := metav1.ListOptions{Limit: 1}
-	if _, err := cs.CoreV1().Services("").List(ctx, one); err != nil {
-		f.Detail = fmt.Sprintf("its kubeconfig cannot list services in %s at %s: %s", a, server, remoteReadHint(err, a))
-		return f
-	}
-	if _, err := cs.DiscoveryV1().EndpointSlices("").List(ctx, one); err != nil {
-		if _, err2 := cs.CoreV1().Endpoints("").List(ctx, one); err2 != nil { //nolint:staticcheck // istiod of older releases reads Endpoints
-			f.Detail = fmt.Sprintf("its kubeconfig cannot list endpointslices or endpoints in %s at %s: %s", a, server, remoteReadHint(err, a))
-			return f
-		}
-	}
-	f.OK, f.Detail = true, fmt.Sprintf("reads %s at %s (services, endpointslices)", a, server)
-	return f
-}
-
-// checkServerURL refuses a kubeconfig server on the local machine.
-func checkServerURL(server string) error {
-	u, err := url.Parse(server)
-	if err != nil || u.Host == "" {
-		return fmt.Errorf("is not a URL")
-	}
-	return CheckMeshAddress(u.Hostname())
-}
-
-// remoteReadHint explains why a remote secret's kubeconfig cannot read.
-func remoteReadHint(err error, cluster string) string {
-	switch {
-	case apierrors.IsUnauthorized(err):
-		return fmt.Sprintf("%v: the token is not valid (the reader token Secret in %s was deleted or rotated). Fix: mcplan apply (istio/remotesecret writes the current token)", err, cluster)
-	case apierrors.IsForbidden(err):
-		return fmt.Sprintf("%v: %s lacks read rights (its ClusterRole/Binding comes with %s's control plane). Fix: mcplan apply", err, ReaderServiceAccount, cluster)
-	case errors.Is(err, context.DeadlineExceeded) || isNetError(err):
-		return fmt.Sprintf("%v: the API does not answer at that address. Fix: set clusters[%s].api.meshAddress to an address of %s's server that the other clusters reach (and that is in its certificate's SANs), and mcplan apply", err, cluster, cluster)
-	}
-	return err.Error() + ". Fix: mcplan apply (istio/remotesecret)"
-}
-
-func isNetError(err error) bool {
-	var ne net.Error
-	var oe *net.OpError
-	return errors.As(err, &ne) || errors.As(err, &oe) || strings.Contains(err.Error(), "x509:")
 }

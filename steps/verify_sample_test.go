@@ -22,6 +22,7 @@ import (
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/statedir"
+	"mcplan.io/mcplan/steps/verify"
 )
 
 // TestVerifyControlPlaneOnStandins runs verify (a) on a healthy
@@ -33,7 +34,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 	r.run()
 	t.Logf("Istio steps applied in %s", time.Since(start).Round(time.Millisecond))
 	ctx := r.ctx
-	v := NewVerifySample(r.plan, r.plan.Meshes[0])
+	v := NewVerifySample(r.plan, plans.StepSpec{Mesh: "mesh1"}, nil)
 	env := engine.NewEnv(plans.VerifySampleID("mesh1"), r.dir, nil, nil, nil)
 
 	healthy := func(t *testing.T) {
@@ -78,7 +79,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 				t.Errorf("Apply error lacks %q:\n%v", w, aerr)
 			}
 		}
-		if n := len(Failed(v.ControlPlane(ctx, r.dir))); n != 1 {
+		if n := len(verify.Failed(v.ControlPlane(ctx, r.dir))); n != 1 {
 			t.Errorf("%d failed checks, want 1", n)
 		}
 		t.Logf("verify says:\n%v", aerr)
@@ -92,7 +93,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 	// machine. restore puts the original back.
 	plant := func(t *testing.T, edit func(cfg *clientcmdapi.Config, user *clientcmdapi.AuthInfo)) (restore func()) {
 		t.Helper()
-		sec, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, RemoteSecretName("cluster1"), metav1.GetOptions{})
+		sec, err := c2.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.RemoteSecretName("cluster1"), metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,8 +107,8 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", planted)
-		return func() { setSecretKey(t, ctx, c2, RemoteSecretName("cluster1"), "cluster1", orig) }
+		setSecretKey(t, ctx, c2, istiorender.RemoteSecretName("cluster1"), "cluster1", planted)
+		return func() { setSecretKey(t, ctx, c2, istiorender.RemoteSecretName("cluster1"), "cluster1", orig) }
 	}
 
 	t.Run("RemoteSecretAtLoopback", func(t *testing.T) {
@@ -173,14 +174,14 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 		other := t.TempDir()
 		ca := plans.CA{KeySize: 2048}
 		oenv := engine.NewEnv("other", other, nil, nil, nil)
-		if err := NewCARoot("mesh1", ca, other).Apply(ctx, oenv); err != nil {
+		if err := newCARoot("mesh1", ca, other).Apply(ctx, oenv); err != nil {
 			t.Fatal(err)
 		}
-		if err := NewCAIntermediate("mesh1", "cluster1", ca, plans.CARootID("mesh1")).Apply(ctx, oenv); err != nil {
+		if err := newCAIntermediate("mesh1", "cluster1", ca, plans.CARootID("mesh1")).Apply(ctx, oenv); err != nil {
 			t.Fatal(err)
 		}
 		secrets := c1.Typed.CoreV1().Secrets(istiorender.Namespace)
-		sec, err := secrets.Get(ctx, CACertsSecret, metav1.GetOptions{})
+		sec, err := secrets.Get(ctx, istiorender.CACertsSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +199,7 @@ func TestVerifyControlPlaneOnStandins(t *testing.T) {
 			t.Fatal(err)
 		}
 		failsWith(t, "cluster cluster1", "Secret istio-system/cacerts", "does not chain to the mesh root", "different root", "mcplan apply")
-		sec, err = secrets.Get(ctx, CACertsSecret, metav1.GetOptions{})
+		sec, err = secrets.Get(ctx, istiorender.CACertsSecret, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,6 +15,7 @@ import (
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/statedir"
+	"mcplan.io/mcplan/steps/verify"
 	"mcplan.io/mcplan/steps/xds"
 )
 
@@ -23,10 +24,10 @@ import (
 // deployed.
 type xdsRun struct {
 	*istioRun
-	verify  *VerifySample
+	verify  *verify.Verifier
 	istiods map[string]*istiodProcess
 	pilot   string
-	sample  deployedSample
+	sample  *verify.Sample
 }
 
 // newXDSRun applies the Istio steps, starts the istiods and deploys the
@@ -54,15 +55,15 @@ func newXDSRunOf(t *testing.T, model string, networks []string, tweak func(*plan
 			r.istiods[s.name] = startIstiod(t, t, r.ctx, pilot, s.name, statedir.Kubeconfig(r.dir, s.name))
 		}
 	}
-	r.verify = NewVerifySample(r.plan, r.plan.Meshes[0])
+	r.verify = verify.New(r.plan, r.plan.Meshes[0])
 	r.verify.XDSTimeout = 30 * time.Second
 	start = time.Now()
-	r.sample = r.verify.deploySample(r.ctx, r.dir, CheckXDS, t.Logf)
-	if len(r.sample.failures) > 0 {
-		t.Fatalf("sample: %v", r.sample.failures)
+	r.sample = r.verify.DeploySample(r.ctx, r.dir, verify.CheckXDS, t.Logf)
+	if fs := r.sample.Failures(); len(fs) > 0 {
+		t.Fatalf("sample: %v", fs)
 	}
-	for name := range r.sample.clients {
-		r.labelSamplePods(name, map[string]string{tlsModeLabel: tlsModeIstio})
+	for _, name := range r.sample.Reached() {
+		r.labelSamplePods(name, map[string]string{verify.TLSModeLabel: verify.TLSModeIstio})
 	}
 	t.Logf("sample ready and labelled in %s", time.Since(start).Round(time.Millisecond))
 	return r
@@ -74,7 +75,7 @@ func newXDSRunOf(t *testing.T, model string, networks []string, tweak func(*plan
 func (r *xdsRun) labelSamplePods(cluster string, labels map[string]string) {
 	r.t.Helper()
 	c := r.clients[cluster]
-	pods, err := c.Typed.CoreV1().Pods(SampleNamespace).List(r.ctx, metav1.ListOptions{})
+	pods, err := c.Typed.CoreV1().Pods(verify.SampleNamespace).List(r.ctx, metav1.ListOptions{})
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func (r *xdsRun) labelSamplePods(cluster string, labels map[string]string) {
 			}
 		}
 		patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": set}})
-		if _, err := c.Typed.CoreV1().Pods(SampleNamespace).Patch(r.ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		if _, err := c.Typed.CoreV1().Pods(verify.SampleNamespace).Patch(r.ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 			r.t.Fatalf("label pod %s in %s: %v", p.Name, cluster, err)
 		}
 	}
@@ -110,11 +111,11 @@ func (r *xdsRun) dial() xds.DialIstiod {
 }
 
 // check runs the xDS check (with retries) and logs its tables.
-func (r *xdsRun) check(t *testing.T) []XDSReport {
+func (r *xdsRun) check(t *testing.T) []verify.XDSReport {
 	t.Helper()
 	start := time.Now()
-	reports := r.verify.checkXDS(r.ctx, r.sample.clients, r.dial(), t.Logf)
-	t.Logf("xDS check took %s:\n%s", time.Since(start).Round(time.Millisecond), XDSReportsText(reports))
+	reports := r.verify.XDSReports(r.ctx, r.sample, r.dial(), t.Logf)
+	t.Logf("xDS check took %s:\n%s", time.Since(start).Round(time.Millisecond), verify.XDSReportsText(reports))
 	return reports
 }
 
@@ -128,15 +129,15 @@ func (r *xdsRun) healthy(t *testing.T) {
 	}
 	for _, rep := range reports {
 		if !rep.OK() {
-			t.Errorf("%s: not OK:\n%s", rep.Title(), XDSReportsText([]XDSReport{rep}))
+			t.Errorf("%s: not OK:\n%s", rep.Title(), verify.XDSReportsText([]verify.XDSReport{rep}))
 			continue
 		}
 		var pods, gateways int
 		for _, row := range rep.Rows {
 			switch row.Port {
-			case helloworldPort:
+			case verify.HelloworldPort:
 				pods++
-			case crossNetworkTLS:
+			case verify.CrossNetworkPort:
 				gateways++
 				other := "127.0.0.3"
 				if rep.Network == "network2" {
@@ -155,7 +156,7 @@ func (r *xdsRun) healthy(t *testing.T) {
 
 // failsWith checks that the report of istiod primary for network's
 // sidecar fails and names each of want in its causes or error.
-func failsWith(t *testing.T, reports []XDSReport, primary, network string, want ...string) {
+func failsWith(t *testing.T, reports []verify.XDSReport, primary, network string, want ...string) {
 	t.Helper()
 	for _, rep := range reports {
 		if rep.Primary != primary || rep.Network != network {
@@ -164,7 +165,7 @@ func failsWith(t *testing.T, reports []XDSReport, primary, network string, want 
 		if rep.OK() {
 			t.Fatalf("%s: OK on a broken mesh", rep.Title())
 		}
-		text := XDSReportsText([]XDSReport{rep})
+		text := verify.XDSReportsText([]verify.XDSReport{rep})
 		for _, w := range want {
 			if !strings.Contains(text, w) {
 				t.Errorf("%s: report lacks %q:\n%s", rep.Title(), w, text)
@@ -192,7 +193,7 @@ func TestVerifyXDSOnStandinsWithRealIstiod(t *testing.T) {
 
 	t.Run("RemoteSecretDeleted", func(t *testing.T) {
 		secrets := c1.Typed.CoreV1().Secrets(istiorender.Namespace)
-		sec, err := secrets.Get(ctx, RemoteSecretName("cluster2"), metav1.GetOptions{})
+		sec, err := secrets.Get(ctx, istiorender.RemoteSecretName("cluster2"), metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -223,10 +224,10 @@ func TestVerifyXDSOnStandinsWithRealIstiod(t *testing.T) {
 	})
 
 	t.Run("TLSModeLabelRemoved", func(t *testing.T) {
-		r.labelSamplePods("cluster2", map[string]string{tlsModeLabel: ""})
+		r.labelSamplePods("cluster2", map[string]string{verify.TLSModeLabel: ""})
 		reports := r.check(t)
 		failsWith(t, reports, "cluster1", "network1", "tlsMode label", "security.istio.io/tlsMode=istio", "MISSING")
-		r.labelSamplePods("cluster2", map[string]string{tlsModeLabel: tlsModeIstio})
+		r.labelSamplePods("cluster2", map[string]string{verify.TLSModeLabel: verify.TLSModeIstio})
 		r.healthy(t)
 	})
 
@@ -234,24 +235,24 @@ func TestVerifyXDSOnStandinsWithRealIstiod(t *testing.T) {
 		// The public paths: XDS deploys the sample again (no change) and
 		// checks; the step's Apply runs it when verify is enabled.
 		fs, reports := r.verify.XDS(ctx, r.dir, r.dial(), t.Logf)
-		if bad := Failed(fs); len(bad) > 0 || len(reports) != 4 {
+		if bad := verify.Failed(fs); len(bad) > 0 || len(reports) != 4 {
 			t.Fatalf("XDS: %d reports, failed: %v", len(reports), bad)
 		}
 		mesh := r.plan.Meshes[0]
 		mesh.Verify.Enabled = nil
-		step := NewVerifySample(r.plan, mesh)
+		step := &VerifySample{Verifier: verify.New(r.plan, mesh)}
 		step.DialIstiod, step.XDSTimeout = r.dial(), 5*time.Second
 		env := r.env(plans.VerifySampleID("mesh1"))
 		if err := step.Apply(ctx, env); err != nil {
 			t.Fatalf("Apply on the healthy mesh: %v", err)
 		}
-		r.labelSamplePods("cluster2", map[string]string{tlsModeLabel: ""})
+		r.labelSamplePods("cluster2", map[string]string{verify.TLSModeLabel: ""})
 		err := step.Apply(ctx, env)
-		r.labelSamplePods("cluster2", map[string]string{tlsModeLabel: tlsModeIstio})
+		r.labelSamplePods("cluster2", map[string]string{verify.TLSModeLabel: verify.TLSModeIstio})
 		if err == nil {
 			t.Fatal("Apply passed with cluster2's pods unlabelled")
 		}
-		for _, want := range []string{"mesh mesh1: verify: 2 of", "cluster cluster1: xds: sidecar cluster1/sample/sleep-", "tlsMode label",
+		for _, want := range []string{"2 of", "cluster cluster1: xds: sidecar cluster1/sample/sleep-", "tlsMode label",
 			"xDS FAILED: istiod of cluster1 -> sidecar sample/sleep-", "MISSING"} {
 			if !strings.Contains(err.Error(), want) {
 				t.Errorf("Apply error lacks %q:\n%v", want, err)
@@ -287,14 +288,14 @@ func TestVerifyXDSPrimaryRemoteOnStandinsWithRealIstiod(t *testing.T) {
 	})
 	reports := r.check(t)
 	if len(reports) != 1 || !reports[0].OK() || reports[0].Primary != "cluster1" {
-		t.Fatalf("want one OK report of cluster1's istiod:\n%s", XDSReportsText(reports))
+		t.Fatalf("want one OK report of cluster1's istiod:\n%s", verify.XDSReportsText(reports))
 	}
 	clusters := map[string]bool{}
 	for _, row := range reports[0].Rows {
-		clusters[strings.Fields(row.StandsFor)[0]] = row.Port == helloworldPort
+		clusters[strings.Fields(row.StandsFor)[0]] = row.Port == verify.HelloworldPort
 	}
 	if len(reports[0].Rows) != 2 || !clusters["cluster1"] || !clusters["cluster2"] {
-		t.Errorf("rows %+v, want a pod IP of each cluster at %d", reports[0].Rows, helloworldPort)
+		t.Errorf("rows %+v, want a pod IP of each cluster at %d", reports[0].Rows, verify.HelloworldPort)
 	}
 }
 
@@ -344,9 +345,9 @@ func TestVerifyXDSPortForwardOnStandins(t *testing.T) {
 			}
 			t.Logf("the stand-in serves no port-forward: %v", err)
 			// The check reports it with the hint, for every network.
-			v := NewVerifySample(r.plan, r.plan.Meshes[0])
+			v := verify.New(r.plan, r.plan.Meshes[0])
 			v.XDSTimeout = time.Second
-			reports := v.checkXDS(ctx, r.clients, xds.PortForward(r.clients, ""), t.Logf)
+			_, reports := v.XDS(ctx, r.dir, nil, t.Logf)
 			failsWith(t, reports, "cluster1", "network1", string(xds.ReasonForwardFailed), "kubelet of the pod's node (port 10250)",
 				"kubectl --context context-cluster1 -n istio-system port-forward deployment/istiod 15010")
 			return

@@ -28,3 +28,12 @@ func FileSHA256(name string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// Short abbreviates a hex sum for messages: its first 16 digits and an
+// ellipsis.
+func Short(sum string) string {
+	if len(sum) <= 16 {
+		return sum
+	}
+	return sum[:16] + "…"
+}

@@ -30,14 +30,6 @@ const (
 	DefaultTag = "1.31.0"
 )
 
-// Names of the objects mcplan's steps look for.
-const (
-	Namespace           = "istio-system"
-	IstiodName          = "istiod"
-	EastWestGatewayName = "istio-eastwestgateway"
-	NetworkLabel        = "topology.istio.io/network"
-)
-
 // Cluster is what the Istio install of a cluster depends on.
 type Cluster struct {
 	Mesh     string

@@ -59,3 +59,18 @@ func AgentToken(dir, cluster string) string {
 // Pins is the known_hosts file of the host keys pinned on first use. It
 // holds public keys only and may be committed.
 func Pins(dir string) string { return filepath.Join(dir, "known_hosts") }
+
+// ReadFile reads one file of dir and returns its content and permission
+// bits. A missing file gives an error matching fs.ErrNotExist.
+func ReadFile(dir, name string) (data []byte, mode os.FileMode, err error) {
+	path := filepath.Join(dir, name)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	data, err = os.ReadFile(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	return data, fi.Mode().Perm(), nil
+}

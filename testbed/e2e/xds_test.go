@@ -16,7 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"mcplan.io/mcplan/steps"
+	"mcplan.io/mcplan/steps/verify"
 )
 
 // xdsDoc is what `mcplan verify --xds -o json` prints, as far as these
@@ -31,7 +31,7 @@ type xdsDoc struct {
 			Detail  string `json:"detail"`
 		} `json:"checks"`
 		XDS []struct {
-			steps.XDSReport
+			verify.XDSReport
 			OK bool `json:"ok"`
 		} `json:"xds"`
 	} `json:"meshes"`
@@ -153,7 +153,7 @@ func (w *world) assertXDSHealthy(t *testing.T, ctx context.Context, primaries []
 			}
 			var local, gateways []string
 			for _, row := range r.Rows {
-				if row.Verdict != steps.VerdictOK {
+				if row.Verdict != verify.VerdictOK {
 					t.Errorf("%s: row %s:%d %s: %s", key, row.Endpoint, row.Port, row.Verdict, row.Why)
 				}
 				switch row.Port {

@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"context"
@@ -34,19 +34,16 @@ const (
 // gateways of the other networks. While they differ it asks again, for
 // XDSTimeout. It returns the findings (the sample's, then one per
 // report) and a report per primary and network.
-func (s *VerifySample) XDS(ctx context.Context, stateDir string, dial xds.DialIstiod, logf func(string, ...any)) ([]Finding, []XDSReport) {
+func (s *Verifier) XDS(ctx context.Context, stateDir string, dial xds.DialIstiod, logf func(string, ...any)) ([]Finding, []XDSReport) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	sample := s.deploySample(ctx, stateDir, CheckXDS, logf)
+	sample := s.DeploySample(ctx, stateDir, CheckXDS, logf)
 	fs := sample.failures
 	if len(sample.clients) == 0 {
 		return fs, nil
 	}
-	if dial == nil {
-		dial = xds.PortForward(sample.clients, s.mesh.Istio.Revision)
-	}
-	reports := s.checkXDS(ctx, sample.clients, dial, logf)
+	reports := s.XDSReports(ctx, sample, dial, logf)
 	for _, r := range reports {
 		fs = append(fs, r.Finding())
 	}
@@ -54,7 +51,7 @@ func (s *VerifySample) XDS(ctx context.Context, stateDir string, dial xds.DialIs
 }
 
 // xdsTimeout is XDSTimeout or its default, at most verify.timeout.
-func (s *VerifySample) xdsTimeout() time.Duration {
+func (s *Verifier) xdsTimeout() time.Duration {
 	t := s.XDSTimeout
 	if t <= 0 {
 		t = DefaultXDSTimeout
@@ -62,15 +59,24 @@ func (s *VerifySample) xdsTimeout() time.Duration {
 	return min(t, s.sampleTimeout())
 }
 
-// verifyEnabled is the mesh's verify.enabled (default true).
-func (s *VerifySample) verifyEnabled() bool {
+// Enabled is the mesh's verify.enabled (default true): whether the xDS
+// and traffic checks run.
+func (s *Verifier) Enabled() bool {
 	return s.mesh.Verify.On()
 }
 
-// checkXDS asks every primary's istiod for every network's view until
+// XDSReports asks every primary's istiod, through dial (nil: the API's
+// pods/portforward), for every network's view of a deployed sample until
 // all agree with the clusters or the time is up, and returns the last
-// reports.
-func (s *VerifySample) checkXDS(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, logf func(string, ...any)) []XDSReport {
+// reports. XDS is DeploySample then XDSReports.
+func (s *Verifier) XDSReports(ctx context.Context, sample *Sample, dial xds.DialIstiod, logf func(string, ...any)) []XDSReport {
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	clients := sample.clients
+	if dial == nil {
+		dial = xds.PortForward(clients, s.mesh.Istio.Revision)
+	}
 	start := time.Now()
 	deadline := start.Add(s.xdsTimeout())
 	istiods := map[string]*xds.Istiod{}
@@ -107,9 +113,9 @@ func (s *VerifySample) checkXDS(ctx context.Context, clients map[string]*kube.Cl
 
 // askIstiods makes one report per primary and network. Reached istiods
 // are kept in istiods for the next attempt; one that failed is dropped.
-func (s *VerifySample) askIstiods(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, istiods map[string]*xds.Istiod, world xdsWorld) []XDSReport {
+func (s *Verifier) askIstiods(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, istiods map[string]*xds.Istiod, world xdsWorld) []XDSReport {
 	var reports []XDSReport
-	for _, p := range s.readers {
+	for _, p := range s.topo.Readers {
 		ist := istiods[p]
 		var istErr error
 		if ist == nil {
@@ -157,10 +163,10 @@ func (s *VerifySample) askIstiods(ctx context.Context, clients map[string]*kube.
 
 // meshNetworkNames are the networks of the mesh's clusters, in the
 // mesh's order.
-func (s *VerifySample) meshNetworkNames() []string {
+func (s *Verifier) meshNetworkNames() []string {
 	var out []string
 	for _, c := range s.mesh.Clusters {
-		if n := s.networks[c]; !slices.Contains(out, n) {
+		if n := s.topo.Networks[c]; !slices.Contains(out, n) {
 			out = append(out, n)
 		}
 	}
@@ -170,15 +176,15 @@ func (s *VerifySample) meshNetworkNames() []string {
 // proxyFor picks the sleep pod to stand for network's sidecars when
 // asking the istiod of primary: one of a cluster that istiod serves if
 // there is one, else of the first cluster on the network.
-func (s *VerifySample) proxyFor(w xdsWorld, primary, network string) (string, *corev1.Pod) {
+func (s *Verifier) proxyFor(w xdsWorld, primary, network string) (string, *corev1.Pod) {
 	var cluster string
 	var pod *corev1.Pod
 	for _, c := range s.mesh.Clusters {
 		p := w.sleep[c]
-		if s.networks[c] != network || p == nil {
+		if s.topo.Networks[c] != network || p == nil {
 			continue
 		}
-		if pod == nil || (s.primaryOf[c] == primary && s.primaryOf[cluster] != primary) {
+		if pod == nil || (s.topo.PrimaryOf[c] == primary && s.topo.PrimaryOf[cluster] != primary) {
 			cluster, pod = c, p
 		}
 	}
@@ -186,12 +192,12 @@ func (s *VerifySample) proxyFor(w xdsWorld, primary, network string) (string, *c
 }
 
 // istiodErrorText is why an istiod could not be asked, and how to fix it.
-func (s *VerifySample) istiodErrorText(ctx context.Context, cl *kube.Client, err error) string {
+func (s *Verifier) istiodErrorText(ctx context.Context, cl *kube.Client, err error) string {
 	c := ""
 	if cl != nil {
 		c = cl.Name
 	}
-	kubectl := fmt.Sprintf("kubectl --context %s -n %s", s.contexts[c], istiorender.Namespace)
+	kubectl := fmt.Sprintf("kubectl --context %s -n %s", s.topo.Contexts[c], istiorender.Namespace)
 	switch xds.ReasonOf(err) {
 	case xds.ReasonNoPod:
 		return fmt.Sprintf("%v. Fix: mcplan apply installs istiod (istio/controlplane); %s get deployments,pods -l app=istiod", err, kubectl)
@@ -209,7 +215,7 @@ func (s *VerifySample) istiodErrorText(ctx context.Context, cl *kube.Client, err
 
 // portClosedHint explains, from istiod's Deployment, why nothing answers
 // on its plaintext xDS port.
-func (s *VerifySample) portClosedHint(ctx context.Context, cl *kube.Client, kubectl string) string {
+func (s *Verifier) portClosedHint(ctx context.Context, cl *kube.Client, kubectl string) string {
 	const values = "meshes[].istio.values.pilot.extraContainerArgs"
 	if cl == nil {
 		return "Istio closes port 15010 when istiod runs with --grpcAddr= (set through " + values + ")"

@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"fmt"
@@ -13,15 +13,15 @@ import (
 // Ports the xDS check expects: helloworld's pods, and the east-west
 // gateways' AUTO_PASSTHROUGH port through which other networks reach them.
 const (
-	helloworldPort  = 5000
-	crossNetworkTLS = 15443
+	HelloworldPort   = 5000
+	CrossNetworkPort = 15443
 )
 
 // The pod label istiod reads to send an endpoint to other networks:
 // injected pods take mutual TLS.
 const (
-	tlsModeLabel = "security.istio.io/tlsMode"
-	tlsModeIstio = "istio"
+	TLSModeLabel = "security.istio.io/tlsMode"
+	TLSModeIstio = "istio"
 )
 
 // xdsCluster is what one cluster of the mesh shows, as far as the xDS
@@ -163,16 +163,16 @@ func expectations(in xdsCase) []*expected {
 		}
 		if c.Network == in.Network {
 			for _, p := range c.Hello {
-				add(&expected{addr: p.IP, port: helloworldPort, clusters: []string{c.Name}, network: c.Network, pod: p.Name})
+				add(&expected{addr: p.IP, port: HelloworldPort, clusters: []string{c.Name}, network: c.Network, pod: p.Name})
 			}
 			continue
 		}
 		gws := gatewaysOf(in.Clusters, c)
 		if len(gws) == 0 {
-			add(&expected{port: crossNetworkTLS, clusters: []string{c.Name}, network: c.Network, gateway: true})
+			add(&expected{port: CrossNetworkPort, clusters: []string{c.Name}, network: c.Network, gateway: true})
 		}
 		for _, a := range gws {
-			add(&expected{addr: a, port: crossNetworkTLS, clusters: []string{c.Name}, network: c.Network, gateway: true})
+			add(&expected{addr: a, port: CrossNetworkPort, clusters: []string{c.Name}, network: c.Network, gateway: true})
 		}
 	}
 	return out
@@ -289,7 +289,7 @@ func explainWrong(in xdsCase, ep xds.Endpoint, causes *causeList) (standsFor, wh
 	if c, pod := podOf(in, ep.Address, ep.Cluster); c != nil && (ep.Cluster == "" || ep.Cluster == c.Name) {
 		standsFor = fmt.Sprintf("%s pod %s (%s)", c.Name, pod.Name, c.Network)
 		if c.Network == in.Network {
-			return standsFor, fmt.Sprintf("port %d, want %d", ep.Port, helloworldPort)
+			return standsFor, fmt.Sprintf("port %d, want %d", ep.Port, HelloworldPort)
 		}
 		causes.addLeak(in, c, pod)
 		return standsFor, fmt.Sprintf("pod IP of %s, which %s cannot reach: must be %s's east-west gateway", c.Network, in.Network, c.Network)
@@ -300,14 +300,14 @@ func explainWrong(in xdsCase, ep xds.Endpoint, causes *causeList) (standsFor, wh
 		case c.Network == in.Network:
 			causes.addStale(in)
 			return standsFor, "the gateway of the sidecar's own network"
-		case ep.Port != crossNetworkTLS:
+		case ep.Port != CrossNetworkPort:
 			causes.addStale(in)
-			return standsFor, fmt.Sprintf("port %d, want %d", ep.Port, crossNetworkTLS)
+			return standsFor, fmt.Sprintf("port %d, want %d", ep.Port, CrossNetworkPort)
 		}
 		causes.addStale(in)
 		return standsFor, fmt.Sprintf("%s runs no ready helloworld", c.Name)
 	}
-	if ep.Port == crossNetworkTLS {
+	if ep.Port == CrossNetworkPort {
 		if c := in.cluster(ep.Cluster); c != nil {
 			causes.addStaleGateway(in, c, ep.Address)
 			return fmt.Sprintf("%s (%s) east-west gateway, per istiod", c.Name, c.Network),
@@ -352,13 +352,13 @@ func explainMissing(in xdsCase, e *expected, rows []XDSRow, causes *causeList) s
 		c := in.cluster(name)
 		var plain []string
 		for _, p := range c.Hello {
-			if p.Labels[tlsModeLabel] != tlsModeIstio {
+			if p.Labels[TLSModeLabel] != TLSModeIstio {
 				plain = append(plain, p.Name)
 			}
 		}
 		if len(plain) > 0 {
 			causes.addTLSMode(in, c, plain)
-			return fmt.Sprintf("%s's pods lack %s=%s", name, tlsModeLabel, tlsModeIstio)
+			return fmt.Sprintf("%s's pods lack %s=%s", name, TLSModeLabel, TLSModeIstio)
 		}
 	}
 	for _, r := range rows {

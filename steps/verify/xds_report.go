@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"fmt"
@@ -114,7 +114,7 @@ func (r XDSReport) Finding() Finding {
 func (r XDSReport) summary() string {
 	pods, gateways := 0, 0
 	for _, row := range r.Rows {
-		if row.Port == crossNetworkTLS {
+		if row.Port == CrossNetworkPort {
 			gateways++
 		} else {
 			pods++

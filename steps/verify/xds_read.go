@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"context"
@@ -28,11 +28,11 @@ type xdsWorld struct {
 
 // readXDSWorld reads, from every cluster of the mesh, what the xDS check
 // compares istiod's answers with.
-func (s *VerifySample) readXDSWorld(ctx context.Context, clients map[string]*kube.Client) xdsWorld {
+func (s *Verifier) readXDSWorld(ctx context.Context, clients map[string]*kube.Client) xdsWorld {
 	w := xdsWorld{sleep: map[string]*corev1.Pod{}, remoteSecrets: map[string]map[string]string{}}
 	for _, name := range s.mesh.Clusters {
-		c := xdsCluster{Name: name, Network: s.networks[name], Context: s.contexts[name]}
-		_, c.HasGateway = s.eastWest[name]
+		c := xdsCluster{Name: name, Network: s.topo.Networks[name], Context: s.topo.Contexts[name]}
+		_, c.HasGateway = s.topo.EastWest[name]
 		if cl := clients[name]; cl == nil {
 			c.Unreadable = "its API did not answer"
 		} else if err := s.readXDSCluster(ctx, cl, &c, w.sleep); err != nil {
@@ -40,7 +40,7 @@ func (s *VerifySample) readXDSWorld(ctx context.Context, clients map[string]*kub
 		}
 		w.clusters = append(w.clusters, c)
 	}
-	for _, p := range s.readers {
+	for _, p := range s.topo.Readers {
 		cl := clients[p]
 		if cl == nil {
 			continue
@@ -63,7 +63,7 @@ func (s *VerifySample) readXDSWorld(ctx context.Context, clients map[string]*kub
 // readXDSCluster reads one cluster: istio-system's network label, the
 // east-west gateway's addresses, helloworld's ready endpoints and the
 // ready sleep pod.
-func (s *VerifySample) readXDSCluster(ctx context.Context, cl *kube.Client, c *xdsCluster, sleep map[string]*corev1.Pod) error {
+func (s *Verifier) readXDSCluster(ctx context.Context, cl *kube.Client, c *xdsCluster, sleep map[string]*corev1.Pod) error {
 	ns, err := cl.Typed.CoreV1().Namespaces().Get(ctx, istiorender.Namespace, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -145,7 +145,7 @@ func gatewayAddresses(svc *corev1.Service) []string {
 
 // proxyOf is the sidecar of a sleep pod as its agent presents it to
 // istiod.
-func (s *VerifySample) proxyOf(cluster string, pod *corev1.Pod) xds.Proxy {
+func (s *Verifier) proxyOf(cluster string, pod *corev1.Pod) xds.Proxy {
 	p := xds.Proxy{
 		PodName:        pod.Name,
 		Namespace:      pod.Namespace,
@@ -156,7 +156,7 @@ func (s *VerifySample) proxyOf(cluster string, pod *corev1.Pod) xds.Proxy {
 		Workload:       SampleSleep,
 		Owner:          fmt.Sprintf("kubernetes://apis/apps/v1/namespaces/%s/deployments/%s", pod.Namespace, SampleSleep),
 		ClusterID:      cluster,
-		Network:        s.networks[cluster],
+		Network:        s.topo.Networks[cluster],
 		MeshID:         s.mesh.Name,
 		IstioVersion:   s.istioVersion(),
 	}
@@ -176,7 +176,7 @@ func (s *VerifySample) proxyOf(cluster string, pod *corev1.Pod) xds.Proxy {
 
 // istioVersion is the release of the mesh's proxies: the image tag
 // without a variant suffix (1.31.0-distroless -> 1.31.0).
-func (s *VerifySample) istioVersion() string {
+func (s *Verifier) istioVersion() string {
 	tag := s.mesh.Istio.Tag
 	if tag == "" {
 		return istiorender.DefaultTag

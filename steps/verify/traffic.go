@@ -1,9 +1,10 @@
-package steps
+package verify
 
 import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -165,7 +166,7 @@ func countsString(counts map[string]int) string {
 // EvaluateTraffic turns the results into one finding per source cluster:
 // failed when some version of the mesh never answered, with the
 // walkthrough's hints for each missing version.
-func (s *VerifySample) EvaluateTraffic(results []TrafficResult) []Finding {
+func (s *Verifier) EvaluateTraffic(results []TrafficResult) []Finding {
 	var fs []Finding
 	for _, r := range results {
 		f := Finding{Check: CheckTraffic, Cluster: r.From, Object: "pod " + SampleNamespace + "/" + r.Pod + " -> " + SampleURL}
@@ -195,27 +196,27 @@ func (s *VerifySample) EvaluateTraffic(results []TrafficResult) []Finding {
 
 // trafficHints are the walkthrough's troubleshooting hints for version v
 // of cluster to not answering requests from r.From.
-func (s *VerifySample) trafficHints(r TrafficResult, to, v string) []string {
+func (s *Verifier) trafficHints(r TrafficResult, to, v string) []string {
 	from := r.From
 	if len(r.Counts) == 0 {
 		return []string{fmt.Sprintf("No request from %s got a helloworld answer: check that the sleep pod and helloworld pods in %s "+
 			"are Running with their istio-proxy sidecar (namespace %s needs label %s=enabled, and %s's istiod must be up), "+
-			"and the curl errors above.", from, from, SampleNamespace, injectionLabel, s.primaryOf[from])}
+			"and the curl errors above.", from, from, SampleNamespace, injectionLabel, s.topo.PrimaryOf[from])}
 	}
 	if to == from {
 		return []string{fmt.Sprintf("%s's own helloworld-%s does not answer: kubectl -n %s get pods in %s (Running, 2/2 containers with the sidecar?).",
 			from, v, SampleNamespace, from)}
 	}
-	istiod := s.primaryOf[from]
+	istiod := s.topo.PrimaryOf[from]
 	hints := []string{fmt.Sprintf("%s's istiod (in %s) must read %s's endpoints: Secret %s/%s in %s (see the remotesecret rows of mcplan verify; "+
-		"istioctl remote-clusters in %s shows it synced).", from, istiod, to, istiorender.Namespace, RemoteSecretName(to), istiod, istiod)}
-	nf, nt := s.networks[from], s.networks[to]
+		"istioctl remote-clusters in %s shows it synced).", from, istiod, to, istiorender.Namespace, istiorender.RemoteSecretName(to), istiod, istiod)}
+	nf, nt := s.topo.Networks[from], s.topo.Networks[to]
 	if nf != nt {
 		hints = append(hints,
 			fmt.Sprintf("%s and %s are on different networks (%s, %s): istio-system must carry %s=%s in %s and %s=%s in %s (network rows).",
 				from, to, nf, nt, istiorender.NetworkLabel, nf, from, istiorender.NetworkLabel, nt, to),
 			fmt.Sprintf("%s's east-west gateway needs an address that %s reaches, and Gateway %s (AUTO_PASSTHROUGH on 15443) (eastwest rows).",
-				to, from, CrossNetworkGateway),
+				to, from, istiorender.CrossNetworkGateway),
 			fmt.Sprintf("istioctl proxy-config endpoint %s.%s --cluster 'outbound|5000||helloworld.sample.svc.cluster.local' in %s: "+
 				"%s's endpoints must be its east-west gateway address:15443; pod IPs there mean the network labels are wrong or were set after istiod started.",
 				r.Pod, SampleNamespace, from, to))
@@ -337,7 +338,7 @@ func readyPod(ctx context.Context, c *kube.Client, app string) (string, error) {
 // verify.requests requests from each cluster's sleep pod (req, or pods/exec
 // when nil) and returns a finding per cluster. It needs clusters that run
 // pods: the test hosts' stand-ins do not.
-func (s *VerifySample) Traffic(ctx context.Context, stateDir string, req Requester, logf func(string, ...any)) []Finding {
+func (s *Verifier) Traffic(ctx context.Context, stateDir string, req Requester, logf func(string, ...any)) []Finding {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
@@ -345,7 +346,7 @@ func (s *VerifySample) Traffic(ctx context.Context, stateDir string, req Request
 	if n <= 0 {
 		n = plans.DefaultVerifyRequests
 	}
-	sample := s.deploySample(ctx, stateDir, CheckTraffic, logf)
+	sample := s.DeploySample(ctx, stateDir, CheckTraffic, logf)
 	fs := sample.failures
 	if len(sample.ready) == 0 {
 		return fs
@@ -357,8 +358,8 @@ func (s *VerifySample) Traffic(ctx context.Context, stateDir string, req Request
 	return append(fs, s.EvaluateTraffic(SendRequests(ctx, req, sample.ready, sample.sleepPods, SampleURL, n))...)
 }
 
-// deployedSample is the sample as deploySample left it.
-type deployedSample struct {
+// Sample is the sample as DeploySample left it.
+type Sample struct {
 	// clients are the clusters whose API answered.
 	clients map[string]*kube.Client
 	// sleepPods is the ready sleep pod of each ready cluster.
@@ -370,9 +371,15 @@ type deployedSample struct {
 	failures []Finding
 }
 
+// Failures are the findings of the clusters whose sample is not ready.
+func (d *Sample) Failures() []Finding { return d.failures }
+
+// Reached are the clusters whose API answered, sorted.
+func (d *Sample) Reached() []string { return slices.Sorted(maps.Keys(d.clients)) }
+
 // sampleTimeout is how long the sample may take to become ready: the
 // mesh's verify.timeout.
-func (s *VerifySample) sampleTimeout() time.Duration {
+func (s *Verifier) sampleTimeout() time.Duration {
 	timeout, err := time.ParseDuration(s.mesh.Verify.Timeout)
 	if err != nil || timeout <= 0 {
 		timeout, _ = time.ParseDuration(plans.DefaultVerifyTimeout)
@@ -380,12 +387,13 @@ func (s *VerifySample) sampleTimeout() time.Duration {
 	return timeout
 }
 
-// deploySample applies the sample in every cluster of the mesh, then
+// DeploySample applies the sample in every cluster of the mesh, then
 // waits for each cluster's helloworld and sleep Deployments (at most
-// verify.timeout for each) and finds its ready sleep pod.
-func (s *VerifySample) deploySample(ctx context.Context, stateDir, check string, logf func(string, ...any)) deployedSample {
+// verify.timeout for each) and finds its ready sleep pod. Its failures
+// are findings of check (CheckXDS or CheckTraffic).
+func (s *Verifier) DeploySample(ctx context.Context, stateDir, check string, logf func(string, ...any)) *Sample {
 	timeout := s.sampleTimeout()
-	d := deployedSample{clients: map[string]*kube.Client{}, sleepPods: map[string]string{}}
+	d := &Sample{clients: map[string]*kube.Client{}, sleepPods: map[string]string{}}
 	fail := func(cluster, detail string) {
 		d.failures = append(d.failures, Finding{Check: check, Cluster: cluster, Object: "namespace " + SampleNamespace, Detail: detail})
 	}

@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 
 // injected are the labels of a pod with the sidecar.
 func injected() map[string]string {
-	return map[string]string{"app": "helloworld", tlsModeLabel: tlsModeIstio}
+	return map[string]string{"app": "helloworld", TLSModeLabel: TLSModeIstio}
 }
 
 // walkthroughClusters are the walkthrough's two clusters as the xDS
@@ -28,11 +28,11 @@ func walkthroughClusters() []xdsCluster {
 }
 
 func pod(ip string, port uint32, cluster, workload string) xds.Endpoint {
-	return xds.Endpoint{Address: ip, Port: port, Weight: 1, TLSMode: tlsModeIstio, Cluster: cluster, Workload: workload}
+	return xds.Endpoint{Address: ip, Port: port, Weight: 1, TLSMode: TLSModeIstio, Cluster: cluster, Workload: workload}
 }
 
 func gateway(ip, cluster string) xds.Endpoint {
-	return xds.Endpoint{Address: ip, Port: crossNetworkTLS, Weight: 1, TLSMode: tlsModeIstio, Cluster: cluster}
+	return xds.Endpoint{Address: ip, Port: CrossNetworkPort, Weight: 1, TLSMode: TLSModeIstio, Cluster: cluster}
 }
 
 // network1Case is what cluster1's istiod is asked for network1's sidecar.

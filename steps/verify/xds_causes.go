@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"fmt"
@@ -127,7 +127,7 @@ func (l *causeList) addGatewayAddress(in xdsCase, c *xdsCluster) {
 // addRemoteSecret: the primary cannot read cluster name.
 func (l *causeList) addRemoteSecret(in xdsCase, name, problem string) {
 	l.add("remote-secret/"+name, fmt.Sprintf("remote secret: the istiod of %s does not see %s's endpoints: Secret %s/%s in %s: %s",
-		in.Primary, name, istiorender.Namespace, RemoteSecretName(name), in.Primary, strings.TrimSuffix(problem, ".")+"."))
+		in.Primary, name, istiorender.Namespace, istiorender.RemoteSecretName(name), in.Primary, strings.TrimSuffix(problem, ".")+"."))
 }
 
 // addTLSMode: c's helloworld pods lack the label that marks them as
@@ -137,7 +137,7 @@ func (l *causeList) addTLSMode(in xdsCase, c *xdsCluster, pods []string) {
 		"istiod sends endpoints of another network only for pods that take mutual TLS (the gateway routes by SNI), so %s drops out for %s. "+
 		"Fix: check that namespace %s has label %s=enabled and the pods run the istio-proxy sidecar (kubectl --context %s -n %s get pods: 2/2), "+
 		"then kubectl --context %s -n %s rollout restart deployment.",
-		c.Name, strings.Join(pods, ", "), tlsModeLabel, tlsModeIstio, c.Name, in.Network,
+		c.Name, strings.Join(pods, ", "), TLSModeLabel, TLSModeIstio, c.Name, in.Network,
 		SampleNamespace, injectionLabel, c.Context, SampleNamespace, c.Context, SampleNamespace))
 }
 
@@ -146,7 +146,7 @@ func (l *causeList) addTLSMode(in xdsCase, c *xdsCluster, pods []string) {
 func (l *causeList) addStaleGateway(in xdsCase, c *xdsCluster, addr string) {
 	l.add("stale-gateway/"+c.Name+"/"+addr, fmt.Sprintf("stale istiod: the istiod of %s sends %s's east-west gateway at %s:%d, but Service %s/%s now has %s: istiod missed the change. "+
 		"Fix: restart istiod: %s.",
-		in.Primary, c.Name, addr, crossNetworkTLS, istiorender.Namespace, istiorender.EastWestGatewayName, addressesOrNone(c.Gateways), restartIstiod(in)))
+		in.Primary, c.Name, addr, CrossNetworkPort, istiorender.Namespace, istiorender.EastWestGatewayName, addressesOrNone(c.Gateways), restartIstiod(in)))
 }
 
 // addStale: nothing read from the clusters explains the difference.

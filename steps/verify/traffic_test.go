@@ -1,4 +1,4 @@
-package steps
+package verify
 
 import (
 	"context"
@@ -134,7 +134,7 @@ func TestTrafficCountsAndHints(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			v := NewVerifySample(tc.plan, tc.plan.Meshes[0])
+			v := New(tc.plan, tc.plan.Meshes[0])
 			req := &recorded{responses: tc.responses, calls: map[string]int{}}
 			clusters := tc.plan.Meshes[0].Clusters
 			pods := map[string]string{}

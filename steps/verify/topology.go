@@ -1,0 +1,42 @@
+package verify
+
+import "mcplan.io/mcplan/plans"
+
+// Topology is the shape verify expects of a mesh, taken from the plan's
+// topology rules (plans/topology.go) and nowhere else.
+type Topology struct {
+	// Networks of the clusters of the mesh.
+	Networks map[string]string
+	// EastWest are the clusters with an east-west gateway, and their
+	// plan address ("" when the LoadBalancer gives it).
+	EastWest map[string]string
+	// Readers are the clusters whose istiod reads the other clusters:
+	// they hold a remote secret for each of them.
+	Readers []string
+	// PrimaryOf is the cluster whose istiod serves each cluster.
+	PrimaryOf map[string]string
+	// Contexts are the clusters' contexts in the merged kubeconfig, for
+	// the fix hints.
+	Contexts map[string]string
+}
+
+// TopologyOf is the topology of a mesh of p.
+func TopologyOf(p *plans.Plan, mesh plans.Mesh) Topology {
+	t := Topology{Networks: map[string]string{}, EastWest: map[string]string{}, PrimaryOf: map[string]string{}, Contexts: map[string]string{}}
+	for _, c := range mesh.Clusters {
+		t.Networks[c] = p.ClusterNetwork(c)
+		t.PrimaryOf[c] = p.PrimaryFor(mesh.Name, c)
+		t.Contexts[c] = p.KubeconfigNames(c).Context
+		if p.NeedsEastWest(mesh.Name, c) {
+			addr := ""
+			if cl := p.Cluster(c); cl != nil && cl.EastWest != nil {
+				addr = cl.EastWest.Address
+			}
+			t.EastWest[c] = addr
+		}
+		if p.IsPrimary(mesh.Name, c) {
+			t.Readers = append(t.Readers, c)
+		}
+	}
+	return t
+}
