@@ -278,21 +278,45 @@ func TestCancelKillsCommandAndBackgroundDoesNotHang(t *testing.T) {
 	c.Run(context.Background(), "pkill -f 'sleep 30' || true", RunOptions{})
 }
 
+// TestProxyJump reaches a target that only the jump host reaches: both
+// run in a network namespace of the test's own, which the test enters
+// only through a relay to the jump host's port. The target's port is
+// refused from the test's namespace, and the command runs in the
+// target's.
 func TestProxyJump(t *testing.T) {
-	s := startSSHD(t)
-	ep := s.endpoint()
-	jump, err := ParseJump("root@127.0.0.1:"+fmt.Sprint(s.port), ep)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes a network namespace and runs real sshds that log in as root (CI runs as root)")
+	}
+	ns := newNetns(t)
+	target := startSSHDIn(t, ns)
+	jumpHost := startSSHDIn(t, ns)
+	relay := relayInto(t, ns, jumpHost.addr())
+
+	ep := target.endpoint()
+	refusedDirectly(t, ep)
+
+	jump, err := ParseJump("root@127.0.0.1:"+fmt.Sprint(relay), ep)
 	if err != nil {
 		t.Fatal(err)
 	}
+	jump.IdentityFile = jumpHost.clientKey
+	jump.KnownHosts = jumpHost.knownHostsFor(relay)
 	ep.Jump = &jump
 	c := dial(t, ep, DialOptions{})
-	res, err := c.Run(context.Background(), "echo $SSH_CONNECTION", RunOptions{})
+	res, err := c.Run(context.Background(), "echo $SSH_CONNECTION; stat -L -c %i /proc/self/ns/net", RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(res.Stdout, "127.0.0.1 ") {
-		t.Errorf("SSH_CONNECTION %q", res.Stdout)
+	// SSH_CONNECTION is client address and port, server address and port.
+	f := strings.Fields(res.Stdout)
+	if len(f) != 5 {
+		t.Fatalf("output %q, want SSH_CONNECTION and a namespace inode", res.Stdout)
+	}
+	if f[0] != "127.0.0.1" || f[2] != "127.0.0.1" || f[3] != fmt.Sprint(target.port) {
+		t.Errorf("SSH_CONNECTION %q, want the jump host's loopback connection to port %d", strings.Join(f[:4], " "), target.port)
+	}
+	if inode, want := f[4], netnsInode(t, "/run/netns/"+ns); inode != want {
+		t.Errorf("command ran in network namespace %s, want the test's %s (%s)", inode, ns, want)
 	}
 }
 

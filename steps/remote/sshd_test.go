@@ -27,10 +27,20 @@ type sshd struct {
 	clientKey  string // private key file
 	knownHosts string // has this server's key
 	hostKey    ssh.PublicKey
+	// netns is the network namespace it runs in; "" is the test's own.
+	netns string
 }
 
 // startSSHD runs Debian's /usr/sbin/sshd on 127.0.0.1, root login by key only.
 func startSSHD(t *testing.T) *sshd {
+	t.Helper()
+	return startSSHDIn(t, "")
+}
+
+// startSSHDIn is startSSHD in network namespace ns ("" for the test's
+// own), on 127.0.0.1 there. The port is one free in the test's own
+// namespace, so a connection that misses ns is refused.
+func startSSHDIn(t *testing.T, ns string) *sshd {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs a real sshd that logs in as root (CI runs as root)")
@@ -38,7 +48,7 @@ func startSSHD(t *testing.T) *sshd {
 	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 		t.Skip("needs /usr/sbin/sshd (Debian package openssh-server; scripts/install-deps.sh installs it)")
 	}
-	s := &sshd{t: t, dir: t.TempDir()}
+	s := &sshd{t: t, dir: t.TempDir(), netns: ns}
 	s.knownHosts = filepath.Join(s.dir, "known_hosts")
 	if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
 		t.Fatal(err)
@@ -109,6 +119,9 @@ AllowTcpForwarding yes
 		s.t.Fatal(err)
 	}
 	s.cmd = exec.Command("/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+	if s.netns != "" {
+		s.cmd = exec.Command("ip", "netns", "exec", s.netns, "/usr/sbin/sshd", "-D", "-e", "-f", cfg)
+	}
 	if testing.Verbose() {
 		s.cmd.Stderr = os.Stderr
 	}
@@ -118,6 +131,9 @@ AllowTcpForwarding yes
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		conn, err := net.DialTimeout("tcp", s.addr(), time.Second)
+		if s.netns != "" {
+			conn, err = dialIn(s.netns, s.addr(), time.Second)
+		}
 		if err == nil {
 			banner, _ := bufio.NewReader(conn).ReadString('\n')
 			conn.Close()
@@ -127,7 +143,19 @@ AllowTcpForwarding yes
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("sshd on %s did not answer", s.addr())
+	s.t.Fatalf("sshd on %s (network namespace %q) did not answer", s.addr(), s.netns)
+}
+
+// knownHostsFor writes a known_hosts file with this server's key at
+// 127.0.0.1:port (a relay's port) and returns its path.
+func (s *sshd) knownHostsFor(port int) string {
+	s.t.Helper()
+	path := filepath.Join(s.dir, fmt.Sprintf("known_hosts_%d", port))
+	line := fmt.Sprintf("[127.0.0.1]:%d %s", port, ssh.MarshalAuthorizedKey(s.hostKey))
+	if err := os.WriteFile(path, []byte(line), 0o644); err != nil {
+		s.t.Fatal(err)
+	}
+	return path
 }
 
 func (s *sshd) stop() {
