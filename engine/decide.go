@@ -11,8 +11,9 @@ import (
 type Decision struct {
 	Action Action
 	Reason string
-	// Details are the Check's detail lines, when it found differences.
-	Details []string
+	// Details are the objects the Check found differing, with their
+	// changed fields, when it found any.
+	Details []Change
 }
 
 // decide works out a step's action from its state record, the dependencies
@@ -56,7 +57,7 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 // inputsChanged is the reason of a step whose inputs changed: with check,
 // what its Check finds differing in the live system (for Kubernetes
 // objects: which objects a server-side dry-run apply would change).
-func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) (string, []string) {
+func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) (string, []Change) {
 	if !check || n.Step == nil {
 		return "inputs changed", nil
 	}

@@ -34,9 +34,21 @@ type Drift struct {
 	InSync bool
 	// Reason says what differs, for plan output ("root-cert.pem missing").
 	Reason string
-	// Details, when set, are lines plan shows under the step, e.g. one
-	// per changed object and field. Never secret values.
-	Details []string
+	// Details, when set, are the objects that differ, each with its
+	// changed fields, for plan to show under the step. Never secret values.
+	Details []Change
+}
+
+// Change is one object a Check found differing from what Apply would make
+// of it.
+type Change struct {
+	// Object names the object and what Apply would do to it, e.g.
+	// "~ Deployment istio-system/istiod", "+ Secret istio-system/cacerts"
+	// or "- Service istio-system/old (no longer rendered)".
+	Object string `json:"object"`
+	// Fields are the object's changed fields, one per entry, e.g.
+	// "~ spec.replicas: 1 → 2". Never secret values.
+	Fields []string `json:"fields,omitempty"`
 }
 
 // InSync is the Drift of a converged step.

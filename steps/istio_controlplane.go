@@ -137,13 +137,11 @@ func checkInstall(ctx context.Context, c *kube.Client, objs []*unstructured.Unst
 }
 
 // summariseDiffs keeps a Drift reason short: the first few objects and a count.
-func summariseDiffs(diffs []string) string {
+func summariseDiffs(diffs []kube.ObjectDiff) string {
 	const show = 5
-	var objects []string
-	for _, d := range diffs {
-		if !strings.HasPrefix(d, kube.FieldIndent) {
-			objects = append(objects, d)
-		}
+	objects := make([]string, len(diffs))
+	for i, d := range diffs {
+		objects[i] = d.Object
 	}
 	if len(objects) <= show {
 		return strings.Join(objects, "; ")
@@ -152,9 +150,13 @@ func summariseDiffs(diffs []string) string {
 }
 
 // diffDrift is the Drift of objects that differ: one line naming them,
-// and every object and field line of kube's Diff as details.
-func diffDrift(diffs []string) engine.Drift {
-	return engine.Drift{Reason: summariseDiffs(diffs), Details: diffs}
+// and every object of kube's Diff, with its changed fields, as details.
+func diffDrift(diffs []kube.ObjectDiff) engine.Drift {
+	changes := make([]engine.Change, len(diffs))
+	for i, d := range diffs {
+		changes[i] = engine.Change{Object: d.Object, Fields: d.Fields}
+	}
+	return engine.Drift{Reason: summariseDiffs(diffs), Details: changes}
 }
 
 // Apply renders, applies (CRDs first), prunes what an earlier render had

@@ -128,13 +128,13 @@ type reportJSON struct {
 }
 
 type stepJSON struct {
-	ID      string        `json:"id"`
-	Kind    string        `json:"kind"`
-	Action  engine.Action `json:"action"`
-	Reason  string        `json:"reason,omitempty"`
-	Details []string      `json:"details,omitempty"`
-	Outcome string        `json:"outcome"`
-	Error   string        `json:"error,omitempty"`
+	ID      string          `json:"id"`
+	Kind    string          `json:"kind"`
+	Action  engine.Action   `json:"action"`
+	Reason  string          `json:"reason,omitempty"`
+	Details []engine.Change `json:"details,omitempty"`
+	Outcome string          `json:"outcome"`
+	Error   string          `json:"error,omitempty"`
 }
 
 func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {

@@ -15,8 +15,8 @@ type PlanView struct {
 	Offline bool
 	// Targeted is true when --target limited the graph.
 	Targeted bool
-	// Full shows every detail line; otherwise at most fieldsShown field
-	// lines per object.
+	// Full shows every changed field of each object; otherwise at most
+	// fieldsShown per object.
 	Full bool
 }
 
@@ -24,32 +24,27 @@ type PlanView struct {
 // --full: Istio's objects are big.
 const fieldsShown = 3
 
-// detailLines are a step's detail lines as plan prints them. Lines that
-// start with a space belong to the line before (an object's fields).
-func detailLines(details []string, full bool) []string {
+// fieldIndent puts an object's field lines under the object's line.
+const fieldIndent = "    "
+
+// detailLines are a step's details as plan prints them: each object's
+// line, then its changed fields indented under it, at most fieldsShown of
+// them unless full.
+func detailLines(details []engine.Change, full bool) []string {
 	var out []string
-	hidden := 0
-	fields := 0
-	flush := func() {
-		if hidden > 0 {
-			out = append(out, fmt.Sprintf("    ... %d more changed fields (plan --full shows them)", hidden))
+	for _, c := range details {
+		out = append(out, c.Object)
+		shown := c.Fields
+		if !full && len(shown) > fieldsShown {
+			shown = shown[:fieldsShown]
 		}
-		hidden, fields = 0, 0
-	}
-	for _, d := range details {
-		if !strings.HasPrefix(d, " ") {
-			flush()
-			out = append(out, d)
-			continue
+		for _, f := range shown {
+			out = append(out, fieldIndent+f)
 		}
-		fields++
-		if full || fields <= fieldsShown {
-			out = append(out, d)
-		} else {
-			hidden++
+		if hidden := len(c.Fields) - len(shown); hidden > 0 {
+			out = append(out, fmt.Sprintf("%s... %d more changed fields (plan --full shows them)", fieldIndent, hidden))
 		}
 	}
-	flush()
 	return out
 }
 

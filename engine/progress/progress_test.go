@@ -87,7 +87,10 @@ func TestWritePlan(t *testing.T) {
 			{ID: "mesh/mesh1/ca/root", Kind: "ca/root", Decision: engine.Decision{Action: engine.ActionNoChange}, Outcome: engine.EventPlanned},
 			{ID: "cluster/cluster1/ca/intermediate", Kind: "ca/intermediate", Decision: engine.Decision{Action: engine.ActionUpdate, Reason: "drift: ca-cert.pem missing"}, Outcome: engine.EventPlanned},
 			{ID: "cluster/cluster1/istio/controlplane", Kind: "istio/controlplane", Decision: engine.Decision{Action: engine.ActionUpdate, Reason: "inputs changed: ~ ConfigMap istio-system/istio",
-				Details: []string{"~ ConfigMap istio-system/istio", "    ~ data.a: 1 → 2", "    ~ data.b: 1 → 2", "    ~ data.c: 1 → 2", "    ~ data.d: 1 → 2", "+ Secret istio-system/x"}}, Outcome: engine.EventPlanned},
+				Details: []engine.Change{
+					{Object: "~ ConfigMap istio-system/istio", Fields: []string{"~ data.a: 1 → 2", "~ data.b: 1 → 2", "~ data.c: 1 → 2", "~ data.d: 1 → 2"}},
+					{Object: "+ Secret istio-system/x"},
+				}}, Outcome: engine.EventPlanned},
 			{ID: "host/vm1/facts", Kind: "host/facts", Decision: engine.Decision{Action: engine.ActionCreate, Reason: "not applied yet"}, Outcome: engine.EventPlanned},
 			{ID: "host/vm2/facts", Kind: "host/facts", Outcome: engine.EventFailed, Err: errors.New("ssh: connection refused")},
 		},

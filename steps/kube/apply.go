@@ -253,13 +253,26 @@ func (c *Client) Delete(ctx context.Context, ref Ref) (bool, error) {
 	return true, nil
 }
 
+// ObjectDiff is how one object differs from what Apply would make of it.
+type ObjectDiff struct {
+	// Object names the object and what Apply would do to it: "+ Kind
+	// namespace/name" for a missing object (with " (its kind is not
+	// installed yet)" when its kind is missing too), "~ ..." for a changed
+	// one, "- ... (no longer rendered)" for one Apply would prune.
+	Object string
+	// Fields are a changed object's changed fields, one per entry, as
+	// fieldChanges words them ("~ spec.replicas: 1 → 2"). Secret values
+	// are never shown.
+	Fields []string
+}
+
 // Diff says, without changing anything, how the live objects differ from
 // objs: missing objects, objects a server-side apply would change (found
-// by a dry-run apply), and objects of the inventory that Apply would prune.
-// No differences means an Apply would change nothing. The lines name
-// objects and never show their content.
-func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv *Inventory) ([]string, error) {
-	var diffs []string
+// by a dry-run apply) with their changed fields, and objects of the
+// inventory that Apply would prune. No differences means an Apply would
+// change nothing. Secret values are never shown.
+func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv *Inventory) ([]ObjectDiff, error) {
+	var diffs []ObjectDiff
 	var refs []Ref
 	for _, o := range Sorted(objs) {
 		ref := RefOf(o)
@@ -268,7 +281,9 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 		if err != nil {
 			return nil, err
 		}
-		diffs = append(diffs, d...)
+		if d != nil {
+			diffs = append(diffs, *d)
+		}
 	}
 	if inv != nil {
 		previous, err := inv.Load()
@@ -284,7 +299,7 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 				continue // its kind is gone, so is the object
 			}
 			if _, err := ri.Get(ctx, old.Name, metav1.GetOptions{}); err == nil {
-				diffs = append(diffs, "- "+old.String()+" (no longer rendered)")
+				diffs = append(diffs, ObjectDiff{Object: "- " + old.String() + " (no longer rendered)"})
 			} else if !apierrors.IsNotFound(err) {
 				return nil, fmt.Errorf("get %s: %w", old, err)
 			}
@@ -293,20 +308,20 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 	return diffs, nil
 }
 
-// diffOne is an object's line of Diff ("+", "~" or nothing) and, for a
-// changed object, one line per changed field (FieldIndent first).
-func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) ([]string, error) {
+// diffOne is how one object differs ("+" missing or "~" changed, with its
+// changed fields), or nil when an Apply would not change it.
+func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) (*ObjectDiff, error) {
 	ref := RefOf(o)
 	ri, err := c.resource(ref)
 	if err != nil {
 		if errors.Is(err, errNoKind) {
-			return []string{"+ " + ref.String() + " (its kind is not installed yet)"}, nil
+			return &ObjectDiff{Object: "+ " + ref.String() + " (its kind is not installed yet)"}, nil
 		}
 		return nil, err
 	}
 	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return []string{"+ " + ref.String()}, nil
+		return &ObjectDiff{Object: "+ " + ref.String()}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", ref, err)
@@ -326,7 +341,7 @@ func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) ([]s
 	if apiequality.Semantic.DeepEqual(before, after) {
 		return nil, nil
 	}
-	return append([]string{"~ " + ref.String()}, fieldChanges(ref.Kind, before, after)...), nil
+	return &ObjectDiff{Object: "~ " + ref.String(), Fields: fieldChanges(ref.Kind, before, after)}, nil
 }
 
 // comparable drops what changes without the object changing: status,

@@ -8,13 +8,10 @@ import (
 	"strings"
 )
 
-// FieldIndent starts the lines of Diff that describe one field of the
-// object named on the line before.
-const FieldIndent = "    "
-
 // fieldChanges lists, path by path, how desired differs from live: "+"
 // for a field only desired has, "-" for one only live has, "~" for a
-// changed value. Secret data is never shown.
+// changed value, one entry a field ("~ spec.replicas: 1 → 2"). Secret
+// data is never shown.
 func fieldChanges(kind string, live, desired map[string]any) []string {
 	var out []string
 	walkChanges("", live, desired, func(op, path string, old, new any) {
@@ -31,7 +28,7 @@ func fieldChanges(kind string, live, desired map[string]any) []string {
 		default:
 			text = describeChange(old, new)
 		}
-		out = append(out, fmt.Sprintf("%s%s %s: %s", FieldIndent, op, path, text))
+		out = append(out, fmt.Sprintf("%s %s: %s", op, path, text))
 	})
 	return out
 }
