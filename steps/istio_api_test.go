@@ -37,7 +37,8 @@ import (
 // scheduler; simulated kubelet and servicelb), one per cluster, on
 // loopback addresses. Nothing leaves the machine.
 
-// standinBinary builds (or finds) the stand-in, or skips the test.
+// standinBinary builds (or finds) the stand-in; a build failure fails
+// the test (only -short and not being root skip it).
 func standinBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -52,11 +53,11 @@ func standinBinary(t *testing.T) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Skipf("the k3s stand-in cannot be built (testbed/k3s-standin/build.sh: %v): %s", err, lastLines(stderr.String(), 10))
+		t.Fatalf("the k3s stand-in cannot be built (testbed/k3s-standin/build.sh: %v): %s", err, lastLines(stderr.String(), 10))
 	}
 	bin := strings.TrimSpace(string(out))
 	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Skipf("build.sh printed %q, which is not an executable", bin)
+		t.Fatalf("build.sh printed %q, which is not an executable", bin)
 	}
 	t.Logf("stand-in %s (build.sh took %s)", bin, time.Since(start).Round(time.Millisecond))
 	return bin

@@ -21,8 +21,9 @@ import (
 // the cluster's admin kubeconfig, on loopback ports. It reads the other
 // clusters through the remote secrets, as in a cluster.
 
-// pilotBinary builds (or finds) pilot-discovery, or skips the test: with
-// -short before building anything (the test also needs stand-ins).
+// pilotBinary builds (or finds) pilot-discovery; a build failure fails
+// the test. With -short it skips before building anything (the test also
+// needs stand-ins).
 func pilotBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -34,11 +35,11 @@ func pilotBinary(t *testing.T) string {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Skipf("pilot-discovery cannot be built (testbed/native-images/build.sh: %v): %s", err, lastLines(stderr.String(), 10))
+		t.Fatalf("pilot-discovery cannot be built (testbed/native-images/build.sh: %v): %s", err, lastLines(stderr.String(), 10))
 	}
 	bin := filepath.Join(strings.TrimSpace(string(out)), "pilot")
 	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Skipf("build.sh printed %q, which holds no executable pilot", strings.TrimSpace(string(out)))
+		t.Fatalf("build.sh printed %q, which holds no executable pilot", strings.TrimSpace(string(out)))
 	}
 	t.Logf("pilot-discovery %s (build.sh took %s)", bin, time.Since(start).Round(time.Millisecond))
 	return bin

@@ -44,11 +44,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	os.Setenv(envStandinBin, bin)
-	if dir, err := buildNativeImages(); err == nil {
-		os.Setenv(envNativeImages, dir)
-	} else {
-		os.Setenv(envNativeSkipWhy, err.Error())
+	dir, err := buildNativeImages()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: native-images/build.sh:", err)
+		os.Exit(1)
 	}
+	os.Setenv(envNativeImages, dir)
 	if os.Geteuid() != 0 {
 		os.Setenv(envNativeSkipWhy, "not root: no network namespace with a non-loopback node IP, no mount namespaces")
 		os.Exit(m.Run())
