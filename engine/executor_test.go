@@ -195,15 +195,25 @@ func TestRunBoundsParallelism(t *testing.T) {
 			}
 			done := make(chan *Report)
 			go func() { done <- Run(context.Background(), w.graph(t), Options{Parallelism: p}) }()
-			// Wait until the executor has filled every slot, then release.
-			for {
+			// Wait until the executor has filled its slots (or more: a
+			// broken bound fails here rather than hanging), give it time
+			// to start more than it may, then release.
+			running := func() int {
 				w.log.mu.Lock()
-				r := w.log.running
-				w.log.mu.Unlock()
-				if r == p {
-					break
+				defer w.log.mu.Unlock()
+				return w.log.running
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for running() < p {
+				if time.Now().After(deadline) {
+					close(gate)
+					t.Fatalf("%d steps running after 10 s, want %d", running(), p)
 				}
 				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if r := running(); r != p {
+				t.Errorf("%d steps running at once, want %d", r, p)
 			}
 			close(gate)
 			rep := <-done

@@ -401,8 +401,15 @@ func (r *istioRun) checkIdempotent() {
 		r.t.Errorf("only %d objects tracked", len(before))
 	}
 	for k, v := range before {
-		if after[k] != v {
-			r.t.Errorf("second Apply changed %s (resourceVersion %s -> %s)", k, v, after[k])
+		if a, ok := after[k]; !ok {
+			r.t.Errorf("second Apply removed %s", k)
+		} else if a != v {
+			r.t.Errorf("second Apply changed %s (resourceVersion %s -> %s)", k, v, a)
+		}
+	}
+	for k := range after {
+		if _, ok := before[k]; !ok {
+			r.t.Errorf("second Apply made %s", k)
 		}
 	}
 	r.t.Logf("second Apply of %d steps left %d objects unchanged", len(order), len(before))

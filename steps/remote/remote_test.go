@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -261,12 +262,27 @@ func TestUploadSkipsWhatIsThere(t *testing.T) {
 func TestCancelKillsCommandAndBackgroundDoesNotHang(t *testing.T) {
 	s := startSSHD(t)
 	c := dial(t, s.endpoint(), DialOptions{})
-	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
+	// The command's tree: a child shell and its grandchild, whose output
+	// goes to a file (so the session closing does not end it).
+	dir := t.TempDir()
+	tree := fmt.Sprintf(`sh -c 'echo $$ > %[1]s/child; sleep 31 > %[1]s/out 2>&1 & echo $! > %[1]s/grandchild; wait'`, dir)
 	start := time.Now()
-	_, err := c.Run(ctx, "sleep 30", RunOptions{})
+	_, err := c.Run(ctx, tree, RunOptions{})
 	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
 		t.Errorf("err %v after %s", err, time.Since(start))
+	}
+	for _, name := range []string{"child", "grandchild"} {
+		data, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatalf("the command did not start its %s: %v", name, err)
+		}
+		pid := strings.TrimSpace(string(data))
+		if !gone(pid, killGrace) {
+			t.Errorf("the %s (pid %s) still runs after the cancel", name, pid)
+			exec.Command("kill", "-9", pid).Run()
+		}
 	}
 	start = time.Now()
 	if _, err := c.Run(context.Background(), "nohup sleep 30 >/dev/null 2>&1 &", RunOptions{}); err != nil {
@@ -276,6 +292,25 @@ func TestCancelKillsCommandAndBackgroundDoesNotHang(t *testing.T) {
 		t.Errorf("a backgrounded command held the session for %s", time.Since(start))
 	}
 	c.Run(context.Background(), "pkill -f 'sleep 30' || true", RunOptions{})
+}
+
+// gone waits up to wait for process pid to end (or be a zombie).
+func gone(pid string, wait time.Duration) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		stat, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil {
+			return true
+		}
+		// pid (comm) state ...: state Z is a zombie, dead but not reaped.
+		if i := strings.LastIndexByte(string(stat), ')'); i > 0 && strings.HasPrefix(string(stat[i+1:]), " Z") {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // TestProxyJump reaches a target that only the jump host reaches: both
