@@ -5,12 +5,16 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"mcplan.io/mcplan/engine"
 )
 
 // FuzzParse feeds arbitrary bytes to Parse: it must not panic, and every
 // error must be a non-empty message starting with the file name. A plan
 // that parses must survive Validate, Warnings, ApplyDefaults and
-// MarshalEffective, and its effective YAML must parse again.
+// MarshalEffective, and its effective YAML must parse again; when the plan
+// was valid, its effective YAML is valid too and its step graph (every
+// step's fingerprint, unique IDs, known dependencies, no cycle) validates.
 func FuzzParse(f *testing.F) {
 	for _, pattern := range []string{"testdata/valid/*.yaml", "testdata/invalid/*.yaml"} {
 		files, err := filepath.Glob(pattern)
@@ -32,19 +36,48 @@ func FuzzParse(f *testing.F) {
 			checkErr(t, name, err)
 			return
 		}
-		if err := Validate(p); err != nil {
-			checkErr(t, name, err)
+		verr := Validate(p)
+		if verr != nil {
+			checkErr(t, name, verr)
 		}
+		valid := verr == nil
 		_ = Warnings(p)
 		out, err := MarshalEffective(p)
 		if err != nil {
 			t.Fatalf("MarshalEffective: %v", err)
 		}
 		ApplyDefaults(p)
-		if _, err := Parse(name, out); err != nil {
+		q, err := Parse(name, out)
+		if err != nil {
 			t.Fatalf("effective plan does not parse: %v\n%s", err, out)
 		}
+		if !valid {
+			return
+		}
+		if err := Validate(q); err != nil {
+			t.Fatalf("a valid plan's effective form is invalid: %v\n%s", err, out)
+		}
+		checkStepGraph(t, p)
 	})
+}
+
+// checkStepGraph builds the engine's graph of a valid plan's steps, as
+// steps.Graph does, and validates it.
+func checkStepGraph(t *testing.T, p *Plan) {
+	t.Helper()
+	g := engine.NewGraph()
+	for _, s := range Steps(p) {
+		fp, err := engine.Fingerprint(s.Kind, s.Inputs)
+		if err != nil {
+			t.Fatalf("step %s: fingerprint: %v", s.ID, err)
+		}
+		if err := g.Add(engine.Node{ID: s.ID, Kind: s.Kind, DependsOn: s.DependsOn, Fingerprint: fp}); err != nil {
+			t.Fatalf("step graph: %v", err)
+		}
+	}
+	if err := g.Validate(); err != nil {
+		t.Fatalf("step graph: %v", err)
+	}
 }
 
 func checkErr(t *testing.T, name string, err error) {

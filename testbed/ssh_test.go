@@ -27,16 +27,22 @@ func dial(t *testing.T, b *Bed, h Host, knownHostsPath string) (*ssh.Client, err
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostKeys, err := knownhosts.New(knownHostsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	return ssh.Dial("tcp", h.SSHAddr(), &ssh.ClientConfig{
 		User:            "root",
 		Auth:            []ssh.AuthMethod{ssh.PublicKeys(signer)},
-		HostKeyCallback: hostKeys,
+		HostKeyCallback: mustKnownHosts(t, knownHostsPath),
 		Timeout:         10 * time.Second,
 	})
+}
+
+// mustKnownHosts is the host key check of a known_hosts file.
+func mustKnownHosts(t *testing.T, path string) ssh.HostKeyCallback {
+	t.Helper()
+	check, err := knownhosts.New(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return check
 }
 
 // run runs cmd on c and returns its standard output, failing the test
@@ -107,6 +113,31 @@ func checkHosts(t *testing.T, b *Bed) []*ssh.Client {
 		t.Errorf("wrong host key: want a knownhosts key mismatch, got %v", err)
 	}
 
+	// Root logs in by key only: a password (even with keyboard-interactive
+	// offered) is refused before any password is checked.
+	pw, err := ssh.Dial("tcp", b.Hosts[0].SSHAddr(), &ssh.ClientConfig{
+		User: "root",
+		Auth: []ssh.AuthMethod{ssh.Password("root"), ssh.KeyboardInteractive(func(string, string, []string, []bool) ([]string, error) {
+			return []string{"root"}, nil
+		})},
+		HostKeyCallback: mustKnownHosts(t, b.KnownHostsPath),
+		Timeout:         10 * time.Second,
+	})
+	if err == nil {
+		pw.Close()
+		t.Error("a password login as root was accepted")
+	} else if !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Errorf("password login: want an authentication refusal, got %v", err)
+	}
+
+	// The default route is unreachable: a route lookup (no packet sent)
+	// of a documentation address finds no way out.
+	for i, c := range clients {
+		if got := run(t, c, "ip route get 198.51.100.1 2>&1 || true", 10*time.Second); !strings.Contains(strings.ToLower(got), "unreachable") {
+			t.Errorf("%s: ip route get 198.51.100.1 = %q, want unreachable", b.Hosts[i].Name, got)
+		}
+	}
+
 	start := time.Now()
 	run(t, clients[0], "nohup sleep 300 >/dev/null 2>&1 </dev/null & echo started", 10*time.Second)
 	if d := time.Since(start); d > 5*time.Second {
@@ -135,8 +166,8 @@ func TestLightHosts(t *testing.T) {
 
 func TestSystemdHosts(t *testing.T) {
 	start := time.Now()
-	b := ForTest(t, 2, KindSystemd)
-	t.Logf("2 systemd hosts up in %s (run %s, %s)", time.Since(start).Round(time.Millisecond), b.Prefix, b.Subnet)
+	b := ForTest(t, 3, KindSystemd)
+	t.Logf("3 systemd hosts up in %s (run %s, %s)", time.Since(start).Round(time.Millisecond), b.Prefix, b.Subnet)
 	clients := checkHosts(t, b)
 	ids := map[string]bool{}
 	for i, c := range clients {
