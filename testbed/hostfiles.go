@@ -15,8 +15,8 @@ type hostFiles struct {
 }
 
 // writeSSHDir writes the host's sshd folder (mounted or copied to
-// /etc/ssh/testbed inside the host): sshd_config, the host key pair and
-// authorized_keys, owned by root and not writable by others, as sshd's
+// /etc/ssh/testbed inside the host): sshd_config, the host key pair,
+// authorized_keys and the command logger of ForceCommand, owned by root and not writable by others, as sshd's
 // StrictModes wants.
 func writeSSHDir(dir string, f hostFiles) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -34,6 +34,7 @@ func writeSSHDir(dir string, f hostFiles) error {
 		{"ssh_host_ed25519_key", f.HostKey.Private, 0o600},
 		{"ssh_host_ed25519_key.pub", f.HostKey.Public, 0o644},
 		{"authorized_keys", f.ClientPub, 0o644},
+		{"log-command", []byte(logCommandScript), 0o755},
 	}
 	for _, file := range files {
 		p := filepath.Join(dir, file.name)

@@ -133,8 +133,12 @@ func checkHosts(t *testing.T, b *Bed) []*ssh.Client {
 	// The default route is unreachable: a route lookup (no packet sent)
 	// of a documentation address finds no way out.
 	for i, c := range clients {
-		if got := run(t, c, "ip route get 198.51.100.1 2>&1 || true", 10*time.Second); !strings.Contains(strings.ToLower(got), "unreachable") {
-			t.Errorf("%s: ip route get 198.51.100.1 = %q, want unreachable", b.Hosts[i].Name, got)
+		// An unreachable route answers EHOSTUNREACH ("No route to host").
+		if got := run(t, c, "ip route get 198.51.100.1 2>&1 || true", 10*time.Second); !strings.Contains(got, "No route to host") {
+			t.Errorf("%s: ip route get 198.51.100.1 = %q, want no route to host", b.Hosts[i].Name, got)
+		}
+		if got := run(t, c, "ip route show default", 10*time.Second); got != "unreachable default" {
+			t.Errorf("%s: default route %q, want unreachable default", b.Hosts[i].Name, got)
 		}
 	}
 

@@ -11,7 +11,27 @@ const (
 	hostSSHConfig  = hostSSHDir + "/sshd_config"
 	hostKeyFile    = hostSSHDir + "/ssh_host_ed25519_key"
 	hostAuthorized = hostSSHDir + "/authorized_keys"
+	hostLogCommand = hostSSHDir + "/log-command"
 )
+
+// SSHCommandLog is the file inside a host where every command that
+// reached it over SSH is appended before it runs (sshd's ForceCommand is
+// hostLogCommand): one line per command, a UTC time and the command in
+// base64 (commands have newlines). ParseSSHCommandLog reads it.
+const SSHCommandLog = "/var/log/mcplan-testbed/ssh-commands.log"
+
+// logCommandScript is hostLogCommand: it appends the client's command to
+// SSHCommandLog, then runs it as sshd would have, with the user's shell.
+const logCommandScript = `#!/bin/sh
+# mcplan testbed: every command that reaches this host over SSH is logged
+# before it runs, so tests can tell what a run of mcplan did here.
+mkdir -p "$(dirname ` + SSHCommandLog + `)"
+printf '%s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)" "$(printf '%s' "$SSH_ORIGINAL_COMMAND" | base64 -w0)" >>` + SSHCommandLog + `
+if [ -z "$SSH_ORIGINAL_COMMAND" ]; then
+	exec "${SHELL:-/bin/sh}" -l
+fi
+exec "${SHELL:-/bin/sh}" -c "$SSH_ORIGINAL_COMMAND"
+`
 
 // sshdConfig is the sshd configuration of a host listening on ip:22. A
 // light host runs sshd with it as the whole configuration (full); a systemd
@@ -31,6 +51,7 @@ func sshdConfig(ip string, full bool) string {
 		"UseDNS no",
 		"MaxStartups 100:30:200",
 		"MaxSessions 100",
+		"ForceCommand " + hostLogCommand,
 	}
 	if full {
 		lines = append(lines,

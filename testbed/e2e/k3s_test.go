@@ -89,8 +89,12 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 	}
 
 	t.Run("second apply mutates nothing", func(t *testing.T) {
-		before := w.commandLogs()
+		before, snaps, marks := w.commandLogs(), w.hostSnapshots(), w.sshLogMarks()
 		r := w.mustApply(t, ctx, "second apply")
+		// Evidence from the hosts, not from mcplan's report: every
+		// command that reached them was a read, and nothing changed.
+		checkReadOnly(t, "second apply", w.sshCommandsSince(marks), []string{"h1", "h2", "h3"})
+		checkSnapshotsEqual(t, "second apply", snaps, w.hostSnapshots())
 		if ran := r.ran(); len(ran) != 0 {
 			t.Errorf("second apply ran %v", ran)
 			for _, id := range ran {
@@ -109,9 +113,11 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 
 	t.Run("plan reads the hosts and changes nothing", func(t *testing.T) {
 		w.ssh(w.bed.Hosts[0], "systemctl stop k3s")
-		before := w.commandLogs()
+		before, snaps, marks := w.commandLogs(), w.hostSnapshots(), w.sshLogMarks()
 		cmd := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml"))
 		out, err := cmd.CombinedOutput()
+		checkReadOnly(t, "plan", w.sshCommandsSince(marks), []string{"h1", "h2", "h3"})
+		checkSnapshotsEqual(t, "plan", snaps, w.hostSnapshots())
 		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
 			t.Fatalf("plan: %v, want exit 2 (changes)\n%s", err, out)
 		}
@@ -133,9 +139,20 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 
 	t.Run("changed k3s arg reruns only that cluster", func(t *testing.T) {
 		w.writePlan(planOptions{cluster2Args: []string{"--node-label=tier=edge"}})
+		before := w.serviceInvocations()
 		r := w.apply(ctx)
 		if r.code != 0 {
 			t.Fatalf("exit %d\n%s", r.code, r.output)
+		}
+		// The hosts say which k3s restarted: cluster2's server, whose
+		// config.yaml changed; not cluster1's, and not h3's agent: its step
+		// ran (the cluster's settings are among its inputs) but found its
+		// config.yaml as it should be.
+		after := w.serviceInvocations()
+		for host, restarted := range map[string]bool{"h1": false, "h2": true, "h3": false} {
+			if changed := before[host] != after[host]; changed != restarted {
+				t.Errorf("%s: k3s invocation %s -> %s, want restarted=%v", host, before[host], after[host], restarted)
+			}
 		}
 		want := []string{"cluster/cluster2/kubeconfig/fetch", "host/h2/k3s/server", "host/h3/k3s/join", "kubeconfig/merge"}
 		if got := r.ran(); !slices.Equal(got, want) {

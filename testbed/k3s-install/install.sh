@@ -18,8 +18,8 @@
 # and k3s-uninstall.sh, then enables and starts the service. Unlike
 # upstream, it restarts a running service only when the unit, its
 # environment, the binary or /etc/rancher/k3s/config.yaml changed, and it
-# appends every change it makes to $COMMAND_LOG, so tests can assert that
-# an apply changed nothing.
+# appends each invocation and every change it makes to $COMMAND_LOG, so
+# tests can tell a run that changed nothing from one that did not run.
 set -eu
 
 COMMAND_LOG=${MCPLAN_TESTBED_COMMAND_LOG:-/var/log/mcplan-testbed/commands.log}
@@ -31,6 +31,7 @@ mkdir -p "$(dirname "$COMMAND_LOG")" "$STATE_DIR"
 
 log() { printf '%s install.sh: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$COMMAND_LOG"; }
 info() { echo "[INFO]  $*"; }
+log "invoked: $* (INSTALL_K3S_EXEC=${INSTALL_K3S_EXEC:-} INSTALL_K3S_VERSION=${INSTALL_K3S_VERSION:-})"
 fatal() { echo "[ERROR] $*" >&2; exit 1; }
 
 [ "$(id -u)" -eq 0 ] || fatal "run as root"
