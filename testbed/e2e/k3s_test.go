@@ -223,6 +223,7 @@ func TestSIGKILLDuringInstallResumes(t *testing.T) {
 	if out, err := exec.Command(w.mcplan, "state", "unlock", filepath.Join(w.dir, "plan.yaml")).CombinedOutput(); err != nil {
 		t.Fatalf("unlock: %v %s", err, out)
 	}
+	marks := w.sshLogMarks()
 	r := w.apply(ctx)
 	if r.code != 0 {
 		t.Fatalf("apply after SIGKILL: exit %d\n%s", r.code, r.output)
@@ -230,6 +231,13 @@ func TestSIGKILLDuringInstallResumes(t *testing.T) {
 	for _, line := range strings.Split(r.output, "\n") {
 		if strings.Contains(line, `"step":"`+installing+`"`) && strings.Contains(line, "uploaded "+w.k3s) {
 			t.Errorf("%s got the k3s binary again after the kill, though it had it: %s", installing, line)
+		}
+	}
+	// The host's own log agrees: no upload of the binary reached it.
+	host := strings.Split(installing, "/")[1]
+	for _, c := range w.sshCommandsSince(marks)[host] {
+		if strings.Contains(c, "/usr/local/bin/k3s.mcplan-upload") {
+			t.Errorf("%s got the k3s binary again after the kill:\n%s", host, indent(c))
 		}
 	}
 	if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {

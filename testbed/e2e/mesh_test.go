@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"mcplan.io/mcplan/steps/verify"
 	"mcplan.io/mcplan/testbed"
 )
 
@@ -107,9 +109,16 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 			}
 		}
 	}
-	state, _ := os.ReadFile(filepath.Join(w.dir, ".mcplan", "state.json"))
-	if strings.Contains(string(state), "PRIVATE KEY") || strings.Contains(string(state), "token:") {
-		t.Error("secret material in the state")
+	// The secrets themselves, read from the clusters, are in neither the
+	// state, the inventories nor what apply printed.
+	secrets := w.secretsOf(t, ctx, map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"})
+	saved := w.savedFiles(t)
+	saved["the first apply's output"] = []byte(r.output)
+	checkNoSecret(t, secrets, saved)
+	for path, data := range saved {
+		if strings.Contains(string(data), "PRIVATE KEY") {
+			t.Errorf("a private key is in %s", path)
+		}
 	}
 
 	t.Run("mcplan verify", func(t *testing.T) {
@@ -135,46 +144,100 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 	})
 
 	t.Run("second apply changes nothing", func(t *testing.T) {
-		r := w.mustApply(t, ctx, "second apply")
-		for id, o := range r.outcomes {
+		before := w.objectVersions(t, ctx, []string{"cluster1", "cluster2"})
+		again := w.mustApply(t, ctx, "second apply")
+		if len(again.outcomes) != len(r.outcomes) {
+			t.Errorf("second apply reports %d steps, the first %d", len(again.outcomes), len(r.outcomes))
+		}
+		for id, o := range again.outcomes {
 			if o != "unchanged" {
-				t.Errorf("%s: %s (%s) %s", id, o, r.reasons[id], r.errors[id])
+				t.Errorf("%s: %s (%s) %s", id, o, again.reasons[id], again.errors[id])
 			}
 		}
+		// From the clusters: no object of any inventory, and no webhook
+		// configuration, has a new resourceVersion.
+		after := w.objectVersions(t, ctx, []string{"cluster1", "cluster2"})
+		if len(before) < 20 {
+			t.Errorf("only %d objects tracked", len(before))
+		}
+		checkSameVersions(t, "second apply", before, after)
+		checkNoSecret(t, secrets, map[string][]byte{"the second apply's output": []byte(again.output)})
 	})
 
 	// Each case breaks the mesh as people do by mistake, checks that
-	// verify --xds fails naming the cause, and lets apply repair it.
+	// verify --xds fails naming the cause and shows what istiod now sends,
+	// and that apply repairs it with the step whose drift it is.
 	c1, c2 := w.clientFor("context-cluster1"), w.clientFor("context-cluster2")
+	view := w.readMeshView(t, ctx, networkOf)
 	for _, tc := range []struct {
 		name, cause string
 		breakIt     func(t *testing.T)
+		// istiod is what cluster1's istiod must now tell network1's
+		// sidecar, from the rows of its report.
+		istiod func(t *testing.T, rows []verify.XDSRow)
+		// repairStep must run, for a drift naming repairReason.
+		repairStep, repairReason string
 	}{
-		// The sample's pods keep the network label the injector gave them,
-		// so istiod still places them right: the control-plane check of
-		// the namespace label is what fails here (xDS stays as it was).
+		// Without istio-system's label and the pods' own network labels,
+		// cluster2's pods have no network: istiod sends them to network1's
+		// sidecars as if local, the classic flat-network mistake.
 		{"network label removed", "check network", func(t *testing.T) {
 			patch := []byte(`{"metadata":{"labels":{"topology.istio.io/network":null}}}`)
 			if _, err := c2.CoreV1().Namespaces().Patch(ctx, "istio-system", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 				t.Fatal(err)
 			}
-		}},
+			pods, err := c2.CoreV1().Pods("sample").List(ctx, metav1.ListOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range pods.Items {
+				if _, err := c2.CoreV1().Pods("sample").Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, func(t *testing.T, rows []verify.XDSRow) {
+			for _, ip := range view.podIPs["network2"] {
+				if !slices.ContainsFunc(rows, func(r verify.XDSRow) bool {
+					return r.Endpoint == ip && r.Port == 5000 && r.Verdict == verify.VerdictWrong
+				}) {
+					t.Errorf("network1's view has no WRONG row for cluster2's pod %s: %+v", ip, rows)
+				}
+			}
+		}, "cluster/cluster2/istio/namespace", "~ Namespace istio-system"},
 		{"remote secret deleted", "remote secret", func(t *testing.T) {
 			if err := c1.CoreV1().Secrets("istio-system").Delete(ctx, "istio-remote-secret-cluster2", metav1.DeleteOptions{}); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, nil, "mesh/mesh1/remotesecret/cluster2->cluster1", "istio-remote-secret-cluster2 missing in cluster1"},
+		// Without an address the gateway leaves istiod's view: network1's
+		// sidecar no longer gets cluster2's gateway (or, while istiod
+		// lags, gets the old address, which the report marks stale).
 		{"gateway address missing", "gateway address", func(t *testing.T) {
 			patch := []byte(`{"spec":{"type":"ClusterIP"}}`)
 			if _, err := c2.CoreV1().Services("istio-system").Patch(ctx, "istio-eastwestgateway", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
 				t.Fatal(err)
 			}
-		}},
+		}, func(t *testing.T, rows []verify.XDSRow) {
+			for _, gw := range view.gateways["network2"] {
+				if slices.ContainsFunc(rows, func(r verify.XDSRow) bool {
+					return r.Endpoint == gw && r.Port == 15443 && r.Verdict == verify.VerdictOK
+				}) {
+					t.Errorf("network1's view still has cluster2's gateway %s as OK: %+v", gw, rows)
+				}
+			}
+			if !slices.ContainsFunc(rows, func(r verify.XDSRow) bool { return r.Port == 15443 && r.Verdict != verify.VerdictOK }) {
+				t.Errorf("network1's view has no MISSING or stale row for cluster2's gateway: %+v", rows)
+			}
+		}, "cluster/cluster2/istio/eastwest", "Service istio-system/istio-eastwestgateway"},
 	} {
 		t.Run("verify --xds names the cause: "+tc.name, func(t *testing.T) {
 			tc.breakIt(t)
-			w.assertXDSCause(t, ctx, tc.cause)
-			w.mustApply(t, ctx, "repair")
+			doc := w.assertXDSCause(t, ctx, tc.cause)
+			if tc.istiod != nil {
+				tc.istiod(t, xdsRows(t, doc, "cluster1", "network1"))
+			}
+			repair := w.mustApply(t, ctx, "repair")
+			checkRepaired(t, repair, tc.repairStep, tc.repairReason)
 			w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2"}, networkOf)
 		})
 	}

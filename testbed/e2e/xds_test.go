@@ -190,8 +190,9 @@ func (w *world) assertXDSHealthy(t *testing.T, ctx context.Context, primaries []
 
 // assertXDSCause checks that verify --xds fails and names cause: an
 // xDS cause ("remote secret: ...") or, with a check name as cause
-// ("check network"), a failed check of that name.
-func (w *world) assertXDSCause(t *testing.T, ctx context.Context, cause string) {
+// ("check network"), a failed check of that name. It returns the
+// document, for what istiod now sends.
+func (w *world) assertXDSCause(t *testing.T, ctx context.Context, cause string) xdsDoc {
 	t.Helper()
 	doc, code := w.verifyXDS(t, ctx)
 	var causes []string
@@ -215,6 +216,7 @@ func (w *world) assertXDSCause(t *testing.T, ctx context.Context, cause string) 
 		w.logXDSTables(t, ctx)
 		t.Errorf("no cause %q among %q", cause, causes)
 	}
+	return doc
 }
 
 // assertInjected checks that istiod's injection webhook really changed
