@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -37,10 +38,16 @@ type Options struct {
 	// Forget drops the records of steps that are in the state but not in
 	// the graph. Only set it when the graph is the whole plan's.
 	Forget bool
-	// Retire, when set, says how to undo a step that left the plan: it
-	// returns a Remover for the step's record, or nil when there is
-	// nothing to undo. A record is dropped only once its Remove succeeded.
+	// Retire, when set, says how to undo a step that left the plan (or is
+	// destroyed): it returns a Remover for the step's record, or nil when
+	// there is nothing to undo. A record is dropped only once its Remove
+	// succeeded.
 	Retire func(id string, rec StepRecord) Remover
+	// Destroy removes the graph's steps instead of applying them: each
+	// recorded one is undone by its Remover (Retire) and its record
+	// dropped, in reverse dependency order. With Forget, the records of
+	// steps that left the plan go too.
+	Destroy bool
 }
 
 // StepResult is what happened to one step.
@@ -59,10 +66,13 @@ type StepResult struct {
 type Report struct {
 	// Steps in topological order.
 	Steps []StepResult
-	// Forgotten are state records of steps no longer in the plan.
+	// Removals are the records of steps that left the plan (or are
+	// destroyed), in the order they are removed.
+	Removals []RemovalResult
+	// Forgotten are the IDs of Removals.
 	Forgotten []string
-	// Removing are the forgotten steps whose effect is (or, for a dry
-	// run, would be) removed by their Remover.
+	// Removing are the Removals whose effect is (or, for a dry run, would
+	// be) undone by their Remover.
 	Removing []string
 	// Err joins every failure; nil when all went well.
 	Err error
@@ -136,9 +146,9 @@ type scheduler struct {
 	running    int
 	stopped    bool
 	done       chan completion
-	// retired is what forget did before the steps ran.
-	retired    Report
-	retireErrs *multierror.Error
+	// removed is what the removals did before the steps ran.
+	removed    []RemovalResult
+	removeErrs *multierror.Error
 }
 
 func (s *scheduler) run() *Report {
@@ -146,8 +156,11 @@ func (s *scheduler) run() *Report {
 	// Steps that left the plan go first: what they made (a remote
 	// secret of a cluster that left the mesh) must be gone before the
 	// plan's steps run and verify the result.
-	if s.opts.Forget && s.ctx.Err() == nil {
-		s.forget(&s.retired, &s.retireErrs)
+	if leaving, why := s.leaving(); len(leaving) > 0 && s.ctx.Err() == nil {
+		s.removed, s.removeErrs = newRemovals(s.ctx, s.opts, leaving, why).run()
+	}
+	if s.opts.Destroy {
+		order = nil
 	}
 	for _, id := range order {
 		s.pending[id] = len(s.graph.Node(id).DependsOn)
@@ -264,6 +277,13 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 		c.changed = d.Action != ActionNoChange
 		return c
 	case d.Action == ActionNoChange:
+		if found && !slices.Equal(rec.DependsOn, n.DependsOn) {
+			// A record of an older mcplan, or an edge the plan's
+			// topology gained: removals need the current ones.
+			if err := s.opts.Store.Update(n.ID, func(r *StepRecord) { r.DependsOn = slices.Clone(n.DependsOn) }); err != nil {
+				return fail(err)
+			}
+		}
 		c.result.Outcome, c.outputs, c.result.Elapsed = EventUnchanged, rec.Outputs, time.Since(start)
 		emit(EventUnchanged, d.Reason, nil)
 		return c
@@ -273,6 +293,7 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 
 	if err := s.opts.Store.Update(n.ID, func(r *StepRecord) {
 		r.Kind, r.Status, r.StartedAt, r.FinishedAt = n.Kind, StatusRunning, start.UTC(), time.Time{}
+		r.DependsOn = slices.Clone(n.DependsOn)
 	}); err != nil {
 		return fail(err)
 	}
@@ -342,9 +363,20 @@ func (s *scheduler) block(failed string) {
 }
 
 func (s *scheduler) report(order []string) *Report {
-	rep := &Report{Steps: make([]StepResult, 0, len(order)), Forgotten: s.retired.Forgotten, Removing: s.retired.Removing}
-	errs := s.retireErrs
+	rep := &Report{Steps: make([]StepResult, 0, len(order)), Removals: s.removed}
+	for _, r := range s.removed {
+		rep.Forgotten = append(rep.Forgotten, r.ID)
+		if r.HasRemover {
+			rep.Removing = append(rep.Removing, r.ID)
+		}
+	}
+	errs := s.removeErrs
 	cancelled := 0
+	for _, r := range s.removed {
+		if r.Outcome == EventCancelled {
+			cancelled++
+		}
+	}
 	for _, id := range order {
 		r := s.results[id]
 		if r == nil {
@@ -369,42 +401,22 @@ func (s *scheduler) report(order []string) *Report {
 	return rep
 }
 
-// forget finds state records of steps that left the plan and, unless this
-// is a dry run, undoes what they made (when Retire knows how) and drops
-// their records.
-func (s *scheduler) forget(rep *Report, errs **multierror.Error) {
+// leaving are the records to remove before (or, destroying, instead of)
+// the plan's steps: with Forget, those of steps no longer in the graph;
+// with Destroy, also those of the graph's steps. why names it for
+// messages.
+func (s *scheduler) leaving() (ids []string, why string) {
+	why = "left the plan"
 	for _, id := range s.opts.Store.IDs() {
-		if s.graph.Node(id) != nil {
-			continue
+		inGraph := s.graph.Node(id) != nil
+		if (!inGraph && s.opts.Forget) || (inGraph && s.opts.Destroy) {
+			ids = append(ids, id)
 		}
-		rec, _ := s.opts.Store.Record(id)
-		var remover Remover
-		if s.opts.Retire != nil {
-			remover = s.opts.Retire(id, rec)
-		}
-		rep.Forgotten = append(rep.Forgotten, id)
-		if remover != nil {
-			rep.Removing = append(rep.Removing, id)
-		}
-		if s.opts.DryRun {
-			continue
-		}
-		msg := "removed from state (the step left the plan; nothing on the hosts was changed)"
-		if remover != nil {
-			env := NewEnv(id, s.opts.Dir, rec.Outputs, nil, s.opts.Sink)
-			if err := remover.Remove(s.ctx, env); err != nil {
-				*errs = multierror.Append(*errs, fmt.Errorf("step %s (left the plan): remove: %w", id, err))
-				s.opts.Sink(Event{Time: time.Now(), Type: EventFailed, Step: id, Kind: rec.Kind, Action: ActionForget, Error: err.Error()})
-				continue
-			}
-			msg = "removed what it made and its record (the step left the plan)"
-		}
-		if err := s.opts.Store.Forget(id); err != nil {
-			*errs = multierror.Append(*errs, err)
-			continue
-		}
-		s.opts.Sink(Event{Time: time.Now(), Type: EventSucceeded, Step: id, Kind: rec.Kind, Action: ActionForget, Message: msg})
 	}
+	if s.opts.Destroy {
+		why = "destroyed"
+	}
+	return ids, why
 }
 
 // ErrInterrupted is part of a Report's error when the run was stopped

@@ -29,6 +29,9 @@ const (
 	StatusRunning   Status = "running" // Apply started and did not report back: interrupted
 	StatusSucceeded Status = "succeeded"
 	StatusFailed    Status = "failed"
+	// StatusRemoving: a Remove started (the step left the plan or is
+	// being destroyed) and has not succeeded; the next run resumes it.
+	StatusRemoving Status = "removing"
 )
 
 // StepRecord is what the state keeps of one step.
@@ -43,6 +46,10 @@ type StepRecord struct {
 	StartedAt  time.Time         `json:"startedAt,omitzero"`
 	FinishedAt time.Time         `json:"finishedAt,omitzero"`
 	Outputs    map[string]string `json:"outputs,omitempty"`
+	// DependsOn are the steps it depended on when it last ran: removals
+	// run in the reverse of this order, also once the plan no longer
+	// says it.
+	DependsOn []string `json:"dependsOn,omitempty"`
 }
 
 // State is the content of the state file.

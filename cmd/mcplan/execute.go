@@ -118,8 +118,10 @@ func (c *cli) progressSink(ctx context.Context, output string, total int) (sink 
 // reportJSON is the machine-readable form of a plan or apply report.
 type reportJSON struct {
 	Steps []stepJSON `json:"steps"`
-	// Forgotten are steps that left the plan; Removing those of them
-	// whose effect is removed (remote secrets).
+	// Removals are the steps that left the plan (or are destroyed), in
+	// the order they are removed; Forgotten their IDs, Removing those
+	// whose effect is undone.
+	Removals  []removalJSON  `json:"removals,omitempty"`
 	Forgotten []string       `json:"forgotten,omitempty"`
 	Removing  []string       `json:"removing,omitempty"`
 	Summary   map[string]int `json:"summary"`
@@ -137,11 +139,26 @@ type stepJSON struct {
 	Error   string          `json:"error,omitempty"`
 }
 
+type removalJSON struct {
+	ID      string `json:"id"`
+	Kind    string `json:"kind"`
+	Removes string `json:"removes,omitempty"`
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+}
+
 func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
 	out := reportJSON{Forgotten: rep.Forgotten, Removing: rep.Removing, Changes: rep.Changes(), Summary: map[string]int{
 		"create": rep.Count(engine.ActionCreate), "update": rep.Count(engine.ActionUpdate),
-		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten),
+		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten), "remove": len(rep.Removing),
 	}}
+	for _, r := range rep.Removals {
+		rj := removalJSON{ID: r.ID, Kind: r.Kind, Removes: r.Removes, Outcome: string(r.Outcome)}
+		if r.Err != nil {
+			rj.Error = r.Err.Error()
+		}
+		out.Removals = append(out.Removals, rj)
+	}
 	for _, s := range rep.Steps {
 		sj := stepJSON{ID: s.ID, Kind: s.Kind, Action: s.Action, Reason: s.Reason, Details: s.Details, Outcome: string(s.Outcome)}
 		if s.Err != nil {

@@ -3,7 +3,6 @@ package progress
 import (
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 
 	"mcplan.io/mcplan/engine"
@@ -18,6 +17,8 @@ type PlanView struct {
 	// Full shows every changed field of each object; otherwise at most
 	// fieldsShown per object.
 	Full bool
+	// Destroy is true for plan --destroy: the removals are the plan.
+	Destroy bool
 }
 
 // fieldsShown is how many field lines of one object plan shows without
@@ -55,8 +56,8 @@ func WritePlan(w io.Writer, rep *engine.Report, view PlanView) {
 	for _, s := range rep.Steps {
 		width = max(width, len(s.ID))
 	}
-	for _, id := range rep.Forgotten {
-		width = max(width, len(id))
+	for _, r := range rep.Removals {
+		width = max(width, len(r.ID))
 	}
 	fmt.Fprintln(w, "mcplan will perform these actions:")
 	fmt.Fprintln(w)
@@ -75,25 +76,41 @@ func WritePlan(w io.Writer, rep *engine.Report, view PlanView) {
 			fmt.Fprintf(w, "      %s\n", d)
 		}
 	}
-	for _, id := range rep.Forgotten {
-		what := "no longer in the plan: its record leaves the state (nothing on the hosts is removed)"
-		if slices.Contains(rep.Removing, id) {
-			what = "no longer in the plan: what it made is removed, then its record"
-		}
-		fmt.Fprintf(w, "  - %-*s  %-20s  %s\n", width, id, "", what)
+	for _, r := range rep.Removals {
+		fmt.Fprintf(w, "  - %-*s  %-20s  %s\n", width, r.ID, r.Kind, removalLine(r, view.Destroy))
 	}
 	fmt.Fprintln(w)
 	var notes []string
 	if view.Offline {
 		notes = append(notes, "offline: from the plan and state only; the hosts and clusters were not read")
 	}
-	fmt.Fprintf(w, "Plan: %d to create, %d to update, %d unchanged, %d to forget.\n",
-		rep.Count(engine.ActionCreate), rep.Count(engine.ActionUpdate), rep.Count(engine.ActionNoChange), len(rep.Forgotten))
+	removing := len(rep.Removing)
+	summary := fmt.Sprintf("Plan: %d to create, %d to update, %d unchanged", rep.Count(engine.ActionCreate), rep.Count(engine.ActionUpdate), rep.Count(engine.ActionNoChange))
+	if removing > 0 {
+		summary += fmt.Sprintf(", %d to remove", removing)
+	}
+	fmt.Fprintf(w, "%s, %d to forget.\n", summary, len(rep.Forgotten)-removing)
 	for _, n := range notes {
 		fmt.Fprintf(w, "Note: %s.\n", n)
 	}
 	if !rep.Changes() {
 		fmt.Fprintln(w, "No changes. The hosts and clusters match the plan.")
+	}
+}
+
+// removalLine says what happens to a step that leaves.
+func removalLine(r engine.RemovalResult, destroy bool) string {
+	why := "no longer in the plan"
+	if destroy {
+		why = "destroyed"
+	}
+	switch {
+	case !r.HasRemover:
+		return why + ": its record leaves the state (nothing on the hosts is removed)"
+	case r.Removes != "":
+		return why + ": removes " + r.Removes + ", then its record"
+	default:
+		return why + ": what it made is removed, then its record"
 	}
 }
 

@@ -94,7 +94,12 @@ func TestWritePlan(t *testing.T) {
 			{ID: "host/vm1/facts", Kind: "host/facts", Decision: engine.Decision{Action: engine.ActionCreate, Reason: "not applied yet"}, Outcome: engine.EventPlanned},
 			{ID: "host/vm2/facts", Kind: "host/facts", Outcome: engine.EventFailed, Err: errors.New("ssh: connection refused")},
 		},
-		Forgotten: []string{"mesh/old/ca/root"},
+		Removals: []engine.RemovalResult{
+			{ID: "cluster/old/istio/controlplane", Kind: "istio/controlplane", HasRemover: true, Removes: "the 14 objects of its inventory", Outcome: engine.EventPlanned},
+			{ID: "mesh/old/ca/root", Kind: "ca/root", Outcome: engine.EventPlanned},
+		},
+		Forgotten: []string{"cluster/old/istio/controlplane", "mesh/old/ca/root"},
+		Removing:  []string{"cluster/old/istio/controlplane"},
 	}
 	var b bytes.Buffer
 	WritePlan(&b, rep, PlanView{Offline: true})
