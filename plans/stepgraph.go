@@ -84,6 +84,21 @@ func ParseRemoteSecretID(id string) (mesh, src, dst string, ok bool) {
 	return mesh, src, dst, true
 }
 
+// SubjectOfID is the inverse of the one-subject ID builders above: the
+// scope ("host", "cluster" or "mesh") and the name in it of a step ID such
+// as cluster/c1/istio/controlplane; ok is false for any other shape.
+func SubjectOfID(id string) (scope, name string, ok bool) {
+	scope, rest, ok := strings.Cut(id, "/")
+	if !ok || (scope != "host" && scope != "cluster" && scope != "mesh") {
+		return "", "", false
+	}
+	name, _, ok = strings.Cut(rest, "/")
+	if !ok || name == "" {
+		return "", "", false
+	}
+	return scope, name, true
+}
+
 // KubeconfigMergeID is the ID of the plan's one kubeconfig merge step.
 const KubeconfigMergeID = "kubeconfig/merge"
 

@@ -102,3 +102,19 @@ func TestReadsIsADependency(t *testing.T) {
 		}
 	}
 }
+
+func TestSubjectOfID(t *testing.T) {
+	for _, tt := range []struct{ id, scope, name string }{
+		{IstioControlPlaneID("c1"), "cluster", "c1"},
+		{K3sJoinID("h3"), "host", "h3"},
+		{CARootID("mesh1"), "mesh", "mesh1"},
+		{RemoteSecretID("mesh1", "a", "b"), "mesh", "mesh1"},
+		{KubeconfigMergeID, "", ""},
+		{"cluster/", "", ""},
+	} {
+		scope, name, ok := SubjectOfID(tt.id)
+		if scope != tt.scope || name != tt.name || ok != (tt.scope != "") {
+			t.Errorf("%s: %q %q %v, want %q %q", tt.id, scope, name, ok, tt.scope, tt.name)
+		}
+	}
+}

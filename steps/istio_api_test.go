@@ -590,7 +590,7 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		left.Meshes = []plans.Mesh{r.plan.Meshes[0]}
 		left.Meshes[0].Clusters = []string{"cluster1"}
 		id := plans.RemoteSecretID("mesh1", "cluster1", "cluster2")
-		remover := Retirement(&left)(id, engine.StepRecord{Kind: plans.KindIstioRemoteSecret})
+		remover := Retirement(&left, RemovalOptions{})(id, engine.StepRecord{Kind: plans.KindIstioRemoteSecret})
 		if remover == nil {
 			t.Fatal("no remover for a pair that left")
 		}

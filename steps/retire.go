@@ -1,107 +1,82 @@
 package steps
 
 import (
-	"context"
-	"fmt"
-
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
-	"mcplan.io/mcplan/steps/istiorender"
-	"mcplan.io/mcplan/steps/kube"
 )
 
-// Retirement says how to undo steps that left the plan (engine.Options.
-// Retire). Only remote secrets are removed: a cluster that left a mesh (or
-// a mesh that went) must not stay readable by the clusters that remain,
-// and a cluster that left must not keep reading the ones that remain.
-// Everything else is only forgotten.
-func Retirement(p *plans.Plan) func(id string, rec engine.StepRecord) engine.Remover {
-	// The source->target pairs the plan still has: a secret that moved to
+// RemovalOptions say how steps that leave are removed.
+type RemovalOptions struct {
+	// Destroying are the IDs of the plan's steps being destroyed (mcplan
+	// destroy); they count as gone from the plan.
+	Destroying []string
+	// PurgeCA deletes a mesh's root CA instead of moving it to
+	// .mcplan/removed/<time>/.
+	PurgeCA bool
+}
+
+// Retirement says how to undo a step that left the plan or is destroyed
+// (engine.Options.Retire): what each kind made and recorded, and nothing
+// else. Kubernetes objects go by the step's inventory and only when
+// mcplan's field manager wrote them; a namespace only when it holds
+// nothing a user made; files of the state directory by their recorded
+// paths; a mesh root is moved aside, never deleted unless PurgeCA. A
+// cluster is reached through the admin kubeconfig kubeconfig/fetch
+// keeps, so a cluster that left the plan is still reached until its own
+// kubeconfig/fetch is removed, last. Host steps (k3s) are only forgotten
+// by this version: their removal (drain, uninstall) is not built yet.
+func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.StepRecord) engine.Remover {
+	destroying := map[string]bool{}
+	for _, id := range opts.Destroying {
+		destroying[id] = true
+	}
+	// The source->target pairs the plan keeps: a secret that moved to
 	// another mesh (another step ID) is the same Secret and must stay.
 	kept := map[string]bool{}
 	for _, spec := range plans.Steps(p) {
-		if spec.Kind == plans.KindIstioRemoteSecret {
+		if spec.Kind == plans.KindIstioRemoteSecret && !destroying[spec.ID] {
 			kept[spec.Source+"->"+spec.Target] = true
 		}
 	}
 	return func(id string, rec engine.StepRecord) engine.Remover {
-		if rec.Kind != plans.KindIstioRemoteSecret {
-			return nil
+		_, subject, _ := plans.SubjectOfID(id)
+		switch rec.Kind {
+		case plans.KindIstioRemoteSecret:
+			return remoteSecretRemover(p, id, kept)
+		case plans.KindIstioControlPlane:
+			return inventoryRemoval{cluster: subject, set: "controlplane"}
+		case plans.KindIstioEastWest:
+			return inventoryRemoval{cluster: subject, set: "eastwest"}
+		case plans.KindIstioExpose:
+			return inventoryRemoval{cluster: subject, set: "expose"}
+		case plans.KindIstioCACerts:
+			return cacertsRemoval{cluster: subject}
+		case plans.KindIstioNamespace:
+			return namespaceRemoval{cluster: subject}
+		case plans.KindVerifySample:
+			return sampleRemoval{mesh: subject}
+		case plans.KindKubeconfigFetch:
+			return kubeconfigRemoval{cluster: subject, merged: p.KubeconfigPath()}
+		case plans.KindCAIntermediate:
+			return caIntermediateRemoval{cluster: subject}
+		case plans.KindCARoot:
+			return caRootRemoval{mesh: subject, purge: opts.PurgeCA}
 		}
-		_, source, target, ok := plans.ParseRemoteSecretID(id)
-		if !ok || kept[source+"->"+target] {
-			return nil // the pair is still wanted
-		}
-		r := remoteSecretRemoval{source: source, target: target,
-			deleteSecret: p.Cluster(target) != nil, revokeToken: p.Cluster(source) != nil}
-		if !r.deleteSecret && !r.revokeToken {
-			return nil // both clusters left the plan
-		}
-		return r
-	}
-}
-
-// remoteSecretRemoval undoes a pair: it deletes istio-remote-secret-<source>
-// from the target cluster, so its istiod stops watching the source, and
-// the target's reader token Secret in the source, which revokes the token
-// (a copy of the remote secret kept elsewhere no longer authenticates).
-// A cluster that left the plan is not contacted.
-type remoteSecretRemoval struct {
-	source, target            string
-	deleteSecret, revokeToken bool
-}
-
-func (r remoteSecretRemoval) Remove(ctx context.Context, env *engine.Env) error {
-	if r.deleteSecret {
-		b, err := reachableClient(ctx, env, r.target)
-		if err != nil {
-			return fmt.Errorf("cluster %s: %w", r.target, err)
-		}
-		ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: istiorender.RemoteSecretName(r.source)}
-		deleted, err := b.Delete(ctx, ref)
-		if err != nil {
-			return fmt.Errorf("cluster %s: %w", r.target, err)
-		}
-		if deleted {
-			env.Logf("deleted %s in %s: its istiod no longer reads %s", ref, r.target, r.source)
-		}
-	}
-	if r.revokeToken {
-		if err := r.revoke(ctx, env); err != nil {
-			return fmt.Errorf("cluster %s: %w", r.source, err)
-		}
-	}
-	return nil
-}
-
-// revoke deletes the target's reader token Secret in the source, when
-// mcplan made it.
-func (r remoteSecretRemoval) revoke(ctx context.Context, env *engine.Env) error {
-	a, err := reachableClient(ctx, env, r.source)
-	if err != nil {
-		return err
-	}
-	name := istiorender.ReaderTokenSecretFor(r.target)
-	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
-	switch {
-	case apierrors.IsNotFound(err):
-		return nil
-	case err != nil:
-		return err
-	case !kube.ManagedByMcplan(sec):
-		env.Logf("left Secret %s/%s in %s: mcplan did not make it", istiorender.Namespace, name, r.source)
 		return nil
 	}
-	ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: name}
-	deleted, err := a.Delete(ctx, ref)
-	if err != nil {
-		return err
+}
+
+// remoteSecretRemover undoes a source->target pair the plan no longer
+// has; a cluster that is not in the plan at all is not contacted.
+func remoteSecretRemover(p *plans.Plan, id string, kept map[string]bool) engine.Remover {
+	_, source, target, ok := plans.ParseRemoteSecretID(id)
+	if !ok || kept[source+"->"+target] {
+		return nil // the pair is still wanted
 	}
-	if deleted {
-		env.Logf("deleted %s in %s: the token %s read it with is revoked", ref, r.source, r.target)
+	r := remoteSecretRemoval{source: source, target: target,
+		deleteSecret: p.Cluster(target) != nil, revokeToken: p.Cluster(source) != nil}
+	if !r.deleteSecret && !r.revokeToken {
+		return nil // both clusters left the plan
 	}
-	return nil
+	return r
 }

@@ -10,6 +10,10 @@ import (
 	"mcplan.io/mcplan/steps/verify"
 )
 
+// VerifyOutputClusters is the output of verify/sample naming, comma
+// separated, the clusters the sample was deployed in: its removal's list.
+const VerifyOutputClusters = "clusters"
+
 // VerifySample is the verify/sample step of a mesh, a thin adapter of
 // package verify: Check runs the control-plane checks (verify's
 // ControlPlane, read-only: plan runs it). Apply runs them and fails with
@@ -62,5 +66,6 @@ func (s *VerifySample) Apply(ctx context.Context, env *engine.Env) error {
 		checks += len(xfs)
 	}
 	env.SetOutput("checks", fmt.Sprint(checks))
+	env.SetOutput(VerifyOutputClusters, strings.Join(s.Clusters(), ","))
 	return nil
 }

@@ -38,7 +38,7 @@ case the plan file and the state alone decide.`,
 			defer pr.close()
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(),
-				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan),
+				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{}),
 			})
 			if flags.output == "json" {
 				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {

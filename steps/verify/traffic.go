@@ -238,6 +238,16 @@ func dedupe(in []string) []string {
 }
 
 // sampleObjects are the sample's objects for the ith cluster of the mesh.
+// SampleRefs are the objects of the sample in the ith cluster of a mesh,
+// as DeploySample applies them.
+func SampleRefs(i int) []kube.Ref {
+	var refs []kube.Ref
+	for _, o := range sampleObjects(i) {
+		refs = append(refs, kube.RefOf(o))
+	}
+	return refs
+}
+
 func sampleObjects(i int) []*unstructured.Unstructured {
 	v := SampleVersion(i)
 	image := fmt.Sprintf(helloworldImage, v)

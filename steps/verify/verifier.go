@@ -39,5 +39,8 @@ func New(p *plans.Plan, mesh plans.Mesh) *Verifier {
 // Topology is the shape the verifier expects of its mesh.
 func (s *Verifier) Topology() Topology { return s.topo }
 
+// Clusters are the mesh's clusters, in the plan's order.
+func (s *Verifier) Clusters() []string { return s.mesh.Clusters }
+
 // Mesh is the name of the step's mesh.
 func (s *Verifier) Mesh() string { return s.mesh.Name }

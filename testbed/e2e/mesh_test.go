@@ -294,7 +294,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
 		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
-		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "what it made is removed") {
+		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "removes Secret istio-system/istio-remote-secret-cluster2 in cluster1") {
 			t.Errorf("plan does not announce the removal:\n%s", out)
 		}
 		r := w.apply(ctx)
@@ -381,7 +381,8 @@ meshes:
 	})
 
 	t.Run("three clusters, two networks", func(t *testing.T) {
-		// The same hosts: the plan drops mesh1 (its records are forgotten)
+		// The same hosts: the plan drops mesh1 (its root CA moves to
+		// .mcplan/removed, its sample is removed)
 		// and makes mesh3 over three clusters.
 		write(cluster(1, "network1")+cluster(2, "network1")+cluster(3, "network2"), `  - name: mesh3
     clusters: [cluster1, cluster2, cluster3]

@@ -1,0 +1,120 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// Removed is what RemoveInventory did.
+type Removed struct {
+	// Deleted are the objects deleted.
+	Deleted []Ref
+	// Kept are the objects left in place, each with why.
+	Kept []string
+}
+
+// String is "deleted 12, kept 1 (why)".
+func (r Removed) String() string {
+	s := fmt.Sprintf("deleted %d", len(r.Deleted))
+	if len(r.Kept) > 0 {
+		s += fmt.Sprintf(", kept %d (%s)", len(r.Kept), strings.Join(r.Kept, "; "))
+	}
+	return s
+}
+
+// RemoveInventory deletes what an inventory lists, in the reverse of apply
+// order (webhooks first, CRDs last), then the inventory file. Only what
+// mcplan made goes: an object mcplan's field manager never wrote is kept;
+// a Namespace is kept (Namespace removal is its own decision, see
+// NamespaceHoldsOnly); a CRD is kept while any custom resource of it
+// exists, since deleting it would delete those. Nothing left succeeds.
+func (c *Client) RemoveInventory(ctx context.Context, inv *Inventory) (Removed, error) {
+	var out Removed
+	refs, err := inv.Load()
+	if err != nil {
+		return out, err
+	}
+	slices.SortStableFunc(refs, func(a, b Ref) int { return kindOrder(b.Kind) - kindOrder(a.Kind) })
+	for _, ref := range refs {
+		kept, err := c.removeOne(ctx, ref)
+		if err != nil {
+			return out, err
+		}
+		if kept != "" {
+			out.Kept = append(out.Kept, ref.String()+": "+kept)
+			continue
+		}
+		out.Deleted = append(out.Deleted, ref)
+	}
+	if err := os.Remove(inv.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return out, fmt.Errorf("inventory: %w", err)
+	}
+	return out, nil
+}
+
+// removeOne deletes one object of an inventory, or says why it stays.
+func (c *Client) removeOne(ctx context.Context, ref Ref) (kept string, err error) {
+	if ref.Kind == "Namespace" {
+		return "a namespace is removed only when it holds nothing else", nil
+	}
+	o, err := c.Get(ctx, ref)
+	if errors.Is(err, errNoKind) {
+		return "", nil // its kind is gone, so is the object
+	}
+	if err != nil || o == nil {
+		return "", err
+	}
+	if !ManagedByMcplan(o) {
+		return "mcplan did not make it", nil
+	}
+	if ref.Kind == "CustomResourceDefinition" {
+		n, err := c.customResources(ctx, o.GetName())
+		if err != nil {
+			return "", err
+		}
+		if n > 0 {
+			return "custom resources of it exist", nil
+		}
+	}
+	if _, err := c.Delete(ctx, ref); err != nil {
+		return "", err
+	}
+	return "", nil
+}
+
+// customResources says whether any object of a CRD exists (0 or 1: it
+// stops at the first).
+func (c *Client) customResources(ctx context.Context, crd string) (int, error) {
+	def, err := c.Get(ctx, Ref{Group: "apiextensions.k8s.io", Version: "v1", Kind: "CustomResourceDefinition", Name: crd})
+	if err != nil || def == nil {
+		return 0, err
+	}
+	group, _, _ := unstructured.NestedString(def.Object, "spec", "group")
+	plural, _, _ := unstructured.NestedString(def.Object, "spec", "names", "plural")
+	versions, _, _ := unstructured.NestedSlice(def.Object, "spec", "versions")
+	for _, v := range versions {
+		vm, _ := v.(map[string]any)
+		if served, _ := vm["served"].(bool); !served {
+			continue
+		}
+		name, _ := vm["name"].(string)
+		list, err := c.Dynamic.Resource(schema.GroupVersionResource{Group: group, Version: name, Resource: plural}).List(ctx, metav1.ListOptions{Limit: 1})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return 0, fmt.Errorf("list %s: %w", crd, err)
+		}
+		return len(list.Items), nil
+	}
+	return 0, nil
+}
