@@ -231,3 +231,27 @@ func (g *Graph) filterOrder(keep map[string]bool) []string {
 	}
 	return out
 }
+
+// WithDependents returns the graph of the given nodes and everything that
+// depends on them, transitively: what destroying them takes down. Edges
+// to nodes outside it are dropped.
+func (g *Graph) WithDependents(ids []string) *Graph {
+	keep := map[string]bool{}
+	for _, id := range ids {
+		if g.nodes[id] == nil {
+			continue
+		}
+		keep[id] = true
+		for _, d := range g.Dependents(id) {
+			keep[d] = true
+		}
+	}
+	sub := NewGraph()
+	for _, id := range g.filterOrder(keep) {
+		n := *g.nodes[id]
+		n.DependsOn = slices.DeleteFunc(slices.Clone(n.DependsOn), func(d string) bool { return !keep[d] })
+		sub.nodes[id] = &n
+		sub.order = append(sub.order, id)
+	}
+	return sub
+}

@@ -127,3 +127,22 @@ func TestMatchTargets(t *testing.T) {
 		})
 	}
 }
+
+func TestWithDependents(t *testing.T) {
+	g := NewGraph()
+	for _, n := range []Node{{ID: "a"}, {ID: "b", DependsOn: []string{"a"}}, {ID: "c", DependsOn: []string{"b"}}, {ID: "d"}} {
+		if err := g.Add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub := g.WithDependents([]string{"b"})
+	if ids := sub.IDs(); !slices.Equal(ids, []string{"b", "c"}) {
+		t.Errorf("ids %v, want [b c]", ids)
+	}
+	if deps := sub.Node("b").DependsOn; len(deps) != 0 {
+		t.Errorf("b keeps an edge out of the subgraph: %v", deps)
+	}
+	if err := sub.Validate(); err != nil {
+		t.Error(err)
+	}
+}

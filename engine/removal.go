@@ -11,8 +11,9 @@ import (
 )
 
 // Describer is a Remover that can say, before it runs and without
-// reading the live system, what it will delete; plan shows it under the
-// step's "-" line. env.Previous holds the step's recorded outputs.
+// reading the live system, what it will do, as a phrase starting with a
+// verb ("deletes Secret istio-system/cacerts in cluster1"); plan shows it
+// on the step's "-" line. env.Previous holds the step's recorded outputs.
 type Describer interface {
 	Describe(env *Env) string
 }
@@ -23,8 +24,8 @@ type Describer interface {
 type RemovalResult struct {
 	ID   string
 	Kind string
-	// Removes says what the Remover deletes; "" when there is no Remover
-	// (the record is only forgotten).
+	// Removes says what the Remover does ("deletes ..."); "" when there
+	// is no Remover (the record is only forgotten) or it does not say.
 	Removes string
 	// HasRemover is true when what the step made is undone.
 	HasRemover bool

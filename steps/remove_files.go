@@ -26,7 +26,7 @@ type kubeconfigRemoval struct {
 
 func (r kubeconfigRemoval) Describe(env *engine.Env) string {
 	context, _ := env.Previous("context")
-	return fmt.Sprintf("its admin kubeconfig and context %s in %s", context, r.merged)
+	return fmt.Sprintf("deletes its admin kubeconfig and context %s in %s", context, r.merged)
 }
 
 func (r kubeconfigRemoval) Remove(_ context.Context, env *engine.Env) error {
@@ -81,7 +81,7 @@ func (r caIntermediateRemoval) dir(env *engine.Env) string {
 }
 
 func (r caIntermediateRemoval) Describe(env *engine.Env) string {
-	return "its intermediate CA " + r.dir(env)
+	return "deletes its intermediate CA " + r.dir(env)
 }
 
 func (r caIntermediateRemoval) Remove(_ context.Context, env *engine.Env) error {
@@ -109,9 +109,9 @@ type caRootRemoval struct {
 
 func (r caRootRemoval) Describe(env *engine.Env) string {
 	if r.purge {
-		return "the mesh's root CA (--purge-ca)"
+		return "deletes the mesh's root CA (--purge-ca)"
 	}
-	return "nothing: the mesh's root CA moves to " + filepath.Join(env.Dir, "removed", "<time>")
+	return "moves the mesh's root CA to " + filepath.Join(env.Dir, "removed", "<time>") + " (never deleted without --purge-ca)"
 }
 
 func (r caRootRemoval) Remove(_ context.Context, env *engine.Env) error {

@@ -26,9 +26,9 @@ func (r inventoryRemoval) inventory(env *engine.Env) *kube.Inventory {
 func (r inventoryRemoval) Describe(env *engine.Env) string {
 	refs, err := r.inventory(env).Load()
 	if err != nil {
-		return "the objects of its inventory in " + r.cluster
+		return "deletes the objects of its inventory in " + r.cluster
 	}
-	return fmt.Sprintf("the %d objects of its inventory in %s (those mcplan made; a CRD only without custom resources)", len(refs), r.cluster)
+	return fmt.Sprintf("deletes the %d objects of its inventory in %s (those mcplan made; a CRD only without custom resources)", len(refs), r.cluster)
 }
 
 func (r inventoryRemoval) Remove(ctx context.Context, env *engine.Env) error {
@@ -50,7 +50,7 @@ type cacertsRemoval struct {
 }
 
 func (r cacertsRemoval) Describe(*engine.Env) string {
-	return "Secret " + istiorender.Namespace + "/" + istiorender.CACertsSecret + " in " + r.cluster
+	return "deletes Secret " + istiorender.Namespace + "/" + istiorender.CACertsSecret + " in " + r.cluster
 }
 
 func (r cacertsRemoval) Remove(ctx context.Context, env *engine.Env) error {
@@ -117,7 +117,7 @@ type namespaceRemoval struct {
 }
 
 func (r namespaceRemoval) Describe(*engine.Env) string {
-	return "namespace " + istiorender.Namespace + " in " + r.cluster + " unless it holds what mcplan did not make"
+	return "deletes namespace " + istiorender.Namespace + " in " + r.cluster + " unless it holds what mcplan did not make"
 }
 
 func (r namespaceRemoval) Remove(ctx context.Context, env *engine.Env) error {
@@ -144,7 +144,7 @@ func (r sampleRemoval) clusters(env *engine.Env) []string {
 }
 
 func (r sampleRemoval) Describe(env *engine.Env) string {
-	return "the " + verify.SampleService + " sample in " + strings.Join(r.clusters(env), ", ")
+	return "deletes the " + verify.SampleService + " sample in " + strings.Join(r.clusters(env), ", ")
 }
 
 func (r sampleRemoval) Remove(ctx context.Context, env *engine.Env) error {

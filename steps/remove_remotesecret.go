@@ -32,7 +32,7 @@ func (r remoteSecretRemoval) Describe(*engine.Env) string {
 	if r.revokeToken {
 		what = append(what, r.target+"'s reader token in "+r.source)
 	}
-	return strings.Join(what, " and ")
+	return "deletes " + strings.Join(what, " and ")
 }
 
 func (r remoteSecretRemoval) Remove(ctx context.Context, env *engine.Env) error {

@@ -82,13 +82,18 @@ func (c *cli) writeApplySummary(rep *engine.Report, statePath string) {
 	fmt.Fprintf(c.stdout, "Apply failed: %d created, %d updated, %d unchanged, %d failed, %d not run. State: %s\n",
 		created, updated, counts[engine.EventUnchanged], counts[engine.EventFailed],
 		counts[engine.EventBlocked]+counts[engine.EventCancelled], statePath)
+	c.writeErrors(rep.Err)
+}
+
+// writeErrors lists a run's errors, one per failed step.
+func (c *cli) writeErrors(err error) {
 	var merr *multierror.Error
-	if errors.As(rep.Err, &merr) {
+	if errors.As(err, &merr) {
 		fmt.Fprintf(c.stderr, "\n%d error(s):\n", len(merr.Errors))
 		for _, e := range merr.Errors {
 			fmt.Fprintf(c.stderr, "  - %s\n", strings.ReplaceAll(e.Error(), "\n", "\n    "))
 		}
 		return
 	}
-	fmt.Fprintf(c.stderr, "Error: %v\n", rep.Err)
+	fmt.Fprintf(c.stderr, "Error: %v\n", err)
 }

@@ -56,6 +56,7 @@ func run(args []string) int {
 	if term.IsTerminal(int(os.Stdout.Fd())) {
 		c.terminal = os.Stdout
 	}
+	c.stdin, c.stdinTerminal = os.Stdin, term.IsTerminal(int(os.Stdin.Fd()))
 	return c.execute(ctx, args)
 }
 

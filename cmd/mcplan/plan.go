@@ -13,7 +13,7 @@ import (
 
 func (c *cli) planCommand() *cobra.Command {
 	var flags runFlags
-	var offline, detailed, full bool
+	var offline, detailed, full, destroy bool
 	cmd := &cobra.Command{
 		Use:   "plan PLAN",
 		Short: "Show what apply would change, changing nothing",
@@ -31,21 +31,34 @@ case the plan file and the state alone decide.`,
 			if !offline {
 				lockFor = "mcplan plan " + args[0]
 			}
+			// With --destroy, --target picks what goes with its dependents,
+			// not with its dependencies.
+			var targets []string
+			if destroy {
+				targets, flags.targets = flags.targets, nil
+			}
 			pr, err := c.prepare(args[0], flags, lockFor)
 			if err != nil {
 				return err
 			}
 			defer pr.close()
-			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
-				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(),
-				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{}),
+			graph, removal := pr.graph, steps.RemovalOptions{}
+			if destroy {
+				if graph, err = c.destroyGraph(pr.graph, targets); err != nil {
+					return err
+				}
+				removal.Destroying = graph.IDs()
+			}
+			rep := engine.Run(cmd.Context(), graph, engine.Options{
+				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,
+				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole && len(targets) == 0, Retire: steps.Retirement(pr.plan, removal),
 			})
 			if flags.output == "json" {
 				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
 					return err
 				}
 			} else {
-				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole, Full: full})
+				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole || len(targets) > 0, Full: full, Destroy: destroy})
 			}
 			if rep.Err != nil {
 				return fmt.Errorf("plan: %w", rep.Err)
@@ -58,6 +71,7 @@ case the plan file and the state alone decide.`,
 	}
 	cmd.Flags().BoolVar(&offline, "offline", false, "decide from the plan and state alone; contact no host or cluster")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	cmd.Flags().BoolVar(&destroy, "destroy", false, "show what mcplan destroy would remove")
 	cmd.Flags().BoolVar(&full, "full", false, "show every changed field of every object (Istio's objects are summarised otherwise)")
 	addRunFlags(cmd, &flags)
 	return cmd

@@ -17,6 +17,10 @@ type cli struct {
 	stderr   io.Writer
 	terminal *os.File
 	drain    <-chan struct{}
+	// stdin is where destroy reads its confirmation; stdinTerminal says
+	// whether it is a terminal.
+	stdin         io.Reader
+	stdinTerminal bool
 }
 
 // onTerminal says whether standard output is a terminal.
@@ -46,6 +50,7 @@ to resume).`,
 		c.graphCommand(),
 		c.planCommand(),
 		c.applyCommand(),
+		c.destroyCommand(),
 		c.verifyCommand(),
 		c.stateCommand(),
 		c.kubeconfigCommand(),

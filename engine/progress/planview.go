@@ -108,7 +108,7 @@ func removalLine(r engine.RemovalResult, destroy bool) string {
 	case !r.HasRemover:
 		return why + ": its record leaves the state (nothing on the hosts is removed)"
 	case r.Removes != "":
-		return why + ": removes " + r.Removes + ", then its record"
+		return why + ": " + r.Removes + ", then drops its record"
 	default:
 		return why + ": what it made is removed, then its record"
 	}

@@ -95,7 +95,7 @@ func TestWritePlan(t *testing.T) {
 			{ID: "host/vm2/facts", Kind: "host/facts", Outcome: engine.EventFailed, Err: errors.New("ssh: connection refused")},
 		},
 		Removals: []engine.RemovalResult{
-			{ID: "cluster/old/istio/controlplane", Kind: "istio/controlplane", HasRemover: true, Removes: "the 14 objects of its inventory", Outcome: engine.EventPlanned},
+			{ID: "cluster/old/istio/controlplane", Kind: "istio/controlplane", HasRemover: true, Removes: "deletes the 14 objects of its inventory", Outcome: engine.EventPlanned},
 			{ID: "mesh/old/ca/root", Kind: "ca/root", Outcome: engine.EventPlanned},
 		},
 		Forgotten: []string{"cluster/old/istio/controlplane", "mesh/old/ca/root"},

@@ -294,7 +294,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "clusters: [cluster1, cluster2]", "clusters: [cluster1]", 1)})
 		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
-		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "removes Secret istio-system/istio-remote-secret-cluster2 in cluster1") {
+		if !strings.Contains(string(out), "- mesh/mesh1/remotesecret/cluster2->cluster1") || !strings.Contains(string(out), "deletes Secret istio-system/istio-remote-secret-cluster2 in cluster1") {
 			t.Errorf("plan does not announce the removal:\n%s", out)
 		}
 		r := w.apply(ctx)

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/steps"
+)
+
+func (c *cli) destroyCommand() *cobra.Command {
+	var flags runFlags
+	var autoApprove, purgeCA bool
+	cmd := &cobra.Command{
+		Use:   "destroy PLAN",
+		Short: "Remove what the plan made (or the targeted steps and what depends on them)",
+		Long: `Undo every step of the plan that an apply recorded, in reverse dependency
+order (what depends on a thing goes first), in parallel where independent,
+then drop its record: Istio's objects by each step's inventory (only what
+mcplan made; a CRD only without custom resources), namespaces only when
+nothing anyone else made is in them, remote secrets and reader tokens,
+kubeconfig entries, intermediate CA files. A mesh's root CA is moved to
+.mcplan/removed/<time>/ unless --purge-ca. This version does not yet
+uninstall k3s from the hosts: their records are only forgotten.
+
+mcplan plan --destroy shows the same without changing anything. On a
+terminal, destroy asks for the plan's name (metadata.name); elsewhere it
+needs --auto-approve. Interrupted, it leaves each removal recorded: destroy
+again resumes.`,
+		Example: `  mcplan plan --destroy plan.yaml
+  mcplan destroy plan.yaml
+  mcplan destroy --auto-approve --target 'cluster/cluster3/*' plan.yaml`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if !autoApprove && !c.canConfirm() {
+				return errors.New("destroy: not on a terminal, so it cannot ask: pass --auto-approve to destroy without asking")
+			}
+			targets := flags.targets
+			flags.targets = nil
+			pr, err := c.prepare(args[0], flags, "mcplan destroy "+args[0])
+			if err != nil {
+				return err
+			}
+			defer pr.close()
+			graph, err := c.destroyGraph(pr.graph, targets)
+			if err != nil {
+				return err
+			}
+			whole := len(targets) == 0
+			opts := engine.Options{
+				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
+				Drain: c.drain, Forget: whole,
+				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA}),
+			}
+			if !autoApprove {
+				dry := opts
+				dry.DryRun = true
+				progress.WritePlan(c.stdout, engine.Run(cmd.Context(), graph, dry), progress.PlanView{Offline: true, Targeted: !whole, Destroy: true})
+				if ok, err := c.confirm(pr.plan.Metadata.Name); err != nil || !ok {
+					return &exitCodeError{code: exitError, msg: "Destroy cancelled: nothing was changed."}
+				}
+			}
+			sink, stop := c.progressSink(cmd.Context(), flags.output, len(pr.store.IDs()))
+			opts.Sink = sink
+			rep := engine.Run(cmd.Context(), graph, opts)
+			stop()
+			if flags.output == "json" {
+				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
+					return err
+				}
+			} else {
+				c.writeDestroySummary(rep, pr.store.Path())
+			}
+			switch {
+			case rep.Err == nil:
+				return nil
+			case errors.Is(rep.Err, engine.ErrInterrupted):
+				return &exitCodeError{code: exitInterrupted, msg: "Destroy interrupted; state saved. Run destroy again to resume."}
+			default:
+				return &exitCodeError{code: exitError}
+			}
+		},
+	}
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking (required off a terminal)")
+	cmd.Flags().BoolVar(&purgeCA, "purge-ca", false, "delete the meshes' root CAs instead of moving them to .mcplan/removed/")
+	addRunFlags(cmd, &flags)
+	return cmd
+}
+
+// destroyGraph is what destroy removes: the whole plan, or the targeted
+// steps and everything that depends on them.
+func (c *cli) destroyGraph(g *engine.Graph, targets []string) (*engine.Graph, error) {
+	if len(targets) == 0 {
+		return g, nil
+	}
+	ids, err := g.MatchTargets(targets)
+	if err != nil {
+		return nil, err
+	}
+	return g.WithDependents(ids), nil
+}
+
+// canConfirm says whether destroy can ask: standard input and output are
+// a terminal.
+func (c *cli) canConfirm() bool { return c.onTerminal() && c.stdinTerminal }
+
+// confirm asks for the plan's name and says whether it was typed.
+func (c *cli) confirm(name string) (bool, error) {
+	fmt.Fprintf(c.stdout, "\nThis removes what mcplan made, as listed above. Type the plan's name (%s) to go on: ", name)
+	line, err := bufio.NewReader(c.stdin).ReadString('\n')
+	if err != nil {
+		return false, err
+	}
+	return strings.TrimSpace(line) == name, nil
+}
+
+func (c *cli) writeDestroySummary(rep *engine.Report, statePath string) {
+	counts := map[engine.EventType]int{}
+	for _, r := range rep.Removals {
+		counts[r.Outcome]++
+	}
+	fmt.Fprintln(c.stdout)
+	if rep.Err == nil {
+		fmt.Fprintf(c.stdout, "Destroy complete: %d removed, %d forgotten. State: %s\n",
+			len(rep.Removing), len(rep.Forgotten)-len(rep.Removing), statePath)
+		return
+	}
+	fmt.Fprintf(c.stdout, "Destroy failed: %d done, %d failed, %d not removed. State: %s\n",
+		counts[engine.EventSucceeded], counts[engine.EventFailed], counts[engine.EventBlocked]+counts[engine.EventCancelled], statePath)
+	c.writeErrors(rep.Err)
+}
