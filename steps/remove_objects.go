@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/steps/istiorender"
@@ -106,9 +107,16 @@ func removeNamespace(ctx context.Context, env *engine.Env, c *kube.Client, ns st
 	if _, err := c.Delete(ctx, ref); err != nil {
 		return err
 	}
+	// Gone, not going: the next apply may make it again at once.
+	if err := c.WaitNamespaceGone(ctx, ns, namespaceGoneTimeout); err != nil {
+		return err
+	}
 	env.Logf("deleted namespace %s in %s", ns, c.Name)
 	return nil
 }
+
+// namespaceGoneTimeout bounds the wait for a deleted namespace to go.
+const namespaceGoneTimeout = 3 * time.Minute
 
 // namespaceRemoval removes istio-system from a cluster, when it holds
 // nothing but what mcplan, Kubernetes and istiod made.

@@ -19,6 +19,12 @@ func systemManagers() []string {
 	return []string{FieldManager, "kube-controller-manager", "kube-apiserver", "pilot-discovery"}
 }
 
+// everyNamespace are the objects Kubernetes and istiod put in every
+// namespace, whoever's field manager wrote them.
+func everyNamespace() []string {
+	return []string{"ServiceAccount default", "ConfigMap kube-root-ca.crt", "ConfigMap istio-ca-root-cert"}
+}
+
 // derivedKinds are kinds whose objects Kubernetes makes from others
 // (events, a Service's endpoints, leases).
 func derivedKinds() []string {
@@ -28,7 +34,7 @@ func derivedKinds() []string {
 // ForeignObjects lists the objects in namespace ns that a user (or any
 // tool but mcplan, Kubernetes' controllers and istiod) made: an object
 // with an owner is its owner's, one every field manager of which is in
-// systemManagers is not foreign. A namespace mcplan created may be deleted
+// systemManagers is not foreign, nor are those of everyNamespace. A namespace mcplan created may be deleted
 // only when the list is empty. (nil, nil) when the namespace is gone.
 func (c *Client) ForeignObjects(ctx context.Context, ns string) ([]string, error) {
 	if _, err := c.Typed.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
@@ -58,7 +64,7 @@ func (c *Client) ForeignObjects(ctx context.Context, ns string) ([]string, error
 				return nil, fmt.Errorf("list %s in %s: %w", r.Name, ns, err)
 			}
 			for _, o := range objs.Items {
-				if len(o.GetOwnerReferences()) > 0 || onlySystemManagers(&o) {
+				if len(o.GetOwnerReferences()) > 0 || onlySystemManagers(&o) || slices.Contains(everyNamespace(), r.Kind+" "+o.GetName()) {
 					continue
 				}
 				foreign = append(foreign, r.Kind+" "+ns+"/"+o.GetName())

@@ -268,3 +268,18 @@ func (c *Client) WaitSecretKey(ctx context.Context, namespace, name, key string,
 	})
 	return secret, err
 }
+
+// WaitNamespaceGone waits until a namespace being deleted is gone: its
+// objects deleted and its finalizers done.
+func (c *Client) WaitNamespaceGone(ctx context.Context, name string, timeout time.Duration) error {
+	return poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
+		ns, err := c.Typed.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return true, "", nil
+		}
+		if err != nil {
+			return false, "API: " + err.Error(), nil
+		}
+		return false, fmt.Sprintf("namespace %s is %s", name, ns.Status.Phase), nil
+	})
+}
