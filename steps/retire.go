@@ -13,6 +13,9 @@ type RemovalOptions struct {
 	// PurgeCA deletes a mesh's root CA instead of moving it to
 	// .mcplan/removed/<time>/.
 	PurgeCA bool
+	// Runtime reaches the hosts, for the removal of host steps; nil
+	// leaves them forgotten only.
+	Runtime *Runtime
 }
 
 // Retirement says how to undo a step that left the plan or is destroyed
@@ -23,8 +26,9 @@ type RemovalOptions struct {
 // paths; a mesh root is moved aside, never deleted unless PurgeCA. A
 // cluster is reached through the admin kubeconfig kubeconfig/fetch
 // keeps, so a cluster that left the plan is still reached until its own
-// kubeconfig/fetch is removed, last. Host steps (k3s) are only forgotten
-// by this version: their removal (drain, uninstall) is not built yet.
+// kubeconfig/fetch is removed, last. A k3s step is undone (drain, node
+// deletion, uninstall) while its host is in the plan, as in a destroy; a
+// host that left the plan is only forgotten by this version.
 func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.StepRecord) engine.Remover {
 	destroying := map[string]bool{}
 	for _, id := range opts.Destroying {
@@ -33,7 +37,9 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 	// The source->target pairs the plan keeps: a secret that moved to
 	// another mesh (another step ID) is the same Secret and must stay.
 	kept := map[string]bool{}
+	specs := map[string]plans.StepSpec{}
 	for _, spec := range plans.Steps(p) {
+		specs[spec.ID] = spec
 		if spec.Kind == plans.KindIstioRemoteSecret && !destroying[spec.ID] {
 			kept[spec.Source+"->"+spec.Target] = true
 		}
@@ -61,6 +67,15 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 			return caIntermediateRemoval{cluster: subject}
 		case plans.KindCARoot:
 			return caRootRemoval{mesh: subject, purge: opts.PurgeCA}
+		case plans.KindK3sServer, plans.KindK3sJoin:
+			spec, ok := specs[id]
+			if !ok || opts.Runtime == nil || spec.Kind != rec.Kind {
+				return nil // the host left the plan: not reached by this version
+			}
+			if rec.Kind == plans.KindK3sJoin {
+				return NewK3sJoin(p, spec, opts.Runtime)
+			}
+			return NewK3sServer(p, spec, opts.Runtime)
 		}
 		return nil
 	}

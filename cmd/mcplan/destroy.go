@@ -25,9 +25,10 @@ order (what depends on a thing goes first), in parallel where independent,
 then drop its record: Istio's objects by each step's inventory (only what
 mcplan made; a CRD only without custom resources), namespaces only when
 nothing anyone else made is in them, remote secrets and reader tokens,
-kubeconfig entries, intermediate CA files. A mesh's root CA is moved to
-.mcplan/removed/<time>/ unless --purge-ca. This version does not yet
-uninstall k3s from the hosts: their records are only forgotten.
+kubeconfig entries, intermediate CA files; agents are drained and their
+Nodes deleted, then k3s is uninstalled from every host with the script the
+install wrote. A mesh's root CA is moved to .mcplan/removed/<time>/ unless
+--purge-ca.
 
 mcplan plan --destroy shows the same without changing anything. On a
 terminal, destroy asks for the plan's name (metadata.name); elsewhere it
@@ -56,7 +57,7 @@ again resumes.`,
 			opts := engine.Options{
 				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
 				Drain: c.drain, Forget: whole,
-				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA}),
+				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime}),
 			}
 			if !autoApprove {
 				dry := opts

@@ -47,7 +47,7 @@ case the plan file and the state alone decide.`,
 				if graph, err = c.destroyGraph(pr.graph, targets); err != nil {
 					return err
 				}
-				removal.Destroying = graph.IDs()
+				removal.Destroying, removal.Runtime = graph.IDs(), pr.runtime
 			}
 			rep := engine.Run(cmd.Context(), graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,

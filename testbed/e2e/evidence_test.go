@@ -7,6 +7,9 @@ import (
 	"strings"
 	"testing"
 
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
 	"mcplan.io/mcplan/testbed"
 )
 
@@ -188,5 +191,21 @@ func TestReadCommandsTellReadsFromWrites(t *testing.T) {
 		if read := len(problems) == 0; read != tt.read {
 			t.Errorf("%q: read %v, want %v", tt.command, read, tt.read)
 		}
+	}
+}
+
+// addUserContext adds a context of the user's own (not mcplan's) to a
+// kubeconfig file.
+func (w *world) addUserContext(t *testing.T, path string) {
+	t.Helper()
+	cfg, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Clusters["user-cluster"] = &clientcmdapi.Cluster{Server: "https://127.0.0.1:1"}
+	cfg.AuthInfos["user-user"] = &clientcmdapi.AuthInfo{Token: "not-a-real-token"}
+	cfg.Contexts["user-own"] = &clientcmdapi.Context{Cluster: "user-cluster", AuthInfo: "user-user"}
+	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -18,7 +18,9 @@ import (
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
 
+	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/testbed"
 )
 
@@ -160,6 +162,77 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		}
 		if !strings.Contains(w.ssh(w.bed.Hosts[1], "cat /etc/rancher/k3s/config.yaml"), "node-label: tier=edge") {
 			t.Error("config.yaml of h2 lacks the new arg")
+		}
+	})
+
+	t.Run("destroy leaves bare hosts, then apply builds it again", func(t *testing.T) {
+		plan := filepath.Join(w.dir, "plan.yaml")
+		// Off a terminal, without --auto-approve: refused, nothing changes.
+		snaps, marks := w.hostSnapshots(), w.sshLogMarks()
+		out, err := exec.CommandContext(ctx, w.mcplan, "destroy", plan).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 1 || !strings.Contains(string(out), "--auto-approve") {
+			t.Fatalf("destroy without --auto-approve: %v\n%s", err, out)
+		}
+		if cmds := w.sshCommandsSince(marks); len(cmds) != 0 {
+			t.Errorf("a refused destroy reached the hosts: %v", cmds)
+		}
+		checkSnapshotsEqual(t, "a refused destroy", snaps, w.hostSnapshots())
+		// An entry of the user's own in the merged kubeconfig stays.
+		merged := filepath.Join(w.dir, "kubeconfig")
+		w.addUserContext(t, merged)
+		out, err = exec.CommandContext(ctx, w.mcplan, "plan", "--destroy", "--detailed-exitcode", plan).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(out), "- host/h3/k3s/join") ||
+			!strings.Contains(string(out), "drains and deletes node h3") {
+			t.Fatalf("plan --destroy: %v\n%s", err, out)
+		}
+		marks = w.sshLogMarks()
+		start := time.Now()
+		out, err = exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve", plan).CombinedOutput()
+		if err != nil {
+			t.Fatalf("destroy: %v\n%s", err, out)
+		}
+		t.Logf("destroy took %s", time.Since(start).Round(time.Millisecond))
+		cmds := w.sshCommandsSince(marks)
+		for _, h := range w.bed.Hosts {
+			script := "/usr/local/bin/k3s-uninstall.sh"
+			if h.Name == "h3" {
+				script = "/usr/local/bin/k3s-agent-uninstall.sh"
+			}
+			if !slices.ContainsFunc(cmds[h.Name], func(c string) bool { return strings.Contains(c, script) }) {
+				t.Errorf("%s: the host's log shows no run of %s", h.Name, script)
+			}
+			if left := w.ssh(h, "for p in /usr/local/bin/k3s /etc/systemd/system/k3s.service /etc/systemd/system/k3s-agent.service /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/kubelet; do [ -e $p ] && echo $p; done; true"); strings.TrimSpace(left) != "" {
+				t.Errorf("%s is not bare after destroy: %s", h.Name, left)
+			}
+			for _, state := range strings.Fields(w.ssh(h, "systemctl is-active k3s k3s-agent 2>/dev/null; true")) {
+				if state == "active" {
+					t.Errorf("%s: a k3s service is still active after destroy", h.Name)
+				}
+			}
+		}
+		cfg, err := clientcmd.LoadFromFile(merged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := cfg.Contexts["user-own"]; !ok {
+			t.Error("destroy removed the user's own context from the merged kubeconfig")
+		}
+		for _, c := range []string{"context-cluster1", "context-cluster2"} {
+			if _, ok := cfg.Contexts[c]; ok {
+				t.Errorf("merged kubeconfig still has %s", c)
+			}
+		}
+		store, err := engine.OpenStore(filepath.Join(w.dir, ".mcplan"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ids := store.IDs(); len(ids) != 0 {
+			t.Errorf("state holds %v after destroy", ids)
+		}
+		// From bare hosts, apply builds it all again.
+		w.mustApply(t, ctx, "apply after destroy")
+		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
+			t.Errorf("cluster2 Ready nodes after destroy and apply: %v", got)
 		}
 	})
 

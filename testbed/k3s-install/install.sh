@@ -125,7 +125,7 @@ set -x
 $BIN_DIR/k3s-killall.sh
 systemctl disable $name || true
 rm -f $unit $envfile $BIN_DIR/kubectl $BIN_DIR/crictl $BIN_DIR/ctr $BIN_DIR/k3s-killall.sh
-rm -rf /etc/rancher/k3s /var/lib/rancher/k3s
+rm -rf /etc/rancher/k3s /run/k3s /var/lib/rancher/k3s /var/lib/kubelet
 systemctl daemon-reload
 rm -f $BIN_DIR/k3s $BIN_DIR/$name-uninstall.sh
 UNINSTALL

@@ -1,0 +1,126 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/kubectl/pkg/drain"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/steps/remote"
+)
+
+// k3sDrainTimeout bounds the drain of a node that leaves its cluster.
+const k3sDrainTimeout = 5 * time.Minute
+
+// k3sLeftovers are the paths upstream's uninstall scripts remove: after an
+// uninstall none may be left.
+func k3sLeftovers() []string {
+	return []string{k3sBinaryPath, "/etc/systemd/system/k3s.service", "/etc/systemd/system/k3s-agent.service",
+		"/etc/rancher/k3s", "/var/lib/rancher/k3s", "/var/lib/kubelet"}
+}
+
+// uninstallScript is the script the install wrote for this role.
+func (s *K3sNode) uninstallScript() string {
+	if s.agent {
+		return "/usr/local/bin/k3s-agent-uninstall.sh"
+	}
+	return "/usr/local/bin/k3s-uninstall.sh"
+}
+
+// Describe says what Remove does.
+func (s *K3sNode) Describe(*engine.Env) string {
+	if s.agent {
+		return fmt.Sprintf("drains and deletes node %s, then runs %s on it", s.host.Name, s.uninstallScript())
+	}
+	return fmt.Sprintf("runs %s on %s", s.uninstallScript(), s.host.Name)
+}
+
+// Remove takes the host out of k3s: an agent is drained first (kubectl's
+// drain: cordon, evictions that respect PodDisruptionBudgets, at most
+// k3sDrainTimeout) and its Node deleted through the cluster's API; then the
+// uninstall script the install wrote runs (a host without it has nothing
+// to uninstall), and what upstream's uninstall removes is checked to be
+// gone. A server goes after every agent of its cluster (they depend on it).
+func (s *K3sNode) Remove(ctx context.Context, env *engine.Env) error {
+	c, err := s.rt.Host(ctx, s.host.Name, env.Logf)
+	if err != nil {
+		return err
+	}
+	if s.agent {
+		if err := s.drainAndDelete(ctx, env); err != nil {
+			return err
+		}
+	}
+	q := remote.ShellQuote(s.uninstallScript())
+	if _, err := c.Run(ctx, "if [ -x "+q+" ]; then "+q+"; fi", remoteOptions(env)); err != nil {
+		return fmt.Errorf("uninstall: %w", err)
+	}
+	quoted := make([]string, len(k3sLeftovers()))
+	for i, p := range k3sLeftovers() {
+		quoted[i] = remote.ShellQuote(p)
+	}
+	res, err := c.Run(ctx, "for p in "+strings.Join(quoted, " ")+`; do [ -e "$p" ] && echo "$p"; done; true`, remote.RunOptions{})
+	if err != nil {
+		return fmt.Errorf("check the uninstall: %w", err)
+	}
+	if left := strings.Fields(res.Stdout); len(left) > 0 {
+		return fmt.Errorf("%s left %s behind", s.uninstallScript(), strings.Join(left, ", "))
+	}
+	env.Logf("k3s %s uninstalled from %s", s.role(), s.host.Name)
+	return nil
+}
+
+// drainAndDelete drains the agent's node and deletes it, through the
+// API of the cluster's first server.
+func (s *K3sNode) drainAndDelete(ctx context.Context, env *engine.Env) error {
+	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
+	if err != nil {
+		return fmt.Errorf("reach the cluster's API to drain %s: %w", s.host.Name, err)
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	node := s.host.Name
+	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil // already gone
+	}
+	if err != nil {
+		return fmt.Errorf("get node %s: %w", node, err)
+	}
+	helper := &drain.Helper{
+		Ctx: ctx, Client: cs, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
+		GracePeriodSeconds: -1, Timeout: k3sDrainTimeout,
+		Out: logWriter{env}, ErrOut: logWriter{env},
+	}
+	if err := drain.RunCordonOrUncordon(helper, n, true); err != nil {
+		return fmt.Errorf("cordon %s: %w", node, err)
+	}
+	if err := drain.RunNodeDrain(helper, node); err != nil {
+		return fmt.Errorf("drain %s: %w", node, err)
+	}
+	if err := cs.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", node, err)
+	}
+	env.Logf("drained and deleted node %s", node)
+	return nil
+}
+
+// logWriter sends what the drain library prints to the step's log.
+type logWriter struct{ env *engine.Env }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	for _, line := range strings.Split(strings.TrimRight(string(p), "\n"), "\n") {
+		if line != "" {
+			w.env.Logf("%s", line)
+		}
+	}
+	return len(p), nil
+}
