@@ -21,6 +21,11 @@ const (
 	k3sInstallURLCN = "https://rancher-mirror.rancher.cn/k3s/k3s-install.sh"
 )
 
+// K3sOutputCluster is the output of a k3s step naming its cluster: its
+// removal drains the node through that cluster once the plan no longer
+// says which it was.
+const K3sOutputCluster = "cluster"
+
 // k3sReadyTimeout bounds the wait for a node to become Ready.
 const k3sReadyTimeout = 5 * time.Minute
 
@@ -38,6 +43,9 @@ type K3sNode struct {
 	agent   bool
 	planDir string
 	timeout time.Duration
+	// noDrain: the node's cluster left the plan, so its removal does not
+	// drain it (its cluster goes with it).
+	noDrain bool
 }
 
 // NewK3sServer returns the k3s/server step of server spec.Host of
@@ -314,6 +322,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	env.SetOutput("version", after.version)
 	env.SetOutput("role", s.role())
+	env.SetOutput(K3sOutputCluster, s.cluster.Name)
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
 	return nil
 }

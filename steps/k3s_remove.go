@@ -35,7 +35,7 @@ func (s *K3sNode) uninstallScript() string {
 
 // Describe says what Remove does.
 func (s *K3sNode) Describe(*engine.Env) string {
-	if s.agent {
+	if s.agent && !s.noDrain {
 		return fmt.Sprintf("drains and deletes node %s, then runs %s on it", s.host.Name, s.uninstallScript())
 	}
 	return fmt.Sprintf("runs %s on %s", s.uninstallScript(), s.host.Name)
@@ -52,7 +52,7 @@ func (s *K3sNode) Remove(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	if s.agent {
+	if s.agent && !s.noDrain {
 		if err := s.drainAndDelete(ctx, env); err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -21,17 +22,28 @@ import (
 // merged kubeconfig (the others stay). It runs after every removal that
 // reaches the cluster: they all depend on kubeconfig/fetch.
 type kubeconfigRemoval struct {
-	cluster, merged string
+	cluster string
+	merged  *mergedKubeconfig
+}
+
+// mergedKubeconfig is the plan's merged kubeconfig, edited by one removal
+// at a time.
+type mergedKubeconfig struct {
+	path string
+	mu   sync.Mutex
 }
 
 func (r kubeconfigRemoval) Describe(env *engine.Env) string {
 	context, _ := env.Previous("context")
-	return fmt.Sprintf("deletes its admin kubeconfig and context %s in %s", context, r.merged)
+	return fmt.Sprintf("deletes its admin kubeconfig and context %s in %s", context, r.merged.path)
 }
 
 func (r kubeconfigRemoval) Remove(_ context.Context, env *engine.Env) error {
 	if context, ok := env.Previous("context"); ok && context != "" {
-		if err := removeContext(r.merged, context); err != nil {
+		r.merged.mu.Lock()
+		err := removeContext(r.merged.path, context)
+		r.merged.mu.Unlock()
+		if err != nil {
 			return err
 		}
 	}
@@ -39,7 +51,7 @@ func (r kubeconfigRemoval) Remove(_ context.Context, env *engine.Env) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	env.Logf("removed %s and the %s entries of %s", path, r.cluster, r.merged)
+	env.Logf("removed %s and the %s entries of %s", path, r.cluster, r.merged.path)
 	return nil
 }
 

@@ -1,6 +1,9 @@
 package steps
 
 import (
+	"context"
+	"fmt"
+
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
 )
@@ -37,6 +40,8 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 	// The source->target pairs the plan keeps: a secret that moved to
 	// another mesh (another step ID) is the same Secret and must stay.
 	kept := map[string]bool{}
+	// The kubeconfig removals of several clusters edit one merged file.
+	merged := &mergedKubeconfig{path: p.KubeconfigPath()}
 	specs := map[string]plans.StepSpec{}
 	for _, spec := range plans.Steps(p) {
 		specs[spec.ID] = spec
@@ -62,24 +67,57 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 		case plans.KindVerifySample:
 			return sampleRemoval{mesh: subject}
 		case plans.KindKubeconfigFetch:
-			return kubeconfigRemoval{cluster: subject, merged: p.KubeconfigPath()}
+			return kubeconfigRemoval{cluster: subject, merged: merged}
 		case plans.KindCAIntermediate:
 			return caIntermediateRemoval{cluster: subject}
 		case plans.KindCARoot:
 			return caRootRemoval{mesh: subject, purge: opts.PurgeCA}
 		case plans.KindK3sServer, plans.KindK3sJoin:
-			spec, ok := specs[id]
-			if !ok || opts.Runtime == nil || spec.Kind != rec.Kind {
-				return nil // the host left the plan: not reached by this version
-			}
-			if rec.Kind == plans.KindK3sJoin {
-				return NewK3sJoin(p, spec, opts.Runtime)
-			}
-			return NewK3sServer(p, spec, opts.Runtime)
+			return k3sRemover(p, opts.Runtime, id, rec, specs)
 		}
 		return nil
 	}
 }
+
+// k3sRemover undoes a k3s step whose host is in the plan (a destroy, a
+// host moved out of a cluster, a cluster deleted from the plan while its
+// hosts stay); nil for a host that left the plan, which this version does
+// not reach. The cluster is the plan's, or, once the step left the plan,
+// the one its last apply recorded; when that cluster left the plan too,
+// the node is not drained (the cluster goes with it).
+func k3sRemover(p *plans.Plan, rt *Runtime, id string, rec engine.StepRecord, specs map[string]plans.StepSpec) engine.Remover {
+	_, hostName, _ := plans.SubjectOfID(id)
+	host := p.Host(hostName)
+	if rt == nil || host == nil {
+		return nil
+	}
+	s := &K3sNode{rt: rt, host: *host, agent: rec.Kind == plans.KindK3sJoin, planDir: p.Dir(), timeout: k3sReadyTimeout}
+	name := rec.Outputs[K3sOutputCluster]
+	spec, inPlan := specs[id]
+	if inPlan && spec.Kind == rec.Kind {
+		name = spec.Cluster
+	}
+	if c := p.Cluster(name); c != nil && !s.agent && !inPlan {
+		// A server leaving a cluster that stays: its etcd member would
+		// stay behind, and a re-used address split the cluster.
+		return refusedRemoval{fmt.Errorf("host %s leaves the servers of cluster %s, which stays in the plan: removing a server from a running cluster "+
+			"(its etcd member first) is not supported by this version; put it back in clusters[%s].servers, or remove the whole cluster", hostName, name, name)}
+	}
+	if c := p.Cluster(name); c != nil {
+		s.cluster = *c
+	} else {
+		s.cluster, s.noDrain = plans.Cluster{Name: name}, true
+	}
+	return s
+}
+
+// refusedRemoval is a removal mcplan will not do: it fails with why, and
+// the record stays.
+type refusedRemoval struct{ err error }
+
+func (r refusedRemoval) Describe(*engine.Env) string { return "refused: " + r.err.Error() }
+
+func (r refusedRemoval) Remove(context.Context, *engine.Env) error { return r.err }
 
 // remoteSecretRemover undoes a source->target pair the plan no longer
 // has; a cluster that is not in the plan at all is not contacted.

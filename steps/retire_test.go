@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"strings"
 	"testing"
 
 	"mcplan.io/mcplan/engine"
@@ -15,6 +16,7 @@ hosts:
   - {name: h1, address: 192.0.2.1}
   - {name: h2, address: 192.0.2.2}
   - {name: h3, address: 192.0.2.3}
+  - {name: h4, address: 192.0.2.4}
 clusters:
   - {name: cluster1, servers: [h1]}
   - {name: cluster2, servers: [h2]}
@@ -49,6 +51,26 @@ meshes:
 			t.Errorf("%s: remove = %v, want %v", tt.id, got, tt.remove)
 		}
 	}
+	// Host steps, with a runtime: an agent or a whole cluster may go, a
+	// server of a cluster that stays may not.
+	withHosts := Retirement(p, RemovalOptions{Runtime: NewRuntime(p, nil)})
+	k3s := func(kind, cluster string) engine.StepRecord {
+		return engine.StepRecord{Kind: kind, Outputs: map[string]string{K3sOutputCluster: cluster}}
+	}
+	if r, ok := withHosts("host/h4/k3s/server", k3s(plans.KindK3sServer, "cluster9")).(*K3sNode); !ok || !r.noDrain {
+		t.Errorf("a server of a cluster that left the plan: %#v, want an undrained uninstall", r)
+	}
+	if r, ok := withHosts("host/h4/k3s/join", k3s(plans.KindK3sJoin, "cluster2")).(*K3sNode); !ok || r.noDrain || r.cluster.Name != "cluster2" {
+		t.Errorf("an agent leaving cluster2: %#v, want a drain through cluster2", r)
+	}
+	r := withHosts("host/h4/k3s/server", k3s(plans.KindK3sServer, "cluster2"))
+	if _, ok := r.(refusedRemoval); !ok || !strings.Contains(r.(refusedRemoval).err.Error(), "host h4 leaves the servers of cluster cluster2, which stays in the plan") {
+		t.Errorf("a server leaving a cluster that stays: %#v, want refused", r)
+	}
+	if withHosts("host/h9/k3s/join", k3s(plans.KindK3sJoin, "cluster2")) != nil {
+		t.Error("a host that left the plan is reached")
+	}
+
 	// Destroying a pair the plan has removes it.
 	pair := plans.RemoteSecretID("mesh3", "cluster2", "cluster1")
 	if Retirement(p, RemovalOptions{})(pair, secret) != nil {

@@ -36,7 +36,7 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
 				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
-				Sink: sink, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{}),
+				Sink: sink, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime}),
 			})
 			stop()
 			if flags.output == "json" {

@@ -42,12 +42,12 @@ case the plan file and the state alone decide.`,
 				return err
 			}
 			defer pr.close()
-			graph, removal := pr.graph, steps.RemovalOptions{}
+			graph, removal := pr.graph, steps.RemovalOptions{Runtime: pr.runtime}
 			if destroy {
 				if graph, err = c.destroyGraph(pr.graph, targets); err != nil {
 					return err
 				}
-				removal.Destroying, removal.Runtime = graph.IDs(), pr.runtime
+				removal.Destroying = graph.IDs()
 			}
 			rep := engine.Run(cmd.Context(), graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,

@@ -73,6 +73,8 @@ func actionVerb(a engine.Action) string {
 		return "creating"
 	case engine.ActionUpdate:
 		return "updating"
+	case engine.ActionForget:
+		return "removing"
 	}
 	return string(a)
 }

@@ -1,10 +1,14 @@
 package e2e
 
 import (
+	"bufio"
+	"context"
 	"maps"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"k8s.io/client-go/tools/clientcmd"
@@ -208,4 +212,31 @@ func (w *world) addUserContext(t *testing.T, path string) {
 	if err := clientcmd.WriteToFile(*cfg, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// killDuring runs mcplan with args and SIGKILLs it as soon as a line of
+// its output contains moment; it fails the test if mcplan ends first.
+func (w *world) killDuring(t *testing.T, ctx context.Context, moment string, args ...string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, w.mcplan, args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		seen = append(seen, sc.Text())
+		if strings.Contains(sc.Text(), moment) {
+			cmd.Process.Signal(syscall.SIGKILL)
+			cmd.Wait()
+			t.Logf("killed mcplan %s at %q", args[0], sc.Text())
+			return
+		}
+	}
+	cmd.Wait()
+	t.Fatalf("mcplan %s ended before %q:\n%s", args[0], moment, strings.Join(seen, "\n"))
 }

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -186,12 +187,20 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 			t.Fatalf("plan --destroy: %v\n%s", err, out)
 		}
 		marks = w.sshLogMarks()
+		// SIGKILL twice, during the agent's removal and during a server's
+		// uninstall: each next destroy resumes.
+		for _, moment := range []string{"host/h3/k3s/join  removing", "host/h1/k3s/server  removing"} {
+			w.killDuring(t, ctx, moment, "destroy", "--auto-approve", plan)
+			if out, err := exec.Command(w.mcplan, "state", "unlock", plan).CombinedOutput(); err != nil {
+				t.Fatalf("unlock: %v %s", err, out)
+			}
+		}
 		start := time.Now()
 		out, err = exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve", plan).CombinedOutput()
 		if err != nil {
 			t.Fatalf("destroy: %v\n%s", err, out)
 		}
-		t.Logf("destroy took %s", time.Since(start).Round(time.Millisecond))
+		t.Logf("the last destroy took %s:\n%s", time.Since(start).Round(time.Millisecond), out)
 		cmds := w.sshCommandsSince(marks)
 		for _, h := range w.bed.Hosts {
 			script := "/usr/local/bin/k3s-uninstall.sh"
@@ -233,6 +242,34 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		w.mustApply(t, ctx, "apply after destroy")
 		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
 			t.Errorf("cluster2 Ready nodes after destroy and apply: %v", got)
+		}
+	})
+
+	t.Run("an agent leaving its cluster is drained, deleted and uninstalled", func(t *testing.T) {
+		w.writePlan(planOptions{noAgent: true})
+		out, err := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(out), "- host/h3/k3s/join") ||
+			!strings.Contains(string(out), "drains and deletes node h3") {
+			t.Fatalf("plan: %v, want exit 2 and h3's removal\n%s", err, out)
+		}
+		marks := w.sshLogMarks()
+		w.mustApply(t, ctx, "apply without the agent")
+		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2"}) {
+			t.Errorf("cluster2 Ready nodes %v, want [h2]", got)
+		}
+		if _, err := w.clientFor("context-cluster2").CoreV1().Nodes().Get(ctx, "h3", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("Node h3 is still in cluster2 (%v)", err)
+		}
+		if !slices.ContainsFunc(w.sshCommandsSince(marks)["h3"], func(c string) bool { return strings.Contains(c, "/usr/local/bin/k3s-agent-uninstall.sh") }) {
+			t.Error("h3's log shows no run of k3s-agent-uninstall.sh")
+		}
+		if left := w.ssh(w.bed.Hosts[2], "for p in /usr/local/bin/k3s /etc/systemd/system/k3s-agent.service /etc/rancher/k3s /var/lib/rancher/k3s; do [ -e $p ] && echo $p; done; true"); strings.TrimSpace(left) != "" {
+			t.Errorf("h3 is not bare: %s", left)
+		}
+		w.writePlan(planOptions{})
+		w.mustApply(t, ctx, "the agent back")
+		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
+			t.Errorf("cluster2 Ready nodes after h3 came back: %v", got)
 		}
 	})
 

@@ -413,4 +413,58 @@ meshes:
 			t.Errorf("second apply: exit %d, ran %v", again.code, again.ran())
 		}
 	})
+
+	t.Run("cluster3 leaves the plan", func(t *testing.T) {
+		merged := filepath.Join(w.dir, "kubeconfig")
+		w.addUserContext(t, merged)
+		// h3 stays a host of the plan; cluster3 and its network go, so the
+		// mesh becomes one network of cluster1 and cluster2.
+		write(cluster(1, "network1")+cluster(2, "network1"), `  - name: mesh3
+    clusters: [cluster1, cluster2]
+    ca: {keySize: 2048}
+`)
+		out, err := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
+			t.Fatalf("plan: %v, want exit 2\n%s", err, out)
+		}
+		for _, want := range []string{"- host/h3/k3s/server", "runs /usr/local/bin/k3s-uninstall.sh on h3", "- cluster/cluster3/istio/controlplane",
+			"- mesh/mesh3/remotesecret/cluster3->cluster1", "- cluster/cluster3/kubeconfig/fetch"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("plan lacks %q", want)
+			}
+		}
+		t.Logf("plan:\n%s", out)
+		marks := w.sshLogMarks()
+		start := time.Now()
+		w.mustApply(t, ctx, "apply without cluster3")
+		t.Logf("removing cluster3 took %s (with the rest of the apply)", time.Since(start).Round(time.Millisecond))
+		for _, c := range []string{"cluster1", "cluster2"} {
+			_, err := w.clientFor("context-"+c).CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-cluster3", metav1.GetOptions{})
+			if !apierrors.IsNotFound(err) {
+				t.Errorf("%s still holds cluster3's remote secret (%v)", c, err)
+			}
+		}
+		// Their istiods no longer read cluster3: every view is the two
+		// clusters' pods, on one network.
+		w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2"}, map[string]string{"cluster1": "network1", "cluster2": "network1"})
+		if !slices.ContainsFunc(w.sshCommandsSince(marks)["h3"], func(c string) bool { return strings.Contains(c, "/usr/local/bin/k3s-uninstall.sh") }) {
+			t.Error("h3's log shows no run of k3s-uninstall.sh")
+		}
+		if left := w.ssh(h[2], "for p in /usr/local/bin/k3s /etc/systemd/system/k3s.service /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/kubelet; do [ -e $p ] && echo $p; done; true"); strings.TrimSpace(left) != "" {
+			t.Errorf("h3 is not bare: %s", left)
+		}
+		cfg, err := clientcmd.LoadFromFile(merged)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := cfg.Contexts["context-cluster3"]; ok {
+			t.Error("the merged kubeconfig still has context-cluster3")
+		}
+		if _, ok := cfg.Contexts["user-own"]; !ok {
+			t.Error("the user's own context left the merged kubeconfig")
+		}
+		if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
+			t.Errorf("apply after the removal: exit %d, ran %v", again.code, again.ran())
+		}
+	})
 }

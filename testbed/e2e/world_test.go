@@ -104,6 +104,8 @@ type planOptions struct {
 	cluster1Args []string
 	// mesh, when set, is the plan's meshes: section.
 	mesh string
+	// noAgent leaves h3 out of cluster2's agents (it stays a host).
+	noAgent bool
 }
 
 // writePlan writes plan.yaml: cluster1 = server h1; cluster2 = server h2
@@ -137,7 +139,7 @@ clusters:
   - name: cluster2
     network: network2
     servers: [h2]
-    agents: [h3]
+    agents: %s
     k3s:
       channel: stable
       args: %s
@@ -145,6 +147,7 @@ clusters:
 kubeconfig: {path: ./kubeconfig}
 %s`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address, h[2].Address,
 		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
+		map[bool]string{false: "[h3]", true: "[]"}[o.noAgent],
 		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript(),
 		o.mesh)
 	path := filepath.Join(w.dir, "plan.yaml")
