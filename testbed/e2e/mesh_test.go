@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -313,6 +314,63 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 			if code := testbed.WaitTokenStatus(t, ctx, w.restFor("context-"+source), token, http.StatusUnauthorized, 30*time.Second); code != http.StatusUnauthorized {
 				t.Errorf("the removed pair's token still answers %d in %s, want 401", code, source)
 			}
+		}
+		// cluster2 is in no mesh now: its Istio went with it.
+		if _, err := w.clientFor("context-cluster2").AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("cluster2 left every mesh but still runs istiod (%v)", err)
+		}
+	})
+
+	t.Run("destroy: the mesh, keeping what users made, then everything", func(t *testing.T) {
+		plan := filepath.Join(w.dir, "plan.yaml")
+		w.writePlan(planOptions{mesh: meshSection})
+		w.mustApply(t, ctx, "the whole mesh again")
+		// What a user made: a ConfigMap in cluster1's istio-system and a
+		// namespace of their own.
+		user := metav1.CreateOptions{FieldManager: "kubectl-create"}
+		if _, err := c1.CoreV1().ConfigMaps("istio-system").Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "user-notes"}}, user); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c1.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, user); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve",
+			"--target", "mesh/mesh1/*", "--target", "cluster/*/istio/*", "--target", "cluster/*/ca/*", plan).CombinedOutput()
+		if err != nil {
+			t.Fatalf("destroy of the mesh: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "left namespace istio-system in cluster1: it holds what mcplan did not make (ConfigMap istio-system/user-notes)") {
+			t.Errorf("destroy does not say why istio-system stays in cluster1:\n%s", out)
+		}
+		for name, c := range map[string]*kubernetes.Clientset{"cluster1": c1, "cluster2": c2} {
+			if _, err := c.AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("%s: istiod after destroying the mesh (%v)", name, err)
+			}
+		}
+		if _, err := c1.CoreV1().ConfigMaps("istio-system").Get(ctx, "user-notes", metav1.GetOptions{}); err != nil {
+			t.Errorf("cluster1: the user's ConfigMap in istio-system: %v", err)
+		}
+		if _, err := c1.CoreV1().Namespaces().Get(ctx, "team-a", metav1.GetOptions{}); err != nil {
+			t.Errorf("cluster1: the user's namespace: %v", err)
+		}
+		if _, err := c2.CoreV1().Namespaces().Get(ctx, "istio-system", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("cluster2: istio-system, which held only mcplan's, is still there (%v)", err)
+		}
+		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
+			t.Errorf("destroying the mesh took k3s too: cluster2 Ready nodes %v", got)
+		}
+		// Then everything: bare hosts; and apply builds it all again.
+		if out, err := exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve", plan).CombinedOutput(); err != nil {
+			t.Fatalf("destroy: %v\n%s", err, out)
+		}
+		for _, h := range w.bed.Hosts {
+			if left := w.ssh(h, "for p in /usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/kubelet; do [ -e $p ] && echo $p; done; true"); strings.TrimSpace(left) != "" {
+				t.Errorf("%s is not bare after destroy: %s", h.Name, left)
+			}
+		}
+		again := w.mustApply(t, ctx, "apply from bare hosts")
+		if again.outcomes["mesh/mesh1/verify/sample"] != "succeeded" {
+			t.Errorf("verify after rebuilding: %s %s", again.outcomes["mesh/mesh1/verify/sample"], again.errors["mesh/mesh1/verify/sample"])
 		}
 	})
 }
