@@ -323,6 +323,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	env.SetOutput("version", after.version)
 	env.SetOutput("role", s.role())
 	env.SetOutput(K3sOutputCluster, s.cluster.Name)
+	env.SetOutput(K3sOutputAddress, s.host.Address)
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
 	return nil
 }

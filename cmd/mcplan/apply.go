@@ -32,6 +32,9 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 				return err
 			}
 			defer pr.close()
+			if err := pr.checkHostReuse(); err != nil {
+				return err
+			}
 			dir := pr.plan.StateDir()
 			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{

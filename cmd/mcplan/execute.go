@@ -86,6 +86,16 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	return pr, nil
 }
 
+// checkHostReuse refuses a plan that gives a host being removed to
+// another host (see steps.CheckHostReuse).
+func (pr *prepared) checkHostReuse() error {
+	records := map[string]engine.StepRecord{}
+	for _, id := range pr.store.IDs() {
+		records[id], _ = pr.store.Record(id)
+	}
+	return steps.CheckHostReuse(pr.plan, records)
+}
+
 // close ends the run: SSH connections, then the lock.
 func (pr *prepared) close() {
 	if pr.runtime != nil {

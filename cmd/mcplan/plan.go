@@ -42,6 +42,9 @@ case the plan file and the state alone decide.`,
 				return err
 			}
 			defer pr.close()
+			if err := pr.checkHostReuse(); err != nil && !destroy {
+				return err
+			}
 			graph, removal := pr.graph, steps.RemovalOptions{Runtime: pr.runtime}
 			if destroy {
 				if graph, err = c.destroyGraph(pr.graph, targets); err != nil {
