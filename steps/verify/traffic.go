@@ -287,8 +287,11 @@ func sampleObjects(i int) []*unstructured.Unstructured {
 			},
 		},
 		&corev1.ServiceAccount{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-			ObjectMeta: metav1.ObjectMeta{Name: SampleSleep, Namespace: SampleNamespace},
+			TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			// A label, so that server-side apply records mcplan as its
+			// manager (an entry that owns no field is dropped) and its
+			// removal knows it is mcplan's.
+			ObjectMeta: metav1.ObjectMeta{Name: SampleSleep, Namespace: SampleNamespace, Labels: map[string]string{"app": SampleSleep}},
 		},
 		&appsv1.Deployment{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},

@@ -51,9 +51,15 @@ func imageEntrypoint(name string) string {
 // image's entrypoint: [exe] + args, or [exe] + command[1:] + args when the
 // command names the entrypoint (or the executable itself). Any other
 // command would need a program from the image's file system, which is not
-// there. expand resolves $(VAR) references, as kubelet does.
+// there. expand resolves $(VAR) references, as kubelet does. argv[0] is
+// the entrypoint's path in the image when the stand-in knows it, as in a
+// container: programs name themselves after it (istiod's field manager and
+// user agent are its basename, pilot-discovery).
 func containerArgv(exe string, c *corev1.Container, expand func(string) string) ([]string, error) {
 	argv := []string{exe}
+	if entry := imageEntrypoint(imageName(c.Image)); entry != "" {
+		argv[0] = "/usr/local/bin/" + entry
+	}
 	if len(c.Command) > 0 {
 		base := path.Base(c.Command[0])
 		name := filepath.Base(exe)

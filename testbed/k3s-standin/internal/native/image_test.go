@@ -60,13 +60,13 @@ func TestContainerArgv(t *testing.T) {
 		wantErr string
 	}{
 		{"args only", corev1.Container{Image: "istio/pilot:1", Args: []string{"discovery", "--ns=$(NS)"}},
-			[]string{"/x/pilot", "discovery", "--ns=istio-system"}, ""},
+			[]string{"/usr/local/bin/pilot-discovery", "discovery", "--ns=istio-system"}, ""},
 		{"command names the entrypoint", corev1.Container{Image: "istio/pilot:1", Command: []string{"/usr/local/bin/pilot-discovery", "discovery"}, Args: []string{"-a"}},
-			[]string{"/x/pilot", "discovery", "-a"}, ""},
+			[]string{"/usr/local/bin/pilot-discovery", "discovery", "-a"}, ""},
 		{"command names the executable", corev1.Container{Image: "istio/pilot:1", Command: []string{"pilot"}},
-			[]string{"/x/pilot"}, ""},
+			[]string{"/usr/local/bin/pilot-discovery"}, ""},
 		{"escaped reference stays", corev1.Container{Image: "istio/pilot:1", Args: []string{"$$(NS)"}},
-			[]string{"/x/pilot", "$(NS)"}, ""},
+			[]string{"/usr/local/bin/pilot-discovery", "$(NS)"}, ""},
 		{"other program refused", corev1.Container{Image: "istio/pilot:1", Command: []string{"sh", "-c", "x"}},
 			nil, `command "sh" cannot run natively`},
 	} {
