@@ -334,11 +334,13 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		if _, err := c1.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, user); err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
 		out, err := exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve",
 			"--target", "mesh/mesh1/*", "--target", "cluster/*/istio/*", "--target", "cluster/*/ca/*", plan).CombinedOutput()
 		if err != nil {
 			t.Fatalf("destroy of the mesh: %v\n%s", err, out)
 		}
+		t.Logf("destroy of the mesh took %s", time.Since(start).Round(time.Millisecond))
 		if !strings.Contains(string(out), "left namespace istio-system in cluster1: it holds what mcplan did not make (ConfigMap istio-system/user-notes)") {
 			t.Errorf("destroy does not say why istio-system stays in cluster1:\n%s", out)
 		}
@@ -360,9 +362,11 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 			t.Errorf("destroying the mesh took k3s too: cluster2 Ready nodes %v", got)
 		}
 		// Then everything: bare hosts; and apply builds it all again.
+		start = time.Now()
 		if out, err := exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve", plan).CombinedOutput(); err != nil {
 			t.Fatalf("destroy: %v\n%s", err, out)
 		}
+		t.Logf("destroy of the rest (k3s) took %s", time.Since(start).Round(time.Millisecond))
 		for _, h := range w.bed.Hosts {
 			if left := w.ssh(h, "for p in /usr/local/bin/k3s /etc/rancher/k3s /var/lib/rancher/k3s /var/lib/kubelet; do [ -e $p ] && echo $p; done; true"); strings.TrimSpace(left) != "" {
 				t.Errorf("%s is not bare after destroy: %s", h.Name, left)
