@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -17,11 +18,43 @@ import (
 type HostFacts struct {
 	rt   *Runtime
 	host plans.Host
+	plan *plans.Plan
 }
 
 // NewHostFacts returns the host/facts step of spec.Host.
 func NewHostFacts(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *HostFacts {
-	return &HostFacts{rt: rt, host: *p.Host(spec.Host)}
+	return &HostFacts{rt: rt, host: *p.Host(spec.Host), plan: p}
+}
+
+// HostOutputReach is the output of host/facts saying how the host was
+// reached (JSON of its plans.Host with the effective SSH settings, paths
+// absolute; key files only by path): a removal reaches a host that left
+// the plan with it.
+const HostOutputReach = "reach"
+
+// reachRecord is the HostOutputReach output of the host.
+func (s *HostFacts) reachRecord() (string, error) {
+	h := s.host
+	eff := s.plan.HostSSH(h.Name)
+	eff.IdentityFile = s.plan.Resolve(eff.IdentityFile)
+	if eff.KnownHosts != remote.KnownHostsPin {
+		eff.KnownHosts = s.plan.Resolve(eff.KnownHosts)
+	}
+	h.SSH = &eff
+	data, err := json.Marshal(h)
+	if err != nil {
+		return "", err
+	}
+	return string(data), nil
+}
+
+// recordedHost reads a HostOutputReach output.
+func recordedHost(reach string) (plans.Host, bool) {
+	var h plans.Host
+	if reach == "" || json.Unmarshal([]byte(reach), &h) != nil || h.Name == "" || h.Address == "" || h.SSH == nil {
+		return plans.Host{}, false
+	}
+	return h, true
 }
 
 // Facts are what host/facts records (all outputs, none secret).
@@ -132,6 +165,11 @@ func (s *HostFacts) Apply(ctx context.Context, env *engine.Env) error {
 	for k, v := range f.outputs() {
 		env.SetOutput(k, v)
 	}
+	reach, err := s.reachRecord()
+	if err != nil {
+		return err
+	}
+	env.SetOutput(HostOutputReach, reach)
 	k3s := "no k3s"
 	if f.K3sVersion != "" {
 		k3s = "k3s " + f.K3sVersion

@@ -19,6 +19,9 @@ type RemovalOptions struct {
 	// Runtime reaches the hosts, for the removal of host steps; nil
 	// leaves them forgotten only.
 	Runtime *Runtime
+	// Records reads the state's records: a host that left the plan is
+	// reached as its host/facts record says.
+	Records func(id string) (engine.StepRecord, bool)
 }
 
 // Retirement says how to undo a step that left the plan or is destroyed
@@ -73,23 +76,35 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 		case plans.KindCARoot:
 			return caRootRemoval{mesh: subject, purge: opts.PurgeCA}
 		case plans.KindK3sServer, plans.KindK3sJoin:
-			return k3sRemover(p, opts.Runtime, id, rec, specs)
+			return k3sRemover(p, opts, id, rec, specs)
 		}
 		return nil
 	}
 }
 
-// k3sRemover undoes a k3s step whose host is in the plan (a destroy, a
-// host moved out of a cluster, a cluster deleted from the plan while its
-// hosts stay); nil for a host that left the plan, which this version does
-// not reach. The cluster is the plan's, or, once the step left the plan,
+// k3sRemover undoes a k3s step: its host is reached as the plan says, or,
+// when it left the plan, as its host/facts record says (nil when that is
+// not recorded, as by mcplan before this version). The cluster is the plan's, or, once the step left the plan,
 // the one its last apply recorded; when that cluster left the plan too,
 // the node is not drained (the cluster goes with it).
-func k3sRemover(p *plans.Plan, rt *Runtime, id string, rec engine.StepRecord, specs map[string]plans.StepSpec) engine.Remover {
+func k3sRemover(p *plans.Plan, opts RemovalOptions, id string, rec engine.StepRecord, specs map[string]plans.StepSpec) engine.Remover {
 	_, hostName, _ := plans.SubjectOfID(id)
-	host := p.Host(hostName)
-	if rt == nil || host == nil {
+	rt := opts.Runtime
+	if rt == nil {
 		return nil
+	}
+	host := p.Host(hostName)
+	if host == nil && opts.Records != nil {
+		// The host left the plan: reach it as its last apply did.
+		if facts, ok := opts.Records(plans.HostFactsID(hostName)); ok {
+			if h, ok := recordedHost(facts.Outputs[HostOutputReach]); ok {
+				rt.remember(h)
+				host = &h
+			}
+		}
+	}
+	if host == nil {
+		return nil // an older record: how to reach the host is not known
 	}
 	s := &K3sNode{rt: rt, host: *host, agent: rec.Kind == plans.KindK3sJoin, planDir: p.Dir(), timeout: k3sReadyTimeout}
 	name := rec.Outputs[K3sOutputCluster]

@@ -68,7 +68,24 @@ meshes:
 		t.Errorf("a server leaving a cluster that stays: %#v, want refused", r)
 	}
 	if withHosts("host/h9/k3s/join", k3s(plans.KindK3sJoin, "cluster2")) != nil {
-		t.Error("a host that left the plan is reached")
+		t.Error("a host that left the plan, and whose reach is not recorded, is reached")
+	}
+	// A host that left the plan is reached as its host/facts record says.
+	reach := `{"name":"h9","address":"192.0.2.9","ssh":{"user":"ops","port":2222,"identityFile":"/keys/id","knownHosts":"/keys/known_hosts"}}`
+	rt := NewRuntime(p, nil)
+	records := func(id string) (engine.StepRecord, bool) {
+		if id == plans.HostFactsID("h9") {
+			return engine.StepRecord{Kind: plans.KindHostFacts, Outputs: map[string]string{HostOutputReach: reach}}, true
+		}
+		return engine.StepRecord{}, false
+	}
+	left := Retirement(p, RemovalOptions{Runtime: rt, Records: records})("host/h9/k3s/join", k3s(plans.KindK3sJoin, "cluster2"))
+	if n, ok := left.(*K3sNode); !ok || n.host.Address != "192.0.2.9" {
+		t.Fatalf("a recorded host that left the plan: %#v", left)
+	}
+	ep, err := rt.Endpoint("h9")
+	if err != nil || ep.Address != "192.0.2.9" || ep.Port != 2222 || ep.User != "ops" || ep.IdentityFile != "/keys/id" || ep.KnownHosts != "/keys/known_hosts" {
+		t.Errorf("endpoint of the recorded host: %+v %v", ep, err)
 	}
 
 	// Destroying a pair the plan has removes it.

@@ -20,6 +20,9 @@ type Runtime struct {
 
 	mu    sync.Mutex
 	hosts map[string]*hostConn
+	// recorded are hosts that left the plan, as their last apply recorded
+	// them (RecordedHost): their removal reaches them.
+	recorded map[string]plans.Host
 }
 
 // hostConn is a host's connection, dialled once however many steps ask.
@@ -31,7 +34,7 @@ type hostConn struct {
 
 // NewRuntime returns the runtime of one run of a plan.
 func NewRuntime(p *plans.Plan, trust remote.TrustStore) *Runtime {
-	return &Runtime{plan: p, trust: trust, hosts: map[string]*hostConn{}}
+	return &Runtime{plan: p, trust: trust, hosts: map[string]*hostConn{}, recorded: map[string]plans.Host{}}
 }
 
 // Host returns the SSH connection to a host of the plan, dialling it on
@@ -67,13 +70,31 @@ func (r *Runtime) Close() {
 	}
 }
 
-// Endpoint turns a host's effective SSH settings into a remote.Endpoint.
+// remember makes a host that left the plan reachable, with the settings
+// its last apply recorded (absolute paths, effective SSH settings).
+func (r *Runtime) remember(h plans.Host) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.recorded[h.Name] = h
+}
+
+// Endpoint turns a host's effective SSH settings into a remote.Endpoint:
+// the plan's, or for a host that left it, what its last apply recorded.
 func (r *Runtime) Endpoint(name string) (remote.Endpoint, error) {
 	h := r.plan.Host(name)
-	if h == nil {
-		return remote.Endpoint{}, fmt.Errorf("host %s: not in the plan", name)
+	var s plans.SSH
+	switch {
+	case h != nil:
+		s = r.plan.HostSSH(name)
+	default:
+		r.mu.Lock()
+		rec, ok := r.recorded[name]
+		r.mu.Unlock()
+		if !ok || rec.SSH == nil {
+			return remote.Endpoint{}, fmt.Errorf("host %s: not in the plan", name)
+		}
+		h, s = &rec, *rec.SSH
 	}
-	s := r.plan.HostSSH(name)
 	ep := remote.Endpoint{
 		Name:         name,
 		Address:      h.Address,

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,24 +38,10 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
 				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
-				Sink: sink, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime}),
+				Sink: sink, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}),
 			})
 			stop()
-			if flags.output == "json" {
-				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
-					return err
-				}
-			} else {
-				c.writeApplySummary(rep, pr.store.Path())
-			}
-			switch {
-			case rep.Err == nil:
-				return nil
-			case errors.Is(rep.Err, engine.ErrInterrupted):
-				return &exitCodeError{code: exitInterrupted, msg: "Apply interrupted; state saved. Run apply again to resume."}
-			default:
-				return &exitCodeError{code: exitError}
-			}
+			return c.reportRun(rep, flags.output, "apply", func() { c.writeApplySummary(rep, pr.store.Path()) })
 		},
 	}
 	addRunFlags(cmd, &flags)

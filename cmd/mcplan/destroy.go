@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -57,7 +56,7 @@ again resumes.`,
 			opts := engine.Options{
 				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
 				Drain: c.drain, Forget: whole,
-				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime}),
+				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime, Records: pr.store.Record}),
 			}
 			if !autoApprove {
 				dry := opts
@@ -71,21 +70,7 @@ again resumes.`,
 			opts.Sink = sink
 			rep := engine.Run(cmd.Context(), graph, opts)
 			stop()
-			if flags.output == "json" {
-				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
-					return err
-				}
-			} else {
-				c.writeDestroySummary(rep, pr.store.Path())
-			}
-			switch {
-			case rep.Err == nil:
-				return nil
-			case errors.Is(rep.Err, engine.ErrInterrupted):
-				return &exitCodeError{code: exitInterrupted, msg: "Destroy interrupted; state saved. Run destroy again to resume."}
-			default:
-				return &exitCodeError{code: exitError}
-			}
+			return c.reportRun(rep, flags.output, "destroy", func() { c.writeDestroySummary(rep, pr.store.Path()) })
 		},
 	}
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking (required off a terminal)")

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"mcplan.io/mcplan/engine"
@@ -123,6 +125,27 @@ func (c *cli) progressSink(ctx context.Context, output string, total int) (sink 
 		return live.Sink, func() { cancel(); <-done }
 	}
 	return progress.NewPlain(c.stdout).Sink, func() {}
+}
+
+// reportRun prints what a run of command (apply, destroy) did, as JSON or
+// as summary prints it, and gives its exit code: 130 when interrupted.
+func (c *cli) reportRun(rep *engine.Report, output, command string, summary func()) error {
+	if output == "json" {
+		if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
+			return err
+		}
+	} else {
+		summary()
+	}
+	switch {
+	case rep.Err == nil:
+		return nil
+	case errors.Is(rep.Err, engine.ErrInterrupted):
+		what := strings.ToUpper(command[:1]) + command[1:]
+		return &exitCodeError{code: exitInterrupted, msg: fmt.Sprintf("%s interrupted; state saved. Run %s again to resume.", what, command)}
+	default:
+		return &exitCodeError{code: exitError}
+	}
 }
 
 // reportJSON is the machine-readable form of a plan or apply report.

@@ -45,7 +45,7 @@ case the plan file and the state alone decide.`,
 			if err := pr.checkHostReuse(); err != nil && !destroy {
 				return err
 			}
-			graph, removal := pr.graph, steps.RemovalOptions{Runtime: pr.runtime}
+			graph, removal := pr.graph, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}
 			if destroy {
 				if graph, err = c.destroyGraph(pr.graph, targets); err != nil {
 					return err

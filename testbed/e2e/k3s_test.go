@@ -245,8 +245,10 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		}
 	})
 
-	t.Run("an agent leaving its cluster is drained, deleted and uninstalled", func(t *testing.T) {
-		w.writePlan(planOptions{noAgent: true})
+	t.Run("an agent leaving its cluster and the plan is drained, deleted and uninstalled", func(t *testing.T) {
+		// h3 leaves the plan altogether: its removal reaches it as its
+		// host/facts record says.
+		w.writePlan(planOptions{noAgent: true, noHost3: true})
 		out, err := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
 		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(out), "- host/h3/k3s/join") ||
 			!strings.Contains(string(out), "drains and deletes node h3") {

@@ -106,6 +106,8 @@ type planOptions struct {
 	mesh string
 	// noAgent leaves h3 out of cluster2's agents (it stays a host).
 	noAgent bool
+	// noHost3 leaves h3 out of the plan altogether (with noAgent).
+	noHost3 bool
 }
 
 // writePlan writes plan.yaml: cluster1 = server h1; cluster2 = server h2
@@ -127,8 +129,7 @@ ssh: {user: root, identityFile: %q, knownHosts: %q, connectTimeout: 3s}
 hosts:
   - {name: h1, address: %s}
   - {name: h2, address: %s}
-  - {name: h3, address: %s}
-networks: [{name: network1}, {name: network2}]
+%snetworks: [{name: network1}, {name: network2}]
 clusters:
   - name: cluster1
     network: network1
@@ -145,7 +146,8 @@ clusters:
       args: %s
       airgap: {binary: %q, installScript: %q}
 kubeconfig: {path: ./kubeconfig}
-%s`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address, h[2].Address,
+%s`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address,
+		map[bool]string{false: "  - {name: h3, address: " + h[2].Address + "}\n", true: ""}[o.noHost3],
 		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
 		map[bool]string{false: "[h3]", true: "[]"}[o.noAgent],
 		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript(),
