@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strconv"
 	"strings"
 	"time"
 
@@ -26,6 +27,10 @@ const (
 // says which it was.
 const K3sOutputCluster = "cluster"
 
+// K3sOutputFirst is the output of a k3s step saying whether its host is
+// the cluster's first server, the one the others joined.
+const K3sOutputFirst = "first"
+
 // k3sReadyTimeout bounds the wait for a node to become Ready.
 const k3sReadyTimeout = 5 * time.Minute
 
@@ -46,6 +51,9 @@ type K3sNode struct {
 	// noDrain: the node's cluster left the plan, so its removal does not
 	// drain it (its cluster goes with it).
 	noDrain bool
+	// joinedServerLeaves: a joined server leaves a cluster that stays; its
+	// removal drains it and deletes its Node (and so its etcd member).
+	joinedServerLeaves bool
 }
 
 // NewK3sServer returns the k3s/server step of server spec.Host of
@@ -324,6 +332,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	env.SetOutput("role", s.role())
 	env.SetOutput(K3sOutputCluster, s.cluster.Name)
 	env.SetOutput(K3sOutputAddress, s.host.Address)
+	env.SetOutput(K3sOutputFirst, strconv.FormatBool(s.isFirstServer()))
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
 	return nil
 }

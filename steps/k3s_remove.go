@@ -33,26 +33,35 @@ func (s *K3sNode) uninstallScript() string {
 	return "/usr/local/bin/k3s-uninstall.sh"
 }
 
+// drains says whether the removal drains the node and deletes it first:
+// an agent of a cluster that stays in the plan (or is destroyed with it),
+// and a joined server leaving a cluster that stays.
+func (s *K3sNode) drains() bool {
+	return (s.agent && !s.noDrain) || s.joinedServerLeaves
+}
+
 // Describe says what Remove does.
 func (s *K3sNode) Describe(*engine.Env) string {
-	if s.agent && !s.noDrain {
+	if s.drains() {
 		return fmt.Sprintf("drains and deletes node %s, then runs %s on it", s.host.Name, s.uninstallScript())
 	}
 	return fmt.Sprintf("runs %s on %s", s.uninstallScript(), s.host.Name)
 }
 
-// Remove takes the host out of k3s: an agent is drained first (kubectl's
-// drain: cordon, evictions that respect PodDisruptionBudgets, at most
-// k3sDrainTimeout) and its Node deleted through the cluster's API; then the
-// uninstall script the install wrote runs (a host without it has nothing
-// to uninstall), and what upstream's uninstall removes is checked to be
-// gone. A server goes after every agent of its cluster (they depend on it).
+// Remove takes the host out of k3s: an agent, or a joined server leaving
+// a cluster that stays, is drained first (kubectl's drain: cordon,
+// evictions that respect PodDisruptionBudgets, at most k3sDrainTimeout)
+// and its Node deleted through the cluster's API (for a server, k3s then
+// removes its etcd member); then the uninstall script the install wrote
+// runs (a host without it has nothing to uninstall), and what upstream's
+// uninstall removes is checked to be gone. A server goes after every agent
+// of its cluster, the first server after the others (they depend on it).
 func (s *K3sNode) Remove(ctx context.Context, env *engine.Env) error {
 	c, err := s.rt.Host(ctx, s.host.Name, env.Logf)
 	if err != nil {
 		return err
 	}
-	if s.agent && !s.noDrain {
+	if s.drains() {
 		if err := s.drainAndDelete(ctx, env); err != nil {
 			return err
 		}

@@ -112,16 +112,23 @@ func k3sRemover(p *plans.Plan, opts RemovalOptions, id string, rec engine.StepRe
 	if inPlan && spec.Kind == rec.Kind {
 		name = spec.Cluster
 	}
-	if c := p.Cluster(name); c != nil && !s.agent && !inPlan {
-		// A server leaving a cluster that stays: its etcd member would
-		// stay behind, and a re-used address split the cluster.
-		return refusedRemoval{fmt.Errorf("host %s leaves the servers of cluster %s, which stays in the plan: removing a server from a running cluster "+
-			"(its etcd member first) is not supported by this version; put it back in clusters[%s].servers, or remove the whole cluster", hostName, name, name)}
+	c := p.Cluster(name)
+	if c == nil {
+		s.cluster, s.noDrain = plans.Cluster{Name: name}, true // the cluster goes with it
+		return s
 	}
-	if c := p.Cluster(name); c != nil {
-		s.cluster = *c
-	} else {
-		s.cluster, s.noDrain = plans.Cluster{Name: name}, true
+	s.cluster = *c
+	if !s.agent && !inPlan {
+		// A server leaving a cluster that stays. A joined one is drained
+		// and its Node deleted first, through the first server, as k3s
+		// wants: deleting the Node removes its etcd member. The first
+		// server initialised the cluster and the others joined it by its
+		// address: it may not leave while the cluster stays.
+		if rec.Outputs[K3sOutputFirst] != "false" {
+			return refusedRemoval{fmt.Errorf("host %s leaves the servers of cluster %s, which stays in the plan, and it is (or may be: "+
+				"an older record does not say) the server the others joined: put it back as clusters[%s].servers[0], or remove the whole cluster", hostName, name, name)}
+		}
+		s.joinedServerLeaves = true
 	}
 	return s
 }

@@ -67,6 +67,11 @@ meshes:
 	if _, ok := r.(refusedRemoval); !ok || !strings.Contains(r.(refusedRemoval).err.Error(), "host h4 leaves the servers of cluster cluster2, which stays in the plan") {
 		t.Errorf("a server leaving a cluster that stays: %#v, want refused", r)
 	}
+	joined := k3s(plans.KindK3sServer, "cluster2")
+	joined.Outputs[K3sOutputFirst] = "false"
+	if r, ok := withHosts("host/h4/k3s/server", joined).(*K3sNode); !ok || !r.drains() {
+		t.Errorf("a joined server leaving a cluster that stays: %#v, want drained and deleted, then uninstalled", r)
+	}
 	if withHosts("host/h9/k3s/join", k3s(plans.KindK3sJoin, "cluster2")) != nil {
 		t.Error("a host that left the plan, and whose reach is not recorded, is reached")
 	}

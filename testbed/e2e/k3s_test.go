@@ -275,6 +275,33 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("a joined server leaving its cluster is drained, deleted and uninstalled", func(t *testing.T) {
+		w.writePlan(planOptions{noAgent: true, h3Server: true})
+		w.mustApply(t, ctx, "h3 as cluster2's second server")
+		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2", "h3"}) {
+			t.Fatalf("cluster2 Ready nodes %v, want [h2 h3]", got)
+		}
+		w.writePlan(planOptions{noAgent: true})
+		out, err := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(out), "- host/h3/k3s/server") ||
+			!strings.Contains(string(out), "drains and deletes node h3, then runs /usr/local/bin/k3s-uninstall.sh") {
+			t.Fatalf("plan: %v, want exit 2 and h3's removal\n%s", err, out)
+		}
+		marks := w.sshLogMarks()
+		w.mustApply(t, ctx, "apply without h3 as a server")
+		if _, err := w.clientFor("context-cluster2").CoreV1().Nodes().Get(ctx, "h3", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("Node h3 is still in cluster2 (%v)", err)
+		}
+		if !slices.ContainsFunc(w.sshCommandsSince(marks)["h3"], func(c string) bool { return strings.Contains(c, "/usr/local/bin/k3s-uninstall.sh") }) {
+			t.Error("h3's log shows no run of k3s-uninstall.sh")
+		}
+		if got := w.readyNodes(ctx, "context-cluster2"); !slices.Equal(got, []string{"h2"}) {
+			t.Errorf("cluster2 Ready nodes %v, want [h2]", got)
+		}
+		w.writePlan(planOptions{})
+		w.mustApply(t, ctx, "h3 back as the agent")
+	})
+
 	t.Run("changed host key and sshd down are both reported", func(t *testing.T) {
 		// The plan's known_hosts holds another key for h1 than h1 has (as
 		// after a reinstall, or a man in the middle); h3's sshd is stopped.

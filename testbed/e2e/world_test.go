@@ -108,6 +108,8 @@ type planOptions struct {
 	noAgent bool
 	// noHost3 leaves h3 out of the plan altogether (with noAgent).
 	noHost3 bool
+	// h3Server makes h3 a second server of cluster2 (with noAgent).
+	h3Server bool
 }
 
 // writePlan writes plan.yaml: cluster1 = server h1; cluster2 = server h2
@@ -139,7 +141,7 @@ clusters:
       airgap: {binary: %q, installScript: %q}
   - name: cluster2
     network: network2
-    servers: [h2]
+    servers: %s
     agents: %s
     k3s:
       channel: stable
@@ -149,6 +151,7 @@ kubeconfig: {path: ./kubeconfig}
 %s`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address,
 		map[bool]string{false: "  - {name: h3, address: " + h[2].Address + "}\n", true: ""}[o.noHost3],
 		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
+		map[bool]string{false: "[h2]", true: "[h2, h3]"}[o.h3Server],
 		map[bool]string{false: "[h3]", true: "[]"}[o.noAgent],
 		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript(),
 		o.mesh)
