@@ -25,6 +25,12 @@ func k3sLeftovers() []string {
 		"/etc/rancher/k3s", "/var/lib/rancher/k3s", "/var/lib/kubelet"}
 }
 
+// k3sNetworkLeftovers lists what k3s's CNI (flannel) and kube-proxy make on
+// a host and upstream's uninstall deletes: the links, and the pods'
+// network namespaces. It prints nothing on a clean host.
+const k3sNetworkLeftovers = `ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(cni0|flannel[.]1|flannel-v6[.]1|flannel-wg|flannel-wg-v6|kube-ipvs0)$'; ` +
+	`ip netns list 2>/dev/null | awk '{print $1}' | grep '^cni-'; true`
+
 // uninstallScript is the script the install wrote for this role.
 func (s *K3sNode) uninstallScript() string {
 	if s.agent {
@@ -80,6 +86,13 @@ func (s *K3sNode) Remove(ctx context.Context, env *engine.Env) error {
 	}
 	if left := strings.Fields(res.Stdout); len(left) > 0 {
 		return fmt.Errorf("%s left %s behind", s.uninstallScript(), strings.Join(left, ", "))
+	}
+	res, err = c.Run(ctx, k3sNetworkLeftovers, remote.RunOptions{})
+	if err != nil {
+		return fmt.Errorf("check the uninstall: %w", err)
+	}
+	if left := strings.Fields(res.Stdout); len(left) > 0 {
+		return fmt.Errorf("%s left network links or namespaces behind: %s", s.uninstallScript(), strings.Join(left, ", "))
 	}
 	env.Logf("k3s %s uninstalled from %s", s.role(), s.host.Name)
 	return nil
