@@ -18,7 +18,9 @@ func (c *cli) planCommand() *cobra.Command {
 		Use:   "plan PLAN",
 		Short: "Show what apply would change, changing nothing",
 		Long: `Show, per step, what apply would do: + create, ~ update, = no change,
-- forget (left the plan). Steps whose inputs are unchanged are checked
+- remove (left the plan: what it made goes, then its record; each line
+says what). --destroy shows what mcplan destroy would remove. Steps whose
+inputs are unchanged are checked
 against the live system (read-only) unless --offline is given, in which
 case the plan file and the state alone decide.`,
 		Example: `  mcplan plan plan.yaml
