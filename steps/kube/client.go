@@ -38,8 +38,10 @@ type Client struct {
 
 // FromKubeconfig makes a client from a kubeconfig file that mcplan wrote
 // (kubeconfig/fetch): its current context's server, CA and client
-// certificate, nothing else (see ParseCertKubeconfig). The API's warnings
-// (deprecated fields...) go to warn; nil drops them. (Without a handler
+// certificate, nothing else (see ParseCertKubeconfig). Requests that may
+// be sent twice are tried again when they fail transiently (see
+// retryTransport). The API's warnings (deprecated fields...) and the
+// retries go to warn; nil drops them. (Without a handler
 // client-go logs them through klog, which Istio's packages redirect to
 // stdout.)
 func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*Client, error) {
@@ -56,6 +58,9 @@ func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*
 	}
 	cfg := creds.REST(creds.Server)
 	cfg.WarningHandler = warningHandler(warn)
+	// Transient failures are tried again, each attempt logged where the
+	// warnings go (the step's log).
+	cfg.Wrap(withRetries(warn))
 	return New(name, cfg)
 }
 
