@@ -78,6 +78,11 @@ type standinServer struct {
 	port int    // API (supervisor) port
 	k3s  string // its k3s.yaml
 	log  testbed.LockedBuffer
+	// args and dir start it again (restart) on the same ports and data.
+	bin, dir string
+	args     []string
+	cmd      *exec.Cmd
+	done     chan struct{}
 }
 
 // startStandin starts a stand-in server for cluster name whose node and
@@ -87,7 +92,8 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 	dir := t.TempDir()
 	s := &standinServer{name: name, ip: ip, port: testbed.FreePortPair(t), k3s: filepath.Join(dir, "k3s.yaml")}
 	etcd := testbed.FreePortPair(t)
-	cmd := exec.Command(bin, "server",
+	s.bin, s.dir = bin, dir
+	s.args = []string{"server",
 		"--config", filepath.Join(dir, "no-config.yaml"),
 		"--data-dir", filepath.Join(dir, "data"),
 		"--node-name", name+"-server",
@@ -100,22 +106,10 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 		"--https-listen-port", strconv.Itoa(s.port),
 		"--standin-etcd-port", strconv.Itoa(etcd),
 		"--write-kubeconfig", s.k3s,
-	)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + dir}
-	cmd.Stdout, cmd.Stderr = &s.log, &s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start stand-in %s: %v", name, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	s.start(t)
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
+		s.stop()
 		if t.Failed() {
 			t.Logf("---- stand-in %s log (tail) ----\n%s", name, s.log.Tail(40))
 		}
@@ -126,7 +120,7 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 			break
 		}
 		select {
-		case <-done:
+		case <-s.done:
 			t.Fatalf("stand-in %s exited:\n%s", name, s.log.Tail(20))
 		case <-ctx.Done():
 			t.Fatal(ctx.Err())
@@ -137,6 +131,40 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 		}
 	}
 	return s
+}
+
+// start runs the stand-in's process.
+func (s *standinServer) start(t *testing.T) {
+	t.Helper()
+	cmd := exec.Command(s.bin, s.args...)
+	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + s.dir}
+	cmd.Stdout, cmd.Stderr = &s.log, &s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start stand-in %s: %v", s.name, err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.cmd, s.done = cmd, done
+}
+
+// stop ends the stand-in as a service manager does: an interrupt, then a
+// kill after 20 s.
+func (s *standinServer) stop() {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.done:
+	case <-time.After(20 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	}
+}
+
+// restart stops the stand-in and starts it again on the same ports and
+// data, as systemctl restart k3s does.
+func (s *standinServer) restart(t *testing.T) {
+	t.Helper()
+	s.stop()
+	s.start(t)
 }
 
 // writeKubeconfig does what kubeconfig/fetch does with the stand-in's
