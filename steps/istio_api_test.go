@@ -96,7 +96,7 @@ func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *stan
 	s.args = []string{"server",
 		"--config", filepath.Join(dir, "no-config.yaml"),
 		"--data-dir", filepath.Join(dir, "data"),
-		"--node-name", name+"-server",
+		"--node-name", name + "-server",
 		"--node-ip", ip,
 		// kube-apiserver refuses to advertise a loopback address; this
 		// documentation address (TEST-NET-1) is only written into the
