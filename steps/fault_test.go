@@ -17,19 +17,14 @@ import (
 // succeeds in the same run.
 func TestIstioApplyRidesThroughAnAPIRestart(t *testing.T) {
 	r := newIstioRun(t, plans.ModelMultiPrimary, []string{"network1", "network2"}, nil)
-	var mu sync.Mutex
-	var logs []string
+	var logs stepLogs
 	started := make(chan struct{})
 	var once sync.Once
 	sink := func(e engine.Event) {
-		switch {
-		case e.Type == engine.EventStarted && e.Step == plans.IstioControlPlaneID("cluster1"):
+		if e.Type == engine.EventStarted && e.Step == plans.IstioControlPlaneID("cluster1") {
 			once.Do(func() { close(started) })
-		case e.Type == engine.EventLog:
-			mu.Lock()
-			logs = append(logs, e.Step+": "+e.Message)
-			mu.Unlock()
 		}
+		logs.sink(e)
 	}
 	done := make(chan *engine.Report, 1)
 	go func() {
@@ -44,14 +39,12 @@ func TestIstioApplyRidesThroughAnAPIRestart(t *testing.T) {
 	r.servers[0].restart(t)
 	t.Logf("restarted cluster1's stand-in (stop and start took %s)", time.Since(restart).Round(time.Millisecond))
 	rep := <-done
-	mu.Lock()
-	log := strings.Join(logs, "\n")
-	mu.Unlock()
+	log := logs.String()
 	if rep.Err != nil {
 		t.Fatalf("apply across the restart: %v\nlogs:\n%s", rep.Err, log)
 	}
 	var retried []string
-	for _, l := range logs {
+	for _, l := range logs.all() {
 		if strings.Contains(l, "trying again") && strings.HasPrefix(l, "cluster/cluster1/") {
 			retried = append(retried, l)
 		}

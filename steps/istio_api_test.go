@@ -336,23 +336,39 @@ func (r *istioRun) waitAPI(c *kube.Client) {
 	}
 }
 
+// stepLogs collects the log lines of a run's steps, "step: message",
+// from the engine's events (its sink is safe for the steps' goroutines).
+type stepLogs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *stepLogs) sink(e engine.Event) {
+	if e.Type == engine.EventLog {
+		l.mu.Lock()
+		l.lines = append(l.lines, e.Step+": "+e.Message)
+		l.mu.Unlock()
+	}
+}
+
+// all are the lines so far.
+func (l *stepLogs) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.lines)
+}
+
+func (l *stepLogs) String() string { return strings.Join(l.all(), "\n") }
+
 // run runs the graph through the engine (apply, with Check).
 func (r *istioRun) run() *engine.Report {
 	r.t.Helper()
-	var mu sync.Mutex
-	var logs []string
-	sink := func(e engine.Event) {
-		if e.Type == engine.EventLog {
-			mu.Lock()
-			logs = append(logs, e.Step+": "+e.Message)
-			mu.Unlock()
-		}
-	}
-	rep := engine.Run(r.ctx, r.graph, engine.Options{Store: r.store, Dir: r.dir, Check: true, Parallelism: 4, Sink: sink})
+	var logs stepLogs
+	rep := engine.Run(r.ctx, r.graph, engine.Options{Store: r.store, Dir: r.dir, Check: true, Parallelism: 4, Sink: logs.sink})
 	if rep.Err != nil {
-		r.t.Fatalf("apply: %v\nstep logs:\n%s", rep.Err, strings.Join(logs, "\n"))
+		r.t.Fatalf("apply: %v\nstep logs:\n%s", rep.Err, &logs)
 	}
-	for _, l := range logs {
+	for _, l := range logs.all() {
 		r.t.Log(l)
 	}
 	return rep

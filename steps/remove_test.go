@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -45,18 +44,10 @@ func TestDestroyIstioOnStandins(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var mu sync.Mutex
-	var logs []string
-	sink := func(e engine.Event) {
-		if e.Type == engine.EventLog {
-			mu.Lock()
-			logs = append(logs, e.Step+": "+e.Message)
-			mu.Unlock()
-		}
-	}
-	rep := engine.Run(ctx, r.graph, engine.Options{Destroy: true, Forget: true, Store: r.store, Dir: r.dir, Parallelism: 4, Sink: sink,
+	var logs stepLogs
+	rep := engine.Run(ctx, r.graph, engine.Options{Destroy: true, Forget: true, Store: r.store, Dir: r.dir, Parallelism: 4, Sink: logs.sink,
 		Retire: Retirement(r.plan, RemovalOptions{Destroying: r.graph.IDs()})})
-	log := strings.Join(logs, "\n")
+	log := logs.String()
 	t.Logf("destroy logs:\n%s", log)
 	if rep.Err != nil {
 		t.Fatalf("destroy: %v", rep.Err)
