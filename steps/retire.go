@@ -120,17 +120,41 @@ func k3sRemover(p *plans.Plan, opts RemovalOptions, id string, rec engine.StepRe
 	s.cluster = *c
 	if !s.agent && !inPlan {
 		// A server leaving a cluster that stays. A joined one is drained
-		// and its Node deleted first, through the first server, as k3s
-		// wants: deleting the Node removes its etcd member. The first
+		// and its Node deleted first, through the plan's first server, as
+		// k3s wants: deleting the Node removes its etcd member. The first
 		// server initialised the cluster and the others joined it by its
-		// address: it may not leave while the cluster stays.
-		if rec.Outputs[K3sOutputFirst] != "false" {
-			return refusedRemoval{fmt.Errorf("host %s leaves the servers of cluster %s, which stays in the plan, and it is (or may be: "+
-				"an older record does not say) the server the others joined: put it back as clusters[%s].servers[0], or remove the whole cluster", hostName, name, name)}
+		// address: it may leave only when the plan names, as the new
+		// first server, one that has joined (checkNewFirstServer); it is
+		// then removed as a joined server.
+		if err := s.firstServerMayLeave(rec, opts.Records); err != nil {
+			return refusedRemoval{err}
 		}
 		s.joinedServerLeaves = true
 	}
 	return s
+}
+
+// firstServerMayLeave says why a server leaving a cluster that stays may
+// not go: it is (or, by an older record that does not say, may be) the
+// cluster's first server and the plan names no joined server to carry the
+// cluster on.
+func (s *K3sNode) firstServerMayLeave(rec engine.StepRecord, records func(id string) (engine.StepRecord, bool)) error {
+	switch rec.Outputs[K3sOutputFirst] {
+	case "false":
+		return nil
+	case "true":
+		if records == nil {
+			break
+		}
+		err := checkNewFirstServer(s.cluster, s.host.Name, records)
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("host %s, the server the others joined, leaves cluster %s, which stays in the plan: %w", s.host.Name, s.cluster.Name, err)
+	}
+	return fmt.Errorf("host %s leaves the servers of cluster %s, which stays in the plan, and it is (or may be: "+
+		"an older record does not say) the server the others joined: put it back as clusters[%s].servers[0], name one of its joined servers first, "+
+		"or remove the whole cluster", s.host.Name, s.cluster.Name, s.cluster.Name)
 }
 
 // refusedRemoval is a removal mcplan will not do: it fails with why, and

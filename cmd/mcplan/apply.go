@@ -31,7 +31,7 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 				return err
 			}
 			defer pr.close()
-			if err := pr.checkHostReuse(); err != nil {
+			if err := pr.checkAgainstState(); err != nil {
 				return err
 			}
 			dir := pr.plan.StateDir()

@@ -88,14 +88,19 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	return pr, nil
 }
 
-// checkHostReuse refuses a plan that gives a host being removed to
-// another host (see steps.CheckHostReuse).
-func (pr *prepared) checkHostReuse() error {
+// checkAgainstState refuses a plan that the state's records rule out:
+// one that gives a host being removed to another host
+// (steps.CheckHostReuse), or names as a cluster's first server a host
+// that has not joined it (steps.CheckFirstServer).
+func (pr *prepared) checkAgainstState() error {
 	records := map[string]engine.StepRecord{}
 	for _, id := range pr.store.IDs() {
 		records[id], _ = pr.store.Record(id)
 	}
-	return steps.CheckHostReuse(pr.plan, records)
+	if err := steps.CheckHostReuse(pr.plan, records); err != nil {
+		return err
+	}
+	return steps.CheckFirstServer(pr.plan, records)
 }
 
 // close ends the run: SSH connections, then the lock.

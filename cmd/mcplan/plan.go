@@ -44,7 +44,7 @@ case the plan file and the state alone decide.`,
 				return err
 			}
 			defer pr.close()
-			if err := pr.checkHostReuse(); err != nil && !destroy {
+			if err := pr.checkAgainstState(); err != nil && !destroy {
 				return err
 			}
 			graph, removal := pr.graph, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}
