@@ -48,6 +48,11 @@ type Options struct {
 	// dropped, in reverse dependency order. With Forget, the records of
 	// steps that left the plan go too.
 	Destroy bool
+	// StepTimeout bounds one run of a step of a kind, its Check and
+	// Apply together, and one Remove of a record of that kind; the step
+	// then fails with ErrStepTimeout. Nil or 0: no bound but the run's
+	// context.
+	StepTimeout func(kind string) time.Duration
 }
 
 // StepResult is what happened to one step.
@@ -265,9 +270,11 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 		recp = &rec
 	}
 	env := NewEnv(n.ID, s.opts.Dir, rec.Outputs, depOutputs, s.opts.Sink)
-	d, err := decide(s.ctx, n, recp, changedDeps, s.opts.Check, env)
+	ctx, cancel, limit := s.opts.stepContext(s.ctx, n.Kind)
+	defer cancel()
+	d, err := decide(ctx, n, recp, changedDeps, s.opts.Check, env)
 	if err != nil {
-		return fail(err)
+		return fail(timedOut(s.ctx, ctx, limit, n.Kind, err))
 	}
 	c.result.Decision = d
 	emit(EventPlanned, d.Reason, nil)
@@ -298,7 +305,7 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 		return fail(err)
 	}
 	emit(EventStarted, d.Reason, nil)
-	applyErr := n.Step.Apply(s.ctx, env)
+	applyErr := timedOut(s.ctx, ctx, limit, n.Kind, n.Step.Apply(ctx, env))
 	finished := time.Now().UTC()
 	if err := s.opts.Store.Update(n.ID, func(r *StepRecord) {
 		r.FinishedAt = finished

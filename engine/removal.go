@@ -271,7 +271,10 @@ func (r *removals) remove(l *leaving) (res RemovalResult) {
 		}
 		emit(EventStarted, res.Removes, nil)
 		env := NewEnv(l.id, r.opts.Dir, l.rec.Outputs, nil, r.opts.Sink)
-		if err := l.remover.Remove(r.ctx, env); err != nil {
+		ctx, cancel, limit := r.opts.stepContext(r.ctx, l.rec.Kind)
+		err := timedOut(r.ctx, ctx, limit, l.rec.Kind, l.remover.Remove(ctx, env))
+		cancel()
+		if err != nil {
 			_ = r.opts.Store.Update(l.id, func(rec *StepRecord) { rec.Error, rec.FinishedAt = err.Error(), time.Now().UTC() })
 			return fail(err)
 		}

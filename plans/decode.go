@@ -172,8 +172,13 @@ func (d *decoder) decode(n ast.Node, v reflect.Value, path string) {
 		}
 		v.SetBool(b.Value)
 	case reflect.Map:
-		if _, ok := n.(*ast.MappingNode); !ok {
+		m, ok := n.(*ast.MappingNode)
+		if !ok {
 			d.typeError(n, path, "a mapping", tag)
+			return
+		}
+		if v.Type().Elem().Kind() == reflect.String {
+			d.decodeStringMap(m, v, path)
 			return
 		}
 		if m, ok := d.generic(n, path).(map[string]any); ok {
@@ -223,6 +228,31 @@ func (d *decoder) decodeStruct(n ast.Node, v reflect.Value, path string) {
 		d.src.keyPos[child] = position{kl, kc}
 		d.decode(mv.Value, v.Field(idx), child)
 	}
+}
+
+// decodeStringMap decodes a mapping of strings (timeouts), rejecting
+// duplicate keys and values that are not strings, each at its position.
+func (d *decoder) decodeStringMap(m *ast.MappingNode, v reflect.Value, path string) {
+	out := reflect.MakeMapWithSize(v.Type(), len(m.Values))
+	seen := map[string]position{}
+	for _, mv := range m.Values {
+		key, ok := d.key(mv, path)
+		if !ok {
+			continue
+		}
+		child := fieldPath(path, key)
+		kl, kc := nodePos(mv.Key)
+		if first, dup := seen[key]; dup {
+			d.fail(mv.Key, child, fmt.Sprintf("duplicate key %q (first set at line %d)", key, first.Line), "")
+			continue
+		}
+		seen[key] = position{kl, kc}
+		d.src.keyPos[child] = position{kl, kc}
+		val := reflect.New(v.Type().Elem()).Elem()
+		d.decode(mv.Value, val, child)
+		out.SetMapIndex(reflect.ValueOf(key), val)
+	}
+	v.Set(out)
 }
 
 // key returns the string key of a mapping entry, reporting keys that are

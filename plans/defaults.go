@@ -1,6 +1,9 @@
 package plans
 
-import "net/netip"
+import (
+	"net/netip"
+	"time"
+)
 
 // Built-in defaults. Every default of a plan is applied in this file.
 const (
@@ -31,6 +34,31 @@ const (
 	meshConfigAccessLogFile    = "accessLogFile"
 	meshConfigAccessLogEncoder = "accessLogEncoding"
 )
+
+// DefaultTimeouts bound one run of a step of each kind (and of its
+// removal) unless the plan's timeouts say otherwise: long enough for the
+// slowest honest run (a k3s download and install, then up to 5 minutes
+// for the node to be Ready; a drain of up to 5 minutes), short enough
+// that a hung command or API call ends the run with an error naming the
+// step.
+func DefaultTimeouts() map[string]time.Duration {
+	return map[string]time.Duration{
+		KindHostFacts:         2 * time.Minute,
+		KindK3sServer:         15 * time.Minute,
+		KindK3sJoin:           15 * time.Minute,
+		KindKubeconfigFetch:   2 * time.Minute,
+		KindKubeconfigMerge:   time.Minute,
+		KindCARoot:            2 * time.Minute,
+		KindCAIntermediate:    2 * time.Minute,
+		KindIstioNamespace:    5 * time.Minute,
+		KindIstioCACerts:      2 * time.Minute,
+		KindIstioControlPlane: 10 * time.Minute,
+		KindIstioEastWest:     10 * time.Minute,
+		KindIstioExpose:       5 * time.Minute,
+		KindIstioRemoteSecret: 5 * time.Minute,
+		KindVerifySample:      15 * time.Minute,
+	}
+}
 
 // DefaultMeshConfig is the meshConfig a mesh gets when it sets none: access
 // logs to stdout as JSON, as in the walkthrough.

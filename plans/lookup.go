@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Dir is the absolute directory of the plan file; relative paths in the
@@ -191,4 +192,16 @@ func (p *Plan) HostSSH(name string) SSH {
 	}
 	applySSHDefaults(&eff)
 	return eff
+}
+
+// StepTimeout is how long one run of a step of kind (or its removal) may
+// take: the plan's timeouts entry, else the kind's default; 0 for a kind
+// without either. A plan that passed Validate holds only valid durations.
+func (p *Plan) StepTimeout(kind string) time.Duration {
+	if s, ok := p.Timeouts[kind]; ok {
+		if d, err := time.ParseDuration(s); err == nil && d > 0 {
+			return d
+		}
+	}
+	return DefaultTimeouts()[kind]
 }

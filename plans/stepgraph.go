@@ -25,6 +25,13 @@ const (
 	KindVerifySample      = "verify/sample"
 )
 
+// Kinds lists every step kind, in the order a plan's steps run.
+func Kinds() []string {
+	return []string{KindHostFacts, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigMerge,
+		KindCARoot, KindCAIntermediate, KindIstioNamespace, KindIstioCACerts, KindIstioControlPlane,
+		KindIstioEastWest, KindIstioExpose, KindIstioRemoteSecret, KindVerifySample}
+}
+
 // StepSpec is one step a plan asks for: a stable ID, its kind, what it
 // depends on, the subject it works on and the inputs that decide whether
 // it must run again. It is plain data, built from the plan alone.

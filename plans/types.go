@@ -27,6 +27,8 @@ type Plan struct {
 	Meshes     []Mesh      `yaml:"meshes,omitempty" json:"meshes,omitempty" jsonschema:"description=Istio meshes joining clusters."`
 	Kubeconfig *Kubeconfig `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty" jsonschema:"description=Where the merged kubeconfig of all clusters is written."`
 	State      *State      `yaml:"state,omitempty" json:"state,omitempty" jsonschema:"description=Where mcplan keeps its state and generated files."`
+	// Timeouts bound one run of a step (or of its removal) by step kind.
+	Timeouts map[string]string `yaml:"timeouts,omitempty" json:"timeouts,omitempty" jsonschema:"description=How long one run of a step of a kind (k3s/server, istio/controlplane, ...) or its removal may take, as a Go duration; the step then fails naming itself. Default per kind: see the plan reference."`
 
 	// src is where the plan was loaded from (file name, directory, node
 	// positions); nil for a plan built in Go code.

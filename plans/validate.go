@@ -2,6 +2,7 @@ package plans
 
 import (
 	"fmt"
+	"maps"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,6 +24,7 @@ func Validate(p *Plan) error {
 	v.clusters()
 	v.meshes()
 	v.kubeconfig()
+	v.timeouts()
 	return v.errs.err()
 }
 
@@ -433,4 +435,19 @@ func quoteAll(s []string) []string {
 		out[i] = quote(x)
 	}
 	return out
+}
+
+// timeouts checks that each entry names a step kind and a duration.
+func (v *validator) timeouts() {
+	kinds := Kinds()
+	for _, kind := range slices.Sorted(maps.Keys(v.p.Timeouts)) {
+		path := fieldPath("timeouts", kind)
+		if !slices.Contains(kinds, kind) {
+			v.add(path, fmt.Sprintf("unknown step kind %s", quote(kind)), didYouMean(kind, kinds))
+			continue
+		}
+		if msg := checkDuration(v.p.Timeouts[kind]); msg != "" {
+			v.add(path, msg, "")
+		}
+	}
 }

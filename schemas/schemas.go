@@ -86,6 +86,17 @@ func Generate() ([]byte, error) {
 		prop.Const = p.value
 	}
 
+	// timeouts is keyed by step kind: editors complete and check the keys.
+	timeouts, ok := s.Properties.Get("timeouts")
+	if !ok {
+		return nil, fmt.Errorf("schemas: Plan has no property %q", "timeouts")
+	}
+	kinds := make([]any, 0, len(plans.Kinds()))
+	for _, k := range plans.Kinds() {
+		kinds = append(kinds, k)
+	}
+	timeouts.PropertyNames = &jsonschema.Schema{Enum: kinds}
+
 	if err := checkClosed(types); err != nil {
 		return nil, err
 	}

@@ -199,6 +199,15 @@ func TestSchemaMatchesTypes(t *testing.T) {
 			walk(path+"[]", typ.Elem(), s["items"].(map[string]any))
 			return
 		case reflect.Map:
+			if typ.Elem().Kind() == reflect.String {
+				// A map of strings keyed by step kind (timeouts).
+				names, _ := s["propertyNames"].(map[string]any)
+				values, _ := s["additionalProperties"].(map[string]any)
+				if s["type"] != "object" || values["type"] != "string" || len(names["enum"].([]any)) != len(plans.Kinds()) {
+					t.Errorf("%s: a map of strings by step kind, got %v", path, s)
+				}
+				return
+			}
 			if s["type"] != "object" || s["additionalProperties"] != true {
 				t.Errorf("%s: free-form map must be an open object, got %v", path, s)
 			}

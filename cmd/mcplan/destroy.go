@@ -55,7 +55,7 @@ again resumes.`,
 			whole := len(targets) == 0
 			opts := engine.Options{
 				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
-				Drain: c.drain, Forget: whole,
+				Drain: c.drain, Forget: whole, StepTimeout: pr.plan.StepTimeout,
 				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime, Records: pr.store.Record}),
 			}
 			if !autoApprove {

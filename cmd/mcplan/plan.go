@@ -57,6 +57,7 @@ case the plan file and the state alone decide.`,
 			rep := engine.Run(cmd.Context(), graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,
 				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole && len(targets) == 0, Retire: steps.Retirement(pr.plan, removal),
+				StepTimeout: pr.plan.StepTimeout,
 			})
 			if flags.output == "json" {
 				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
