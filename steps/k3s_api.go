@@ -53,7 +53,7 @@ func (r *Runtime) clusterREST(ctx context.Context, cluster plans.Cluster, logf f
 		return nil, fmt.Errorf("cluster %s: %s on host %s: %w", cluster.Name, k3sKubeconfigPath, cluster.Servers[0], err)
 	}
 	cfg := creds.REST(apiURL(cluster.API.OperatorAddress, cluster.API.Port))
-	cfg.Timeout = 30 * time.Second
+	kube.Retrying(cfg, logf)
 	return cfg, nil
 }
 

@@ -29,7 +29,11 @@ func (r inventoryRemoval) Describe(env *engine.Env) string {
 	if err != nil {
 		return "deletes the objects of its inventory in " + r.cluster
 	}
-	return fmt.Sprintf("deletes the %d objects of its inventory in %s (those mcplan made; a CRD only without custom resources)", len(refs), r.cluster)
+	objects := fmt.Sprintf("the %d objects", len(refs))
+	if len(refs) == 1 {
+		objects = "the object"
+	}
+	return fmt.Sprintf("deletes %s of its inventory in %s (those mcplan made; a CRD only without custom resources)", objects, r.cluster)
 }
 
 func (r inventoryRemoval) Remove(ctx context.Context, env *engine.Env) error {

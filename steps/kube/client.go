@@ -60,7 +60,7 @@ func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*
 	cfg.WarningHandler = warningHandler(warn)
 	// Transient failures are tried again, each attempt logged where the
 	// warnings go (the step's log).
-	cfg.Wrap(withRetries(warn))
+	Retrying(cfg, warn)
 	return New(name, cfg)
 }
 

@@ -7,55 +7,80 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	utilnet "k8s.io/apimachinery/pkg/util/net"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/rest"
 )
 
-// backoff says how a request that failed transiently is tried again: the
-// pause doubles from first up to most, for attempts in all.
-type backoff struct {
-	first, most time.Duration
-	attempts    int
+// Bounds of a request that is tried again.
+const (
+	// attemptTimeout bounds one attempt of a request that may be sent
+	// again: a request lost to packet loss is sent again rather than
+	// awaited for the whole request's time.
+	attemptTimeout = 30 * time.Second
+	// retriedRequestTimeout bounds a request with all its attempts and
+	// pauses (rest.Config.Timeout of the retrying clients); the step's
+	// own deadline bounds it too.
+	retriedRequestTimeout = 5 * time.Minute
+	// maxRetryAfter caps the wait a server asks for in Retry-After.
+	maxRetryAfter = 30 * time.Second
+)
+
+// retryPolicy says how a request that failed transiently is tried again:
+// attempts in all, with the pauses of backoff (client-go's wait.Backoff:
+// doubling, with jitter, up to its cap) between them.
+type retryPolicy struct {
+	attempts int
+	backoff  wait.Backoff
+	attempt  time.Duration // bound of one attempt; 0: none
 }
 
-// transientBackoff is 0.5 s, 1 s, 2 s, 4 s, then every 8 s, for at most 7
-// attempts (about 24 s of pauses: an API server restarting, as k3s does on
-// a config change, is back well within it; every request is bounded by
-// the client's 30 s timeout too).
-func transientBackoff() backoff {
-	return backoff{first: 500 * time.Millisecond, most: 8 * time.Second, attempts: 7}
-}
-
-// pause is the wait after the nth failed attempt (1-based).
-func (b backoff) pause(n int) time.Duration {
-	d := b.first
-	for i := 1; i < n && d < b.most; i++ {
-		d *= 2
+// transientPolicy is 7 attempts with pauses of about 0.5 s, 1 s, 2 s,
+// 4 s, then 8 s (each ±20%): about 24 s of pauses, within which an API
+// server restarting, as k3s does on a config change, is back.
+func transientPolicy() retryPolicy {
+	return retryPolicy{
+		attempts: 7,
+		backoff:  wait.Backoff{Duration: 500 * time.Millisecond, Factor: 2, Jitter: 0.2, Steps: 7, Cap: 8 * time.Second},
+		attempt:  attemptTimeout,
 	}
-	return min(d, b.most)
 }
 
 // retryTransport tries again the requests that may safely be sent twice
 // (GET, HEAD, PUT, PATCH, which server-side apply uses, and DELETE) when
 // they fail in the ways a restarting API server or a lossy network
-// explain: the connection refused, reset or cut before an answer, or the
-// server answering 429, 502, 503 or 504. Each attempt is logged. A
-// request that creates (POST) is never sent again: the first may have
+// explain: the connection refused, reset or cut before an answer, an
+// attempt timing out, or the server answering 429 (after its Retry-After),
+// 500 (an etcd leader change, a webhook not reachable yet), 502, 503 or
+// 504. Each attempt is logged; the last error says how many were made.
+// A request that creates (POST) is never sent again: the first may have
 // arrived.
 type retryTransport struct {
-	next    http.RoundTripper
-	logf    func(format string, args ...any)
-	backoff func() backoff
+	next   http.RoundTripper
+	logf   func(format string, args ...any)
+	policy func() retryPolicy
 }
 
-// withRetries wraps a transport of the cluster's API in a retryTransport.
-func withRetries(logf func(string, ...any)) func(http.RoundTripper) http.RoundTripper {
+// Retrying makes the clients of cfg try transient failures again (see
+// retryTransport), each attempt logged to logf: every attempt is bounded
+// by attemptTimeout, a request with its attempts by
+// retriedRequestTimeout.
+func Retrying(cfg *rest.Config, logf func(string, ...any)) {
+	cfg.Wrap(WithRetries(logf))
+	cfg.Timeout = retriedRequestTimeout
+}
+
+// WithRetries wraps a transport of a cluster's API in a retryTransport
+// that logs its attempts to logf (rest.Config.Wrap).
+func WithRetries(logf func(string, ...any)) func(http.RoundTripper) http.RoundTripper {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
 	return func(next http.RoundTripper) http.RoundTripper {
-		return &retryTransport{next: next, logf: logf, backoff: transientBackoff}
+		return &retryTransport{next: next, logf: logf, policy: transientPolicy}
 	}
 }
 
@@ -63,14 +88,21 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !resendable(req) {
 		return t.next.RoundTrip(req)
 	}
-	b := t.backoff()
+	p := t.policy()
 	for attempt := 1; ; attempt++ {
-		resp, err := t.next.RoundTrip(req)
+		resp, err := t.once(req, p.attempt)
 		why := transient(req.Context(), resp, err)
-		if why == "" || attempt >= b.attempts {
+		if why == "" {
 			return resp, err
 		}
-		pause := b.pause(attempt)
+		if attempt >= p.attempts {
+			if err != nil {
+				return nil, fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+			}
+			t.logf("API %s: %s %s: %s; gave up after %d attempts", req.URL.Host, req.Method, req.URL.Path, why, attempt)
+			return resp, nil
+		}
+		pause := max(p.backoff.Step(), retryAfter(resp))
 		next, rerr := rewound(req)
 		if rerr != nil {
 			return resp, err
@@ -79,7 +111,8 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 			resp.Body.Close()
 		}
-		t.logf("API %s: %s %s: %s; trying again in %s (attempt %d)", req.URL.Host, req.Method, req.URL.Path, why, pause.Round(100*time.Millisecond), attempt+1)
+		t.logf("API %s: %s %s: %s; trying again in %s (attempt %d of %d)", req.URL.Host, req.Method, req.URL.Path, why,
+			pause.Round(100*time.Millisecond), attempt+1, p.attempts)
 		select {
 		case <-req.Context().Done():
 			return nil, req.Context().Err()
@@ -87,6 +120,55 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		req = next
 	}
+}
+
+// once sends one attempt, bounded by limit unless the request streams (a
+// watch, a followed log); the bound lasts until the answer's body is
+// closed.
+func (t *retryTransport) once(req *http.Request, limit time.Duration) (*http.Response, error) {
+	q := req.URL.Query()
+	if limit <= 0 || q.Get("watch") == "true" || q.Get("follow") == "true" {
+		return t.next.RoundTrip(req)
+	}
+	ctx, cancel := context.WithTimeoutCause(req.Context(), limit, errAttemptTimeout)
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err != nil {
+		cancel()
+		if errors.Is(context.Cause(ctx), errAttemptTimeout) && req.Context().Err() == nil {
+			return nil, fmt.Errorf("%w after %s: %w", errAttemptTimeout, limit, err)
+		}
+		return nil, err
+	}
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+// errAttemptTimeout marks an attempt its own bound ended.
+var errAttemptTimeout = errors.New("no answer")
+
+// cancelOnClose ends an attempt's context once its body is read.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
+}
+
+// retryAfter is the wait an answer asks for (Retry-After in seconds),
+// capped; 0 without one.
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	s, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || s <= 0 {
+		return 0
+	}
+	return min(time.Duration(s)*time.Second, maxRetryAfter)
 }
 
 // resendable says whether a request may be sent again: its method is
@@ -122,6 +204,8 @@ func transient(ctx context.Context, resp *http.Response, err error) string {
 	if err != nil {
 		var ne net.Error
 		switch {
+		case errors.Is(err, errAttemptTimeout):
+			return err.Error()
 		case utilnet.IsConnectionRefused(err):
 			return "connection refused"
 		case utilnet.IsConnectionReset(err):
@@ -134,7 +218,7 @@ func transient(ctx context.Context, resp *http.Response, err error) string {
 		return ""
 	}
 	switch resp.StatusCode {
-	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+	case http.StatusTooManyRequests, http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
 		return fmt.Sprintf("answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	return ""

@@ -11,16 +11,21 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // flakyServer is a real HTTP server on loopback whose first failures
-// requests fail as fail says: "refuse" closes the listener's connections
-// at once (the client sees them reset or closed), "503" answers 503.
+// requests fail as fail says: "refuse" cuts the connection without an
+// answer (the client sees it reset or closed), "503" and "500" answer so,
+// "429" answers Too Many Requests with Retry-After: 1, "hang" answers
+// only after two seconds.
 type flakyServer struct {
 	addr     string
 	requests atomic.Int32
 	mu       sync.Mutex
 	bodies   []string
+	times    []time.Time
 }
 
 func startFlaky(t *testing.T, failures int32, fail string) *flakyServer {
@@ -34,11 +39,25 @@ func startFlaky(t *testing.T, failures int32, fail string) *flakyServer {
 		n := s.requests.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		s.mu.Lock()
-		s.bodies = append(s.bodies, string(body))
+		s.bodies, s.times = append(s.bodies, string(body)), append(s.times, time.Now())
 		s.mu.Unlock()
 		if n <= failures {
-			if fail == "503" {
+			switch fail {
+			case "503":
 				http.Error(w, "starting", http.StatusServiceUnavailable)
+				return
+			case "500":
+				http.Error(w, "etcdserver: leader changed", http.StatusInternalServerError)
+				return
+			case "429":
+				w.Header().Set("Retry-After", "1")
+				http.Error(w, "too many requests", http.StatusTooManyRequests)
+				return
+			case "hang":
+				select {
+				case <-time.After(2 * time.Second):
+				case <-r.Context().Done():
+				}
 				return
 			}
 			// Cut the connection without an answer, as a server that
@@ -59,9 +78,10 @@ func startFlaky(t *testing.T, failures int32, fail string) *flakyServer {
 	return s
 }
 
-// fastBackoff keeps the tests short; the attempts are what is tested.
-func fastBackoff() backoff {
-	return backoff{first: 10 * time.Millisecond, most: 40 * time.Millisecond, attempts: 5}
+// fastPolicy keeps the tests short; the attempts are what is tested.
+func fastPolicy() retryPolicy {
+	return retryPolicy{attempts: 5, backoff: wait.Backoff{Duration: 10 * time.Millisecond, Factor: 2, Steps: 5, Cap: 40 * time.Millisecond},
+		attempt: 300 * time.Millisecond}
 }
 
 func retryingClient(logs *[]string) *http.Client {
@@ -71,7 +91,7 @@ func retryingClient(logs *[]string) *http.Client {
 		defer mu.Unlock()
 		*logs = append(*logs, fmt.Sprintf(f, a...))
 	}
-	tr := &retryTransport{next: &http.Transport{DisableKeepAlives: true}, logf: logf, backoff: fastBackoff}
+	tr := &retryTransport{next: &http.Transport{DisableKeepAlives: true}, logf: logf, policy: fastPolicy}
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}
 }
 
@@ -89,8 +109,10 @@ func TestRetryTransport(t *testing.T) {
 		{"GET through a cut connection", http.MethodGet, "", 2, "refuse", true, 3, "trying again"},
 		{"server-side apply PATCH resent with its body", http.MethodPatch, `{"kind":"ConfigMap"}`, 2, "refuse", true, 3, "PATCH"},
 		{"503 while starting", http.MethodGet, "", 3, "503", true, 4, "answered 503 Service Unavailable"},
+		{"500 of an etcd leader change", http.MethodPatch, `{"kind":"ConfigMap"}`, 1, "500", true, 2, "answered 500 Internal Server Error"},
+		{"an attempt with no answer is sent again", http.MethodGet, "", 1, "hang", true, 2, "no answer after 300ms"},
 		{"POST never sent twice", http.MethodPost, `{"kind":"TokenRequest"}`, 1, "refuse", false, 1, ""},
-		{"gives up after the last attempt", http.MethodGet, "", 100, "503", false, 5, "attempt 5"},
+		{"gives up after the last attempt", http.MethodGet, "", 100, "503", false, 5, "gave up after 5 attempts"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := startFlaky(t, tt.failures, tt.fail)
@@ -128,15 +150,37 @@ func TestRetryTransport(t *testing.T) {
 	}
 }
 
-func TestTransientBackoff(t *testing.T) {
-	b := transientBackoff()
-	var got []time.Duration
-	for n := 1; n < b.attempts; n++ {
-		got = append(got, b.pause(n))
+func TestTransientPolicy(t *testing.T) {
+	p := transientPolicy()
+	base := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
+	for i, want := range base {
+		got := p.backoff.Step()
+		if got < want || got > want+want/5 {
+			t.Errorf("pause %d: %s, want %s plus at most 20%% jitter", i+1, got, want)
+		}
 	}
-	want := []time.Duration{500 * time.Millisecond, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 8 * time.Second}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("pauses %v, want %v", got, want)
+	if p.attempts != len(base)+1 {
+		t.Errorf("%d attempts, want %d", p.attempts, len(base)+1)
+	}
+}
+
+// TestRetryTransportHonoursRetryAfter: a 429's Retry-After is waited for,
+// longer than the backoff's own pause.
+func TestRetryTransportHonoursRetryAfter(t *testing.T) {
+	s := startFlaky(t, 1, "429")
+	var logs []string
+	resp, err := retryingClient(&logs).Get("http://" + s.addr + "/api/v1/namespaces")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("err %v resp %v; logs %q", err, resp, logs)
+	}
+	resp.Body.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.times) != 2 || s.times[1].Sub(s.times[0]) < time.Second {
+		t.Errorf("requests at %v, want a second one at least 1s after the first (Retry-After: 1)", s.times)
+	}
+	if !strings.Contains(strings.Join(logs, "\n"), "trying again in 1s (attempt 2 of 5)") {
+		t.Errorf("logs %q", logs)
 	}
 }
 
@@ -146,7 +190,9 @@ func TestRetryTransportStopsWithItsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Millisecond)
 	defer cancel()
 	tr := retryingClient(&logs).Transport.(*retryTransport)
-	tr.backoff = func() backoff { return backoff{first: time.Hour, most: time.Hour, attempts: 5} }
+	tr.policy = func() retryPolicy {
+		return retryPolicy{attempts: 5, backoff: wait.Backoff{Duration: time.Hour, Factor: 1, Steps: 5}}
+	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.addr+"/version", nil)
 	if _, err := (&http.Client{Transport: tr}).Do(req); err == nil {
 		t.Fatal("no error once the context ended")

@@ -181,6 +181,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		// An entry of the user's own in the merged kubeconfig stays.
 		merged := filepath.Join(w.dir, "kubeconfig")
 		w.addUserContext(t, merged)
+		w.checkGoldenPlan(t, ctx, "destroy-k3s", "--destroy")
 		out, err = exec.CommandContext(ctx, w.mcplan, "plan", "--destroy", "--detailed-exitcode", plan).CombinedOutput()
 		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 || !strings.Contains(string(out), "- host/h3/k3s/join") ||
 			!strings.Contains(string(out), "drains and deletes node h3") {

@@ -334,9 +334,11 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		if _, err := c1.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}}, user); err != nil {
 			t.Fatal(err)
 		}
+		meshTargets := []string{"--target", "mesh/mesh1/*", "--target", "cluster/*/istio/*", "--target", "cluster/*/ca/*"}
+		w.checkGoldenPlan(t, ctx, "destroy-walkthrough", "--destroy")
+		w.checkGoldenPlan(t, ctx, "destroy-walkthrough-mesh", append([]string{"--destroy"}, meshTargets...)...)
 		start := time.Now()
-		out, err := exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve",
-			"--target", "mesh/mesh1/*", "--target", "cluster/*/istio/*", "--target", "cluster/*/ca/*", plan).CombinedOutput()
+		out, err := exec.CommandContext(ctx, w.mcplan, append(append([]string{"destroy", "--auto-approve"}, meshTargets...), plan)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("destroy of the mesh: %v\n%s", err, out)
 		}
@@ -485,6 +487,7 @@ meshes:
     clusters: [cluster1, cluster2]
     ca: {keySize: 2048}
 `)
+		w.checkGoldenPlan(t, ctx, "remove-cluster3")
 		out, err := exec.CommandContext(ctx, w.mcplan, "plan", "--detailed-exitcode", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
 		if exit, ok := err.(*exec.ExitError); !ok || exit.ExitCode() != 2 {
 			t.Fatalf("plan: %v, want exit 2\n%s", err, out)
