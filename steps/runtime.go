@@ -58,7 +58,9 @@ func (r *Runtime) Host(ctx context.Context, name string, logf func(string, ...an
 	if hc.err != nil {
 		return nil, hc.err
 	}
-	return hc.client, nil
+	// The connection is shared; its redials and re-runs go to the
+	// caller's log.
+	return hc.client.WithLogf(logf), nil
 }
 
 // Close closes every connection.

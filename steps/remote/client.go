@@ -44,18 +44,42 @@ func (o *DialOptions) defaults() {
 	}
 }
 
-// Client is one SSH connection to one host.
+// Client reaches one host over SSH. It is a handle on the host's
+// connection (shared by every handle, see WithLogf) that logs to its own
+// step. A connection that drops is dialled again, its host key checked
+// again, and an idempotent command re-run (see Run).
 type Client struct {
+	*link
+	// logf receives this handle's lines (a redial, a re-run).
+	logf func(format string, args ...any)
+}
+
+// link is the connection to one host, shared by its handles.
+type link struct {
 	endpoint Endpoint
-	conn     *ssh.Client
+	config   *ssh.ClientConfig
+	opts     DialOptions
 	jump     *Client
 	stop     chan struct{}
 	closing  sync.Once
 	closeErr error
+
+	mu     sync.Mutex
+	conn   *ssh.Client // the current connection
+	dialed int         // how many connections were made
 }
 
 // Endpoint is what the client is connected to.
 func (c *Client) Endpoint() Endpoint { return c.endpoint }
+
+// WithLogf returns a handle on the same connection whose redials and
+// re-runs are logged to logf (a step's log).
+func (c *Client) WithLogf(logf func(string, ...any)) *Client {
+	if logf == nil {
+		logf = c.opts.Logf
+	}
+	return &Client{link: c.link, logf: logf}
+}
 
 // Dial connects to a host, through its bastion when it has one, retrying
 // failed dials with backoff. Authentication and host key failures are not
@@ -74,35 +98,97 @@ func Dial(ctx context.Context, ep Endpoint, opts DialOptions) (*Client, error) {
 		jump.closeIfAny()
 		return nil, err
 	}
+	l := &link{endpoint: ep, config: config, opts: opts, jump: jump, stop: make(chan struct{})}
+	conn, err := l.dial(ctx, opts.Logf)
+	if err != nil {
+		jump.closeIfAny()
+		return nil, err
+	}
+	l.use(conn)
+	return &Client{link: l, logf: opts.Logf}, nil
+}
+
+// dial makes a new connection, trying failed dials again with backoff.
+func (l *link) dial(ctx context.Context, logf func(string, ...any)) (*ssh.Client, error) {
+	ep, opts := l.endpoint, l.opts
 	wait := opts.Backoff
 	var lastErr error
 	for attempt := 1; attempt <= opts.Attempts; attempt++ {
-		conn, err := dialOnce(ctx, ep, jump, config)
+		conn, err := dialOnce(ctx, ep, l.jump, l.config)
 		if err == nil {
-			c := &Client{endpoint: ep, conn: conn, jump: jump, stop: make(chan struct{})}
-			go c.keepAlive(opts.KeepAlive)
-			return c, nil
+			return conn, nil
 		}
 		lastErr = err
 		if !retryable(err) || ctx.Err() != nil {
 			break
 		}
 		if attempt < opts.Attempts {
-			opts.Logf("%s: ssh dial attempt %d/%d failed (%v); retrying in %s", ep, attempt, opts.Attempts, err, wait)
+			logf("%s: ssh dial attempt %d/%d failed (%v); retrying in %s", ep, attempt, opts.Attempts, err, wait)
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
-				jump.closeIfAny()
 				return nil, fmt.Errorf("%s: ssh: %w (last error: %v)", ep, ctx.Err(), lastErr)
 			}
 			wait *= 2
 		}
 	}
-	jump.closeIfAny()
 	if retryable(lastErr) {
 		return nil, fmt.Errorf("%s: ssh: no connection after %d attempts: %w", ep, opts.Attempts, lastErr)
 	}
 	return nil, fmt.Errorf("%s: ssh: %w", ep, lastErr)
+}
+
+// use makes conn the link's connection and keeps it alive.
+func (l *link) use(conn *ssh.Client) {
+	l.mu.Lock()
+	l.conn = conn
+	l.dialed++
+	l.mu.Unlock()
+	go l.keepAlive(conn, l.opts.KeepAlive)
+}
+
+// current is the connection commands start on now.
+func (l *link) current() *ssh.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.conn
+}
+
+// redial replaces broken, the connection a command lost, by a new one
+// (host key checked again, as on the first dial); when another command
+// already replaced it, that one is used. The bastion's connection is
+// replaced too when it is the one that broke.
+func (l *link) redial(ctx context.Context, broken *ssh.Client, logf func(string, ...any)) (*ssh.Client, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	select {
+	case <-l.stop:
+		return nil, fmt.Errorf("%s: ssh: the connection was closed", l.endpoint)
+	default:
+	}
+	if l.conn != broken {
+		return l.conn, nil
+	}
+	broken.Close()
+	if l.jump != nil && !alive(l.jump.current()) {
+		if _, err := l.jump.redial(ctx, l.jump.current(), logf); err != nil {
+			return nil, fmt.Errorf("%s: through bastion: %w", l.endpoint, err)
+		}
+	}
+	conn, err := l.dial(ctx, logf)
+	if err != nil {
+		return nil, err
+	}
+	l.conn = conn
+	l.dialed++
+	go l.keepAlive(conn, l.opts.KeepAlive)
+	return conn, nil
+}
+
+// alive says whether a connection still answers.
+func alive(conn *ssh.Client) bool {
+	_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+	return err == nil
 }
 
 // dialOnce makes one TCP (or bastion-tunnelled) connection and the SSH
@@ -113,7 +199,7 @@ func dialOnce(ctx context.Context, ep Endpoint, jump *Client, config *ssh.Client
 	var raw net.Conn
 	var err error
 	if jump != nil {
-		raw, err = jump.conn.DialContext(ctx, "tcp", ep.HostPort())
+		raw, err = jump.current().DialContext(ctx, "tcp", ep.HostPort())
 	} else {
 		var d net.Dialer
 		raw, err = d.DialContext(ctx, "tcp", ep.HostPort())
@@ -221,21 +307,21 @@ func authMethods(ep Endpoint) ([]ssh.AuthMethod, error) {
 	return methods, nil
 }
 
-// keepAlive pings the server; after three missed answers it closes the
-// connection so blocked sessions fail instead of hanging.
-func (c *Client) keepAlive(interval time.Duration) {
+// keepAlive pings the server over conn; after three missed answers it
+// closes the connection so blocked sessions fail instead of hanging.
+func (l *link) keepAlive(conn *ssh.Client, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	missed := 0
 	for {
 		select {
-		case <-c.stop:
+		case <-l.stop:
 			return
 		case <-t.C:
-			if _, _, err := c.conn.SendRequest("keepalive@openssh.com", true, nil); err != nil {
+			if _, _, err := conn.SendRequest("keepalive@openssh.com", true, nil); err != nil {
 				missed++
 				if missed >= 3 {
-					c.conn.Close()
+					conn.Close()
 					return
 				}
 				continue
@@ -245,12 +331,15 @@ func (c *Client) keepAlive(interval time.Duration) {
 	}
 }
 
-// Close ends the connection (and its bastion's). Closing twice is fine.
+// Close ends the connection (and its bastion's), for every handle.
+// Closing twice is fine.
 func (c *Client) Close() error {
-	if c == nil {
+	if c == nil || c.link == nil {
 		return nil
 	}
 	c.closing.Do(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		close(c.stop)
 		c.closeErr = c.conn.Close()
 		c.jump.closeIfAny()

@@ -21,18 +21,26 @@ func (c *Client) Upload(ctx context.Context, local, remotePath string, mode os.F
 	if err != nil {
 		return false, fmt.Errorf("%s: upload %s: %w", c.endpoint, local, err)
 	}
-	return c.upload(ctx, sum, local, func() (io.ReadCloser, error) { return os.Open(local) }, remotePath, mode)
+	return c.upload(ctx, sum, local, func() (io.ReadSeekCloser, error) { return os.Open(local) }, remotePath, mode)
 }
 
 // UploadBytes writes data to a file on the host as Upload does; for
 // generated files (data may be secret: it is never logged).
 func (c *Client) UploadBytes(ctx context.Context, data []byte, remotePath string, mode os.FileMode) (bool, error) {
-	return c.upload(ctx, digest.SHA256Hex(data), "generated content", func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(data)), nil
+	return c.upload(ctx, digest.SHA256Hex(data), "generated content", func() (io.ReadSeekCloser, error) {
+		return nopSeekCloser{bytes.NewReader(data)}, nil
 	}, remotePath, mode)
 }
 
-func (c *Client) upload(ctx context.Context, sum, what string, open func() (io.ReadCloser, error), remotePath string, mode os.FileMode) (bool, error) {
+// nopSeekCloser is generated content as a file: it can be sent again
+// after a lost connection.
+type nopSeekCloser struct{ *bytes.Reader }
+
+func (nopSeekCloser) Close() error { return nil }
+
+// upload streams what open gives; the content is sent again, from its
+// start, when the connection is lost during the copy (see Run).
+func (c *Client) upload(ctx context.Context, sum, what string, open func() (io.ReadSeekCloser, error), remotePath string, mode os.FileMode) (bool, error) {
 	if have, err := c.RemoteSHA256(ctx, remotePath); err != nil {
 		return false, err
 	} else if have == sum {
