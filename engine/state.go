@@ -94,9 +94,14 @@ func OpenStore(dir string) (*Store, error) {
 		return nil, fmt.Errorf("read state: %w", err)
 	}
 	if err := json.Unmarshal(data, &s.state); err != nil {
-		return nil, fmt.Errorf("read state %s: %w", s.path, err)
+		return nil, fmt.Errorf("read state %s: it is damaged (%v; %d bytes): mcplan neither reads nor overwrites it; "+
+			"restore it from where you keep it (version control, a backup), or move it aside to start from an empty state", s.path, err, len(data))
 	}
-	if s.state.Version != StateVersion {
+	switch {
+	case s.state.Version > StateVersion:
+		return nil, fmt.Errorf("read state %s: version %d was written by a newer mcplan; this one reads version %d and leaves the file as it is: use the newer mcplan",
+			s.path, s.state.Version, StateVersion)
+	case s.state.Version != StateVersion:
 		return nil, fmt.Errorf("read state %s: version %d, this mcplan reads version %d", s.path, s.state.Version, StateVersion)
 	}
 	if s.state.Steps == nil {
