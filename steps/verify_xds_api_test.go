@@ -311,7 +311,7 @@ func TestVerifyXDSPortForwardOnStandins(t *testing.T) {
 	c1 := r.clients["cluster1"]
 
 	t.Run("NoPod", func(t *testing.T) {
-		_, err := xds.PortForward(r.clients, "canary")(ctx, "cluster1")
+		_, err := xds.PortForward(r.clients, "canary", t.Logf)(ctx, "cluster1")
 		if xds.ReasonOf(err) != xds.ReasonNoPod || !strings.Contains(err.Error(), "no pod with labels app=istiod,istio.io/rev=canary in namespace istio-system") {
 			t.Errorf("err %v, want %s", err, xds.ReasonNoPod)
 		}
@@ -331,14 +331,14 @@ func TestVerifyXDSPortForwardOnStandins(t *testing.T) {
 		defer func() {
 			_ = c1.Typed.CoreV1().Pods(istiorender.Namespace).Delete(ctx, pending.Name, metav1.DeleteOptions{})
 		}()
-		_, err := xds.PortForward(r.clients, "pending")(ctx, "cluster1")
+		_, err := xds.PortForward(r.clients, "pending", t.Logf)(ctx, "cluster1")
 		if xds.ReasonOf(err) != xds.ReasonNotReady || !strings.Contains(err.Error(), "istiod-pending: Pending") {
 			t.Errorf("err %v, want %s naming the pending pod", err, xds.ReasonNotReady)
 		}
 	})
 
 	t.Run("Forward", func(t *testing.T) {
-		ist, err := xds.PortForward(r.clients, "")(ctx, "cluster1")
+		ist, err := xds.PortForward(r.clients, "", t.Logf)(ctx, "cluster1")
 		if err != nil {
 			if xds.ReasonOf(err) != xds.ReasonForwardFailed || !strings.Contains(err.Error(), "pods/portforward through the API https://127.0.0.2:") {
 				t.Fatalf("err %v, want %s", err, xds.ReasonForwardFailed)

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -9,9 +10,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -199,5 +203,37 @@ func TestRetryTransportStopsWithItsContext(t *testing.T) {
 	}
 	if n := s.requests.Load(); n != 1 {
 		t.Errorf("%d requests, want 1: the pause ended with the context", n)
+	}
+}
+
+func TestRetryOp(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	p := fastPolicy()
+	for _, tt := range []struct {
+		name      string
+		errs      []error // what each attempt returns; nil ends
+		wantCalls int
+		wantErr   string
+	}{
+		{"refused twice, then through", []error{refused, refused, nil}, 3, ""},
+		{"a 503 from the API", []error{apierrors.NewServiceUnavailable("starting"), nil}, 2, ""},
+		{"a 403 is not transient", []error{apierrors.NewForbidden(schema.GroupResource{Resource: "pods"}, "x", errors.New("no")), nil}, 1, "forbidden"},
+		{"gives up", []error{refused, refused, refused, refused, refused, refused}, 5, "gave up after 5 attempts"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			calls := 0
+			var logs []string
+			err := retryOp(context.Background(), p, func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }, "pods/portforward x",
+				func(context.Context) error {
+					calls++
+					return tt.errs[calls-1]
+				})
+			if calls != tt.wantCalls || (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("%d calls, err %v; want %d calls, err %q; logs %q", calls, err, tt.wantCalls, tt.wantErr, logs)
+			}
+			if len(logs) != max(0, calls-1) {
+				t.Errorf("%d log lines for %d calls: %q", len(logs), calls, logs)
+			}
+		})
 	}
 }

@@ -75,7 +75,7 @@ func (s *Verifier) XDSReports(ctx context.Context, sample *Sample, dial xds.Dial
 	}
 	clients := sample.clients
 	if dial == nil {
-		dial = xds.PortForward(clients, s.mesh.Istio.Revision)
+		dial = xds.PortForward(clients, s.mesh.Istio.Revision, logf)
 	}
 	start := time.Now()
 	deadline := start.Add(s.xdsTimeout())

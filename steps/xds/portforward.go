@@ -26,8 +26,9 @@ import (
 // port-forward does since 1.31: SPDY tunnelled over a websocket, falling
 // back to plain SPDY when the API does not upgrade to websockets. One
 // connection to the API carries a pair of streams (error, data) per
-// connection to the pod.
-func PortForward(clients map[string]*kube.Client, revision string) DialIstiod {
+// connection to the pod. Opening the connection is tried again while it
+// fails transiently (kube.RetryTransient), each attempt logged to logf.
+func PortForward(clients map[string]*kube.Client, revision string, logf func(string, ...any)) DialIstiod {
 	return func(ctx context.Context, primary string) (*Istiod, error) {
 		c := clients[primary]
 		if c == nil {
@@ -38,7 +39,12 @@ func PortForward(clients map[string]*kube.Client, revision string) DialIstiod {
 			return nil, err
 		}
 		podRef := pod.Namespace + "/" + pod.Name
-		conn, err := forwardConnection(ctx, c, pod)
+		var conn streamhttp.Connection
+		err = kube.RetryTransient(ctx, logf, "pods/portforward "+podRef+" in "+primary, func(ctx context.Context) error {
+			var ferr error
+			conn, ferr = forwardConnection(ctx, c, pod)
+			return ferr
+		})
 		if err != nil {
 			return nil, &IstiodError{Cluster: primary, Pod: podRef, Reason: ReasonForwardFailed, Err: fmt.Errorf(
 				"pods/portforward through the API %s: %w (the API server forwards to the kubelet of node %s)", c.REST.Host, err, pod.Spec.NodeName)}
