@@ -55,7 +55,7 @@ func TestStoreRejectsOtherVersions(t *testing.T) {
 	tests := []struct {
 		name, content, want string
 	}{
-		{"future", `{"version": 99, "steps": {}}`, "version 99, this mcplan reads version 1"},
+		{"future", `{"version": 99, "steps": {}}`, "version 99 was written by a newer mcplan; this one reads version 1"},
 		{"garbage", `{not json`, "read state"},
 	}
 	for _, tt := range tests {

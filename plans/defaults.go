@@ -44,6 +44,7 @@ const (
 func DefaultTimeouts() map[string]time.Duration {
 	return map[string]time.Duration{
 		KindHostFacts:         2 * time.Minute,
+		KindK3sSnapshot:       5 * time.Minute,
 		KindK3sServer:         15 * time.Minute,
 		KindK3sJoin:           15 * time.Minute,
 		KindKubeconfigFetch:   2 * time.Minute,

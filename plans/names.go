@@ -21,6 +21,8 @@ var (
 	dnsLabelRE   = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 	hostLabelRE  = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$`)
 	k3sVersionRE = regexp.MustCompile(`^v\d+\.\d+\.\d+\+k3s\d+$`)
+	// k3sVersionParts are a k3s version's numbers.
+	k3sVersionParts = regexp.MustCompile(`^v(\d+)\.(\d+)\.(\d+)\+k3s(\d+)$`)
 	// k3sChannelRE: the channels of update.k3s.io (stable, latest,
 	// testing, or a minor such as v1.31). The channel reaches a root shell
 	// on every host, so nothing else is accepted.

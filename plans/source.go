@@ -74,6 +74,11 @@ func indexPath(path string, i int) string {
 }
 
 // errAt builds an Error positioned at path's node in p's file.
+// ErrorAt is an error about the plan's field at path (clusters[0].k3s.version),
+// positioned at it when the plan was parsed from a file: for checks of the
+// plan against what its last apply recorded.
+func (p *Plan) ErrorAt(path, msg, hint string) *Error { return p.errAt(path, msg, hint) }
+
 func (p *Plan) errAt(path, msg, hint string) *Error {
 	e := &Error{Path: path, Message: msg, Hint: hint}
 	if path == "" {

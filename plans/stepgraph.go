@@ -12,6 +12,7 @@ const (
 	KindHostFacts         = "host/facts"
 	KindK3sServer         = "k3s/server"
 	KindK3sJoin           = "k3s/join"
+	KindK3sSnapshot       = "k3s/snapshot"
 	KindKubeconfigFetch   = "kubeconfig/fetch"
 	KindKubeconfigMerge   = "kubeconfig/merge"
 	KindCARoot            = "ca/root"
@@ -27,7 +28,7 @@ const (
 
 // Kinds lists every step kind, in the order a plan's steps run.
 func Kinds() []string {
-	return []string{KindHostFacts, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigMerge,
+	return []string{KindHostFacts, KindK3sSnapshot, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigMerge,
 		KindCARoot, KindCAIntermediate, KindIstioNamespace, KindIstioCACerts, KindIstioControlPlane,
 		KindIstioEastWest, KindIstioExpose, KindIstioRemoteSecret, KindVerifySample}
 }
@@ -60,6 +61,7 @@ type StepSpec struct {
 func HostFactsID(host string) string            { return "host/" + host + "/facts" }
 func K3sServerID(host string) string            { return "host/" + host + "/k3s/server" }
 func K3sJoinID(host string) string              { return "host/" + host + "/k3s/join" }
+func K3sSnapshotID(cluster string) string       { return "cluster/" + cluster + "/k3s/snapshot" }
 func KubeconfigFetchID(cluster string) string   { return "cluster/" + cluster + "/kubeconfig/fetch" }
 func CARootID(mesh string) string               { return "mesh/" + mesh + "/ca/root" }
 func CAIntermediateID(cluster string) string    { return "cluster/" + cluster + "/ca/intermediate" }
@@ -109,10 +111,18 @@ func SubjectOfID(id string) (scope, name string, ok bool) {
 // KubeconfigMergeID is the ID of the plan's one kubeconfig merge step.
 const KubeconfigMergeID = "kubeconfig/merge"
 
+// Rollouts are the clusters whose k3s release (Cluster.K3sRelease)
+// differs from what their nodes last installed: an upgrade rolls over
+// them (see stepBuilder.cluster).
+type Rollouts map[string]bool
+
 // Steps returns the steps of a validated plan with defaults applied, in a
 // stable order: hosts and clusters in plan order, then meshes.
-func Steps(p *Plan) []StepSpec {
-	b := stepBuilder{plan: p, hosts: map[string]Host{}, clusters: map[string]Cluster{}}
+func Steps(p *Plan) []StepSpec { return StepsRolling(p, nil) }
+
+// StepsRolling is Steps with the clusters of rolling upgraded in order.
+func StepsRolling(p *Plan, rolling Rollouts) []StepSpec {
+	b := stepBuilder{plan: p, rolling: rolling, hosts: map[string]Host{}, clusters: map[string]Cluster{}}
 	for _, h := range p.Hosts {
 		b.hosts[h.Name] = h
 	}
@@ -131,6 +141,7 @@ func Steps(p *Plan) []StepSpec {
 
 type stepBuilder struct {
 	plan     *Plan
+	rolling  Rollouts
 	hosts    map[string]Host
 	clusters map[string]Cluster
 	specs    []StepSpec
@@ -179,6 +190,18 @@ func (b *stepBuilder) cluster(c Cluster) {
 	for _, h := range append(slices.Clone(c.Servers), c.Agents...) {
 		b.add(StepSpec{ID: HostFactsID(h), Kind: KindHostFacts, Host: h, Cluster: c.Name, Inputs: b.hostInputs(h)})
 	}
+	// An upgrade rolls: an etcd snapshot on the first server (embedded
+	// etcd only), then the servers one at a time in plan order, then the
+	// agents in batches of AgentBatch, each batch after the one before.
+	rolling := b.rolling[c.Name]
+	if rolling && c.EmbeddedEtcd() {
+		b.add(StepSpec{ID: K3sSnapshotID(c.Name), Kind: KindK3sSnapshot, Host: first, Cluster: c.Name,
+			DependsOn: []string{HostFactsID(first)},
+			Inputs: struct {
+				Host    hostInputs `json:"host"`
+				Release string     `json:"release"`
+			}{b.hostInputs(first), c.K3sRelease()}})
+	}
 	for i, s := range c.Servers {
 		in := k3sInputs{Host: b.hostInputs(s), Cluster: c.Name, K3s: c.K3s, API: c.API, TLSSANs: sans}
 		deps := []string{HostFactsID(s)}
@@ -186,12 +209,25 @@ func (b *stepBuilder) cluster(c Cluster) {
 			in.Join = b.hosts[first].PrivateIP
 			deps = append(deps, K3sServerID(first))
 		}
+		switch {
+		case rolling && i == 0 && c.EmbeddedEtcd():
+			deps = append(deps, K3sSnapshotID(c.Name))
+		case rolling && i > 1:
+			deps = append(deps, K3sServerID(c.Servers[i-1]))
+		}
 		b.add(StepSpec{ID: K3sServerID(s), Kind: KindK3sServer, Host: s, Cluster: c.Name, DependsOn: deps, Inputs: in})
 	}
-	for _, a := range c.Agents {
+	batch := c.AgentBatch()
+	for j, a := range c.Agents {
 		in := k3sInputs{Host: b.hostInputs(a), Cluster: c.Name, K3s: c.K3s, API: API{Port: c.API.Port}, Join: b.hosts[first].PrivateIP}
-		b.add(StepSpec{ID: K3sJoinID(a), Kind: KindK3sJoin, Host: a, Cluster: c.Name,
-			DependsOn: []string{HostFactsID(a), K3sServerID(first)}, Inputs: in})
+		deps := []string{HostFactsID(a), K3sServerID(first)}
+		if last := c.Servers[len(c.Servers)-1]; rolling && last != first {
+			deps = append(deps, K3sServerID(last))
+		}
+		if rolling && j >= batch {
+			deps = append(deps, K3sJoinID(c.Agents[j-batch]))
+		}
+		b.add(StepSpec{ID: K3sJoinID(a), Kind: KindK3sJoin, Host: a, Cluster: c.Name, DependsOn: deps, Inputs: in})
 	}
 	b.add(StepSpec{ID: KubeconfigFetchID(c.Name), Kind: KindKubeconfigFetch, Cluster: c.Name,
 		DependsOn: b.clusterNodeSteps(c),

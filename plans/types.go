@@ -85,6 +85,22 @@ type K3s struct {
 	Args      []string `yaml:"args,omitempty" json:"args,omitempty" jsonschema:"description=Extra k3s server arguments."`
 	AgentArgs []string `yaml:"agentArgs,omitempty" json:"agentArgs,omitempty" jsonschema:"description=Extra k3s agent arguments."`
 	Airgap    *Airgap  `yaml:"airgap,omitempty" json:"airgap,omitempty" jsonschema:"description=Install from local files instead of downloading."`
+	Upgrade   *Upgrade `yaml:"upgrade,omitempty" json:"upgrade,omitempty" jsonschema:"description=How a change of version, channel or airgap binary rolls over the cluster's nodes."`
+	Hooks     *Hooks   `yaml:"hooks,omitempty" json:"hooks,omitempty" jsonschema:"description=Shell commands run on each node over SSH around its upgrade."`
+}
+
+// Upgrade says how a cluster's k3s upgrade rolls: servers one at a time
+// after an etcd snapshot, then agents in batches.
+type Upgrade struct {
+	MaxUnavailable string `yaml:"maxUnavailable,omitempty" json:"maxUnavailable,omitempty" jsonschema:"description=Agents upgraded at once: a count (2) or a percentage of the agents (25%). Default 1."`
+	Drain          *bool  `yaml:"drain,omitempty" json:"drain,omitempty" jsonschema:"description=Cordon and drain each node (eviction API, PodDisruptionBudgets honoured) before its upgrade. Default true."`
+}
+
+// Hooks are commands run on a node, as root through its shell, around its
+// upgrade; a non-zero exit fails the node's step.
+type Hooks struct {
+	BeforeUpgrade []string `yaml:"beforeUpgrade,omitempty" json:"beforeUpgrade,omitempty" jsonschema:"description=Run on each node before its upgrade (after the drain)."`
+	AfterUpgrade  []string `yaml:"afterUpgrade,omitempty" json:"afterUpgrade,omitempty" jsonschema:"description=Run on each node once it is Ready at the new version (before the uncordon)."`
 }
 
 // Airgap names the local files uploaded for an offline k3s install.

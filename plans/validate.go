@@ -233,6 +233,23 @@ func (v *validator) k3s(k K3s, path string) {
 			}
 		}
 	}
+	if u := k.Upgrade; u != nil && u.MaxUnavailable != "" {
+		if _, err := parseMaxUnavailable(u.MaxUnavailable); err != nil {
+			v.add(fieldPath(path, "upgrade.maxUnavailable"), err.Error(), "a count such as 2 or a percentage such as 25%")
+		}
+	}
+	if h := k.Hooks; h != nil {
+		for _, set := range []struct {
+			field string
+			cmds  []string
+		}{{"beforeUpgrade", h.BeforeUpgrade}, {"afterUpgrade", h.AfterUpgrade}} {
+			for i, c := range set.cmds {
+				if strings.TrimSpace(c) == "" || strings.ContainsRune(c, 0) {
+					v.add(indexPath(fieldPath(path, "hooks."+set.field), i), "a hook must be a non-empty shell command", "")
+				}
+			}
+		}
+	}
 	if k.Mirror != "" && k.Mirror != "cn" {
 		v.add(fieldPath(path, "mirror"), fmt.Sprintf("unknown mirror %s: leave it empty or use \"cn\"", quote(k.Mirror)), "")
 	}

@@ -11,12 +11,13 @@ import (
 )
 
 // Graph builds the step graph of a validated plan with defaults applied:
-// the plan's step specs, each with its fingerprint and implementation.
+// the plan's step specs, each with its fingerprint and implementation;
+// the clusters of rolling are upgraded in order (see Rollouts).
 // The steps share rt; nothing is contacted until a step runs.
-func Graph(p *plans.Plan, rt *Runtime) (*engine.Graph, error) {
+func Graph(p *plans.Plan, rt *Runtime, rolling plans.Rollouts) (*engine.Graph, error) {
 	g := engine.NewGraph()
 	kinds := catalogue()
-	for _, spec := range plans.Steps(p) {
+	for _, spec := range plans.StepsRolling(p, rolling) {
 		fp, err := engine.Fingerprint(spec.Kind, spec.Inputs)
 		if err != nil {
 			return nil, fmt.Errorf("step %s: %w", spec.ID, err)
@@ -48,6 +49,7 @@ func catalogue() map[string]Constructor {
 		plans.KindHostFacts:         kind(NewHostFacts),
 		plans.KindK3sServer:         kind(NewK3sServer),
 		plans.KindK3sJoin:           kind(NewK3sJoin),
+		plans.KindK3sSnapshot:       kind(NewK3sSnapshot),
 		plans.KindKubeconfigFetch:   kind(NewKubeconfigFetch),
 		plans.KindKubeconfigMerge:   kind(NewKubeconfigMerge),
 		plans.KindCARoot:            kind(NewCARoot),

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"k8s.io/client-go/kubernetes"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/digest"
@@ -175,6 +175,9 @@ type k3sDecision struct {
 	install bool
 	// restart: only the config changed, or the service is not running.
 	restart bool
+	// upgrade: k3s is installed and another version or binary is
+	// wanted: the node is drained first and checked after (k3s_upgrade.go).
+	upgrade bool
 }
 
 // decide compares what is installed with the plan: the wanted config's
@@ -202,7 +205,8 @@ func (s *K3sNode) decide(l liveState, configSHA, binarySHA string) k3sDecision {
 	if l.version != "" && l.enabled != "enabled" {
 		d.reasons = append(d.reasons, fmt.Sprintf("service %s is not enabled", s.unit()))
 	}
-	d.install = l.version == "" || (wantVersion != "" && l.version != wantVersion) || binaryDiffers || l.enabled != "enabled"
+	d.upgrade = l.version != "" && ((wantVersion != "" && l.version != wantVersion) || binaryDiffers)
+	d.install = l.version == "" || d.upgrade || l.enabled != "enabled"
 	d.restart = !d.install && (configDiffers || l.active != "active")
 	return d
 }
@@ -253,14 +257,22 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	if d := s.decide(live, digest.SHA256Hex(config), binarySHA); len(d.reasons) > 0 {
+	d := s.decide(live, digest.SHA256Hex(config), binarySHA)
+	if d.upgrade {
+		// Refused here already, so plan says so.
+		cs, err := s.clusterClient(ctx, env)
+		if err != nil {
+			return engine.Drift{}, err
+		}
+		if err := s.checkClusterReady(ctx, cs); err != nil {
+			return engine.Drift{}, err
+		}
+		return engine.Drifted(strings.Join(d.reasons, "; ") + " (" + s.rolloutNote() + ")"), nil
+	}
+	if len(d.reasons) > 0 {
 		return engine.Drifted(strings.Join(d.reasons, "; ")), nil
 	}
-	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
-	if err != nil {
-		return engine.Drift{}, err
-	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := s.clusterClient(ctx, env)
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -270,6 +282,9 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	}
 	if !ready {
 		return engine.Drifted(why), nil
+	}
+	if n, err := client.CoreV1().Nodes().Get(ctx, s.host.Name, metav1.GetOptions{}); err == nil && cordonedForUpgrade(n) {
+		return engine.Drifted("node " + s.host.Name + " is still cordoned by an interrupted upgrade"), nil
 	}
 	return engine.InSync(), nil
 }
@@ -300,7 +315,13 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 		return err
 	}
 	d := s.decide(live, digest.SHA256Hex(config), binarySHA)
-	if err := s.uploadAirgap(ctx, env, c); err != nil {
+	if d.upgrade {
+		if err := s.startUpgrade(ctx, env, c, live); err != nil {
+			return err
+		}
+	}
+	binaryCopied, err := s.uploadAirgap(ctx, env, c)
+	if err != nil {
 		return err
 	}
 	configChanged, err := c.UploadBytes(ctx, config, k3sConfigPath, 0o600)
@@ -315,6 +336,15 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 		if err := s.runInstall(ctx, env, c); err != nil {
 			return err
 		}
+		// The install script restarts k3s only when it changed the
+		// binary, unit or environment itself: an uploaded airgap binary
+		// was in place before it ran, and it does not read config.yaml.
+		if binaryCopied || configChanged {
+			env.Logf("restarting %s for the new %s", s.unit(), map[bool]string{true: "binary", false: "config"}[binaryCopied])
+			if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
+				return fmt.Errorf("restart: %w", err)
+			}
+		}
 	case d.restart:
 		env.Logf("restarting %s", s.unit())
 		if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
@@ -323,6 +353,14 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	if err := s.waitReady(ctx, env); err != nil {
 		return fmt.Errorf("%w%s", err, s.journalTail(ctx, c))
+	}
+	if d.upgrade {
+		if err := s.finishUpgrade(ctx, env, c); err != nil {
+			return err
+		}
+	}
+	if err := s.uncordonAfterUpgrade(ctx, env); err != nil {
+		return err
 	}
 	after, err := s.readLive(ctx, c)
 	if err != nil {
@@ -333,6 +371,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	env.SetOutput(K3sOutputCluster, s.cluster.Name)
 	env.SetOutput(K3sOutputAddress, s.host.Address)
 	env.SetOutput(K3sOutputFirst, strconv.FormatBool(s.isFirstServer()))
+	env.SetOutput(K3sOutputRelease, s.cluster.K3sRelease())
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
 	return nil
 }
@@ -357,11 +396,12 @@ func (s *K3sNode) waitReady(ctx context.Context, env *engine.Env) error {
 	}
 }
 
-// uploadAirgap copies the airgap files, each only when the host lacks it.
-func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.Client) error {
+// uploadAirgap copies the airgap files, each only when the host lacks it;
+// it says whether the binary was copied.
+func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.Client) (binaryCopied bool, err error) {
 	a := s.cluster.K3s.Airgap
 	if a == nil {
-		return nil
+		return false, nil
 	}
 	type file struct{ local, remote, field, sum string }
 	files := []file{
@@ -379,23 +419,24 @@ func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.C
 		local := s.rt.plan.Resolve(f.local)
 		got, err := digest.FileSHA256(local)
 		if err != nil {
-			return fmt.Errorf("airgap: %w", err)
+			return false, fmt.Errorf("airgap: %w", err)
 		}
 		if got != f.sum {
-			return fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
+			return false, fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
 		}
 	}
 	for _, f := range files {
 		local := s.rt.plan.Resolve(f.local)
 		copied, err := c.Upload(ctx, local, f.remote, 0o755)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if copied {
 			env.Logf("uploaded %s to %s", local, f.remote)
+			binaryCopied = binaryCopied || f.remote == k3sBinaryPath
 		}
 	}
-	return nil
+	return binaryCopied, nil
 }
 
 // runInstall runs the install script with the INSTALL_K3S_* settings of

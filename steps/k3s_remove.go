@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -98,16 +99,12 @@ func (s *K3sNode) Remove(ctx context.Context, env *engine.Env) error {
 	return nil
 }
 
-// drainAndDelete drains the agent's node and deletes it, through the
-// API of the cluster's first server.
+// drainAndDelete drains the node and deletes it, through the API of the
+// cluster's first server.
 func (s *K3sNode) drainAndDelete(ctx context.Context, env *engine.Env) error {
-	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
+	cs, err := s.clusterClient(ctx, env)
 	if err != nil {
 		return fmt.Errorf("reach the cluster's API to drain %s: %w", s.host.Name, err)
-	}
-	cs, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		return err
 	}
 	node := s.host.Name
 	n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
@@ -117,21 +114,40 @@ func (s *K3sNode) drainAndDelete(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return fmt.Errorf("get node %s: %w", node, err)
 	}
+	if err := cordonAndDrain(ctx, env, cs, n); err != nil {
+		return err
+	}
+	if err := cs.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete node %s: %w", node, err)
+	}
+	env.Logf("drained and deleted node %s", node)
+	return nil
+}
+
+// clusterClient is a client of the cluster's API (its first server's).
+func (s *K3sNode) clusterClient(ctx context.Context, env *engine.Env) (kubernetes.Interface, error) {
+	cfg, err := s.rt.clusterREST(ctx, s.cluster, env.Logf)
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(cfg)
+}
+
+// cordonAndDrain cordons node n and evicts its pods with kubectl's drain
+// (evictions that respect PodDisruptionBudgets, DaemonSets left, at most
+// k3sDrainTimeout), as `kubectl drain` does.
+func cordonAndDrain(ctx context.Context, env *engine.Env, cs kubernetes.Interface, n *corev1.Node) error {
 	helper := &drain.Helper{
 		Ctx: ctx, Client: cs, Force: true, IgnoreAllDaemonSets: true, DeleteEmptyDirData: true,
 		GracePeriodSeconds: -1, Timeout: k3sDrainTimeout,
 		Out: logWriter{env}, ErrOut: logWriter{env},
 	}
 	if err := drain.RunCordonOrUncordon(helper, n, true); err != nil {
-		return fmt.Errorf("cordon %s: %w", node, err)
+		return fmt.Errorf("cordon %s: %w", n.Name, err)
 	}
-	if err := drain.RunNodeDrain(helper, node); err != nil {
-		return fmt.Errorf("drain %s: %w", node, err)
+	if err := drain.RunNodeDrain(helper, n.Name); err != nil {
+		return fmt.Errorf("drain %s: %w", n.Name, err)
 	}
-	if err := cs.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete node %s: %w", node, err)
-	}
-	env.Logf("drained and deleted node %s", node)
 	return nil
 }
 

@@ -17,6 +17,9 @@ import (
 type Runtime struct {
 	plan  *plans.Plan
 	trust remote.TrustStore
+	// Force lets an upgrade go while a node of its cluster is not Ready
+	// (apply --force).
+	Force bool
 
 	mu    sync.Mutex
 	hosts map[string]*hostConn

@@ -23,6 +23,9 @@ type runFlags struct {
 	output      string
 	// noNewPins fails a host without a pinned key instead of pinning it.
 	noNewPins bool
+	// force lets a k3s upgrade go while a node of its cluster is not
+	// Ready.
+	force bool
 }
 
 func (f *runFlags) validate() error { return checkOutput(f.output) }
@@ -77,7 +80,8 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 		return nil, err
 	}
 	pr.runtime = steps.NewRuntime(p, pins)
-	g, err := steps.Graph(p, pr.runtime)
+	pr.runtime.Force = flags.force
+	g, err := steps.Graph(p, pr.runtime, steps.Rollouts(p, pr.store.Record))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -90,7 +94,8 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 
 // checkAgainstState refuses a plan that the state's records rule out:
 // one that gives a host being removed to another host
-// (steps.CheckHostReuse), or names as a cluster's first server a host
+// (steps.CheckHostReuse), a k3s version its nodes cannot go to
+// (steps.CheckUpgrades), or names as a cluster's first server a host
 // that has not joined it (steps.CheckFirstServer).
 func (pr *prepared) checkAgainstState() error {
 	records := map[string]engine.StepRecord{}
@@ -98,6 +103,9 @@ func (pr *prepared) checkAgainstState() error {
 		records[id], _ = pr.store.Record(id)
 	}
 	if err := steps.CheckHostReuse(pr.plan, records); err != nil {
+		return err
+	}
+	if err := steps.CheckUpgrades(pr.plan, pr.store.Record); err != nil {
 		return err
 	}
 	return steps.CheckFirstServer(pr.plan, records)

@@ -86,6 +86,7 @@ case the plan file and the state alone decide.`,
 func addRunFlags(cmd *cobra.Command, flags *runFlags) {
 	cmd.Flags().StringArrayVar(&flags.targets, "target", nil, "only steps matching this glob on step IDs, and what they depend on (repeatable)")
 	cmd.Flags().IntVar(&flags.parallelism, "parallelism", engine.DefaultParallelism, "how many steps run at once")
+	cmd.Flags().BoolVar(&flags.force, "force", false, "let a k3s upgrade go while a node of its cluster is not Ready")
 	cmd.Flags().BoolVar(&flags.noNewPins, "no-new-pins", false, "with ssh.knownHosts: pin, fail on a host that has no pinned key instead of pinning it (for CI)")
 	addOutputFlag(cmd, &flags.output)
 }
