@@ -127,7 +127,7 @@ func (s *Server) runControllerManager(ctx context.Context) error {
 		"authentication-kubeconfig":        kubeconfig,
 		"authorization-kubeconfig":         kubeconfig,
 		"secure-port":                      "0",
-		"leader-elect":                     "false",
+		"leader-elect":                     "true",
 		"use-service-account-credentials":  "true",
 		"service-account-private-key-file": c.path("service.key"),
 		"root-ca-file":                     c.path("server-ca.crt"),
@@ -166,7 +166,7 @@ func (s *Server) runScheduler(ctx context.Context) error {
 		"authentication-kubeconfig": kubeconfig,
 		"authorization-kubeconfig":  kubeconfig,
 		"secure-port":               "0",
-		"leader-elect":              "false",
+		"leader-elect":              "true",
 		"profiling":                 "false",
 	}
 	if err := parseNamed("kube-scheduler", *opts.Flags, flagArgs(m, s.cfg.KubeSchedulerArgs)); err != nil {
