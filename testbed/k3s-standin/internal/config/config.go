@@ -58,6 +58,12 @@ type Config struct {
 	EtcdPort int
 	// EtcdPeerPort is etcd's peer port (k3s: 2380); 0 means EtcdPort+1.
 	EtcdPeerPort int
+	// EtcdPeerSkipClientSANVerify accepts a peer's client certificate
+	// whatever address it connects from (etcd's
+	// --experimental-peer-skip-client-san-verification). Only for servers
+	// sharing one network namespace (the stand-in's e2e), where a
+	// connection's source address is the address it dials.
+	EtcdPeerSkipClientSANVerify bool
 	// ClusterReset resets the etcd member to a single-member cluster
 	// (restoring ClusterResetRestorePath first when set), then exits.
 	ClusterReset            bool
@@ -141,6 +147,7 @@ func Parse(role Role, args []string, getenv func(string) string, logw io.Writer)
 		fs.IntVar(&c.HTTPSListenPort, "https-listen-port", 6443, "(listener) HTTPS listen port; the apiserver listens on 127.0.0.1 at this port + 1")
 		fs.IntVar(&c.EtcdPort, "standin-etcd-port", 2379, "(stand-in) etcd client port (127.0.0.1, and the node IP for a cluster member)")
 		fs.IntVar(&c.EtcdPeerPort, "standin-etcd-peer-port", 0, "(stand-in) etcd peer port (default: standin-etcd-port + 1)")
+		fs.BoolVar(&c.EtcdPeerSkipClientSANVerify, "standin-etcd-peer-skip-client-san-verify", false, "(stand-in) Do not match etcd peers' client certificates against their source address (servers sharing one network namespace)")
 		fs.BoolVar(&c.ClusterReset, "cluster-reset", false, "(cluster) Forget all peers and become sole member of a new cluster")
 		fs.StringVar(&c.ClusterResetRestorePath, "cluster-reset-restore-path", "", "(db) Path to snapshot file to be restored")
 		fs.StringArrayVar(&c.KubeAPIServerArgs, "kube-apiserver-arg", nil, "(flags) Customized flag for kube-apiserver process")

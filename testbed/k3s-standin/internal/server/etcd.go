@@ -84,7 +84,9 @@ type etcdPlan struct {
 	name string
 	// cluster: the member serves peers and clients on the node IP too
 	// (cluster-init, joined servers).
-	cluster        bool
+	cluster bool
+	// learner: the member was just added as a learner (join).
+	learner        bool
 	state          string // embed.ClusterStateFlagNew or ...Existing
 	initialCluster string // "" means <name>=<own peer URL>
 	forceNew       bool
@@ -124,7 +126,7 @@ func startEtcd(cfg *config.Config, p etcdPlan, c *certs) (*embed.Etcd, error) {
 	ec.Name = p.name
 	ec.Dir = etcdDataDir(cfg.DataDir)
 	ec.Logger = "zap"
-	ec.LogLevel = "error"
+	ec.LogLevel = "warn"
 	ec.ListenClientUrls = u.listenClient
 	ec.AdvertiseClientUrls = []url.URL{u.client}
 	ec.ListenPeerUrls = u.listenPeer
@@ -150,6 +152,9 @@ func startEtcd(cfg *config.Config, p etcdPlan, c *certs) (*embed.Etcd, error) {
 		KeyFile:        c.path("etcd/peer-server-client.key"),
 		TrustedCAFile:  c.path("etcd/peer-ca.crt"),
 		ClientCertAuth: true,
+		// Real hosts connect from their node IP, which the peer
+		// certificate holds; servers sharing one namespace do not.
+		SkipClientSANVerify: cfg.EtcdPeerSkipClientSANVerify,
 	}
 	if err := os.MkdirAll(ec.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("server: %w", err)
@@ -261,7 +266,7 @@ func (s *Server) joinEtcd(ctx context.Context, endpoints []string) (etcdPlan, er
 		if slices.Contains(m.PeerURLs, peer) {
 			if m.Name == "" {
 				s.logf("etcd: reusing member %x for %s, added by an earlier join", m.ID, peer)
-				return etcdPlan{name: name, cluster: true, state: embed.ClusterStateFlagExisting, initialCluster: initialClusterOf(list.Members, name)}, nil
+				return etcdPlan{name: name, cluster: true, learner: m.IsLearner, state: embed.ClusterStateFlagExisting, initialCluster: initialClusterOf(list.Members, name)}, nil
 			}
 			s.logf("etcd: removing member %s (%x) of an earlier incarnation at %s", m.Name, m.ID, peer)
 			if _, err := cli.MemberRemove(ctx, m.ID); err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
@@ -281,21 +286,25 @@ func (s *Server) joinEtcd(ctx context.Context, endpoints []string) (etcdPlan, er
 		return etcdPlan{}, fmt.Errorf("server: add etcd learner %s: %w", peer, err)
 	}
 	s.logf("etcd: added learner %s (%x) at %s", name, added.Member.ID, peer)
-	return etcdPlan{name: name, cluster: true, state: embed.ClusterStateFlagExisting, initialCluster: initialClusterOf(added.Members, name)}, nil
+	return etcdPlan{name: name, cluster: true, learner: true, state: embed.ClusterStateFlagExisting, initialCluster: initialClusterOf(added.Members, name)}, nil
 }
 
 // ensureVoter promotes the local member when it is a learner: through the
 // other members (a learner serves no member API), retried while the leader
-// says it is not in sync yet.
-func (s *Server) ensureVoter(ctx context.Context, e *embed.Etcd) error {
-	if !e.Server.IsLearner() {
-		return nil
-	}
+// says it is not in sync yet. A joining member (learner set, endpoints of
+// the cluster it joined) is promoted before it serves; a restarted one is
+// asked once it serves whether it still is a learner (it stopped between
+// joining and being promoted).
+func (s *Server) ensureVoter(ctx context.Context, e *embed.Etcd, learner bool, endpoints []string) error {
 	id := uint64(e.Server.MemberID())
-	var endpoints []string
-	for _, m := range e.Server.Cluster().Members() {
-		if uint64(m.ID) != id {
-			endpoints = append(endpoints, m.ClientURLs...)
+	if !learner {
+		if !e.Server.IsLearner() {
+			return nil
+		}
+		for _, m := range e.Server.Cluster().Members() {
+			if uint64(m.ID) != id {
+				endpoints = append(endpoints, m.ClientURLs...)
+			}
 		}
 	}
 	others, err := etcdClient(s.certs, endpoints)

@@ -127,10 +127,15 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		case <-ctx.Done():
 		}
 	}()
-	if err := s.ensureVoter(ctx, etcd); err != nil {
-		return err
+	if plan.learner {
+		if err := s.ensureVoter(ctx, etcd, true, joinEndpoints); err != nil {
+			return err
+		}
 	}
 	if err := waitEtcdReady(ctx, etcd, s.logf); err != nil {
+		return err
+	}
+	if err := s.ensureVoter(ctx, etcd, false, nil); err != nil {
 		return err
 	}
 	s.etcdID = uint64(etcd.Server.MemberID())
@@ -174,8 +179,12 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		cancel(err)
 	} else {
 		s.logf("kube-apiserver ready on 127.0.0.1:%d", s.apiPort())
-		start("kube-controller-manager", s.runControllerManager)
-		start("kube-scheduler", s.runScheduler)
+		start("kube-controller-manager", func(ctx context.Context) error {
+			return s.runElected(ctx, admin, "kube-controller-manager", s.runControllerManager)
+		})
+		start("kube-scheduler", func(ctx context.Context) error {
+			return s.runElected(ctx, admin, "kube-scheduler", s.runScheduler)
+		})
 		if err := s.writeAdminKubeconfig(s.adminCertPEM, s.adminKeyPEM); err != nil {
 			cancel(err)
 		}
@@ -204,8 +213,16 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		}
 	}
 	<-ctx.Done()
-	for range components {
-		<-done
+	// Bounded: without etcd quorum the apiserver's shutdown hooks (its
+	// identity lease) wait for etcd forever.
+	deadline := time.After(shutdownTimeout)
+	for left := components; left > 0; left-- {
+		select {
+		case <-done:
+		case <-deadline:
+			s.logf("shutdown: %d of %d components still stopping after %s (no etcd quorum?); exiting", left, components, shutdownTimeout)
+			left = 1
+		}
 	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
@@ -220,6 +237,10 @@ func urlList(us []url.URL) string {
 	}
 	return strings.Join(out, ",")
 }
+
+// shutdownTimeout bounds how long the server waits for its components
+// when it stops (native pods get at most 10 s of grace).
+const shutdownTimeout = 30 * time.Second
 
 // waitReady polls the apiserver's /readyz.
 func waitReady(ctx context.Context, c kubernetes.Interface) error {
