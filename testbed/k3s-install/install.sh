@@ -1,88 +1,162 @@
 #!/bin/sh
 # Test stand-in for the k3s install script (https://get.k3s.io), used on
-# the testbed's hosts through mcplan's airgap path. It honours the
-# variables mcplan sets, as the upstream script does:
+# the testbed's hosts through mcplan's airgap path. It behaves like the
+# upstream script where mcplan uses it, without downloading anything:
 #
 #   INSTALL_K3S_SKIP_DOWNLOAD=true  the binary is already at $BIN_DIR/k3s
 #                                   (anything else: refuse, this machine has no network)
-#   INSTALL_K3S_EXEC                "server ..." or "agent ..." (default: agent
+#   INSTALL_K3S_EXEC, script args   "[server|agent] [flags]" (default: agent
 #                                   when K3S_URL is set, else server)
-#   K3S_URL, K3S_TOKEN              written to the unit's environment file
+#   K3S_*, CONTAINERD_*, *_PROXY    written to the unit's environment file
+#                                   (<systemd dir>/<unit>.env, mode 0600)
 #   INSTALL_K3S_VERSION             recorded only (the binary decides)
+#   INSTALL_K3S_SKIP_ENABLE=true    install without enabling or starting
 #   INSTALL_K3S_SKIP_START=true     install without starting
+#   INSTALL_K3S_FORCE_RESTART=true  restart even when nothing changed
+#   INSTALL_K3S_TYPE                systemd Type= (default notify)
 #   INSTALL_K3S_BIN_DIR             default /usr/local/bin
 #   INSTALL_K3S_SYSTEMD_DIR         default /etc/systemd/system
 #
-# Like upstream it writes the systemd unit k3s.service or k3s-agent.service
-# with an environment file, the kubectl/crictl/ctr links, k3s-killall.sh
-# and k3s-uninstall.sh, then enables and starts the service. Unlike
-# upstream, it restarts a running service only when the unit, its
-# environment, the binary or /etc/rancher/k3s/config.yaml changed, and it
-# appends each invocation and every change it makes to $COMMAND_LOG, so
-# tests can tell a run that changed nothing from one that did not run.
+# As upstream: it writes the systemd unit k3s.service (k3s-agent.service
+# for an agent) with Type=notify (the stand-in sends READY=1), its
+# environment file, the kubectl/crictl/ctr links, k3s-killall.sh and
+# <unit>-uninstall.sh, enables the unit, and (re)starts it only when the
+# sha256 of the binary, the unit or the environment file changed (not
+# /etc/rancher/k3s/config.yaml: a changed config alone needs a restart by
+# the caller, as with upstream). It also appends each invocation and every
+# change it makes to $MCPLAN_TESTBED_COMMAND_LOG, so tests can tell a run
+# that changed nothing from one that did not run.
 set -eu
+set -o noglob
 
 COMMAND_LOG=${MCPLAN_TESTBED_COMMAND_LOG:-/var/log/mcplan-testbed/commands.log}
 BIN_DIR=${INSTALL_K3S_BIN_DIR:-/usr/local/bin}
 SYSTEMD_DIR=${INSTALL_K3S_SYSTEMD_DIR:-/etc/systemd/system}
-STATE_DIR=/var/lib/mcplan-testbed
 
-mkdir -p "$(dirname "$COMMAND_LOG")" "$STATE_DIR"
+mkdir -p "$(dirname "$COMMAND_LOG")"
 
 log() { printf '%s install.sh: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*" >>"$COMMAND_LOG"; }
 info() { echo "[INFO]  $*"; }
-log "invoked: $* (INSTALL_K3S_EXEC=${INSTALL_K3S_EXEC:-} INSTALL_K3S_VERSION=${INSTALL_K3S_VERSION:-})"
 fatal() { echo "[ERROR] $*" >&2; exit 1; }
+log "invoked: $* (INSTALL_K3S_EXEC=${INSTALL_K3S_EXEC:-} INSTALL_K3S_VERSION=${INSTALL_K3S_VERSION:-})"
 
 [ "$(id -u)" -eq 0 ] || fatal "run as root"
-command -v systemctl >/dev/null || fatal "systemd is required (no systemctl)"
+command -v systemctl >/dev/null || fatal "Can not find systemd or openrc to use as a process supervisor for k3s"
 
-if [ "${INSTALL_K3S_SKIP_DOWNLOAD:-}" != "true" ]; then
-	fatal "this test stand-in cannot download k3s: set INSTALL_K3S_SKIP_DOWNLOAD=true and upload the binary to $BIN_DIR/k3s"
-fi
-[ -x "$BIN_DIR/k3s" ] || fatal "INSTALL_K3S_SKIP_DOWNLOAD=true but $BIN_DIR/k3s is missing or not executable"
-
-exec_cmd=${INSTALL_K3S_EXEC:-}
-if [ -z "$exec_cmd" ]; then
-	if [ -n "${K3S_URL:-}" ]; then exec_cmd=agent; else exec_cmd=server; fi
-fi
-case "$exec_cmd" in
-	server*) name=k3s ;;
-	agent*) name=k3s-agent ;;
-	*) if [ -n "${K3S_URL:-}" ]; then exec_cmd="agent $exec_cmd"; name=k3s-agent; else exec_cmd="server $exec_cmd"; name=k3s; fi ;;
+case "${K3S_URL:-}" in
+	"" | https://*) ;;
+	*) fatal "Only https:// URLs are supported for K3S_URL (have ${K3S_URL})" ;;
 esac
-[ "$name" = k3s-agent ] && [ -z "${K3S_URL:-}" ] && ! grep -q '^server:' /etc/rancher/k3s/config.yaml 2>/dev/null &&
-	fatal "an agent needs K3S_URL (or server: in /etc/rancher/k3s/config.yaml)"
+
+# The command: INSTALL_K3S_EXEC's words, then the script's arguments.
+# shellcheck disable=SC2086 # split INSTALL_K3S_EXEC into words (noglob)
+set -- ${INSTALL_K3S_EXEC:-} "$@"
+case "${1:-}" in
+	-* | "")
+		if [ -z "${K3S_URL:-}" ]; then
+			cmd=server
+		else
+			[ -n "${K3S_TOKEN:-}" ] || [ -n "${K3S_TOKEN_FILE:-}" ] ||
+				fatal "Defaulted k3s exec command to 'agent' because K3S_URL is defined, but K3S_TOKEN or K3S_TOKEN_FILE is not defined."
+			cmd=agent
+		fi
+		;;
+	*)
+		cmd=$1
+		shift
+		;;
+esac
+if [ "$cmd" = server ]; then name=k3s; else name=k3s-$cmd; fi
+
+# The ExecStart arguments as upstream lays them out: the command, then one
+# single-quoted argument a line, each line ending in a continuation.
+exec_lines="$cmd \\"
+for arg in "$@"; do
+	quoted=$(printf '%s' "$arg" | sed "s/'/'\\\\''/g")
+	exec_lines="$exec_lines
+	'$quoted' \\"
+done
 
 unit="$SYSTEMD_DIR/$name.service"
 envfile="$unit.env"
 
-# replace FILE MODE: install stdin as FILE when it differs; returns 0 when changed.
+# What the running service was installed from, before this run.
+hashes() { sha256sum "$BIN_DIR/k3s" "$unit" "$envfile" 2>&1 || true; }
+pre_hashes=$(hashes)
+
+if [ "${INSTALL_K3S_SKIP_DOWNLOAD:-}" != "true" ] && [ "${INSTALL_K3S_SKIP_DOWNLOAD:-}" != "binary" ]; then
+	fatal "this test stand-in cannot download k3s: set INSTALL_K3S_SKIP_DOWNLOAD=true and upload the binary to $BIN_DIR/k3s"
+fi
+info "Skipping k3s download and verify"
+[ -x "$BIN_DIR/k3s" ] || fatal "Executable k3s binary not found at $BIN_DIR/k3s"
+
+# replace FILE MODE: install stdin as FILE (mode MODE) when it differs.
 replace() {
 	tmp=$(mktemp "$1.XXXXXX")
 	cat >"$tmp"
+	chmod "$2" "$tmp"
 	if [ -f "$1" ] && cmp -s "$tmp" "$1"; then
 		rm -f "$tmp"
-		return 1
+		chmod "$2" "$1"
+		return 0
 	fi
-	chmod "$2" "$tmp"
 	mv -f "$tmp" "$1"
 	log "wrote $1"
-	return 0
 }
 
-changed=false
+for link in kubectl crictl ctr; do
+	if [ ! -e "$BIN_DIR/$link" ]; then
+		ln -sf k3s "$BIN_DIR/$link"
+		info "Creating $BIN_DIR/$link symlink to k3s"
+		log "linked $BIN_DIR/$link"
+	fi
+done
 
+info "Creating killall script $BIN_DIR/k3s-killall.sh"
+replace "$BIN_DIR/k3s-killall.sh" 755 <<KILLALL
+#!/bin/sh
+[ "\$(id -u)" -eq 0 ] || exec sudo "\$0" "\$@"
+for service in $SYSTEMD_DIR/k3s*.service; do
+	[ -s "\$service" ] && systemctl stop "\$(basename "\$service")"
+done
+pkill -f '/k3s (server|agent)' 2>/dev/null || true
+KILLALL
+
+info "Creating uninstall script $BIN_DIR/$name-uninstall.sh"
+replace "$BIN_DIR/$name-uninstall.sh" 755 <<UNINSTALL
+#!/bin/sh
+set -x
+[ "\$(id -u)" -eq 0 ] || exec sudo "\$0" "\$@"
+$BIN_DIR/k3s-killall.sh
+systemctl disable $name || true
+systemctl reset-failed $name || true
+systemctl daemon-reload
+rm -f $unit $envfile
+if ls $SYSTEMD_DIR/k3s*.service >/dev/null 2>&1; then
+	set +x; echo 'Additional k3s services installed, skipping uninstall of k3s'; set -x
+	rm -f $BIN_DIR/$name-uninstall.sh
+	exit
+fi
+for cmd in kubectl crictl ctr; do
+	[ -L $BIN_DIR/\$cmd ] && rm -f $BIN_DIR/\$cmd
+done
+rm -rf /etc/rancher/k3s /run/k3s /var/lib/rancher/k3s /var/lib/kubelet
+rm -f $BIN_DIR/k3s $BIN_DIR/k3s-killall.sh $BIN_DIR/$name-uninstall.sh
+UNINSTALL
+
+# The environment file: the K3S_ and CONTAINERD_ variables, then the proxy
+# ones, as "export -p" prints them (NAME='value'), mode 0600.
+info "env: Creating environment file $envfile"
+mkdir -p "$SYSTEMD_DIR"
 {
-	echo "# written by the mcplan testbed's k3s install stand-in"
-	[ -n "${K3S_URL:-}" ] && echo "K3S_URL=$K3S_URL"
-	[ -n "${K3S_TOKEN:-}" ] && echo "K3S_TOKEN=$K3S_TOKEN"
-	true
-} | replace "$envfile" 600 && changed=true
+	export -p | sed -n 's/^export //p' | grep -E '^(K3S|CONTAINERD)_' || true
+	export -p | sed -n 's/^export //p' | grep -Ei '^(NO|HTTP|HTTPS)_PROXY' || true
+} | replace "$envfile" 600
 
-cat <<UNIT | replace "$unit" 644 && changed=true
+info "systemd: Creating service file $unit"
+replace "$unit" 644 <<UNIT
 [Unit]
-Description=Lightweight Kubernetes (mcplan testbed stand-in)
+Description=Lightweight Kubernetes
 Documentation=https://k3s.io
 Wants=network-online.target
 After=network-online.target
@@ -91,66 +165,45 @@ After=network-online.target
 WantedBy=multi-user.target
 
 [Service]
-Type=simple
+Type=${INSTALL_K3S_TYPE:-notify}
 EnvironmentFile=-/etc/default/%N
 EnvironmentFile=-/etc/sysconfig/%N
 EnvironmentFile=-$envfile
 KillMode=process
 Delegate=yes
+User=root
+# Having non-zero Limit*s causes performance problems due to accounting overhead
+# in the kernel. We recommend using cgroups to do container-local accounting.
 LimitNOFILE=1048576
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
 TimeoutStartSec=0
 Restart=always
 RestartSec=5s
-ExecStart=$BIN_DIR/k3s $exec_cmd
+ExecStartPre=-/sbin/modprobe br_netfilter
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=$BIN_DIR/k3s \\
+    $exec_lines
+
 UNIT
 
-for link in kubectl crictl ctr; do
-	if [ ! -e "$BIN_DIR/$link" ]; then
-		ln -s k3s "$BIN_DIR/$link"
-		log "linked $BIN_DIR/$link"
-	fi
-done
+[ "${INSTALL_K3S_SKIP_ENABLE:-}" = "true" ] && exit 0
 
-cat <<'KILLALL' | replace "$BIN_DIR/k3s-killall.sh" 755 || true
-#!/bin/sh
-[ "$(id -u)" -eq 0 ] || exec sudo "$0" "$@"
-for s in k3s k3s-agent; do systemctl stop "$s" 2>/dev/null || true; done
-pkill -f '/k3s (server|agent)' 2>/dev/null || true
-KILLALL
+info "systemd: Enabling $name unit"
+systemctl enable "$unit" >/dev/null 2>&1
+systemctl daemon-reload >/dev/null
+log "systemctl enable $name; systemctl daemon-reload"
 
-cat <<UNINSTALL | replace "$BIN_DIR/$name-uninstall.sh" 755 || true
-#!/bin/sh
-set -x
-[ "\$(id -u)" -eq 0 ] || exec sudo "\$0" "\$@"
-$BIN_DIR/k3s-killall.sh
-systemctl disable $name || true
-rm -f $unit $envfile $BIN_DIR/kubectl $BIN_DIR/crictl $BIN_DIR/ctr $BIN_DIR/k3s-killall.sh
-rm -rf /etc/rancher/k3s /run/k3s /var/lib/rancher/k3s /var/lib/kubelet
-systemctl daemon-reload
-rm -f $BIN_DIR/k3s $BIN_DIR/$name-uninstall.sh
-UNINSTALL
-
-# What the running service was started from: binary, config, unit, env.
-fingerprint=$(cat "$BIN_DIR/k3s" /etc/rancher/k3s/config.yaml "$unit" "$envfile" 2>/dev/null | sha256sum | cut -d' ' -f1)
-started_from=$(cat "$STATE_DIR/$name.started-from" 2>/dev/null || true)
-
-if [ "$changed" = true ]; then
-	systemctl daemon-reload
-	log "systemctl daemon-reload"
-fi
-if ! systemctl is-enabled --quiet "$name" 2>/dev/null; then
-	systemctl enable "$name" >/dev/null 2>&1
-	log "systemctl enable $name"
-fi
 if [ "${INSTALL_K3S_SKIP_START:-}" = "true" ]; then
 	info "skipping start ($name), INSTALL_K3S_SKIP_START=true"
 	exit 0
 fi
-if systemctl is-active --quiet "$name" && [ "$fingerprint" = "$started_from" ]; then
-	info "$name is running and unchanged (version ${INSTALL_K3S_VERSION:-as uploaded})"
+post_hashes=$(hashes)
+if [ "$pre_hashes" = "$post_hashes" ] && [ "${INSTALL_K3S_FORCE_RESTART:-}" != "true" ]; then
+	info "No change detected so skipping service start"
 	exit 0
 fi
-info "starting $name"
+info "systemd: Starting $name"
 systemctl restart "$name"
 log "systemctl restart $name (version ${INSTALL_K3S_VERSION:-as uploaded})"
-echo "$fingerprint" >"$STATE_DIR/$name.started-from"

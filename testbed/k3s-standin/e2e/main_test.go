@@ -14,7 +14,8 @@ import (
 // istiod binds its ports on every address, and the apiserver refuses
 // loopback pod IPs in Endpoints/EndpointSlices, so the native pods need a
 // node IP that is not loopback. The re-executed test binary sets up
-// loopback plus nodeIP and agentIP on lo; nothing leaves the namespace.
+// loopback plus nodeIP, agentIP and thirdIP (the HA test's three servers)
+// on lo; nothing leaves the namespace.
 const (
 	envInNetNS        = "STANDIN_E2E_IN_NETNS"
 	envStandinBin     = "STANDIN_E2E_BIN"
@@ -22,6 +23,7 @@ const (
 	envNativeSkipWhy  = "STANDIN_E2E_NATIVE_SKIP"
 	netnsNodeIP       = "10.254.0.1"
 	netnsAgentIP      = "10.254.0.2"
+	netnsThirdIP      = "10.254.0.3"
 	nativeImagesBuild = "../../native-images/build.sh"
 )
 
@@ -73,6 +75,7 @@ func setupNetNS() error {
 		{"link", "set", "lo", "up"},
 		{"addr", "add", netnsNodeIP + "/32", "dev", "lo"},
 		{"addr", "add", netnsAgentIP + "/32", "dev", "lo"},
+		{"addr", "add", netnsThirdIP + "/32", "dev", "lo"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, out)

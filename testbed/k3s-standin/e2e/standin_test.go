@@ -95,9 +95,15 @@ func (p *proc) output() string {
 // SIGTERM at cleanup and its log shown on failure.
 func start(t *testing.T, bin, name string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, bin, name, nil, args...)
+}
+
+// startEnv is start with extra environment variables ("K=V").
+func startEnv(t *testing.T, bin, name string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}
+	p.cmd.Env = append([]string{"PATH=/usr/bin:/bin", "HOME=" + t.TempDir()}, env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -193,6 +199,57 @@ func TestVersion(t *testing.T) {
 	if !strings.HasPrefix(string(out), "k3s version v1.37.2+k3s1 (standin)\ngo version go") {
 		t.Fatalf("--version printed %q", out)
 	}
+}
+
+// TestBuildVersion builds the stand-in at another version (build.sh
+// VERSION): --version, the apiserver's /version and the Node's
+// kubeletVersion report it.
+func TestBuildVersion(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the stand-in; run without -short")
+	}
+	const want = "v1.38.0+k3s1"
+	cmd := exec.Command("bash", "../build.sh", "v1.38.0")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("build.sh v1.38.0: %v", err)
+	}
+	bin := strings.TrimSpace(string(out))
+	if bin == os.Getenv(envStandinBin) || strings.Contains(bin, "\n") {
+		t.Fatalf("build.sh v1.38.0 printed %q (the default build is %q): want one path of its own", bin, os.Getenv(envStandinBin))
+	}
+	if out, err := exec.Command(bin, "--version").Output(); err != nil || !strings.HasPrefix(string(out), "k3s version "+want+" (standin)\n") {
+		t.Fatalf("--version: %q %v", out, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tmp := t.TempDir()
+	kubeconfig := filepath.Join(tmp, "k3s.yaml")
+	srv := start(t, bin, "server", "server", "--config", filepath.Join(tmp, "none.yaml"), "--node-ip", "127.0.0.1",
+		"--advertise-address", "192.0.2.10", "--node-name", "v138", "--data-dir", filepath.Join(tmp, "data"), "--write-kubeconfig", kubeconfig,
+		"--https-listen-port", strconv.Itoa(freePortPair(t)), "--standin-etcd-port", strconv.Itoa(freePortPair(t)),
+		"--standin-native-images", filepath.Join(tmp, "none"), "--standin-pod-log-dir", filepath.Join(tmp, "pods"), "--standin-kubelet-port", strconv.Itoa(freePortPair(t)))
+	waitKubeconfig(t, ctx, srv, kubeconfig)
+	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(restCfg)
+	poll(t, ctx, "/version and kubeletVersion "+want, time.Minute, func(ctx context.Context) (bool, error) {
+		sv, err := cs.Discovery().ServerVersion()
+		if err != nil {
+			return false, err
+		}
+		n, err := cs.CoreV1().Nodes().Get(ctx, "v138", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if sv.GitVersion != want || sv.Minor != "38" || n.Status.NodeInfo.KubeletVersion != want {
+			return false, fmt.Errorf("/version %s (minor %s), kubeletVersion %s", sv.GitVersion, sv.Minor, n.Status.NodeInfo.KubeletVersion)
+		}
+		return true, nil
+	})
 }
 
 func TestServerAndAgent(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"k8s.io/component-base/version"
@@ -18,6 +19,7 @@ import (
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/agent"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/config"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/sdnotify"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/server"
 )
 
@@ -37,11 +39,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case native.ExecSubcommand:
 		// Hidden: the stand-in re-executes itself as a native pod's process.
 		return native.ExecMain(args[1:], stderr)
+	case "etcd-snapshot":
+		return etcdSnapshot(args[1:], stdout, stderr)
 	case "server", "agent":
 	default:
-		fmt.Fprintf(stderr, "k3s: unknown command %q (the stand-in knows --version, server, agent)\n", args[0])
+		fmt.Fprintf(stderr, "k3s: unknown command %q (the stand-in knows --version, server, agent, etcd-snapshot)\n", args[0])
 		return 2
 	}
+	// The notify socket is for this process only, not for what it starts.
+	sdnotify.Take()
 	role := config.Role(args[0])
 	cfg, err := config.Parse(role, args[1:], os.Getenv, stderr)
 	if err != nil {
@@ -56,6 +62,27 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = agent.Run(ctx, cfg, stderr)
 	}
 	if err != nil {
+		fmt.Fprintln(stderr, "k3s:", err)
+		return 1
+	}
+	return 0
+}
+
+// etcdSnapshot runs "k3s etcd-snapshot save|ls|list [flags]" against the
+// local server's etcd member (its settings from config.yaml and flags).
+func etcdSnapshot(args []string, stdout, stderr io.Writer) int {
+	sub := "save"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		sub, args = args[0], args[1:]
+	}
+	cfg, err := config.Parse(config.RoleEtcdSnapshot, args, os.Getenv, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "k3s:", err)
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := server.EtcdSnapshot(ctx, cfg, sub, stdout, stderr); err != nil {
 		fmt.Fprintln(stderr, "k3s:", err)
 		return 1
 	}

@@ -18,6 +18,7 @@ import (
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/sdnotify"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/simulate"
 )
 
@@ -58,6 +59,8 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	node.Labels = labels
+	// As k3s: READY=1 once the node is registered.
+	node.Registered = func() { sdnotify.Ready(logger.Printf) }
 	if err := node.Run(ctx); err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}

@@ -24,7 +24,13 @@ type Role string
 const (
 	RoleServer Role = "server"
 	RoleAgent  Role = "agent"
+	// RoleEtcdSnapshot is "k3s etcd-snapshot ...": it reads the server's
+	// settings (config.yaml of the server) plus the snapshot flags.
+	RoleEtcdSnapshot Role = "etcd-snapshot"
 )
+
+// serverLike reports whether the role reads the server's settings.
+func (r Role) serverLike() bool { return r == RoleServer || r == RoleEtcdSnapshot }
 
 // Config is the merged configuration of one k3s server or agent.
 type Config struct {
@@ -47,11 +53,29 @@ type Config struct {
 	WriteKubeconfig     string
 	WriteKubeconfigMode string
 	HTTPSListenPort     int
-	EtcdPort            int
-	KubeAPIServerArgs   []string
-	KubeControllerArgs  []string
-	KubeSchedulerArgs   []string
-	NodeLabels          []string
+	// EtcdPort is embedded etcd's client port (k3s: 2379), on 127.0.0.1
+	// and, for a cluster member, on the node IP.
+	EtcdPort int
+	// EtcdPeerPort is etcd's peer port (k3s: 2380); 0 means EtcdPort+1.
+	EtcdPeerPort int
+	// EtcdPeerSkipClientSANVerify accepts a peer's client certificate
+	// whatever address it connects from (etcd's
+	// --experimental-peer-skip-client-san-verification). Only for servers
+	// sharing one network namespace (the stand-in's e2e), where a
+	// connection's source address is the address it dials.
+	EtcdPeerSkipClientSANVerify bool
+	// ClusterReset resets the etcd member to a single-member cluster
+	// (restoring ClusterResetRestorePath first when set), then exits.
+	ClusterReset            bool
+	ClusterResetRestorePath string
+	// EtcdSnapshotName and EtcdSnapshotDir are the etcd-snapshot
+	// command's --name and --etcd-snapshot-dir (k3s: --dir).
+	EtcdSnapshotName   string
+	EtcdSnapshotDir    string
+	KubeAPIServerArgs  []string
+	KubeControllerArgs []string
+	KubeSchedulerArgs  []string
+	NodeLabels         []string
 	// NativeImages is the folder of executables that stand for container
 	// images (docker.io/istio/pilot:1.31.0 -> <NativeImages>/pilot): pods
 	// whose containers all have one there run as real processes.
@@ -76,7 +100,7 @@ func envFlags(role Role) map[string]string {
 
 		"K3S_STANDIN_NATIVE_IMAGES": "standin-native-images",
 	}
-	if role == RoleServer {
+	if role.serverLike() {
 		m["K3S_KUBECONFIG_OUTPUT"] = "write-kubeconfig"
 		m["K3S_KUBECONFIG_MODE"] = "write-kubeconfig-mode"
 		m["K3S_CLUSTER_INIT"] = "cluster-init"
@@ -110,7 +134,7 @@ func Parse(role Role, args []string, getenv func(string) string, logw io.Writer)
 		}
 	}
 	ignore("kubelet-arg", "kube-proxy-arg", "node-taint", "flannel-iface", "node-external-ip", "with-node-id", "selinux", "protect-kernel-defaults", "resolv-conf", "private-registry", "system-default-registry", "pause-image", "snapshotter", "container-runtime-endpoint", "lb-server-port", "prefer-bundled-bin", "debug", "v")
-	if role == RoleServer {
+	if role.serverLike() {
 		fs.StringVar(&c.AdvertiseAddress, "advertise-address", "", "(listener) IPv4 address that apiserver uses to advertise to members of the cluster")
 		fs.StringSliceVar(&c.TLSSANs, "tls-san", nil, "(listener) Add additional hostnames or IPv4/IPv6 addresses as Subject Alternative Names on the server TLS cert")
 		fs.BoolVar(&c.ClusterInit, "cluster-init", false, "(experimental/cluster) Initialize a new cluster using embedded Etcd")
@@ -121,12 +145,21 @@ func Parse(role Role, args []string, getenv func(string) string, logw io.Writer)
 		fs.StringVarP(&c.WriteKubeconfig, "write-kubeconfig", "o", "/etc/rancher/k3s/k3s.yaml", "(client) Write kubeconfig for admin client to this file")
 		fs.StringVar(&c.WriteKubeconfigMode, "write-kubeconfig-mode", "", "(client) Write kubeconfig with this mode")
 		fs.IntVar(&c.HTTPSListenPort, "https-listen-port", 6443, "(listener) HTTPS listen port; the apiserver listens on 127.0.0.1 at this port + 1")
-		fs.IntVar(&c.EtcdPort, "standin-etcd-port", 2379, "(stand-in) etcd client port on 127.0.0.1; the peer port is this + 1")
+		fs.IntVar(&c.EtcdPort, "standin-etcd-port", 2379, "(stand-in) etcd client port (127.0.0.1, and the node IP for a cluster member)")
+		fs.IntVar(&c.EtcdPeerPort, "standin-etcd-peer-port", 0, "(stand-in) etcd peer port (default: standin-etcd-port + 1)")
+		fs.BoolVar(&c.EtcdPeerSkipClientSANVerify, "standin-etcd-peer-skip-client-san-verify", false, "(stand-in) Do not match etcd peers' client certificates against their source address (servers sharing one network namespace)")
+		fs.BoolVar(&c.ClusterReset, "cluster-reset", false, "(cluster) Forget all peers and become sole member of a new cluster")
+		fs.StringVar(&c.ClusterResetRestorePath, "cluster-reset-restore-path", "", "(db) Path to snapshot file to be restored")
 		fs.StringArrayVar(&c.KubeAPIServerArgs, "kube-apiserver-arg", nil, "(flags) Customized flag for kube-apiserver process")
 		fs.StringArrayVar(&c.KubeControllerArgs, "kube-controller-manager-arg", nil, "(flags) Customized flag for kube-controller-manager process")
 		fs.StringArrayVar(&c.KubeSchedulerArgs, "kube-scheduler-arg", nil, "(flags) Customized flag for kube-scheduler process")
 		ignore("flannel-backend", "egress-selector-mode", "secrets-encryption", "etcd-expose-metrics", "disable-network-policy", "disable-cloud-controller", "disable-kube-proxy", "disable-helm-controller", "embedded-registry", "bind-address", "kube-cloud-controller-manager-arg", "etcd-arg", "datastore-endpoint")
 		fs.StringVar(&c.AgentToken, "agent-token", "", "(cluster) Shared secret used to join agents to the cluster, but not servers")
+	}
+	if role == RoleEtcdSnapshot {
+		fs.StringVar(&c.EtcdSnapshotName, "name", "on-demand", "(db) Set the base name of the etcd on-demand snapshot (appended with UNIX timestamp)")
+		fs.StringVar(&c.EtcdSnapshotDir, "etcd-snapshot-dir", "", "(db) Directory to save etcd on-demand snapshot (default: ${data-dir}/server/db/snapshots)")
+		fs.StringVar(&c.EtcdSnapshotDir, "dir", "", "(db) Directory to save etcd on-demand snapshot (default: ${data-dir}/server/db/snapshots)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, fmt.Errorf("config: parse flags: %w", err)
@@ -229,7 +262,7 @@ func (c *Config) complete() error {
 	if ip := net.ParseIP(c.NodeIP); ip == nil {
 		return fmt.Errorf("config: node-ip %q is not an IP address", c.NodeIP)
 	}
-	if c.Role == RoleServer && c.AdvertiseAddress == "" {
+	if c.Role.serverLike() && c.AdvertiseAddress == "" {
 		c.AdvertiseAddress = c.NodeIP
 	}
 	if c.Role == RoleAgent {
@@ -242,6 +275,12 @@ func (c *Config) complete() error {
 	}
 	if c.Server != "" && c.Token == "" {
 		return errors.New("config: joining " + c.Server + " needs a token")
+	}
+	if c.Role.serverLike() && c.EtcdPeerPort == 0 {
+		c.EtcdPeerPort = c.EtcdPort + 1
+	}
+	if c.ClusterResetRestorePath != "" && !c.ClusterReset {
+		return errors.New("config: cluster-reset-restore-path needs cluster-reset")
 	}
 	if c.KubeletPort < 1 || c.KubeletPort > 65535 {
 		return fmt.Errorf("config: standin-kubelet-port %d is not a port", c.KubeletPort)

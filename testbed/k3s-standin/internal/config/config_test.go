@@ -64,3 +64,39 @@ func TestNativeImagesDefault(t *testing.T) {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
 }
+
+func TestEtcdPortsAndReset(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, c := range []struct {
+		name           string
+		role           Role
+		args           []string
+		client, peer   int
+		reset, wantErr bool
+	}{
+		{"defaults", RoleServer, nil, 2379, 2380, false, false},
+		{"client port moves the peer port", RoleServer, []string{"--standin-etcd-port", "3379"}, 3379, 3380, false, false},
+		{"peer port of its own", RoleServer, []string{"--standin-etcd-port", "3379", "--standin-etcd-peer-port", "4380"}, 3379, 4380, false, false},
+		{"cluster reset", RoleServer, []string{"--cluster-reset", "--cluster-reset-restore-path", "/snap"}, 2379, 2380, true, false},
+		{"restore path needs cluster-reset", RoleServer, []string{"--cluster-reset-restore-path", "/snap"}, 0, 0, false, true},
+		{"etcd-snapshot reads the server's ports", RoleEtcdSnapshot, []string{"--standin-etcd-port", "3379", "--name", "pre"}, 3379, 3380, false, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			args := append([]string{"--config", "/nonexistent", "--node-ip", "127.0.0.1"}, c.args...)
+			cfg, err := Parse(c.role, args, none, io.Discard)
+			if c.wantErr {
+				if err == nil {
+					t.Fatal("accepted")
+				}
+				return
+			}
+			if err != nil || cfg.EtcdPort != c.client || cfg.EtcdPeerPort != c.peer || cfg.ClusterReset != c.reset {
+				t.Fatalf("%+v %v", cfg, err)
+			}
+		})
+	}
+	cfg, err := Parse(RoleEtcdSnapshot, []string{"--config", "/nonexistent", "--node-ip", "127.0.0.1"}, none, io.Discard)
+	if err != nil || cfg.EtcdSnapshotName != "on-demand" || cfg.EtcdSnapshotDir != "" {
+		t.Fatalf("etcd-snapshot defaults: %+v %v", cfg, err)
+	}
+}

@@ -35,6 +35,7 @@ const (
 	PathServingCert = "/v1-k3s/serving-kubelet.crt"
 	PathClientCA    = "/v1-k3s/client-ca.crt"
 	PathServerJoin  = "/v1-k3s/server-bootstrap"
+	PathDBInfo      = "/db/info"
 )
 
 // Client talks to one server's supervisor.
@@ -172,13 +173,14 @@ func (c *Client) APIEndpoint() (host string, port int, err error) {
 	return c.URL.Hostname(), port, nil
 }
 
-// ServerBootstrap is what a joining server receives.
+// ServerBootstrap is what a joining server receives (k3s's bootstrap
+// data): the cluster's CA certificates and keys and the service-account
+// key, by path relative to <data-dir>/server/tls.
 type ServerBootstrap struct {
-	AdminCertPEM string `json:"adminCert"`
-	AdminKeyPEM  string `json:"adminKey"`
+	Files map[string]string `json:"files"`
 }
 
-// ServerBootstrap fetches the admin credential (needs a server token).
+// ServerBootstrap fetches the bootstrap data (needs a server token).
 func (c *Client) ServerBootstrap(ctx context.Context) (*ServerBootstrap, error) {
 	b, err := c.do(ctx, http.MethodGet, PathServerJoin, nil)
 	if err != nil {
@@ -189,6 +191,35 @@ func (c *Client) ServerBootstrap(ctx context.Context) (*ServerBootstrap, error) 
 		return nil, fmt.Errorf("join: decode server bootstrap: %w", err)
 	}
 	return &sb, nil
+}
+
+// Member is an etcd member as /db/info lists it (the JSON of etcd's
+// MemberListResponse members).
+type Member struct {
+	ID         uint64   `json:"ID"`
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peerURLs"`
+	ClientURLs []string `json:"clientURLs"`
+	IsLearner  bool     `json:"isLearner,omitempty"`
+}
+
+// DBInfo is the answer of /db/info: the cluster's etcd members.
+type DBInfo struct {
+	Members []Member `json:"members"`
+}
+
+// DBInfo lists the etcd members of the server's cluster (needs a server
+// token), as a joining server does before it adds itself.
+func (c *Client) DBInfo(ctx context.Context) (*DBInfo, error) {
+	b, err := c.do(ctx, http.MethodGet, PathDBInfo, nil)
+	if err != nil {
+		return nil, err
+	}
+	var info DBInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("join: decode %s: %w", PathDBInfo, err)
+	}
+	return &info, nil
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {

@@ -5,9 +5,16 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	utilerrors "k8s.io/apimachinery/pkg/util/errors"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	cliflag "k8s.io/component-base/cli/flag"
 	apiserverapp "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	apiserveroptions "k8s.io/kubernetes/cmd/kube-apiserver/app/options"
@@ -127,7 +134,7 @@ func (s *Server) runControllerManager(ctx context.Context) error {
 		"authentication-kubeconfig":        kubeconfig,
 		"authorization-kubeconfig":         kubeconfig,
 		"secure-port":                      "0",
-		"leader-elect":                     "false",
+		"leader-elect":                     "false", // see runElected
 		"use-service-account-credentials":  "true",
 		"service-account-private-key-file": c.path("service.key"),
 		"root-ca-file":                     c.path("server-ca.crt"),
@@ -166,7 +173,7 @@ func (s *Server) runScheduler(ctx context.Context) error {
 		"authentication-kubeconfig": kubeconfig,
 		"authorization-kubeconfig":  kubeconfig,
 		"secure-port":               "0",
-		"leader-elect":              "false",
+		"leader-elect":              "false", // see runElected
 		"profiling":                 "false",
 	}
 	if err := parseNamed("kube-scheduler", *opts.Flags, flagArgs(m, s.cfg.KubeSchedulerArgs)); err != nil {
@@ -183,4 +190,65 @@ func (s *Server) runScheduler(ctx context.Context) error {
 		return fmt.Errorf("server: kube-scheduler: %w", err)
 	}
 	return nil
+}
+
+// Leader election of kube-controller-manager and kube-scheduler, with
+// their upstream lease names and timings.
+const (
+	leaseDuration = 15 * time.Second
+	renewDeadline = 10 * time.Second
+	retryPeriod   = 2 * time.Second
+)
+
+// runElected runs a component on the server that holds its lease
+// (kube-system/<lock>), when the server is an etcd cluster member and so
+// may have peers; a standalone server runs it at once. The election is
+// done here rather than by the component (--leader-elect): in-process, the
+// components end the whole process when their context ends while they
+// lead. Here the component stops with ctx, the lease is released (the next
+// server takes over at once), and losing the lease ends the server with
+// an error, as it ends k3s (systemd starts it again).
+func (s *Server) runElected(ctx context.Context, client kubernetes.Interface, lock string, run func(context.Context) error) error {
+	if !s.etcdCluster {
+		return run(ctx)
+	}
+	id := s.cfg.NodeName + "_" + string(uuid.NewUUID())
+	lk := &resourcelock.LeaseLock{
+		LeaseMeta:  metav1.ObjectMeta{Namespace: "kube-system", Name: lock},
+		Client:     client.CoordinationV1(),
+		LockConfig: resourcelock.ResourceLockConfig{Identity: id},
+	}
+	var runErr error
+	var leading atomic.Bool
+	ran := make(chan struct{})
+	le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+		Lock: lk, Name: lock, ReleaseOnCancel: true,
+		LeaseDuration: leaseDuration, RenewDeadline: renewDeadline, RetryPeriod: retryPeriod,
+		Callbacks: leaderelection.LeaderCallbacks{
+			OnStartedLeading: func(lctx context.Context) {
+				leading.Store(true)
+				defer close(ran)
+				s.logf("%s: leading as %s", lock, id)
+				runErr = run(lctx)
+			},
+			OnStoppedLeading: func() {},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("server: %s leader election: %w", lock, err)
+	}
+	le.Run(ctx)
+	// Run has ended the component's context; wait for it to stop. (The
+	// callback runs in a goroutine Run starts once it leads: give it a
+	// moment to have begun.)
+	if !leading.Load() {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if leading.Load() {
+		<-ran
+	}
+	if ctx.Err() != nil || runErr != nil {
+		return runErr
+	}
+	return fmt.Errorf("server: %s: lost the leader lease %s/%s", lock, lk.LeaseMeta.Namespace, lock)
 }

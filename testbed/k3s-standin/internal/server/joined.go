@@ -2,142 +2,63 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net"
+	"os"
+	"path"
 	"path/filepath"
-	"strconv"
-	"sync"
+	"slices"
+	"strings"
 
-	"k8s.io/client-go/kubernetes"
-
-	"mcplan.io/mcplan/testbed/k3s-standin/internal/agent"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/join"
-	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
 )
 
-// runJoined runs a server that joins an existing server (server: + token).
-//
-// LIMITATION: the stand-in does not form an etcd cluster. A joined server
-// reuses the first server's etcd and control plane: it registers its own Node
-// (with the control-plane/master role labels), writes k3s.yaml with the
-// cluster's admin credential, and forwards its :6443 at the TCP level to the
-// first server, so clients of either address reach the same API.
-func (s *Server) runJoined(ctx context.Context) error {
+// bootstrapFrom makes this server a member of the cluster of the server it
+// joins (server: + a server token), as k3s does: it verifies the server's
+// CA against the token, gets the bootstrap data (every CA with its key and
+// the service-account key) from /v1-k3s/server-bootstrap and writes it
+// under <data-dir>/server/tls, so this server issues its own certificates
+// from the same CAs. It returns the etcd client URLs of the cluster's
+// members (/db/info), through which the server adds itself.
+func (s *Server) bootstrapFrom(ctx context.Context) ([]string, error) {
 	cfg := s.cfg
 	jc, err := join.New(ctx, cfg.Server, cfg.Token, s.logf)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	boot, err := jc.ServerBootstrap(ctx)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	certPEM, keyPEM, err := jc.NodeCert(ctx, cfg.NodeName)
-	if err != nil {
-		return err
-	}
-	tok := jc.Token
-	tok.CAHash = pki.Hash(jc.CAPEM)
-	for _, name := range []string{"token", "node-token"} {
-		if err := pki.WriteFile(filepath.Join(cfg.DataDir, "server", name), []byte(tok.String()+"\n"), 0o600); err != nil {
-			return err
+	dir := filepath.Join(cfg.DataDir, "server", "tls")
+	for _, name := range caFiles {
+		data, ok := boot.Files[name]
+		if !ok {
+			return nil, fmt.Errorf("server: the bootstrap data of %s has no %s", jc.URL, name)
+		}
+		mode := os.FileMode(0o644)
+		if strings.HasSuffix(name, ".key") {
+			mode = 0o600
+		}
+		if err := pki.WriteFile(filepath.Join(dir, filepath.FromSlash(path.Clean(name))), []byte(data), mode); err != nil {
+			return nil, err
 		}
 	}
-	if err := pki.WriteFile(filepath.Join(cfg.DataDir, "server", "tls", "server-ca.crt"), jc.CAPEM, 0o644); err != nil {
-		return err
+	if got := pki.Hash([]byte(boot.Files["server-ca.crt"])); got != pki.Hash(jc.CAPEM) {
+		return nil, fmt.Errorf("server: the bootstrap data's server CA is not the one %s serves at %s", jc.URL, join.PathCACerts)
 	}
-	upstream := kubecfg.Creds{Server: jc.URL.String(), CAPEM: jc.CAPEM}
-	adminCreds := upstream
-	adminCreds.CertPEM, adminCreds.KeyPEM = []byte(boot.AdminCertPEM), []byte(boot.AdminKeyPEM)
-	admin, err := kubernetes.NewForConfig(adminCreds.REST())
+	info, err := jc.DBInfo(ctx)
 	if err != nil {
-		return fmt.Errorf("server: joined admin client: %w", err)
+		return nil, err
 	}
-	nodeCreds := upstream
-	nodeCreds.CertPEM, nodeCreds.KeyPEM = certPEM, keyPEM
-	nodeClient, err := kubernetes.NewForConfig(nodeCreds.REST())
-	if err != nil {
-		return fmt.Errorf("server: joined node client: %w", err)
-	}
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(cfg.HTTPSListenPort)))
-	if err != nil {
-		return fmt.Errorf("server: listen :%d: %w", cfg.HTTPSListenPort, err)
-	}
-	s.certs = &certs{serverCA: &pki.CA{CertPEM: jc.CAPEM}}
-	if err := s.writeAdminKubeconfig([]byte(boot.AdminCertPEM), []byte(boot.AdminKeyPEM)); err != nil {
-		ln.Close()
-		return err
-	}
-	s.logf("joined %s; forwarding :%d to it", jc.URL, cfg.HTTPSListenPort)
-	node, err := agent.JoinedNode(ctx, jc, cfg, nodeClient, s.logf)
-	if err != nil {
-		ln.Close()
-		return fmt.Errorf("server: %w", err)
-	}
-	node.Labels = nodeLabels(cfg)
-
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var wg sync.WaitGroup
-	run := func(name string, f func(context.Context) error) {
-		wg.Go(func() {
-			if err := f(ctx); err != nil {
-				cancel(fmt.Errorf("server: %s: %w", name, err))
+	var endpoints []string
+	for _, m := range info.Members {
+		for _, u := range m.ClientURLs {
+			if !slices.Contains(endpoints, u) {
+				endpoints = append(endpoints, u)
 			}
-		})
-	}
-	run("forwarder", func(ctx context.Context) error { return forward(ctx, ln, jc.URL.Host) })
-	run("simulated kubelet", node.Run)
-	run("node labeler", func(ctx context.Context) error { return labelServerNode(ctx, admin, cfg) })
-	<-ctx.Done()
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
-}
-
-// forward copies TCP connections from ln to target until ctx ends (TLS is
-// end to end, so client certificates keep working).
-func forward(ctx context.Context, ln net.Listener, target string) error {
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var d net.Dialer
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("server: accept: %w", err)
 		}
-		go func() {
-			defer c.Close()
-			u, err := d.DialContext(ctx, "tcp", target)
-			if err != nil {
-				return
-			}
-			defer u.Close()
-			done := make(chan struct{}, 2)
-			cp := func(dst, src net.Conn) {
-				_, _ = io.Copy(dst, src)
-				if tc, ok := dst.(*net.TCPConn); ok {
-					_ = tc.CloseWrite()
-				}
-				done <- struct{}{}
-			}
-			go cp(u, c)
-			go cp(c, u)
-			select {
-			case <-done:
-				<-done
-			case <-ctx.Done():
-			}
-		}()
 	}
+	s.logf("got the bootstrap data of %s; etcd members %v", jc.URL, endpoints)
+	return endpoints, nil
 }

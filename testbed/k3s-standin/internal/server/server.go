@@ -5,18 +5,22 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -28,6 +32,7 @@ import (
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/kubecfg"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/pki"
+	"mcplan.io/mcplan/testbed/k3s-standin/internal/sdnotify"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/simulate"
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/token"
 )
@@ -41,6 +46,11 @@ type Server struct {
 	agentToken   token.Token // zero without agent-token
 	adminCertPEM []byte
 	adminKeyPEM  []byte
+	// etcdCluster: the local etcd member serves peers on the node IP
+	// (cluster-init or joined); etcdClient talks to it on 127.0.0.1.
+	etcdCluster bool
+	etcdClient  *clientv3.Client
+	etcdID      uint64
 }
 
 func (s *Server) logf(format string, args ...any) { s.logger.Printf(format, args...) }
@@ -51,11 +61,21 @@ func (s *Server) credPath(name string) string {
 	return filepath.Join(s.cfg.DataDir, "server", "cred", name)
 }
 
-// Run runs the server until ctx ends or a component fails.
+// Run runs the server until ctx ends or a component fails. A server with
+// server: (and no etcd data yet) joins that server's cluster first: it
+// gets the cluster's CAs, adds itself as an etcd learner and is promoted;
+// then every server runs the same: its own etcd member, kube-apiserver
+// (against the local member), controller-manager and scheduler (leader
+// elected), supervisor and node.
 func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	s := &Server{cfg: cfg, logger: log.New(logw, "k3s-standin server: ", log.LstdFlags)}
-	if cfg.Server != "" {
-		return s.runJoined(ctx)
+	joining := cfg.Server != "" && !hasEtcdData(cfg.DataDir) && !cfg.ClusterReset
+	var joinEndpoints []string
+	if joining {
+		var err error
+		if joinEndpoints, err = s.bootstrapFrom(ctx); err != nil {
+			return err
+		}
 	}
 	var err error
 	if s.certs, err = loadCerts(cfg); err != nil {
@@ -67,9 +87,33 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	if err := s.writeCreds(); err != nil {
 		return err
 	}
+	if cfg.ClusterReset {
+		return s.clusterReset(ctx)
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	etcd, err := startEtcd(ctx, cfg.DataDir, cfg.EtcdPort, s.certs)
+
+	var plan etcdPlan
+	switch {
+	case hasEtcdData(cfg.DataDir):
+		// A restart: the member rejoins its cluster from its own data.
+		plan = etcdPlan{name: readMemberName(cfg.DataDir), cluster: cfg.ClusterInit || cfg.Server != "", state: embed.ClusterStateFlagExisting}
+		if plan.name == "" {
+			plan.name = legacyMemberName
+		}
+	case joining:
+		if plan, err = s.joinEtcd(ctx, joinEndpoints); err != nil {
+			return err
+		}
+	default:
+		name, err := newMemberName(cfg.NodeName)
+		if err != nil {
+			return err
+		}
+		plan = etcdPlan{name: name, cluster: cfg.ClusterInit, state: embed.ClusterStateFlagNew}
+	}
+	s.etcdCluster = plan.cluster
+	etcd, err := startEtcd(cfg, plan, s.certs)
 	if err != nil {
 		return err
 	}
@@ -78,10 +122,32 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		select {
 		case err := <-etcd.Err():
 			cancel(fmt.Errorf("server: etcd: %w", err))
+		case <-etcd.Server.StopNotify():
+			cancel(errors.New("server: etcd member stopped (removed from the cluster?)"))
 		case <-ctx.Done():
 		}
 	}()
-	s.logf("etcd ready on 127.0.0.1:%d", cfg.EtcdPort)
+	if plan.learner {
+		if err := s.ensureVoter(ctx, etcd, true, joinEndpoints); err != nil {
+			return err
+		}
+	}
+	if err := waitEtcdReady(ctx, etcd, s.logf); err != nil {
+		return err
+	}
+	if err := s.ensureVoter(ctx, etcd, false, nil); err != nil {
+		return err
+	}
+	s.etcdID = uint64(etcd.Server.MemberID())
+	if s.etcdClient, err = etcdClient(s.certs, []string{localEtcdEndpoint(cfg)}); err != nil {
+		return err
+	}
+	defer s.etcdClient.Close()
+	if plan.cluster {
+		s.reconcilePeerURL(ctx, etcd, true)
+	}
+	u := memberURLs(cfg, plan.cluster)
+	s.logf("etcd member %s (%x) ready: clients %s, peers %s", plan.name, s.etcdID, urlList(u.listenClient), urlList(u.listenPeer))
 
 	done := make(chan struct{})
 	components := 0
@@ -113,8 +179,12 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		cancel(err)
 	} else {
 		s.logf("kube-apiserver ready on 127.0.0.1:%d", s.apiPort())
-		start("kube-controller-manager", s.runControllerManager)
-		start("kube-scheduler", s.runScheduler)
+		start("kube-controller-manager", func(ctx context.Context) error {
+			return s.runElected(ctx, admin, "kube-controller-manager", s.runControllerManager)
+		})
+		start("kube-scheduler", func(ctx context.Context) error {
+			return s.runElected(ctx, admin, "kube-scheduler", s.runScheduler)
+		})
 		if err := s.writeAdminKubeconfig(s.adminCertPEM, s.adminKeyPEM); err != nil {
 			cancel(err)
 		}
@@ -129,20 +199,48 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 				cancel(err)
 			}
 			start("simulated kubelet", node.Run)
-			start("node labeler", func(ctx context.Context) error { return labelServerNode(ctx, admin, cfg) })
+			start("node labeler", func(ctx context.Context) error { return s.labelServerNode(ctx, admin, plan.name) })
 			lb := &simulate.ServiceLB{Client: admin, Logf: s.logf}
 			start("simulated servicelb", lb.Run)
+			if s.etcdCluster {
+				start("etcd member controller", func(ctx context.Context) error { return s.runMemberController(ctx, admin) })
+			}
+		}
+		if ctx.Err() == nil {
+			// As k3s: once the apiserver and etcd are ready.
+			s.logf("k3s is up and running")
+			sdnotify.Ready(s.logf)
 		}
 	}
 	<-ctx.Done()
-	for range components {
-		<-done
+	// Bounded: without etcd quorum the apiserver's shutdown hooks (its
+	// identity lease) wait for etcd forever.
+	deadline := time.After(shutdownTimeout)
+	for left := components; left > 0; left-- {
+		select {
+		case <-done:
+		case <-deadline:
+			s.logf("shutdown: %d of %d components still stopping after %s (no etcd quorum?); exiting", left, components, shutdownTimeout)
+			left = 1
+		}
 	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
 }
+
+func urlList(us []url.URL) string {
+	var out []string
+	for _, u := range us {
+		out = append(out, u.String())
+	}
+	return strings.Join(out, ",")
+}
+
+// shutdownTimeout bounds how long the server waits for its components
+// when it stops (native pods get at most 10 s of grace).
+const shutdownTimeout = 30 * time.Second
 
 // waitReady polls the apiserver's /readyz.
 func waitReady(ctx context.Context, c kubernetes.Interface) error {
@@ -304,32 +402,35 @@ func nodeLabels(cfg *config.Config) map[string]string {
 // serverRoleLabels are the labels k3s puts on server nodes. Kubelets may not
 // set node-role.kubernetes.io/* themselves (NodeRestriction), so the server
 // sets them with its own credential, as k3s does.
-func serverRoleLabels(cfg *config.Config) map[string]string {
+func serverRoleLabels(etcdMember bool) map[string]string {
 	m := map[string]string{
 		"node-role.kubernetes.io/control-plane": "true",
 		"node-role.kubernetes.io/master":        "true",
 	}
-	if cfg.ClusterInit {
+	if etcdMember {
 		m["node-role.kubernetes.io/etcd"] = "true"
 	}
 	return m
 }
 
-// labelServerNode waits for the node to register, then adds the role labels.
-func labelServerNode(ctx context.Context, admin kubernetes.Interface, cfg *config.Config) error {
-	var patch strings.Builder
-	patch.WriteString(`{"metadata":{"labels":{`)
-	i := 0
-	for k, v := range serverRoleLabels(cfg) {
-		if i > 0 {
-			patch.WriteString(",")
-		}
-		fmt.Fprintf(&patch, "%q:%q", k, v)
-		i++
+// labelServerNode waits for the node to register, then adds the role
+// labels; on an etcd cluster member also k3s's etcd annotations (member
+// name and address) and the finalizer through which the servers remove
+// the member when the Node is deleted.
+func (s *Server) labelServerNode(ctx context.Context, admin kubernetes.Interface, memberName string) error {
+	cfg := s.cfg
+	meta := map[string]any{"labels": serverRoleLabels(s.etcdCluster)}
+	if s.etcdCluster {
+		meta["annotations"] = map[string]string{annoEtcdNodeName: memberName, annoEtcdNodeAddress: cfg.NodeIP}
+		meta["finalizers"] = []string{etcdFinalizer}
 	}
-	patch.WriteString("}}}")
-	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
-		_, err := admin.CoreV1().Nodes().Patch(ctx, cfg.NodeName, types.MergePatchType, []byte(patch.String()), metav1.PatchOptions{})
+	patch, err := json.Marshal(map[string]any{"metadata": meta})
+	if err != nil {
+		return fmt.Errorf("server: node patch: %w", err)
+	}
+	err = wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		// Strategic merge: the finalizer is added to the node's list.
+		_, err := admin.CoreV1().Nodes().Patch(ctx, cfg.NodeName, types.StrategicMergePatchType, patch, metav1.PatchOptions{})
 		if apierrors.IsNotFound(err) {
 			return false, nil
 		}

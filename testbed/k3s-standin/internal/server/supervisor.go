@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,6 +95,9 @@ func (sv *supervisor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case join.PathServerJoin:
 		sv.serveServerBootstrap(w, r)
+		return
+	case join.PathDBInfo:
+		sv.serveDBInfo(w, r)
 		return
 	}
 	for k := range r.Header {
@@ -234,17 +238,55 @@ func nodeLeaf(name string) pki.Leaf {
 	return pki.Leaf{CommonName: nodeCommonNamePfx + name, Organization: []string{"system:nodes"}, Client: true}
 }
 
-// serveServerBootstrap gives a joining server (token role "server") the admin
-// credential, as k3s's server token grants full control of the cluster.
+// serveServerBootstrap gives a joining server (token role "server") the
+// cluster's bootstrap data: every CA certificate and key and the
+// service-account key, as k3s's server token grants full control of the
+// cluster.
 func (sv *supervisor) serveServerBootstrap(w http.ResponseWriter, r *http.Request) {
 	if !sv.authenticate(r, "server") {
 		w.Header().Set("WWW-Authenticate", `Basic realm="k3s"`)
 		http.Error(w, "invalid server token", http.StatusUnauthorized)
 		return
 	}
-	b := join.ServerBootstrap{AdminCertPEM: string(sv.s.adminCertPEM), AdminKeyPEM: string(sv.s.adminKeyPEM)}
+	b := join.ServerBootstrap{Files: map[string]string{}}
+	for _, name := range caFiles {
+		data, err := os.ReadFile(sv.s.certs.path(name))
+		if err != nil {
+			http.Error(w, "bootstrap data: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		b.Files[name] = string(data)
+	}
+	sv.s.logf("gave the bootstrap data to %s", r.RemoteAddr)
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(b)
+}
+
+// serveDBInfo lists the etcd members (k3s's /db/info), for a joining
+// server (server token).
+func (sv *supervisor) serveDBInfo(w http.ResponseWriter, r *http.Request) {
+	if !sv.authenticate(r, "server") {
+		w.Header().Set("WWW-Authenticate", `Basic realm="k3s"`)
+		http.Error(w, "invalid server token", http.StatusUnauthorized)
+		return
+	}
+	if !sv.s.etcdCluster {
+		http.Error(w, "this server's etcd is not a cluster member (start it with cluster-init)", http.StatusServiceUnavailable)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	l, err := sv.s.etcdClient.MemberList(ctx)
+	if err != nil {
+		http.Error(w, "etcd member list: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	var info join.DBInfo
+	for _, m := range l.Members {
+		info.Members = append(info.Members, join.Member{ID: m.ID, Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(info)
 }
 
 // serve runs the supervisor on 0.0.0.0:<https-listen-port> until ctx ends.

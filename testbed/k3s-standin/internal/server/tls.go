@@ -20,6 +20,20 @@ type certs struct {
 	clientCA      *pki.CA // signs client certs (admin, controllers, nodes)
 	requestHeader *pki.CA // signs the supervisor's front-proxy client cert
 	etcdServerCA  *pki.CA // etcd/server-ca: etcd serving + apiserver etcd client
+	etcdPeerCA    *pki.CA // etcd/peer-ca: etcd peer serving and client
+}
+
+// caFiles are the files every server of a cluster shares, relative to
+// <data-dir>/server/tls: what a joining server gets from
+// /v1-k3s/server-bootstrap (k3s's bootstrap data: the CAs with their keys
+// and the service-account key).
+var caFiles = []string{
+	"server-ca.crt", "server-ca.key",
+	"client-ca.crt", "client-ca.key",
+	"request-header-ca.crt", "request-header-ca.key",
+	"etcd/server-ca.crt", "etcd/server-ca.key",
+	"etcd/peer-ca.crt", "etcd/peer-ca.key",
+	"service.key",
 }
 
 func (c *certs) path(name string) string { return filepath.Join(c.dir, name) }
@@ -45,10 +59,14 @@ func loadCerts(cfg *config.Config) (*certs, error) {
 	if c.etcdServerCA, err = pki.LoadOrCreateCA(filepath.Join(dir, "etcd"), "server-ca", "etcd-server-ca"); err != nil {
 		return nil, err
 	}
+	if c.etcdPeerCA, err = pki.LoadOrCreateCA(filepath.Join(dir, "etcd"), "peer-ca", "etcd-peer-ca"); err != nil {
+		return nil, err
+	}
 	if _, err := pki.LoadOrCreateKey(filepath.Join(dir, "service.key")); err != nil {
 		return nil, err
 	}
 	dns, ips := servingSANs(cfg)
+	etcdDNS, etcdIPs := etcdSANs(cfg)
 	issue := []struct {
 		ca   *pki.CA
 		dir  string
@@ -62,7 +80,8 @@ func loadCerts(cfg *config.Config) (*certs, error) {
 		{c.clientCA, dir, "client-kube-apiserver", pki.Leaf{CommonName: "system:apiserver", Organization: []string{"system:masters"}, Client: true}},
 		{c.clientCA, dir, "client-k3s-controller", pki.Leaf{CommonName: "system:k3s-controller", Organization: []string{"system:masters"}, Client: true}},
 		{c.requestHeader, dir, "client-auth-proxy", pki.Leaf{CommonName: "system:auth-proxy", Client: true}},
-		{c.etcdServerCA, filepath.Join(dir, "etcd"), "server-client", pki.Leaf{CommonName: "etcd-server", DNSNames: []string{"localhost"}, IPs: []net.IP{net.ParseIP("127.0.0.1")}, Server: true, Client: true}},
+		{c.etcdServerCA, filepath.Join(dir, "etcd"), "server-client", pki.Leaf{CommonName: "etcd-server", DNSNames: etcdDNS, IPs: etcdIPs, Server: true, Client: true}},
+		{c.etcdPeerCA, filepath.Join(dir, "etcd"), "peer-server-client", pki.Leaf{CommonName: "etcd-peer", DNSNames: etcdDNS, IPs: etcdIPs, Server: true, Client: true}},
 		{c.etcdServerCA, filepath.Join(dir, "etcd"), "client", pki.Leaf{CommonName: "etcd-client", Client: true}},
 	}
 	for _, i := range issue {
@@ -110,6 +129,20 @@ func servingSANs(cfg *config.Config) ([]string, []net.IP) {
 		}
 	}
 	sort.Slice(ips, func(i, j int) bool { return ips[i].String() < ips[j].String() })
+	return dns, ips
+}
+
+// etcdSANs are the names of the etcd serving and peer certificates, as in
+// k3s: localhost, the loopback addresses, the node name and the node IP.
+func etcdSANs(cfg *config.Config) ([]string, []net.IP) {
+	dns := []string{"localhost"}
+	if cfg.NodeName != "localhost" {
+		dns = append(dns, cfg.NodeName)
+	}
+	ips := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("::1")}
+	if ip := net.ParseIP(cfg.NodeIP); ip != nil && !ip.IsLoopback() {
+		ips = append(ips, ip)
+	}
 	return dns, ips
 }
 

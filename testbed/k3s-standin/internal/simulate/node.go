@@ -42,6 +42,8 @@ type Node struct {
 	Native *Native
 	// KubeletAPI, when set, serves the kubelet API (port-forward, logs).
 	KubeletAPI *KubeletAPI
+	// Registered, when set, is called once the Node object exists.
+	Registered func()
 }
 
 // Native configures the native pods of a node.
@@ -77,6 +79,9 @@ func (n *Node) kubeletPort() int32 {
 func (n *Node) Run(ctx context.Context) error {
 	if err := n.register(ctx); err != nil {
 		return err
+	}
+	if n.Registered != nil {
+		n.Registered()
 	}
 	if err := n.updateStatus(ctx); err != nil {
 		n.Logf("node %s: first status update (will retry): %v", n.Name, err)
