@@ -34,6 +34,20 @@ func etcdDataDir(dataDir string) string { return filepath.Join(dbDir(dataDir), "
 // etcdNameFile holds the member's name (k3s: server/db/etcd/name).
 func etcdNameFile(dataDir string) string { return filepath.Join(etcdDataDir(dataDir), "name") }
 
+// etcdClusterFile marks a member that served peers (cluster-init or
+// joined): it keeps doing so after a restart without cluster-init and
+// server, as k3s keeps using etcd once it has its data (a joined server
+// that becomes the cluster's only or first one).
+func etcdClusterFile(dataDir string) string {
+	return filepath.Join(etcdDataDir(dataDir), "cluster")
+}
+
+// wasClusterMember says whether the member in the data dir served peers.
+func wasClusterMember(dataDir string) bool {
+	_, err := os.Stat(etcdClusterFile(dataDir))
+	return err == nil
+}
+
 // hasEtcdData reports whether a member was started in this data dir.
 func hasEtcdData(dataDir string) bool {
 	_, err := os.Stat(filepath.Join(etcdDataDir(dataDir), "member"))
@@ -161,6 +175,11 @@ func startEtcd(cfg *config.Config, p etcdPlan, c *certs) (*embed.Etcd, error) {
 	}
 	if err := pki.WriteFile(etcdNameFile(cfg.DataDir), []byte(p.name+"\n"), 0o600); err != nil {
 		return nil, err
+	}
+	if p.cluster {
+		if err := pki.WriteFile(etcdClusterFile(cfg.DataDir), []byte("cluster member\n"), 0o600); err != nil {
+			return nil, err
+		}
 	}
 	e, err := embed.StartEtcd(ec)
 	if err != nil {

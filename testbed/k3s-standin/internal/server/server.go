@@ -97,7 +97,8 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	switch {
 	case hasEtcdData(cfg.DataDir):
 		// A restart: the member rejoins its cluster from its own data.
-		plan = etcdPlan{name: readMemberName(cfg.DataDir), cluster: cfg.ClusterInit || cfg.Server != "", state: embed.ClusterStateFlagExisting}
+		plan = etcdPlan{name: readMemberName(cfg.DataDir), cluster: cfg.ClusterInit || cfg.Server != "" || wasClusterMember(cfg.DataDir),
+			state: embed.ClusterStateFlagExisting}
 		if plan.name == "" {
 			plan.name = legacyMemberName
 		}
