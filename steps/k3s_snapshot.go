@@ -34,7 +34,7 @@ func NewK3sSnapshot(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *K3sSnapsho
 // name is the snapshot's name prefix for the release (k3s appends the
 // node's name and the time).
 func (s *K3sSnapshot) name() string {
-	return "mcplan-pre-upgrade-" + digest.Short(digest.SHA256Hex([]byte(s.cluster.K3sRelease())))
+	return "mcplan-pre-upgrade-" + digest.SHA256Hex([]byte(s.cluster.K3sRelease()))[:12]
 }
 
 // Check: a snapshot taken for this release (the engine reruns the step
