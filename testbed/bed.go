@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"mcplan.io/mcplan/testbed/internet"
 )
 
 // Host is one test host.
@@ -56,6 +58,9 @@ type Bed struct {
 	ClientKeyPath string
 	// KnownHostsPath lists every host's key as "<ip> ssh-ed25519 AAAA...".
 	KnownHostsPath string
+	// Internet is the hosts' stand-in internet when Options.Internet asked
+	// for one; its access log is in the run directory until Down.
+	Internet *internet.Server
 
 	runRoot  string
 	lock     *os.File
@@ -176,6 +181,11 @@ func (b *Bed) build(ctx context.Context, opts Options, m *Manifest) error {
 		return err
 	}
 	b.Subnet = subnet.String()
+	if opts.Internet != nil {
+		if err := b.startInternet(opts, subnet); err != nil {
+			return err
+		}
+	}
 
 	var known strings.Builder
 	for i := 1; i <= opts.Hosts; i++ {
@@ -222,7 +232,19 @@ func (b *Bed) build(ctx context.Context, opts Options, m *Manifest) error {
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if b.Internet != nil {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		start := time.Now()
+		if err := b.connectToInternet(cctx); err != nil {
+			return err
+		}
+		fmt.Fprintf(opts.Log, "testbed %s: hosts use the stand-in internet (/etc/hosts, CA trusted) after %s\n", b.Prefix, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
 }
 
 // makeNetwork picks a free /24 and makes the bridge, under a machine-wide
@@ -338,7 +360,12 @@ func consoleTail(dir string) string {
 // and its run directory. It is safe to call more than once.
 func (b *Bed) Down(ctx context.Context) error {
 	b.downOnce.Do(func() {
-		b.downErr = removeRun(ctx, b.Prefix, b.runRoot)
+		if b.Internet != nil {
+			if err := b.Internet.Close(); err != nil {
+				b.downErr = fmt.Errorf("testbed down %s: stand-in internet: %w", b.Prefix, err)
+			}
+		}
+		b.downErr = errors.Join(b.downErr, removeRun(ctx, b.Prefix, b.runRoot))
 		reaped := make(chan struct{})
 		go func() {
 			b.reaped.Wait()

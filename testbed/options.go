@@ -3,6 +3,8 @@ package testbed
 import (
 	"fmt"
 	"io"
+
+	"mcplan.io/mcplan/testbed/internet"
 )
 
 // Kind selects how a test host is made.
@@ -46,6 +48,17 @@ type Options struct {
 	// stand-in runs natively in place of container images (see
 	// testbed/native-images/build.sh).
 	NativeImages string
+	// Internet, when set, gives the hosts a stand-in internet (package
+	// internet): an HTTPS server in this process on the bridge's address
+	// (.1) port InternetPort, answering as get.k3s.io, update.k3s.io,
+	// github.com, objects.githubusercontent.com and
+	// rancher-mirror.rancher.cn with what it holds. Each host gets those
+	// names in its /etc/hosts and the server's test CA (made per run, in
+	// the run directory's internet/) among its trusted certificates;
+	// nothing else reaches beyond the bridge. It lives as long as the Bed
+	// in this process (Bed.Down stops it): the CLI's up, which exits, has
+	// none.
+	Internet *internet.Config
 	// Log, when set, receives progress lines (one per step).
 	Log io.Writer
 }
@@ -85,6 +98,11 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
+	}
+	if o.Internet != nil {
+		if err := o.Internet.Validate(); err != nil {
+			return o, fmt.Errorf("testbed: %w", err)
+		}
 	}
 	return o, nil
 }

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"mcplan.io/mcplan/testbed"
+	"mcplan.io/mcplan/testbed/internet"
 )
 
 // repoRoot is the repository's top directory.
@@ -78,11 +79,16 @@ type world struct {
 
 func newWorld(t *testing.T, hosts int) *world {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("end-to-end: brings up systemd test hosts and a real kube-apiserver per cluster; skipped with -short")
-	}
+	return newWorldWith(t, hosts, nil)
+}
+
+// newWorldWith is newWorld whose hosts have a stand-in internet serving
+// net, when net is set.
+func newWorldWith(t *testing.T, hosts int, net *internet.Config) *world {
+	t.Helper()
+	skipShort(t)
 	w := &world{t: t, dir: t.TempDir()}
-	w.bed = testbed.ForTestWith(t, testbed.Options{Hosts: hosts, Kind: testbed.KindSystemd, NativeImages: nativeImages(t)})
+	w.bed = testbed.ForTestWith(t, testbed.Options{Hosts: hosts, Kind: testbed.KindSystemd, NativeImages: nativeImages(t), Internet: net})
 	w.mcplan = buildMcplan(t)
 	// The plan's own known_hosts, so a test can change what mcplan
 	// trusts without affecting the test's own SSH.
@@ -96,6 +102,14 @@ func newWorld(t *testing.T, hosts int) *world {
 	}
 	w.k3s = standin(t)
 	return w
+}
+
+// skipShort skips an end-to-end test with -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end: brings up systemd test hosts and a real kube-apiserver per cluster; skipped with -short")
+	}
 }
 
 // planOptions vary the generated plan.

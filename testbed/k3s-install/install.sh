@@ -1,10 +1,15 @@
 #!/bin/sh
 # Test stand-in for the k3s install script (https://get.k3s.io), used on
-# the testbed's hosts through mcplan's airgap path. It behaves like the
-# upstream script where mcplan uses it, without downloading anything:
+# the testbed's hosts through mcplan's airgap path, and served by the test
+# world's stand-in internet (testbed/internet) as get.k3s.io and the China
+# mirror's k3s-install.sh. It behaves like the upstream script where mcplan
+# uses it:
 #
-#   INSTALL_K3S_SKIP_DOWNLOAD=true  the binary is already at $BIN_DIR/k3s
-#                                   (anything else: refuse, this machine has no network)
+#   INSTALL_K3S_SKIP_DOWNLOAD=true  the binary is already at $BIN_DIR/k3s;
+#                                   otherwise it is downloaded as upstream does
+#                                   (version, or channel through update.k3s.io;
+#                                   GitHub releases, or INSTALL_K3S_MIRROR=cn),
+#                                   its sha256 checked
 #   INSTALL_K3S_EXEC, script args   "[server|agent] [flags]" (default: agent
 #                                   when K3S_URL is set, else server)
 #   K3S_*, CONTAINERD_*, *_PROXY    written to the unit's environment file
@@ -84,10 +89,105 @@ envfile="$unit.env"
 hashes() { sha256sum "$BIN_DIR/k3s" "$unit" "$envfile" 2>&1 || true; }
 pre_hashes=$(hashes)
 
+# --- The download path (INSTALL_K3S_SKIP_DOWNLOAD not true), as upstream's
+# download_and_verify does it; in the test world the names resolve to the
+# testbed's stand-in internet (testbed/internet), which serves this script
+# and the stand-in's releases:
+#   INSTALL_K3S_VERSION     the release; else the channel's:
+#   INSTALL_K3S_CHANNEL     default stable, looked up at
+#   INSTALL_K3S_CHANNEL_URL default https://update.k3s.io/v1-release/channels,
+#                           whose redirect ends in .../<version>
+#   GITHUB_URL              default https://github.com/k3s-io/k3s/releases:
+#                           download/<version>/sha256sum-<arch>.txt and k3s
+#   INSTALL_K3S_MIRROR=cn   from INSTALL_K3S_MIRROR_URL instead (default
+#                           rancher-mirror.rancher.cn): k3s/channels/<channel>
+#                           answers the version; k3s/<version, + as ->/...
+#                           holds the files. Upstream's China script leaves
+#                           the mirror URL without a scheme (curl then uses
+#                           http); this one uses https.
+# The binary is fetched only when the installed one's sha256 differs from
+# the release's, checked against the release's sha256 file, and moved to
+# $BIN_DIR/k3s. Each URL fetched and the outcome go to $COMMAND_LOG.
+download_k3s() {
+	command -v curl >/dev/null 2>&1 || fatal "Can not find curl or wget for downloading files"
+	case $(uname -m) in
+		amd64 | x86_64) arch=amd64 suffix= ;;
+		arm64 | aarch64) arch=arm64 suffix=-arm64 ;;
+		s390x) arch=s390x suffix=-s390x ;;
+		arm*) arch=arm suffix=-armhf ;;
+		*) fatal "Unsupported architecture $(uname -m)" ;;
+	esac
+	mirror=
+	if [ "${INSTALL_K3S_MIRROR:-}" = cn ]; then
+		mirror=${INSTALL_K3S_MIRROR_URL:-rancher-mirror.rancher.cn}
+		case "$mirror" in *://*) ;; *) mirror=https://$mirror ;; esac
+	fi
+	download_version=$(k3s_release_version) || exit 1
+	info "Using $download_version as release"
+	if [ -n "$mirror" ]; then
+		release_url="$mirror/k3s/$(printf '%s' "$download_version" | sed 's/+/-/g')"
+	else
+		release_url="${GITHUB_URL:-https://github.com/k3s-io/k3s/releases}/download/$download_version"
+	fi
+	download_dir=$(mktemp -d -t k3s-install.XXXXXXXXXX)
+	trap 'rm -rf "$download_dir"' EXIT
+	info "Downloading hash $release_url/sha256sum-$arch.txt"
+	k3s_fetch "$download_dir/k3s.hash" "$release_url/sha256sum-$arch.txt"
+	want=$(grep " k3s$suffix\$" "$download_dir/k3s.hash" | cut -d' ' -f1)
+	[ -n "$want" ] || fatal "$release_url/sha256sum-$arch.txt has no sum for k3s$suffix"
+	if [ -x "$BIN_DIR/k3s" ] && [ "$(sha256sum "$BIN_DIR/k3s" | cut -d' ' -f1)" = "$want" ]; then
+		info "Skipping binary downloaded, installed k3s matches hash"
+		log "k3s $download_version: $BIN_DIR/k3s matches $release_url/sha256sum-$arch.txt, not downloaded"
+		return 0
+	fi
+	info "Downloading binary $release_url/k3s$suffix"
+	k3s_fetch "$download_dir/k3s.bin" "$release_url/k3s$suffix"
+	info "Verifying binary download"
+	got=$(sha256sum "$download_dir/k3s.bin" | cut -d' ' -f1)
+	[ "$got" = "$want" ] || fatal "Download sha256 does not match $want, got $got"
+	chmod 755 "$download_dir/k3s.bin"
+	info "Installing k3s to $BIN_DIR/k3s"
+	mkdir -p "$BIN_DIR"
+	mv -f "$download_dir/k3s.bin" "$BIN_DIR/k3s"
+	log "k3s $download_version: installed $BIN_DIR/k3s from $release_url/k3s$suffix (sha256 $got)"
+}
+
+# k3s_release_version prints INSTALL_K3S_VERSION, else the version the
+# channel names.
+k3s_release_version() {
+	if [ -n "${INSTALL_K3S_VERSION:-}" ]; then
+		printf '%s\n' "$INSTALL_K3S_VERSION"
+		return 0
+	fi
+	channel=${INSTALL_K3S_CHANNEL:-stable}
+	info "Finding release for channel $channel" >&2
+	if [ -n "$mirror" ]; then
+		url="$mirror/k3s/channels/$channel"
+		found=$(curl -fsS "$url") || fatal "could not find the release of channel $channel at $url"
+	else
+		url="${INSTALL_K3S_CHANNEL_URL:-https://update.k3s.io/v1-release/channels}/$channel"
+		found=$(curl -fsSL -o /dev/null -w '%{url_effective}' "$url") || fatal "could not find the release of channel $channel at $url"
+		found=${found##*/}
+	fi
+	case "$found" in
+		v[0-9]*) ;;
+		*) fatal "channel $channel at $url named no release (got '$found')" ;;
+	esac
+	log "channel $channel at $url: $found"
+	printf '%s\n' "$found"
+}
+
+# k3s_fetch FILE URL downloads URL to FILE.
+k3s_fetch() {
+	curl -o "$1" -sfL "$2" || fatal "Download failed: $2"
+	log "downloaded $2"
+}
+
 if [ "${INSTALL_K3S_SKIP_DOWNLOAD:-}" != "true" ] && [ "${INSTALL_K3S_SKIP_DOWNLOAD:-}" != "binary" ]; then
-	fatal "this test stand-in cannot download k3s: set INSTALL_K3S_SKIP_DOWNLOAD=true and upload the binary to $BIN_DIR/k3s"
+	download_k3s
+else
+	info "Skipping k3s download and verify"
 fi
-info "Skipping k3s download and verify"
 [ -x "$BIN_DIR/k3s" ] || fatal "Executable k3s binary not found at $BIN_DIR/k3s"
 
 # replace FILE MODE: install stdin as FILE (mode MODE) when it differs.
