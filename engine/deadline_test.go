@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -68,5 +69,31 @@ func TestStepTimeoutEndsAHungStep(t *testing.T) {
 	cancel()
 	if rep := <-done; errors.Is(rep.Err, ErrStepTimeout) || rep.Err == nil {
 		t.Errorf("cancelled run: err = %v, want the cancellation", rep.Err)
+	}
+}
+
+// refusingStep refuses its change in Check.
+type refusingStep struct{ fakeStep }
+
+func (refusingStep) Check(context.Context, *Env) (Drift, error) {
+	return Drift{}, fmt.Errorf("upgrade %w: node x is not Ready", ErrRefused)
+}
+
+// TestRefusedCheckFailsThePlan: where a step's inputs changed, a Check
+// that cannot read the live system only says so, but one that refuses the
+// change fails the step, in plan as in apply.
+func TestRefusedCheckFailsThePlan(t *testing.T) {
+	dir := t.TempDir()
+	g := NewGraph()
+	if err := g.Add(Node{ID: "a", Kind: "fake", Fingerprint: "v2", Step: &refusingStep{}}); err != nil {
+		t.Fatal(err)
+	}
+	store := openStore(t, dir)
+	if err := store.Update("a", func(r *StepRecord) { r.Kind, r.Status, r.Fingerprint = "fake", StatusSucceeded, "v1" }); err != nil {
+		t.Fatal(err)
+	}
+	rep := Run(context.Background(), g, Options{Store: store, DryRun: true, Check: true})
+	if !errors.Is(rep.Err, ErrRefused) || !strings.Contains(rep.Err.Error(), "upgrade refused: node x is not Ready") {
+		t.Errorf("plan: err %v, want the refusal", rep.Err)
 	}
 }

@@ -34,7 +34,10 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 	case rec.Status == StatusFailed:
 		return Decision{Action: ActionUpdate, Reason: "last apply failed: " + firstLine(rec.Error)}, nil
 	case rec.Fingerprint != n.Fingerprint:
-		reason, details := inputsChanged(ctx, n, check, env)
+		reason, details, err := inputsChanged(ctx, n, check, env)
+		if err != nil {
+			return Decision{}, err
+		}
 		return Decision{Action: ActionUpdate, Reason: reason, Details: details}, nil
 	case len(changedDeps) > 0:
 		return Decision{Action: ActionUpdate, Reason: "depends on " + describeDeps(changedDeps) + ", which change"}, nil
@@ -56,19 +59,23 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 
 // inputsChanged is the reason of a step whose inputs changed: with check,
 // what its Check finds differing in the live system (for Kubernetes
-// objects: which objects a server-side dry-run apply would change).
-func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) (string, []Change) {
+// objects: which objects a server-side dry-run apply would change). A
+// Check that cannot read the live system does not stop the step (it is
+// to run anyway); one that refuses the change (ErrRefused) does.
+func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) (string, []Change, error) {
 	if !check || n.Step == nil {
-		return "inputs changed", nil
+		return "inputs changed", nil, nil
 	}
 	drift, err := n.Step.Check(ctx, env)
 	switch {
+	case errors.Is(err, ErrRefused):
+		return "", nil, fmt.Errorf("check: %w", err)
 	case err != nil:
-		return "inputs changed (live state not read: " + firstLine(err.Error()) + ")", nil
+		return "inputs changed (live state not read: " + firstLine(err.Error()) + ")", nil, nil
 	case drift.InSync:
-		return "inputs changed; the live system already matches", nil
+		return "inputs changed; the live system already matches", nil, nil
 	}
-	return "inputs changed: " + drift.Reason, drift.Details
+	return "inputs changed: " + drift.Reason, drift.Details, nil
 }
 
 func describeDeps(ids []string) string {

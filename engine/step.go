@@ -60,3 +60,9 @@ func Drifted(reason string) Drift { return Drift{Reason: reason} }
 // ErrNotImplemented is returned (wrapped) by steps whose kind this version
 // of mcplan cannot run yet. plan treats such a Check as "not checked".
 var ErrNotImplemented = errors.New("not implemented")
+
+// ErrRefused marks a Check or Apply error that refuses the change the
+// plan asks for (an upgrade while the cluster is not healthy): plan fails
+// with it even where the step's inputs changed and a Check that merely
+// cannot read the live system would not stop it.
+var ErrRefused = errors.New("refused")

@@ -90,8 +90,8 @@ func clusterReady(ctx context.Context, cs kubernetes.Interface, cluster string) 
 		}
 	}
 	if len(notReady) > 0 {
-		return fmt.Errorf("upgrade refused: node %s of cluster %s is not Ready; bring it back (or remove it from the plan) first, or apply with --force",
-			strings.Join(notReady, ", "), cluster)
+		return fmt.Errorf("upgrade %w: node %s of cluster %s is not Ready; bring it back (or remove it from the plan) first, or apply with --force",
+			engine.ErrRefused, strings.Join(notReady, ", "), cluster)
 	}
 	return nil
 }

@@ -222,9 +222,26 @@ func TestK3sUpgradeRolls(t *testing.T) {
 	watch := w.sample(t, servers, "default", "web")
 	start := time.Now()
 
+	w.writeClusters(cluster(versionB, binaryB, "test -e /run/allow-upgrade"))
+	// 0. A node that is not Ready (a Node whose kubelet never came: no
+	// Ready condition, then Unknown) stops
+	// the upgrade in plan, unless --force.
+	if _, err := c1.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "ghost"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "upgrade refused: node ghost of cluster cluster1 is not Ready") {
+		t.Errorf("plan with a NotReady node: %v, want the refusal\n%s", err, out)
+	}
+	if out, err := exec.CommandContext(ctx, w.mcplan, "plan", "--force", filepath.Join(w.dir, "plan.yaml")).CombinedOutput(); err != nil {
+		t.Errorf("plan --force with a NotReady node: %v\n%s", err, out)
+	}
+	if err := c1.CoreV1().Nodes().Delete(ctx, "ghost", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
 	// 1. The hook fails on the first server: the cluster's upgrade stops
 	// there, the snapshot is taken.
-	w.writeClusters(cluster(versionB, binaryB, "test -e /run/allow-upgrade"))
 	if out, err := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput(); err != nil ||
 		!strings.Contains(string(out), "server 2 of 3, after host/h1/k3s/server; drained first") || !strings.Contains(string(out), "+ cluster/cluster1/k3s/snapshot") {
 		t.Errorf("plan of the upgrade: %v\n%s", err, out)
