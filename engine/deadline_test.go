@@ -73,11 +73,13 @@ func TestStepTimeoutEndsAHungStep(t *testing.T) {
 }
 
 // refusingStep refuses its change in Check.
-type refusingStep struct{ fakeStep }
+type refusingStep struct{}
 
 func (refusingStep) Check(context.Context, *Env) (Drift, error) {
 	return Drift{}, fmt.Errorf("upgrade %w: node x is not Ready", ErrRefused)
 }
+
+func (refusingStep) Apply(context.Context, *Env) error { return nil }
 
 // TestRefusedCheckFailsThePlan: where a step's inputs changed, a Check
 // that cannot read the live system only says so, but one that refuses the
@@ -85,7 +87,7 @@ func (refusingStep) Check(context.Context, *Env) (Drift, error) {
 func TestRefusedCheckFailsThePlan(t *testing.T) {
 	dir := t.TempDir()
 	g := NewGraph()
-	if err := g.Add(Node{ID: "a", Kind: "fake", Fingerprint: "v2", Step: &refusingStep{}}); err != nil {
+	if err := g.Add(Node{ID: "a", Kind: "fake", Fingerprint: "v2", Step: refusingStep{}}); err != nil {
 		t.Fatal(err)
 	}
 	store := openStore(t, dir)
