@@ -14,6 +14,10 @@ type Env struct {
 	// Dir is the state directory. Steps keep generated files under it;
 	// secret files must be written with mode 0600.
 	Dir string
+	// Replace is set when the run replaces the step on request
+	// (Options.Replace): a step that keeps what it finds valid (a
+	// certificate) makes it anew.
+	Replace bool
 
 	previous map[string]string            // this step's outputs from the last successful apply
 	deps     map[string]map[string]string // outputs of every step, by step ID, as of now

@@ -53,6 +53,10 @@ type Options struct {
 	// then fails with ErrStepTimeout. Nil or 0: no bound but the run's
 	// context.
 	StepTimeout func(kind string) time.Duration
+	// Replace are the IDs of steps to run again whatever their record and
+	// the live system say (Terraform's -replace): their Apply runs, and
+	// what depends on them follows as for any change.
+	Replace []string
 }
 
 // StepResult is what happened to one step.
@@ -273,6 +277,12 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 	ctx, cancel, limit := s.opts.stepContext(s.ctx, n.Kind)
 	defer cancel()
 	d, err := decide(ctx, n, recp, changedDeps, s.opts.Check, env)
+	if err == nil && slices.Contains(s.opts.Replace, n.ID) {
+		env.Replace = true
+		if d.Action == ActionNoChange {
+			d = Decision{Action: ActionUpdate, Reason: "replaced on request (--replace)"}
+		}
+	}
 	if err != nil {
 		return fail(timedOut(s.ctx, ctx, limit, n.Kind, err))
 	}

@@ -159,6 +159,7 @@ type CA struct {
 	KeySize                  int    `yaml:"keySize,omitempty" json:"keySize,omitempty" jsonschema:"enum=2048,enum=3072,enum=4096,description=RSA key size. Default 4096."`
 	RootCert                 string `yaml:"rootCert,omitempty" json:"rootCert,omitempty" jsonschema:"description=Your own root certificate (PEM file); needs rootKey."`
 	RootKey                  string `yaml:"rootKey,omitempty" json:"rootKey,omitempty" jsonschema:"description=Your own root private key (PEM file); needs rootCert."`
+	RenewBefore              string `yaml:"renewBefore,omitempty" json:"renewBefore,omitempty" jsonschema:"description=How long before its expiry a certificate counts as due: plan and verify warn and apply re-issues an intermediate. Days (90d) or a Go duration. Default 90d."`
 }
 
 // Verify configures the end-to-end check of a mesh.

@@ -413,6 +413,11 @@ func (v *validator) ca(c CA, path string) {
 			v.add(fp, fmt.Sprintf("validity must be at least 1 day, got %d", f.days), "")
 		}
 	}
+	if c.RenewBefore != "" {
+		if _, err := parseLifetime(c.RenewBefore); err != nil {
+			v.add(fieldPath(path, "renewBefore"), err.Error(), "")
+		}
+	}
 	if kp := fieldPath(path, "keySize"); c.KeySize != 0 || v.set(kp) {
 		if c.KeySize != 2048 && c.KeySize != 3072 && c.KeySize != 4096 {
 			v.add(kp, fmt.Sprintf("unsupported RSA key size %d: use 2048, 3072 or 4096", c.KeySize), "")

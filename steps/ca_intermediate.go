@@ -21,11 +21,6 @@ import (
 	"mcplan.io/mcplan/steps/statedir"
 )
 
-// caRenewBefore is how long before expiry an intermediate is replaced.
-// Intermediates valid for less than three times as long are replaced in
-// their last third, so that a fresh one is never due already.
-const caRenewBefore = 30 * 24 * time.Hour
-
 // CAIntermediate is the step that makes a cluster's intermediate CA,
 // signed by its mesh's root, and the files Istio's "cacerts" Secret is
 // made of, in statedir.CACluster. A valid intermediate is kept; one that is
@@ -199,7 +194,9 @@ func (s *CAIntermediate) checkIntermediate(dir string, root *meshRoot, now time.
 		return fmt.Sprintf("%s is for L=%s, want L=%s", statedir.CACertFile, strings.Join(l, ","), s.cluster)
 	}
 	lifetime := cert.NotAfter.Sub(cert.NotBefore)
-	renew := min(caRenewBefore, lifetime/3)
+	// ca.renewBefore, but at most a third of its lifetime, so that a short-lived
+	// intermediate is not re-issued on every apply.
+	renew := min(s.ca.RenewWindow(), lifetime/3)
 	if left := cert.NotAfter.Sub(now); left < renew {
 		return fmt.Sprintf("%s expires on %s, in less than %d days", statedir.CACertFile, cert.NotAfter.UTC().Format(time.RFC3339), int(renew.Hours()/24))
 	}
@@ -259,6 +256,9 @@ func (s *CAIntermediate) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	f := s.readIntermediateFiles(dir, root, time.Now())
 	cert := f.cert
+	if f.problem == "" && env.Replace {
+		f.problem = "replaced on request (--replace)"
+	}
 	if f.problem != "" {
 		env.Logf("making a new intermediate CA: %s", f.problem)
 		newCert, key, err := pki.NewIntermediate(ctx, root.cert, root.key, s.cluster, pki.Options{KeySize: s.ca.KeySize, ValidityDays: s.ca.IntermediateValidityDays})

@@ -201,7 +201,7 @@ func TestCAIntermediateRepairs(t *testing.T) {
 		}, "ca-cert.pem is for L=cluster2, want L=cluster1", true},
 		{"expires in 10 days", plans.CA{}, func(t *testing.T, r *caRun, dir string) {
 			writeIntermediate(t, r, dir, "cluster1", pki.Options{KeySize: 2048, Now: time.Now().AddDate(0, 0, -720)})
-		}, "in less than 30 days", true},
+		}, "in less than 90 days", true},
 		{"plan asks for another validity", plans.CA{KeySize: 2048, IntermediateValidityDays: 365}, nil, "ca-cert.pem is valid for 730 days, the plan asks for 365", true},
 		{"plan asks for another key size", plans.CA{KeySize: 3072}, nil, "ca-cert.pem has a RSA 2048 key, the plan asks for RSA 3072", true},
 		{"root-cert.pem deleted", plans.CA{}, func(t *testing.T, r *caRun, dir string) { caRemove(t, filepath.Join(dir, "root-cert.pem")) }, "root-cert.pem missing or not up to date", false},

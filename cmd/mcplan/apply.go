@@ -39,7 +39,7 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
 				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
 				Sink: sink, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}),
-				StepTimeout: pr.plan.StepTimeout,
+				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
 			})
 			stop()
 			return c.reportRun(rep, flags.output, "apply", func() { c.writeApplySummary(rep, pr.store.Path()) })

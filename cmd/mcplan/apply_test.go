@@ -327,3 +327,44 @@ func TestCtrlCLetsRunningStepsFinishAndResumes(t *testing.T) {
 		t.Errorf("resume:\n%s", resumed)
 	}
 }
+
+// TestReplaceReissuesAnIntermediate: --replace makes a valid intermediate
+// anew from the same root (plan shows it, the root stays), runs nothing
+// else that does not depend on it, and is refused for a root, for a step
+// the plan does not have, and for one outside --target.
+func TestReplaceReissuesAnIntermediate(t *testing.T) {
+	plan := copyExample(t, "walkthrough")
+	dir := filepath.Dir(plan)
+	if r := mcplan(t, append(append([]string{"apply"}, caTargets...), plan)...); r.code != 0 {
+		t.Fatalf("apply: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	before := fileSums(t, caFiles(dir))
+	replace := []string{"--replace", "cluster/cluster1/ca/intermediate"}
+	r := mcplan(t, append(append(append([]string{"plan", "--offline", "--detailed-exitcode"}, caTargets...), replace...), plan)...)
+	if r.code != exitChanges || !strings.Contains(r.stdout, "cluster/cluster1/ca/intermediate") || !strings.Contains(r.stdout, "replaced on request (--replace)") {
+		t.Errorf("plan --replace: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r = mcplan(t, append(append(append([]string{"apply"}, caTargets...), replace...), plan)...)
+	if r.code != 0 || !strings.Contains(r.stdout, "Apply complete: 0 created, 1 updated, 2 unchanged") {
+		t.Fatalf("apply --replace: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	after := fileSums(t, caFiles(dir))
+	root := filepath.Join(dir, ".mcplan", "ca", "mesh1")
+	for _, f := range caFiles(dir) {
+		changed := before[f] != after[f]
+		want := strings.HasPrefix(f, filepath.Join(root, "cluster1")) && !strings.HasSuffix(f, "root-cert.pem")
+		if changed != want {
+			t.Errorf("%s changed = %v, want %v", f, changed, want)
+		}
+	}
+	for _, tt := range []struct{ id, want string }{
+		{"mesh/mesh1/ca/root", "a mesh's root CA is never replaced"},
+		{"cluster/cluster9/ca/intermediate", "the plan has no such step"},
+		{"host/vm1/facts", "not among the targeted steps"},
+	} {
+		r := mcplan(t, append(append(append([]string{"apply"}, caTargets...), "--replace", tt.id), plan)...)
+		if r.code != exitError || !strings.Contains(r.stderr, tt.want) {
+			t.Errorf("--replace %s: exit %d, want %q\n%s", tt.id, r.code, tt.want, r.stderr)
+		}
+	}
+}

@@ -26,6 +26,8 @@ type runFlags struct {
 	// force lets a k3s upgrade go while a node of its cluster is not
 	// Ready.
 	force bool
+	// replace are step IDs to run again (--replace).
+	replace []string
 }
 
 func (f *runFlags) validate() error { return checkOutput(f.output) }
@@ -87,6 +89,16 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	}
 	if pr.graph, err = c.selectTargets(g, flags.targets); err != nil {
 		return nil, err
+	}
+	for _, id := range flags.replace {
+		switch {
+		case g.Node(id) == nil:
+			return nil, fmt.Errorf("--replace %s: the plan has no such step (mcplan graph lists them)", id)
+		case pr.graph.Node(id) == nil:
+			return nil, fmt.Errorf("--replace %s: not among the targeted steps", id)
+		case g.Node(id).Kind == plans.KindCARoot:
+			return nil, fmt.Errorf("--replace %s: a mesh's root CA is never replaced (clusters and workloads trust it); an intermediate is: --replace cluster/<c>/ca/intermediate", id)
+		}
 	}
 	pr.whole = pr.graph == g
 	return pr, nil

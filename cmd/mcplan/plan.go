@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,7 +58,7 @@ case the plan file and the state alone decide.`,
 			rep := engine.Run(cmd.Context(), graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,
 				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole && len(targets) == 0, Retire: steps.Retirement(pr.plan, removal),
-				StepTimeout: pr.plan.StepTimeout,
+				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
 			})
 			if flags.output == "json" {
 				if err := writeReportJSON(json.NewEncoder(c.stdout), rep); err != nil {
@@ -65,6 +66,9 @@ case the plan file and the state alone decide.`,
 				}
 			} else {
 				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole || len(targets) > 0, Full: full, Destroy: destroy})
+				if !offline && !destroy {
+					writeCredentials(c.stdout, c.stderr, steps.Credentials(cmd.Context(), pr.plan, pr.plan.StateDir(), time.Now()))
+				}
 			}
 			if rep.Err != nil {
 				return fmt.Errorf("plan: %w", rep.Err)
@@ -86,6 +90,7 @@ case the plan file and the state alone decide.`,
 func addRunFlags(cmd *cobra.Command, flags *runFlags) {
 	cmd.Flags().StringArrayVar(&flags.targets, "target", nil, "only steps matching this glob on step IDs, and what they depend on (repeatable)")
 	cmd.Flags().IntVar(&flags.parallelism, "parallelism", engine.DefaultParallelism, "how many steps run at once")
+	cmd.Flags().StringArrayVar(&flags.replace, "replace", nil, "run this step again whatever its record and the live system say, as Terraform's -replace; what depends on it follows (repeatable, a step ID)")
 	cmd.Flags().BoolVar(&flags.force, "force", false, "let a k3s upgrade go while a node of its cluster is not Ready")
 	cmd.Flags().BoolVar(&flags.noNewPins, "no-new-pins", false, "with ssh.knownHosts: pin, fail on a host that has no pinned key instead of pinning it (for CI)")
 	addOutputFlag(cmd, &flags.output)

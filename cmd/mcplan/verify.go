@@ -2,9 +2,11 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"mcplan.io/mcplan/steps"
 	"mcplan.io/mcplan/steps/verify"
 )
 
@@ -65,6 +67,13 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
 				if err := verify.WriteJSON(c.stdout, results); err != nil {
 					return err
 				}
+			}
+			expired := 0
+			if output == "text" {
+				expired = writeCredentials(c.stdout, c.stderr, steps.Credentials(cmd.Context(), p, p.StateDir(), time.Now()))
+			}
+			if expired > 0 {
+				return &exitCodeError{code: exitError, msg: fmt.Sprintf("Error: verify: %d credentials have expired", expired)}
 			}
 			if total, failed := verify.Count(results); failed > 0 {
 				return &exitCodeError{code: exitError, msg: fmt.Sprintf("Error: verify: %d of %d checks failed", failed, total)}
