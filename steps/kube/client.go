@@ -137,15 +137,22 @@ func (c *Client) resource(ref Ref) (dynamic.ResourceInterface, error) {
 	return c.Dynamic.Resource(m.Resource), nil
 }
 
-// Reachable checks that the API answers, with a short timeout: steps call
-// it first so that an unreachable cluster fails with one clear line.
+// reachableTimeout bounds Reachable: long enough for the retrying
+// transport to ride through a short outage (an API server restarting, a
+// link down for 20 s: an attempt with no answer is bounded by
+// attemptTimeout, then sent again), short enough that a cluster that is
+// gone fails the step with one clear line.
+const reachableTimeout = 75 * time.Second
+
+// Reachable checks that the API answers: steps call it first so that an
+// unreachable cluster fails with one clear line.
 func (c *Client) Reachable(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, reachableTimeout)
 	defer cancel()
 	_, err := c.Typed.Discovery().RESTClient().Get().AbsPath("/version").DoRaw(ctx)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return fmt.Errorf("API %s does not answer", c.REST.Host)
+			return fmt.Errorf("API %s does not answer (waited %s)", c.REST.Host, reachableTimeout)
 		}
 		return fmt.Errorf("API %s: %w", c.REST.Host, err)
 	}

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -128,6 +129,20 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 			t.Fatalf("verify: %v\n%s", err, out)
 		}
 		t.Logf("verify:\n%s", out)
+		// Every credential with its expiry, read from the files, the APIs'
+		// TLS and the clusters.
+		for _, what := range []string{"root CA of mesh mesh1", "intermediate CA of cluster1", "admin client certificate of cluster2",
+			"k3s server CA of cluster1", "API serving certificate of cluster2", "token of cluster2's istiod in cluster1", "token of cluster1's istiod in cluster2"} {
+			found := false
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.Contains(l, what) && strings.HasPrefix(strings.TrimSpace(l), "ok ") {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("verify lists no %q as ok", what)
+			}
+		}
 	})
 
 	networkOf := map[string]string{"cluster1": "network1", "cluster2": "network2"}
@@ -163,6 +178,61 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 		checkSameVersions(t, "second apply", before, after)
 		checkNoSecret(t, secrets, map[string][]byte{"the second apply's output": []byte(again.output)})
+	})
+
+	t.Run("an intermediate re-issued by --replace is picked up by istiod", func(t *testing.T) {
+		c1 := w.clientFor("context-cluster1")
+		istiod := func() corev1.Pod {
+			pods, err := c1.CoreV1().Pods("istio-system").List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
+			if err != nil || len(pods.Items) != 1 {
+				t.Fatalf("istiod pods of cluster1: %v (%d)", err, len(pods.Items))
+			}
+			return pods.Items[0]
+		}
+		cacert := func() []byte {
+			sec, err := c1.CoreV1().Secrets("istio-system").Get(ctx, "cacerts", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return sec.Data["ca-cert.pem"]
+		}
+		pod, oldCert := istiod(), cacert()
+		rootBefore := w.rootSum(t)
+		r := w.apply(ctx, "--replace", "cluster/cluster1/ca/intermediate")
+		if r.code != 0 || r.outcomes["cluster/cluster1/ca/intermediate"] != "succeeded" || r.outcomes["cluster/cluster1/istio/cacerts"] != "succeeded" ||
+			r.outcomes["cluster/cluster2/ca/intermediate"] != "unchanged" {
+			t.Fatalf("apply --replace: exit %d, outcomes %v\n%s", r.code, r.outcomes, r.output)
+		}
+		file, err := os.ReadFile(filepath.Join(w.dir, ".mcplan", "ca", "mesh1", "cluster1", "ca-cert.pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if newCert := cacert(); bytes.Equal(newCert, oldCert) || !bytes.Equal(newCert, file) {
+			t.Error("cacerts does not hold the re-issued intermediate")
+		}
+		if w.rootSum(t) != rootBefore {
+			t.Error("--replace of an intermediate changed the mesh root")
+		}
+		// istiod reloads plugged-in certs without a restart.
+		const reloaded = "Istiod has detected the newly added intermediate CA and updated its key and certs accordingly"
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			logs, err := c1.CoreV1().Pods("istio-system").GetLogs(pod.Name, &corev1.PodLogOptions{Container: "discovery"}).DoRaw(ctx)
+			if err == nil && bytes.Contains(logs, []byte(reloaded)) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("istiod's log never says %q (%v)", reloaded, err)
+			}
+			time.Sleep(2 * time.Second)
+		}
+		if now := istiod(); now.UID != pod.UID || now.Status.ContainerStatuses[0].RestartCount != pod.Status.ContainerStatuses[0].RestartCount {
+			t.Errorf("istiod was restarted (%s, %d restarts) to take the new intermediate", now.UID, now.Status.ContainerStatuses[0].RestartCount)
+		}
+		out, err := exec.CommandContext(ctx, w.mcplan, "verify", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if err != nil || strings.Contains(string(out), "FAIL") {
+			t.Fatalf("verify after the new intermediate: %v\n%s", err, out)
+		}
 	})
 
 	// Each case breaks the mesh as people do by mistake, checks that

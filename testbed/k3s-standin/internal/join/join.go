@@ -13,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -223,26 +224,63 @@ func (c *Client) DBInfo(ctx context.Context) (*DBInfo, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.URL.String()+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("join: request %s: %w", path, err)
-	}
-	req.SetBasicAuth(c.Token.Username, c.Token.Secret)
-	return send(c.http, req)
+	return sendRetrying(ctx, c.http, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, method, c.URL.String()+path, bytes.NewReader(body))
+		if err != nil {
+			return nil, fmt.Errorf("join: request %s: %w", path, err)
+		}
+		req.SetBasicAuth(c.Token.Username, c.Token.Secret)
+		return req, nil
+	})
 }
 
 func get(ctx context.Context, hc *http.Client, u string, _ []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, fmt.Errorf("join: request %s: %w", u, err)
-	}
-	return send(hc, req)
+	return sendRetrying(ctx, hc, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, fmt.Errorf("join: request %s: %w", u, err)
+		}
+		return req, nil
+	})
 }
+
+// retryPause is the wait between attempts to reach a server that does not
+// answer (k3s agents wait the same 5 s: "Waiting to retrieve agent
+// configuration; server is not ready").
+const retryPause = 5 * time.Second
+
+// sendRetrying sends a request made by newReq until the server answers
+// (any HTTP status) or ctx ends: a server that is down or unreachable is
+// waited for, as k3s waits for it, instead of failing the start.
+func sendRetrying(ctx context.Context, hc *http.Client, newReq func() (*http.Request, error)) ([]byte, error) {
+	for {
+		req, err := newReq()
+		if err != nil {
+			return nil, err
+		}
+		b, err := send(hc, req)
+		var unreachable *transportError
+		if err == nil || !errors.As(err, &unreachable) {
+			return b, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w (%v)", err, ctx.Err())
+		case <-time.After(retryPause):
+		}
+	}
+}
+
+// transportError is a request that got no answer.
+type transportError struct{ err error }
+
+func (e *transportError) Error() string { return e.err.Error() }
+func (e *transportError) Unwrap() error { return e.err }
 
 func send(hc *http.Client, req *http.Request) ([]byte, error) {
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("join: %s %s: %w", req.Method, req.URL.Path, err)
+		return nil, &transportError{fmt.Errorf("join: %s %s: %w", req.Method, req.URL.Path, err)}
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
