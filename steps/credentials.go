@@ -70,7 +70,7 @@ func Credentials(ctx context.Context, p *plans.Plan, dir string, now time.Time) 
 		}
 	}
 	for _, c := range p.Clusters {
-		out = append(out, clusterCredentials(ctx, p, dir, c, now)...)
+		out = append(out, clusterCredentials(ctx, dir, c, now)...)
 	}
 	for _, m := range p.Meshes {
 		out = append(out, tokenCredentials(ctx, dir, m, now)...)
@@ -85,7 +85,7 @@ const kubeRenewBefore = 90 * 24 * time.Hour
 
 // clusterCredentials are a cluster's admin client certificate, its API's
 // CA, and the certificate its API serves.
-func clusterCredentials(ctx context.Context, p *plans.Plan, dir string, c plans.Cluster, now time.Time) []Credential {
+func clusterCredentials(ctx context.Context, dir string, c plans.Cluster, now time.Time) []Credential {
 	path := statedir.Kubeconfig(dir, c.Name)
 	raw, err := os.ReadFile(path)
 	if err != nil {
