@@ -144,7 +144,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	var crds []string
 	for _, o := range Sorted(objs) {
 		if o.GetKind() != "CustomResourceDefinition" && len(crds) > 0 {
-			if err := c.WaitCRDsEstablished(ctx, crds, timeout); err != nil {
+			if err := c.WaitCRDsEstablished(ctx, crds, timeout, logf); err != nil {
 				return res, err
 			}
 			crds = nil
@@ -169,7 +169,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 	}
 	if len(crds) > 0 {
-		if err := c.WaitCRDsEstablished(ctx, crds, timeout); err != nil {
+		if err := c.WaitCRDsEstablished(ctx, crds, timeout, logf); err != nil {
 			return res, err
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // pollInterval is how often waits look again.
@@ -66,8 +67,24 @@ func crdResource() schema.GroupVersionResource {
 	return schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 }
 
+// establishNudgeAfter is how long a CRD may have its names accepted but
+// not be Established before WaitCRDsEstablished nudges it.
+const establishNudgeAfter = 10 * time.Second
+
+// establishNudgeManager is the field manager of the nudge.
+const establishNudgeManager = FieldManager + "-establish"
+
 // WaitCRDsEstablished waits until every named CRD is Established.
-func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeout time.Duration) error {
+//
+// The apiserver queues a CRD for its Established condition only on an
+// update event whose CRD has NamesAccepted: when it restarts between
+// accepting the names and establishing (k3s restarting during an install),
+// the CRD stays NamesAccepted and never Established. So a CRD that stays
+// so for establishNudgeAfter gets an update that changes nothing in the
+// end (an annotation set, then removed, by a field manager of its own),
+// which queues it again.
+func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeout time.Duration, logf func(string, ...any)) error {
+	stuckSince := map[string]time.Time{}
 	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
 		var pending []string
 		for _, name := range names {
@@ -76,8 +93,21 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 				pending = append(pending, name+": "+err.Error())
 				continue
 			}
-			if !conditionTrue(crd, "Established") {
-				pending = append(pending, name)
+			if conditionTrue(crd, "Established") {
+				continue
+			}
+			pending = append(pending, name)
+			if !conditionTrue(crd, "NamesAccepted") {
+				continue
+			}
+			if since, ok := stuckSince[name]; !ok {
+				stuckSince[name] = time.Now()
+			} else if time.Since(since) > establishNudgeAfter {
+				if logf != nil {
+					logf("CRD %s has its names accepted but is not Established after %s (an API server restart loses its queue); nudging it", name, establishNudgeAfter)
+				}
+				c.nudgeCRD(ctx, name)
+				stuckSince[name] = time.Now()
 			}
 		}
 		if len(pending) == 0 {
@@ -90,6 +120,16 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 		return fmt.Errorf("CRDs: %w", err)
 	}
 	return nil
+}
+
+// nudgeCRD updates a CRD twice, setting then removing an annotation of
+// its own field manager: two update events, and the CRD as before.
+func (c *Client) nudgeCRD(ctx context.Context, name string) {
+	opts := metav1.PatchOptions{FieldManager: establishNudgeManager}
+	for _, value := range []string{`"` + time.Now().UTC().Format(time.RFC3339Nano) + `"`, "null"} {
+		patch := []byte(`{"metadata":{"annotations":{"mcplan.io/establish":` + value + `}}}`)
+		_, _ = c.Dynamic.Resource(crdResource()).Patch(ctx, name, types.MergePatchType, patch, opts)
+	}
 }
 
 func conditionTrue(o *unstructured.Unstructured, typ string) bool {
