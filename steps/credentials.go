@@ -2,6 +2,8 @@ package steps
 
 import (
 	"context"
+	"errors"
+	"io/fs"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,6 +77,11 @@ func Credentials(ctx context.Context, p *plans.Plan, dir string, now time.Time) 
 	}
 	for _, m := range p.Meshes {
 		out = append(out, tokenCredentials(ctx, dir, m, now)...)
+	}
+	for i := range out {
+		if rel, err := filepath.Rel(p.Dir(), out[i].Where); err == nil && filepath.IsAbs(out[i].Where) && !strings.HasPrefix(rel, "..") {
+			out[i].Where = rel // files of the state, shown from the plan's directory
+		}
 	}
 	return out
 }
@@ -177,7 +185,11 @@ func readCert(path string) (*x509.Certificate, error) {
 }
 
 func unread(what, where string, err error) Credential {
-	return Credential{What: what, Where: where, Status: CredentialUnread, Note: err.Error()}
+	note := err.Error()
+	if errors.Is(err, fs.ErrNotExist) {
+		note = "missing"
+	}
+	return Credential{What: what, Where: where, Status: CredentialUnread, Note: note}
 }
 
 // certCredential judges a certificate's lifetime: expired, within
