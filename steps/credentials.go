@@ -2,11 +2,11 @@ package steps
 
 import (
 	"context"
-	"errors"
-	"io/fs"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
