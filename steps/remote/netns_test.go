@@ -18,9 +18,11 @@ import (
 )
 
 // newNetns makes a network namespace of the test's own with only its
-// loopback up, and deletes it when the test ends. Its name has the
-// testbed's run-prefix form ("mtb" and 5 hex digits), so `testbed down
-// --all` removes one a killed test left.
+// loopback up, and deletes it when the test ends. Its name is not of the
+// testbed's run-prefix form ("mtb" and 5 hex digits): the testbed's
+// crash-cleanup test, running at the same time in another package, would
+// take it for a crashed run's and kill what runs in it (this test's
+// sshd, and the test itself). A killed test leaves it behind.
 func newNetns(t *testing.T) string {
 	t.Helper()
 	if _, err := exec.LookPath("ip"); err != nil {
@@ -30,7 +32,7 @@ func newNetns(t *testing.T) string {
 	if _, err := rand.Read(b[:]); err != nil {
 		t.Fatal(err)
 	}
-	ns := "mtb" + hex.EncodeToString(b[:])[:5] + "-jump"
+	ns := "mcplan-remote-test-" + hex.EncodeToString(b[:])
 	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", ns, err, out)
 	}
