@@ -149,8 +149,9 @@ type stepBuilder struct {
 
 func (b *stepBuilder) add(s StepSpec) { b.specs = append(b.specs, s) }
 
-// clusterNodeSteps returns the k3s step IDs of every host of a cluster.
-func (b *stepBuilder) clusterNodeSteps(c Cluster) []string {
+// NodeStepIDs returns the k3s step IDs of every host of a cluster,
+// servers first.
+func NodeStepIDs(c Cluster) []string {
 	ids := make([]string, 0, len(c.Servers)+len(c.Agents))
 	for _, s := range c.Servers {
 		ids = append(ids, K3sServerID(s))
@@ -230,7 +231,7 @@ func (b *stepBuilder) cluster(c Cluster) {
 		b.add(StepSpec{ID: K3sJoinID(a), Kind: KindK3sJoin, Host: a, Cluster: c.Name, DependsOn: deps, Inputs: in})
 	}
 	b.add(StepSpec{ID: KubeconfigFetchID(c.Name), Kind: KindKubeconfigFetch, Cluster: c.Name,
-		DependsOn: b.clusterNodeSteps(c),
+		DependsOn: NodeStepIDs(c),
 		Inputs: struct {
 			Cluster    string     `json:"cluster"`
 			Server     string     `json:"server"`

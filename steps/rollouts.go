@@ -18,7 +18,7 @@ func Rollouts(p *plans.Plan, records func(id string) (engine.StepRecord, bool)) 
 	rolling := plans.Rollouts{}
 	for _, c := range p.Clusters {
 		want := c.K3sRelease()
-		for _, id := range nodeStepIDs(c) {
+		for _, id := range plans.NodeStepIDs(c) {
 			rec, ok := records(id)
 			if !ok {
 				continue
@@ -32,18 +32,6 @@ func Rollouts(p *plans.Plan, records func(id string) (engine.StepRecord, bool)) 
 	return rolling
 }
 
-// nodeStepIDs are the k3s step IDs of a cluster's nodes.
-func nodeStepIDs(c plans.Cluster) []string {
-	var ids []string
-	for _, h := range c.Servers {
-		ids = append(ids, plans.K3sServerID(h))
-	}
-	for _, h := range c.Agents {
-		ids = append(ids, plans.K3sJoinID(h))
-	}
-	return ids
-}
-
 // CheckUpgrades refuses a pinned k3s version that a node of its cluster
 // cannot go to from the version it runs, as k3s's rules say
 // (plans.K3sUpgradeProblem: no downgrade, no minor version skipped),
@@ -52,7 +40,7 @@ func CheckUpgrades(p *plans.Plan, records func(id string) (engine.StepRecord, bo
 	var errs *multierror.Error
 	for i, c := range p.Clusters {
 		var seen []string
-		for _, id := range nodeStepIDs(c) {
+		for _, id := range plans.NodeStepIDs(c) {
 			rec, ok := records(id)
 			installed := rec.Outputs["version"]
 			if !ok || installed == "" || slices.Contains(seen, installed) {
