@@ -57,6 +57,10 @@ func DefaultTimeouts() map[string]time.Duration {
 		KindIstioEastWest:     10 * time.Minute,
 		KindIstioExpose:       5 * time.Minute,
 		KindIstioRemoteSecret: 5 * time.Minute,
+		KindIstioGate:         10 * time.Minute,
+		KindIstioTags:         2 * time.Minute,
+		KindIstioRestart:      30 * time.Minute,
+		KindIstioRetire:       5 * time.Minute,
 		KindVerifySample:      15 * time.Minute,
 	}
 }

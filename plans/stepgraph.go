@@ -23,6 +23,10 @@ const (
 	KindIstioEastWest     = "istio/eastwest"
 	KindIstioExpose       = "istio/expose"
 	KindIstioRemoteSecret = "istio/remotesecret"
+	KindIstioGate         = "istio/gate"
+	KindIstioTags         = "istio/tags"
+	KindIstioRestart      = "istio/restart"
+	KindIstioRetire       = "istio/retire"
 	KindVerifySample      = "verify/sample"
 )
 
@@ -30,7 +34,8 @@ const (
 func Kinds() []string {
 	return []string{KindHostFacts, KindK3sSnapshot, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigMerge,
 		KindCARoot, KindCAIntermediate, KindIstioNamespace, KindIstioCACerts, KindIstioControlPlane,
-		KindIstioEastWest, KindIstioExpose, KindIstioRemoteSecret, KindVerifySample}
+		KindIstioEastWest, KindIstioExpose, KindIstioRemoteSecret, KindIstioGate, KindIstioTags, KindIstioRestart,
+		KindIstioRetire, KindVerifySample}
 }
 
 // StepSpec is one step a plan asks for: a stable ID, its kind, what it
@@ -118,11 +123,13 @@ type Rollouts map[string]bool
 
 // Steps returns the steps of a validated plan with defaults applied, in a
 // stable order: hosts and clusters in plan order, then meshes.
-func Steps(p *Plan) []StepSpec { return StepsRolling(p, nil) }
+func Steps(p *Plan) []StepSpec { return StepsUpgrading(p, Upgrades{}) }
 
-// StepsRolling is Steps with the clusters of rolling upgraded in order.
-func StepsRolling(p *Plan, rolling Rollouts) []StepSpec {
-	b := stepBuilder{plan: p, rolling: rolling, hosts: map[string]Host{}, clusters: map[string]Cluster{}}
+// StepsUpgrading is Steps with the upgrades the state says are under
+// way: the clusters of u.K3s rolled in order, the meshes of u.Istio
+// canaried.
+func StepsUpgrading(p *Plan, u Upgrades) []StepSpec {
+	b := stepBuilder{plan: p, rolling: u.K3s, canaries: u.Istio, hosts: map[string]Host{}, clusters: map[string]Cluster{}}
 	for _, h := range p.Hosts {
 		b.hosts[h.Name] = h
 	}
@@ -142,6 +149,7 @@ func StepsRolling(p *Plan, rolling Rollouts) []StepSpec {
 type stepBuilder struct {
 	plan     *Plan
 	rolling  Rollouts
+	canaries Canaries
 	hosts    map[string]Host
 	clusters map[string]Cluster
 	specs    []StepSpec
@@ -265,18 +273,34 @@ func (b *stepBuilder) kubeconfigMerge() {
 type meshView struct {
 	Mesh
 	multiNetwork bool
+	// from are the revisions a canary moves the mesh away from (none
+	// when there is no canary).
+	from []string
+}
+
+// movedBy are the steps of a canary after which a cluster's workloads
+// use the new revision: its tags moved, its Deployments restarted.
+func (v meshView) movedBy(cluster string) []string {
+	ids := []string{IstioTagsID(cluster)}
+	if v.RestartsWorkloads() {
+		ids = append(ids, IstioRestartID(cluster))
+	}
+	return ids
 }
 
 func (b *stepBuilder) mesh(m Mesh) {
-	v := meshView{Mesh: m, multiNetwork: b.plan.MultiNetwork(m.Name)}
+	v := meshView{Mesh: m, multiNetwork: b.plan.MultiNetwork(m.Name), from: b.canaries[m.Name]}
 
 	b.add(StepSpec{ID: CARootID(m.Name), Kind: KindCARoot, Mesh: m.Name,
 		Inputs: struct {
 			Mesh string `json:"mesh"`
 			CA   CA     `json:"ca"`
 		}{m.Name, CA{RootValidityDays: m.CA.RootValidityDays, KeySize: m.CA.KeySize, RootCert: m.CA.RootCert, RootKey: m.CA.RootKey}}})
+	previousGateway := ""
 	for _, name := range m.Clusters {
-		b.meshCluster(v, b.clusters[name])
+		if gw := b.meshCluster(v, b.clusters[name], previousGateway); gw != "" {
+			previousGateway = gw
+		}
 	}
 	var verifyDeps []string
 	for _, dst := range m.Clusters {
@@ -299,11 +323,23 @@ func (b *stepBuilder) mesh(m Mesh) {
 				}{m.Name, src, dst, b.clusters[src].API}})
 		}
 	}
+	var moved []string // what the old revisions' removal waits for
 	for _, c := range m.Clusters {
 		verifyDeps = append(verifyDeps, IstioControlPlaneID(c))
 		if b.plan.NeedsEastWest(v.Name, c) {
 			verifyDeps = append(verifyDeps, IstioExposeID(c))
+			moved = append(moved, IstioEastWestID(c))
 		}
+		if id := b.tags(v, c, v.from); id != "" {
+			verifyDeps = append(verifyDeps, id)
+		}
+	}
+	if len(v.from) > 0 {
+		for _, c := range m.Clusters {
+			moved = append(moved, v.movedBy(c)...)
+		}
+		b.canary(v, v.from)
+		verifyDeps = append(verifyDeps, b.retire(v, v.from, moved)...)
 	}
 	if m.Verify.On() {
 		b.add(StepSpec{ID: VerifySampleID(m.Name), Kind: KindVerifySample, Mesh: m.Name, DependsOn: verifyDeps,
@@ -315,7 +351,10 @@ func (b *stepBuilder) mesh(m Mesh) {
 	}
 }
 
-func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
+// meshCluster adds a cluster's mesh steps; previousGateway is the
+// east-west step of the mesh's cluster before it that has one, which a
+// canary moves first. It returns its own east-west step's ID, if any.
+func (b *stepBuilder) meshCluster(v meshView, c Cluster, previousGateway string) string {
 	fetch := KubeconfigFetchID(c.Name)
 	b.add(StepSpec{ID: CAIntermediateID(c.Name), Kind: KindCAIntermediate, Mesh: v.Name, Cluster: c.Name,
 		DependsOn: []string{CARootID(v.Name)}, Reads: CARootID(v.Name),
@@ -354,12 +393,21 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			Role    string `json:"role"`
 			Primary string `json:"primary,omitempty"`
 			Istio   Istio  `json:"istio"`
-		}{v.Name, c.Name, c.Network, v.Model, role, primary, v.Istio}})
+		}{v.Name, c.Name, c.Network, v.Model, role, primary, Istio{Hub: v.Istio.Hub, Tag: v.Istio.Tag, Revision: v.Istio.Revision, MeshConfig: v.Istio.MeshConfig, Values: v.Istio.Values}}})
 	if !b.plan.NeedsEastWest(v.Name, c.Name) {
-		return
+		return ""
+	}
+	// A canary moves the gateways last, one cluster at a time, each once
+	// its cluster's workloads moved.
+	ewDeps := []string{IstioControlPlaneID(c.Name)}
+	if len(v.from) > 0 {
+		ewDeps = append(ewDeps, v.movedBy(c.Name)...)
+		if previousGateway != "" {
+			ewDeps = append(ewDeps, previousGateway)
+		}
 	}
 	b.add(StepSpec{ID: IstioEastWestID(c.Name), Kind: KindIstioEastWest, Mesh: v.Name, Cluster: c.Name,
-		DependsOn: []string{IstioControlPlaneID(c.Name)},
+		DependsOn: ewDeps,
 		Inputs: struct {
 			Mesh     string    `json:"mesh"`
 			Cluster  string    `json:"cluster"`
@@ -374,6 +422,7 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster) {
 			MultiNetwork bool   `json:"multiNetwork"`
 			Role         string `json:"role"`
 		}{c.Name, v.multiNetwork, role}})
+	return IstioEastWestID(c.Name)
 }
 
 // String makes a StepSpec readable in test failures.

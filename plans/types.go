@@ -146,9 +146,17 @@ type Mesh struct {
 type Istio struct {
 	Hub        string         `yaml:"hub,omitempty" json:"hub,omitempty" jsonschema:"description=Image registry. Default: the public release registry."`
 	Tag        string         `yaml:"tag,omitempty" json:"tag,omitempty" jsonschema:"description=Image tag. Default: the release matching mcplan's embedded charts."`
-	Revision   string         `yaml:"revision,omitempty" json:"revision,omitempty" jsonschema:"description=Istio revision."`
+	Revision   string         `yaml:"revision,omitempty" json:"revision,omitempty" jsonschema:"description=Istio revision. Changing it (or setting one) canaries the mesh to the new revision: installed beside the old, gated on istiod's xDS, tags moved, gateways moved, the old removed."`
+	Tags       []string       `yaml:"tags,omitempty" json:"tags,omitempty" jsonschema:"description=Revision tags pointed at the revision (as istioctl tag set makes them). Default [default]; only with a revision."`
+	Upgrade    *IstioUpgrade  `yaml:"upgrade,omitempty" json:"upgrade,omitempty" jsonschema:"description=How a canary to a new revision proceeds."`
 	MeshConfig map[string]any `yaml:"meshConfig,omitempty" json:"meshConfig,omitempty" jsonschema:"description=IstioOperator spec.meshConfig."`
 	Values     map[string]any `yaml:"values,omitempty" json:"values,omitempty" jsonschema:"description=IstioOperator spec.values, merged under mcplan's own."`
+}
+
+// IstioUpgrade says how a canary to a new revision proceeds.
+type IstioUpgrade struct {
+	RestartWorkloads bool `yaml:"restartWorkloads,omitempty" json:"restartWorkloads,omitempty" jsonschema:"description=Once the tags moved, restart the Deployments of the namespaces they inject (kubectl rollout restart) and wait for them. Default false."`
+	KeepPrevious     bool `yaml:"keepPrevious,omitempty" json:"keepPrevious,omitempty" jsonschema:"description=Keep the previous revision's control plane installed after the canary. Default false: it is removed."`
 }
 
 // CA configures the mesh's certificate authority: a root per mesh and an

@@ -74,7 +74,7 @@ clusters:
 		return m
 	}
 	still := deps(Steps(p))
-	rolling := deps(StepsRolling(p, Rollouts{"c1": true}))
+	rolling := deps(StepsUpgrading(p, Upgrades{K3s: Rollouts{"c1": true}}))
 	for _, tt := range []struct {
 		id            string
 		still, rolled []string

@@ -340,6 +340,7 @@ func (v *validator) meshes() {
 		}
 		v.primaries(m, path)
 		v.ca(m.CA, fieldPath(path, "ca"))
+		v.istio(m.Istio, fieldPath(path, "istio"))
 		v.verify(m.Verify, fieldPath(path, "verify"))
 	}
 }
@@ -422,6 +423,37 @@ func (v *validator) ca(c CA, path string) {
 		if c.KeySize != 2048 && c.KeySize != 3072 && c.KeySize != 4096 {
 			v.add(kp, fmt.Sprintf("unsupported RSA key size %d: use 2048, 3072 or 4096", c.KeySize), "")
 		}
+	}
+}
+
+// istio checks the revision and its tags: DNS-1123 labels (they name
+// Deployments, webhooks and Services), tags unique, not the revision's
+// own name, and only with a revision.
+func (v *validator) istio(in Istio, path string) {
+	if in.Revision != "" {
+		if msg, hint := checkLabel(in.Revision); msg != "" {
+			v.add(fieldPath(path, "revision"), msg, hint)
+		}
+		if in.Revision == DefaultRevisionTag {
+			v.add(fieldPath(path, "revision"), fmt.Sprintf("revision %s is the name of the default tag; name the revision otherwise (e.g. the release, 1-31)", quote(in.Revision)), "")
+		}
+	}
+	tp := fieldPath(path, "tags")
+	if len(in.Tags) > 0 && in.Revision == "" {
+		v.add(tp, "revision tags need istio.revision: without one the control plane's own webhooks inject", "")
+	}
+	seen := map[string]bool{}
+	for i, t := range in.Tags {
+		p := indexPath(tp, i)
+		switch msg, hint := checkLabel(t); {
+		case msg != "":
+			v.add(p, msg, hint)
+		case seen[t]:
+			v.add(p, fmt.Sprintf("duplicate tag %s", quote(t)), "")
+		case t == in.Revision:
+			v.add(p, fmt.Sprintf("tag %s is the revision's own name", quote(t)), "")
+		}
+		seen[t] = true
 	}
 }
 

@@ -12,12 +12,12 @@ import (
 
 // Graph builds the step graph of a validated plan with defaults applied:
 // the plan's step specs, each with its fingerprint and implementation;
-// the clusters of rolling are upgraded in order (see Rollouts).
-// The steps share rt; nothing is contacted until a step runs.
-func Graph(p *plans.Plan, rt *Runtime, rolling plans.Rollouts) (*engine.Graph, error) {
+// the upgrades under way are carried on (see Upgrades). The steps share
+// rt; nothing is contacted until a step runs.
+func Graph(p *plans.Plan, rt *Runtime, u plans.Upgrades) (*engine.Graph, error) {
 	g := engine.NewGraph()
 	kinds := catalogue()
-	for _, spec := range plans.StepsRolling(p, rolling) {
+	for _, spec := range plans.StepsUpgrading(p, u) {
 		fp, err := engine.Fingerprint(spec.Kind, spec.Inputs)
 		if err != nil {
 			return nil, fmt.Errorf("step %s: %w", spec.ID, err)
@@ -58,6 +58,10 @@ func catalogue() map[string]Constructor {
 		plans.KindIstioCACerts:      kind(NewIstioCACerts),
 		plans.KindIstioControlPlane: kind(NewIstioControlPlane),
 		plans.KindIstioEastWest:     kind(NewIstioEastWest),
+		plans.KindIstioGate:         kind(NewIstioGate),
+		plans.KindIstioTags:         kind(NewIstioTags),
+		plans.KindIstioRestart:      kind(NewIstioRestart),
+		plans.KindIstioRetire:       kind(NewIstioRetire),
 		plans.KindIstioExpose:       kind(NewIstioExpose),
 		plans.KindIstioRemoteSecret: kind(NewIstioRemoteSecret),
 		plans.KindVerifySample:      kind(NewVerifySample),

@@ -53,8 +53,15 @@ func NewIstioControlPlane(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *Istio
 	return s
 }
 
-func (s *IstioControlPlane) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "controlplane")}
+// inventory is the inventory of the plan's revision's control plane
+// (see controlPlaneSetOf): a canary installs a new revision beside the
+// old one, each with its own.
+func (s *IstioControlPlane) inventory(env *engine.Env) (*kube.Inventory, error) {
+	set, err := controlPlaneSetOf(env.Dir, s.cluster, s.cp.Revision)
+	if err != nil {
+		return nil, err
+	}
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, set)}, nil
 }
 
 // render renders the control plane of the cluster.
@@ -108,7 +115,11 @@ func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	return checkInstall(ctx, c, objs, s.inventory(env))
+	inv, err := s.inventory(env)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	return checkInstall(ctx, c, objs, inv)
 }
 
 // checkInstall is the Check of an installed set of objects: differences
@@ -170,7 +181,11 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	if err := applyInstall(ctx, env, c, objs, s.inventory(env), s.Timeout); err != nil {
+	inv, err := s.inventory(env)
+	if err != nil {
+		return err
+	}
+	if err := applyInstall(ctx, env, c, objs, inv, s.Timeout); err != nil {
 		return err
 	}
 	env.SetOutput("objects", strconv.Itoa(len(m.Objects)))

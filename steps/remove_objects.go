@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -174,6 +175,44 @@ func (r sampleRemoval) Remove(ctx context.Context, env *engine.Env) error {
 			}
 		}
 		if err := removeNamespace(ctx, env, c, verify.SampleNamespace); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// controlPlanesRemoval deletes every Istio control plane mcplan installed
+// in a cluster, one inventory per revision (see controlPlaneSetOf): a
+// canary's old revision kept with istio.upgrade.keepPrevious goes too.
+type controlPlanesRemoval struct {
+	cluster string
+}
+
+func (r controlPlanesRemoval) sets(env *engine.Env) []string {
+	installed, err := installedControlPlanes(env.Dir, r.cluster)
+	if err != nil || len(installed) == 0 {
+		return []string{controlPlaneSet}
+	}
+	var sets []string
+	for _, set := range installed {
+		sets = append(sets, set)
+	}
+	slices.Sort(sets)
+	return sets
+}
+
+// Describe says how many objects the inventories list.
+func (r controlPlanesRemoval) Describe(env *engine.Env) string {
+	sets := r.sets(env)
+	if len(sets) == 1 {
+		return inventoryRemoval{cluster: r.cluster, set: sets[0]}.Describe(env)
+	}
+	return fmt.Sprintf("deletes the control planes of %d revisions in %s by their inventories (those mcplan made; a CRD only without custom resources)", len(sets), r.cluster)
+}
+
+func (r controlPlanesRemoval) Remove(ctx context.Context, env *engine.Env) error {
+	for _, set := range r.sets(env) {
+		if err := (inventoryRemoval{cluster: r.cluster, set: set}).Remove(ctx, env); err != nil {
 			return err
 		}
 	}

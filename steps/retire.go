@@ -58,7 +58,9 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 		case plans.KindIstioRemoteSecret:
 			return remoteSecretRemover(p, id, kept)
 		case plans.KindIstioControlPlane:
-			return inventoryRemoval{cluster: subject, set: "controlplane"}
+			return controlPlanesRemoval{cluster: subject}
+		case plans.KindIstioTags:
+			return inventoryRemoval{cluster: subject, set: tagsSet}
 		case plans.KindIstioEastWest:
 			return inventoryRemoval{cluster: subject, set: "eastwest"}
 		case plans.KindIstioExpose:

@@ -10,10 +10,21 @@ import (
 	"mcplan.io/mcplan/plans"
 )
 
+// Upgrades are the upgrades under way in p's state: the k3s rollouts
+// (Rollouts) and the Istio canaries (Canaries, from the inventories
+// under the state directory).
+func Upgrades(p *plans.Plan, records func(id string) (engine.StepRecord, bool)) (plans.Upgrades, error) {
+	canaries, err := Canaries(p, p.StateDir())
+	if err != nil {
+		return plans.Upgrades{}, err
+	}
+	return plans.Upgrades{K3s: Rollouts(p, records), Istio: canaries}, nil
+}
+
 // Rollouts are the clusters of p being upgraded: a node of the cluster
 // recorded another release than the plan's (K3sOutputRelease; a record of
 // an older mcplan, without it, by its recorded version against a pinned
-// one). Their steps roll (plans.StepsRolling). records reads the state.
+// one). Their steps roll (plans.StepsUpgrading). records reads the state.
 func Rollouts(p *plans.Plan, records func(id string) (engine.StepRecord, bool)) plans.Rollouts {
 	rolling := plans.Rollouts{}
 	for _, c := range p.Clusters {

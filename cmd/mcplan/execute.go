@@ -41,6 +41,8 @@ type prepared struct {
 	runtime *steps.Runtime
 	lock    *engine.Lock
 	graph   *engine.Graph
+	// upgrades are the k3s rollouts and Istio canaries under way.
+	upgrades plans.Upgrades
 	// whole is true when graph is the whole plan's: only then may records
 	// of steps that left the plan be forgotten.
 	whole bool
@@ -83,7 +85,10 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	}
 	pr.runtime = steps.NewRuntime(p, pins)
 	pr.runtime.Force = flags.force
-	g, err := steps.Graph(p, pr.runtime, steps.Rollouts(p, pr.store.Record))
+	if pr.upgrades, err = steps.Upgrades(p, pr.store.Record); err != nil {
+		return nil, err
+	}
+	g, err := steps.Graph(p, pr.runtime, pr.upgrades)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -118,6 +123,9 @@ func (pr *prepared) checkAgainstState() error {
 		return err
 	}
 	if err := steps.CheckUpgrades(pr.plan, pr.store.Record); err != nil {
+		return err
+	}
+	if err := steps.CheckCanaries(pr.plan, pr.upgrades.Istio); err != nil {
 		return err
 	}
 	return steps.CheckFirstServer(pr.plan, records)

@@ -37,7 +37,7 @@ func (c *cli) loadOffline(path string) (*plans.Plan, *engine.Graph, error) {
 // offlineGraph is the step graph of a plan for commands that contact
 // nothing (graph, validate): its steps get a runtime that is never used.
 func offlineGraph(p *plans.Plan) (*engine.Graph, error) {
-	g, err := steps.Graph(p, steps.NewRuntime(p, engine.NewMemoryStore()), nil)
+	g, err := steps.Graph(p, steps.NewRuntime(p, engine.NewMemoryStore()), plans.Upgrades{})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.File(), err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -36,15 +37,34 @@ func (r Removed) String() string {
 // mcplan made goes: an object mcplan's field manager never wrote is kept;
 // a Namespace is kept (Namespace removal is its own decision, see
 // NamespaceHoldsOnly); a CRD is kept while any custom resource of it
-// exists, since deleting it would delete those. Nothing left succeeds.
-func (c *Client) RemoveInventory(ctx context.Context, inv *Inventory) (Removed, error) {
+// exists, since deleting it would delete those; an object that one of
+// keep also lists stays (another step applied it too). Nothing left
+// succeeds.
+func (c *Client) RemoveInventory(ctx context.Context, inv *Inventory, keep ...*Inventory) (Removed, error) {
 	var out Removed
 	refs, err := inv.Load()
 	if err != nil {
 		return out, err
 	}
+	alsoIn := map[Ref]string{}
+	for _, k := range keep {
+		kr, err := k.Load()
+		if err != nil {
+			return out, err
+		}
+		for _, r := range kr {
+			r.Version = "" // the same object, whichever version listed it
+			alsoIn[r] = strings.TrimSuffix(filepath.Base(k.Path), ".json")
+		}
+	}
 	slices.SortStableFunc(refs, func(a, b Ref) int { return kindOrder(b.Kind) - kindOrder(a.Kind) })
 	for _, ref := range refs {
+		unversioned := ref
+		unversioned.Version = ""
+		if set, ok := alsoIn[unversioned]; ok {
+			out.Kept = append(out.Kept, ref.String()+": also in inventory "+set)
+			continue
+		}
 		kept, err := c.removeOne(ctx, ref)
 		if err != nil {
 			return out, err
