@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -418,38 +417,11 @@ func (w *world) checkConverged(t *testing.T, ctx context.Context, root, out stri
 // its end (with its exit code and output).
 func (w *world) killAtNewStep(t *testing.T, ctx context.Context, killed map[string]bool) (string, int, string) {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, w.mcplan, "apply", "-o", "json", filepath.Join(w.dir, "plan.yaml"))
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	events, code, out := w.applyEventsUntil(t, ctx, func(ev event) bool { return ev.Type == "started" && !killed[ev.Step] })
+	if code == -1 {
+		return events[len(events)-1].Step, -1, ""
 	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	sc := bufio.NewScanner(pipe)
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		var ev struct{ Type, Step string }
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Type != "started" || killed[ev.Step] {
-			continue
-		}
-		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
-		w.unlock(t)
-		return ev.Step, -1, ""
-	}
-	err = cmd.Wait()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return "", code, out.String() + stderr.String()
+	return "", code, out
 }
 
 // killAfter runs apply and SIGKILLs it after d (or lets it end first).

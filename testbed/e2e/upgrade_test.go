@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,56 +18,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 )
-
-// event is one line of apply -o json's event stream.
-type event struct {
-	Time time.Time `json:"time"`
-	Type string    `json:"type"`
-	Step string    `json:"step"`
-}
-
-// applyEvents runs apply -o json and returns its events and exit code;
-// with killAt, it SIGKILLs mcplan once that step has started.
-func (w *world) applyEvents(t *testing.T, ctx context.Context, killAt string, args ...string) ([]event, int, string) {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, w.mcplan, append(append([]string{"apply", "-o", "json"}, args...), filepath.Join(w.dir, "plan.yaml"))...)
-	pipe, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var events []event
-	var out strings.Builder
-	sc := bufio.NewScanner(pipe)
-	sc.Buffer(make([]byte, 4<<20), 4<<20)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		var ev event
-		if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Type == "" {
-			continue
-		}
-		events = append(events, ev)
-		if killAt != "" && ev.Type == "started" && ev.Step == killAt {
-			cmd.Process.Signal(syscall.SIGKILL)
-			cmd.Wait()
-			w.unlock(t)
-			t.Logf("killed mcplan right after %s started", killAt)
-			return events, -1, out.String()
-		}
-	}
-	err = cmd.Wait()
-	code := 0
-	if exit, ok := err.(*exec.ExitError); ok {
-		code = exit.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return events, code, out.String() + stderr.String()
-}
 
 // spans are each step's [started, finished] within one apply.
 func spans(events []event) map[string][2]time.Time {
