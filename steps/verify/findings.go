@@ -19,6 +19,7 @@ const (
 	CheckEastWest     = "eastwest"     // the east-west gateway has an address
 	CheckRemoteSecret = "remotesecret" // a remote secret's kubeconfig reads its cluster
 	CheckTraffic      = "traffic"      // the sample answers from every version
+	CheckIstiodCA     = "istiod-ca"    // istiod serves a chain through its cluster's intermediate
 )
 
 // Finding is the outcome of one check on one object.

@@ -32,8 +32,10 @@ const (
 // HelloworldCluster), and compares that with what the clusters say:
 // helloworld's ready pod IPs on the sidecar's network, the east-west
 // gateways of the other networks. While they differ it asks again, for
-// XDSTimeout. It returns the findings (the sample's, then one per
-// report) and a report per primary and network.
+// XDSTimeout. Then it checks that every primary's istiod signs with its
+// cluster's intermediate (IstiodCA). It returns the findings (the
+// sample's, one per report, one per istiod's CA) and a report per
+// primary and network.
 func (s *Verifier) XDS(ctx context.Context, stateDir string, dial xds.DialIstiod, logf func(string, ...any)) ([]Finding, []XDSReport) {
 	if logf == nil {
 		logf = func(string, ...any) {}
@@ -43,11 +45,14 @@ func (s *Verifier) XDS(ctx context.Context, stateDir string, dial xds.DialIstiod
 	if len(sample.clients) == 0 {
 		return fs, nil
 	}
+	if dial == nil {
+		dial = xds.PortForward(sample.clients, s.mesh.Istio.Revision, logf)
+	}
 	reports := s.XDSReports(ctx, sample, dial, logf)
 	for _, r := range reports {
 		fs = append(fs, r.Finding())
 	}
-	return fs, reports
+	return append(fs, s.IstiodCA(ctx, stateDir, dial)...), reports
 }
 
 // xdsTimeout is XDSTimeout or its default, at most verify.timeout.

@@ -62,6 +62,13 @@ func PortForward(clients map[string]*kube.Client, revision string, logf func(str
 				}
 				return sc, nil
 			},
+			DialPort: func(ctx context.Context, port int) (net.Conn, error) {
+				sc, err := openStreams(ctx, conn, port, requests.Add(1)-1, fmt.Sprintf("pod %s port %d", podRef, port))
+				if err != nil {
+					return nil, &IstiodError{Cluster: primary, Pod: podRef, Reason: ReasonForwardFailed, Err: err}
+				}
+				return sc, nil
+			},
 			Close: func() { _ = conn.Close() },
 		}, nil
 	}

@@ -13,6 +13,11 @@ import (
 // IstiodXDSPort is istiod's plaintext xDS port.
 const IstiodXDSPort = 15010
 
+// IstiodCAPort is istiod's port for xDS and CSRs over TLS: it serves
+// istiod's own certificate, signed by its CA (the plugged-in
+// intermediate), so its chain shows which intermediate istiod signs with.
+const IstiodCAPort = 15012
+
 // Istiod is one istiod's plaintext xDS port, reached by Dial.
 type Istiod struct {
 	// Cluster is the cluster whose istiod this is; Pod the pod
@@ -25,6 +30,9 @@ type Istiod struct {
 	// Dial opens one connection to the xDS port; gRPC calls it again to
 	// reconnect.
 	Dial func(ctx context.Context) (net.Conn, error)
+	// DialPort opens one connection to another port of istiod; nil when
+	// only the xDS port is reachable (Direct).
+	DialPort func(ctx context.Context, port int) (net.Conn, error)
 	// Close releases what reaching it holds (the port-forward's
 	// connection to the API). Connections from Dial must be closed first.
 	Close func()

@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"net/http"
 	"os"
@@ -232,6 +235,28 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		out, err := exec.CommandContext(ctx, w.mcplan, "verify", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
 		if err != nil || strings.Contains(string(out), "FAIL") {
 			t.Fatalf("verify after the new intermediate: %v\n%s", err, out)
+		}
+		// The chain istiod serves on 15012 goes through the new
+		// intermediate (verify --xds names it by its fingerprint).
+		block, _ := pem.Decode(file)
+		if block == nil {
+			t.Fatal("the re-issued intermediate is not PEM")
+		}
+		sum := sha256.Sum256(block.Bytes)
+		doc, code := w.verifyXDS(t, ctx)
+		found := false
+		for _, m := range doc.Meshes {
+			for _, c := range m.Checks {
+				if c.Check == "istiod-ca" && c.Cluster == "cluster1" {
+					found = true
+					if !c.OK || !strings.Contains(c.Detail, hex.EncodeToString(sum[:])[:16]) {
+						t.Errorf("istiod-ca of cluster1: ok %v, %s; want the new intermediate %x", c.OK, c.Detail, sum[:8])
+					}
+				}
+			}
+		}
+		if !found || code != 0 {
+			t.Errorf("verify --xds: exit %d, istiod-ca check of cluster1 found %v", code, found)
 		}
 	})
 

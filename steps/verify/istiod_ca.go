@@ -1,0 +1,96 @@
+package verify
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+
+	"mcplan.io/mcplan/internal/digest"
+	"mcplan.io/mcplan/steps/istiorender"
+	"mcplan.io/mcplan/steps/pki"
+	"mcplan.io/mcplan/steps/statedir"
+	"mcplan.io/mcplan/steps/xds"
+)
+
+// istiodServerName is a name every istiod's certificate holds (Istio's
+// getDNSNames always adds istiod.<namespace>.svc).
+const istiodServerName = istiorender.IstiodName + "." + istiorender.Namespace + ".svc"
+
+// IstiodCA checks, for every primary, that its istiod signs with the
+// cluster's intermediate as mcplan last wrote it: the certificate istiod
+// serves on its CA port (reached as dial reaches it) is verified against
+// the mesh root for istiod's name, and the chain it sends must hold that
+// intermediate. After `apply --replace cluster/<c>/ca/intermediate` this
+// is what shows that istiod took the new one (it reloads plugged-in
+// certificates without a restart).
+func (s *Verifier) IstiodCA(ctx context.Context, stateDir string, dial xds.DialIstiod) []Finding {
+	var fs []Finding
+	for _, p := range s.topo.Readers {
+		fs = append(fs, s.istiodCA(ctx, stateDir, dial, p))
+	}
+	return fs
+}
+
+func (s *Verifier) istiodCA(ctx context.Context, stateDir string, dial xds.DialIstiod, cluster string) Finding {
+	f := Finding{Check: CheckIstiodCA, Cluster: cluster, Object: fmt.Sprintf("istiod %s port %d", istiodServerName, xds.IstiodCAPort)}
+	root, err := s.meshRoot(stateDir)
+	if err != nil {
+		f.Detail = err.Error()
+		return f
+	}
+	dir := statedir.CACluster(stateDir, s.mesh.Name, cluster)
+	interPEM, _, err := statedir.ReadFile(dir, statedir.CACertFile)
+	if err != nil {
+		f.Detail = fmt.Sprintf("intermediate of %s: %v (the cluster's ca/intermediate step makes it)", cluster, err)
+		return f
+	}
+	want, err := pki.DecodeCert(interPEM)
+	if err != nil {
+		f.Detail = fmt.Sprintf("intermediate of %s: %v", cluster, err)
+		return f
+	}
+	ist, err := dial(ctx, cluster)
+	if err != nil {
+		f.Detail = err.Error()
+		return f
+	}
+	defer ist.Close()
+	if ist.DialPort == nil {
+		f.OK = true
+		f.Detail = "not checked: istiod is reached at its xDS port only (" + ist.Name + ")"
+		return f
+	}
+	conn, err := ist.DialPort(ctx, xds.IstiodCAPort)
+	if err != nil {
+		f.Detail = err.Error()
+		return f
+	}
+	defer conn.Close()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(root)
+	tc := tls.Client(conn, &tls.Config{RootCAs: pool, ServerName: istiodServerName, MinVersion: tls.VersionTLS12})
+	if err := tc.HandshakeContext(ctx); err != nil {
+		f.Detail = fmt.Sprintf("TLS with istiod, verified against the mesh root: %v", err)
+		return f
+	}
+	defer tc.Close()
+	chain := tc.ConnectionState().PeerCertificates
+	for _, c := range chain[1:] {
+		if bytes.Equal(c.Raw, want.Raw) {
+			f.OK = true
+			f.Detail = fmt.Sprintf("istiod's certificate is signed through intermediate %q (sha256 %s), the one in %s",
+				want.Subject.CommonName, digest.Short(pki.Fingerprint(want)), dir)
+			return f
+		}
+	}
+	var got []string
+	for _, c := range chain[1:] {
+		got = append(got, fmt.Sprintf("%q (sha256 %s)", c.Subject.CommonName, digest.Short(pki.Fingerprint(c))))
+	}
+	f.Detail = fmt.Sprintf("istiod's chain holds %v, not the intermediate %q (sha256 %s) mcplan wrote to cacerts: istiod has not taken the new intermediate yet "+
+		"(it reloads cacerts within a minute; else restart it: kubectl -n %s rollout restart deployment/%s)",
+		got, want.Subject.CommonName, digest.Short(pki.Fingerprint(want)), istiorender.Namespace, istiorender.IstiodDeployment(s.mesh.Istio.Revision))
+	return f
+}
