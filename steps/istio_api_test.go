@@ -224,9 +224,15 @@ func istioTestPlan(t *testing.T, model string, servers []*standinServer, network
 // SSH and k3s steps are what the stand-ins and writeKubeconfig stand for).
 func istioGraph(t *testing.T, p *plans.Plan) *engine.Graph {
 	t.Helper()
+	return istioGraphUpgrading(t, p, plans.Upgrades{})
+}
+
+// istioGraphUpgrading is istioGraph with the upgrades u under way.
+func istioGraphUpgrading(t *testing.T, p *plans.Plan, u plans.Upgrades) *engine.Graph {
+	t.Helper()
 	keep := map[string]bool{}
 	var specs []plans.StepSpec
-	for _, spec := range plans.Steps(p) {
+	for _, spec := range plans.StepsUpgrading(p, u) {
 		if strings.HasPrefix(spec.Kind, "ca/") || strings.HasPrefix(spec.Kind, "istio/") {
 			keep[spec.ID] = true
 			specs = append(specs, spec)

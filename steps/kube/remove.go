@@ -21,13 +21,24 @@ type Removed struct {
 	Deleted []Ref
 	// Kept are the objects left in place, each with why.
 	Kept []string
+	// Shared counts the objects left in place because another inventory
+	// lists them too, by that inventory.
+	Shared map[string]int
 }
 
-// String is "deleted 12, kept 1 (why)".
+// String is "deleted 12, kept 1 (why), 23 also in inventory x".
 func (r Removed) String() string {
 	s := fmt.Sprintf("deleted %d", len(r.Deleted))
 	if len(r.Kept) > 0 {
 		s += fmt.Sprintf(", kept %d (%s)", len(r.Kept), strings.Join(r.Kept, "; "))
+	}
+	sets := make([]string, 0, len(r.Shared))
+	for set := range r.Shared {
+		sets = append(sets, set)
+	}
+	slices.Sort(sets)
+	for _, set := range sets {
+		s += fmt.Sprintf(", %d also in inventory %s (kept)", r.Shared[set], set)
 	}
 	return s
 }
@@ -62,7 +73,10 @@ func (c *Client) RemoveInventory(ctx context.Context, inv *Inventory, keep ...*I
 		unversioned := ref
 		unversioned.Version = ""
 		if set, ok := alsoIn[unversioned]; ok {
-			out.Kept = append(out.Kept, ref.String()+": also in inventory "+set)
+			if out.Shared == nil {
+				out.Shared = map[string]int{}
+			}
+			out.Shared[set]++
 			continue
 		}
 		kept, err := c.removeOne(ctx, ref)
