@@ -27,6 +27,19 @@ func parseLifetime(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// TokenRotation is meshes[].remoteSecrets.rotateAfter; ok is false when
+// tokens are not rotated (the default).
+func (m Mesh) TokenRotation() (after time.Duration, ok bool) {
+	if m.RemoteSecrets == nil || m.RemoteSecrets.RotateAfter == "" {
+		return 0, false
+	}
+	d, err := parseLifetime(m.RemoteSecrets.RotateAfter)
+	if err != nil {
+		return 0, false // a validated plan has none
+	}
+	return d, true
+}
+
 // RenewWindow is how long before its expiry a certificate of the mesh is
 // due (ca.renewBefore, default DefaultRenewBefore).
 func (c CA) RenewWindow() time.Duration {

@@ -139,7 +139,9 @@ type Mesh struct {
 	Primaries []string `yaml:"primaries,omitempty" json:"primaries,omitempty" jsonschema:"description=primary-remote only: clusters running istiod, one or more per network; the others are remotes of the primary on their network."`
 	Istio     Istio    `yaml:"istio,omitempty" json:"istio,omitempty"`
 	CA        CA       `yaml:"ca,omitempty" json:"ca,omitempty"`
-	Verify    Verify   `yaml:"verify,omitempty" json:"verify,omitempty"`
+	// RemoteSecrets configures the remote secrets' reader tokens.
+	RemoteSecrets *RemoteSecrets `yaml:"remoteSecrets,omitempty" json:"remoteSecrets,omitempty"`
+	Verify        Verify         `yaml:"verify,omitempty" json:"verify,omitempty"`
 }
 
 // Istio are the Istio install settings of a mesh.
@@ -157,6 +159,11 @@ type Istio struct {
 type IstioUpgrade struct {
 	RestartWorkloads bool `yaml:"restartWorkloads,omitempty" json:"restartWorkloads,omitempty" jsonschema:"description=Once the tags moved, restart the Deployments of the namespaces they inject (kubectl rollout restart) and wait for them. Default false."`
 	KeepPrevious     bool `yaml:"keepPrevious,omitempty" json:"keepPrevious,omitempty" jsonschema:"description=Keep the previous revision's control plane installed after the canary. Default false: it is removed."`
+}
+
+// RemoteSecrets configures the reader tokens of a mesh's remote secrets.
+type RemoteSecrets struct {
+	RotateAfter string `yaml:"rotateAfter,omitempty" json:"rotateAfter,omitempty" jsonschema:"description=Age after which apply gives a reader a new token: a new token Secret, the remote secret rewritten, the reading istiod seen using it and synced, then the old token deleted (revoked). Days (30d) or a Go duration. Default: never."`
 }
 
 // CA configures the mesh's certificate authority: a root per mesh and an

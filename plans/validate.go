@@ -341,6 +341,11 @@ func (v *validator) meshes() {
 		v.primaries(m, path)
 		v.ca(m.CA, fieldPath(path, "ca"))
 		v.istio(m.Istio, fieldPath(path, "istio"))
+		if m.RemoteSecrets != nil && m.RemoteSecrets.RotateAfter != "" {
+			if _, err := parseLifetime(m.RemoteSecrets.RotateAfter); err != nil {
+				v.add(fieldPath(path, "remoteSecrets.rotateAfter"), err.Error(), "")
+			}
+		}
 		v.verify(m.Verify, fieldPath(path, "verify"))
 	}
 }

@@ -39,15 +39,25 @@ type IstioRemoteSecret struct {
 	// readers are every cluster of the mesh that reads the source (asked of
 	// the plan when needed: a mesh of n clusters has n² of these steps).
 	readers func() []string
-	// TokenTimeout bounds the wait for A's token controller.
-	TokenTimeout time.Duration
+	// rotate and rotateAfter are remoteSecrets.rotateAfter; revision is
+	// the mesh's, whose istiod in B is asked whether it took a new token.
+	rotate      bool
+	rotateAfter time.Duration
+	revision    string
+	// TokenTimeout bounds the wait for A's token controller;
+	// TokenSwitchTimeout the wait for B's istiod to read with a new token.
+	TokenTimeout, TokenSwitchTimeout time.Duration
 }
 
 // NewIstioRemoteSecret returns the istio/remotesecret step of spec.Mesh
 // by which spec.Target reads spec.Source.
 func NewIstioRemoteSecret(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioRemoteSecret {
 	mesh, source, target := spec.Mesh, spec.Source, spec.Target
-	s := &IstioRemoteSecret{mesh: mesh, target: target, TokenTimeout: tokenTimeout}
+	s := &IstioRemoteSecret{mesh: mesh, target: target, TokenTimeout: tokenTimeout, TokenSwitchTimeout: tokenSwitchTimeout}
+	if m := p.Mesh(mesh); m != nil {
+		s.rotateAfter, s.rotate = m.TokenRotation()
+		s.revision = m.Istio.Revision
+	}
 	if c := p.Cluster(source); c != nil {
 		s.source = *c
 	} else {
@@ -113,21 +123,22 @@ func (s *IstioRemoteSecret) secret(kubeconfig []byte) *unstructured.Unstructured
 	return &unstructured.Unstructured{Object: m}
 }
 
-// liveToken reads B's reader token in A, read-only; nil when there is none yet.
-func (s *IstioRemoteSecret) liveToken(ctx context.Context, a *kube.Client) ([]byte, error) {
-	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, istiorender.ReaderTokenSecretFor(s.target), metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil, nil
+// tokenInB is the reader token the remote secret in B carries, "" when
+// there is none.
+func (s *IstioRemoteSecret) tokenInB(live *corev1.Secret) string {
+	if live == nil {
+		return ""
 	}
+	creds, err := kube.ParseTokenKubeconfig(live.Data[s.source.Name])
 	if err != nil {
-		return nil, err
+		return ""
 	}
-	return sec.Data[corev1.ServiceAccountTokenKey], nil
+	return creds.Token
 }
 
 // ensureToken makes the reader ServiceAccount (when the control plane
-// did not) and its token Secret in A, and waits for the token.
-func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a *kube.Client) ([]byte, error) {
+// did not) and the token Secret name in A, and waits for the token.
+func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a *kube.Client, name string) ([]byte, error) {
 	sas := a.Typed.CoreV1().ServiceAccounts(istiorender.Namespace)
 	if _, err := sas.Get(ctx, istiorender.ReaderServiceAccount, metav1.GetOptions{}); apierrors.IsNotFound(err) {
 		// Created, not applied: the control plane's apply owns its fields.
@@ -140,7 +151,6 @@ func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a 
 		return nil, fmt.Errorf("ServiceAccount %s in %s: %w", istiorender.ReaderServiceAccount, s.source.Name, err)
 	}
 	secrets := a.Typed.CoreV1().Secrets(istiorender.Namespace)
-	name := istiorender.ReaderTokenSecretFor(s.target)
 	sec, err := secrets.Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
@@ -231,13 +241,6 @@ func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	token, err := s.liveToken(ctx, a)
-	if err != nil {
-		return engine.Drift{}, err
-	}
-	if len(token) == 0 {
-		return engine.Drifted("no reader token in " + s.source.Name + " yet"), nil
-	}
 	b, err := reachableClient(ctx, env, s.target)
 	if err != nil {
 		return engine.Drift{}, err
@@ -246,8 +249,23 @@ func (s *IstioRemoteSecret) Check(ctx context.Context, env *engine.Env) (engine.
 	if err != nil {
 		return engine.Drift{}, err
 	}
+	tokens, err := s.readerTokens(ctx, a, s.tokenInB(live))
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	token := tokens.token()
+	if len(token) == 0 {
+		return engine.Drifted("no reader token in " + s.source.Name + " yet"), nil
+	}
 	if why := s.compare(live, server, ca, token); why != "" {
 		return engine.Drifted(why), nil
+	}
+	if due := s.rotationDue(tokens, time.Now()); due != "" {
+		return engine.Drifted(due), nil
+	}
+	if older := tokens.older(); len(older) > 0 {
+		return engine.Drifted(fmt.Sprintf("older reader token Secrets of %s still valid in %s: %s (deleted once %s's istiod reads with the current one)",
+			s.target, s.source.Name, strings.Join(older, ", "), s.target)), nil
 	}
 	shared, err := s.sharedToken(ctx, a)
 	if err != nil {
@@ -313,8 +331,31 @@ func (s *IstioRemoteSecret) retireSharedToken(ctx context.Context, env *engine.E
 	return nil
 }
 
-// Apply makes the token in A and writes the remote secret in B when it
-// differs.
+// retireOlderTokens deletes (revokes) the reader's tokens in A other
+// than the one of Secret current, once B's istiod reads A with it.
+func (s *IstioRemoteSecret) retireOlderTokens(ctx context.Context, env *engine.Env, a, b *kube.Client, current string) error {
+	all, err := readerTokenSecrets(ctx, a, s.target)
+	if err != nil {
+		return err
+	}
+	var older []string
+	for _, sec := range all {
+		if sec.Name != current {
+			older = append(older, sec.Name)
+		}
+	}
+	if len(older) == 0 {
+		return nil
+	}
+	if err := s.waitReaderUses(ctx, env, a, b, current); err != nil {
+		return err
+	}
+	return deleteTokens(ctx, env, a, older, "an older token of "+s.target+"'s reader, revoked after the rotation")
+}
+
+// Apply makes the token in A (a new one when remoteSecrets.rotateAfter
+// says it is due), writes the remote secret in B when it differs, and
+// deletes older tokens once B's istiod reads with the current one.
 func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
 	server, err := s.meshServer()
 	if err != nil {
@@ -328,15 +369,27 @@ func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	token, err := s.ensureToken(ctx, env, a)
-	if err != nil {
-		return err
-	}
 	b, err := reachableClient(ctx, env, s.target)
 	if err != nil {
 		return err
 	}
 	live, err := s.liveSecret(ctx, b)
+	if err != nil {
+		return err
+	}
+	tokens, err := s.readerTokens(ctx, a, s.tokenInB(live))
+	if err != nil {
+		return err
+	}
+	name := istiorender.ReaderTokenSecretFor(s.target)
+	if tokens.current != nil {
+		name = tokens.current.Name
+	}
+	if due := s.rotationDue(tokens, time.Now()); due != "" {
+		name = s.rotatedTokenName(time.Now())
+		env.Logf("rotating: %s; new token Secret %s", due, name)
+	}
+	token, err := s.ensureToken(ctx, env, a, name)
 	if err != nil {
 		return err
 	}
@@ -350,9 +403,13 @@ func (s *IstioRemoteSecret) Apply(ctx context.Context, env *engine.Env) error {
 		}
 		env.Logf("Secret %s/%s written in %s (%s)", istiorender.Namespace, istiorender.RemoteSecretName(s.source.Name), s.target, why)
 	}
+	if err := s.retireOlderTokens(ctx, env, a, b, name); err != nil {
+		return err
+	}
 	if err := s.retireSharedToken(ctx, env, a); err != nil {
 		return err
 	}
+	env.SetOutput("tokenSecret", name)
 	env.SetOutput("secret", istiorender.RemoteSecretName(s.source.Name))
 	env.SetOutput("server", server)
 	env.SetOutput("tokenSHA256", digest.SHA256Hex(token))

@@ -58,8 +58,8 @@ func (r remoteSecretRemoval) Remove(ctx context.Context, env *engine.Env) error 
 	return nil
 }
 
-// revoke deletes the target's reader token Secret in the source, when
-// mcplan made it.
+// revoke deletes the target's reader token Secrets in the source (one,
+// or more after an interrupted rotation), those mcplan made.
 func (r remoteSecretRemoval) revoke(ctx context.Context, env *engine.Env) error {
 	a, err := reachableClient(ctx, env, r.source)
 	if err != nil {
@@ -69,20 +69,18 @@ func (r remoteSecretRemoval) revoke(ctx context.Context, env *engine.Env) error 
 	sec, err := a.Typed.CoreV1().Secrets(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil
 	case err != nil:
 		return err
 	case !kube.ManagedByMcplan(sec):
 		env.Logf("left Secret %s/%s in %s: mcplan did not make it", istiorender.Namespace, name, r.source)
-		return nil
 	}
-	ref := kube.Ref{Version: "v1", Kind: "Secret", Namespace: istiorender.Namespace, Name: name}
-	deleted, err := a.Delete(ctx, ref)
+	tokens, err := readerTokenSecrets(ctx, a, r.target)
 	if err != nil {
 		return err
 	}
-	if deleted {
-		env.Logf("deleted %s in %s: the token %s read it with is revoked", ref, r.source, r.target)
+	names := make([]string, len(tokens))
+	for i, t := range tokens {
+		names[i] = t.Name
 	}
-	return nil
+	return deleteTokens(ctx, env, a, names, "the token "+r.target+" read it with is revoked")
 }

@@ -42,6 +42,21 @@ const meshSection = `meshes:
 `
 
 // clientFor is a client of a context of the merged kubeconfig.
+// remoteToken is the reader token the remote secret of source in target
+// carries.
+func (w *world) remoteToken(t *testing.T, ctx context.Context, target, source string) string {
+	t.Helper()
+	sec, err := w.clientFor("context-"+target).CoreV1().Secrets("istio-system").Get(ctx, "istio-remote-secret-"+source, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := clientcmd.Load(sec.Data[source])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kc.AuthInfos[kc.Contexts[kc.CurrentContext].AuthInfo].Token
+}
+
 func (w *world) clientFor(kubeContext string) *kubernetes.Clientset {
 	w.t.Helper()
 	c, err := kubernetes.NewForConfig(w.restFor(kubeContext))
@@ -257,6 +272,44 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 		if !found || code != 0 {
 			t.Errorf("verify --xds: exit %d, istiod-ca check of cluster1 found %v", code, found)
+		}
+	})
+
+	t.Run("remote-secret tokens rotate once older than rotateAfter", func(t *testing.T) {
+		oldTokens := map[string]string{} // target -> the token its remote secret carried
+		for target, source := range map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"} {
+			oldTokens[target] = w.remoteToken(t, ctx, target, source)
+		}
+		w.writePlan(planOptions{mesh: strings.Replace(meshSection, "    verify:", "    remoteSecrets: {rotateAfter: 5s}\n    verify:", 1)})
+		time.Sleep(6 * time.Second) // older than rotateAfter
+		out, _ := exec.CommandContext(ctx, w.mcplan, "plan", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if !strings.Contains(string(out), "remoteSecrets.rotateAfter is 5s") {
+			t.Errorf("plan does not say the tokens are due:\n%s", out)
+		}
+		start := time.Now()
+		r := w.mustApply(t, ctx, "rotation")
+		t.Logf("rotation of both readers' tokens: %s", time.Since(start).Round(time.Millisecond))
+		for target, source := range map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"} {
+			id := "mesh/mesh1/remotesecret/" + source + "->" + target
+			if r.outcomes[id] != "succeeded" {
+				t.Errorf("%s: %s (%s)", id, r.outcomes[id], r.reasons[id])
+			}
+			now := w.remoteToken(t, ctx, target, source)
+			if now == oldTokens[target] {
+				t.Errorf("%s still reads %s with the old token", target, source)
+			}
+			if code := testbed.TokenStatus(t, ctx, w.restFor("context-"+source), now); code != http.StatusOK {
+				t.Errorf("the new token of %s's reader answers %d in %s", target, code, source)
+			}
+			// The old token is revoked (the apiserver's token cache may lag).
+			if code := testbed.WaitTokenStatus(t, ctx, w.restFor("context-"+source), oldTokens[target], http.StatusUnauthorized, 30*time.Second); code != http.StatusUnauthorized {
+				t.Errorf("the old token of %s's reader still answers %d in %s", target, code, source)
+			}
+		}
+		w.assertXDSHealthy(t, ctx, []string{"cluster1", "cluster2"}, networkOf)
+		w.writePlan(planOptions{mesh: meshSection})
+		if again := w.mustApply(t, ctx, "without rotation"); len(again.ran()) != 0 {
+			t.Errorf("the apply without rotation ran %v", again.ran())
 		}
 	})
 
