@@ -31,7 +31,9 @@ func RemoteClusters(ctx context.Context, ist *Istiod) ([]cluster.DebugInfo, erro
 	client := &http.Client{
 		Timeout: 20 * time.Second,
 		Transport: &http.Transport{
-			DialContext:       func(ctx context.Context, _, _ string) (net.Conn, error) { return ist.DialPort(ctx, IstiodMonitoringPort) },
+			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+				return ist.DialPort(ctx, IstiodMonitoringPort)
+			},
 			DisableKeepAlives: true,
 		},
 	}
