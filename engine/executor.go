@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-multierror"
@@ -38,6 +39,12 @@ type Options struct {
 	// Forget drops the records of steps that are in the state but not in
 	// the graph. Only set it when the graph is the whole plan's.
 	Forget bool
+	// Passing, when set, names the step kinds that exist only while
+	// something is under way (an upgrade's snapshot, a canary's gate): a
+	// record of such a kind whose step left the graph is dropped quietly
+	// by an apply (never by a dry run), not shown and not a change, since
+	// it made nothing to undo.
+	Passing func(kind string) bool
 	// Retire, when set, says how to undo a step that left the plan (or is
 	// destroyed): it returns a Remover for the step's record, or nil when
 	// there is nothing to undo. A record is dropped only once its Remove
@@ -165,6 +172,11 @@ func (s *scheduler) run() *Report {
 	// Steps that left the plan go first: what they made (a remote
 	// secret of a cluster that left the mesh) must be gone before the
 	// plan's steps run and verify the result.
+	if passed := s.passed(); len(passed) > 0 && s.opts.Forget && !s.opts.DryRun {
+		if err := s.opts.Store.Forget(passed...); err != nil {
+			s.removeErrs = multierror.Append(s.removeErrs, fmt.Errorf("forget the records of %s: %w", strings.Join(passed, ", "), err))
+		}
+	}
 	if leaving, why := s.leaving(); len(leaving) > 0 && s.ctx.Err() == nil {
 		s.removed, s.removeErrs = newRemovals(s.ctx, s.opts, leaving, why).run()
 	}
@@ -426,6 +438,9 @@ func (s *scheduler) leaving() (ids []string, why string) {
 	why = "left the plan"
 	for _, id := range s.opts.Store.IDs() {
 		inGraph := s.graph.Node(id) != nil
+		if !inGraph && s.opts.Forget && s.isPassing(id) {
+			continue
+		}
 		if (!inGraph && s.opts.Forget) || (inGraph && s.opts.Destroy) {
 			ids = append(ids, id)
 		}
@@ -434,6 +449,27 @@ func (s *scheduler) leaving() (ids []string, why string) {
 		why = "destroyed"
 	}
 	return ids, why
+}
+
+// passed are the records of passing kinds (Options.Passing) whose steps
+// left the graph (dropped only when the graph is the whole plan's:
+// Options.Forget).
+func (s *scheduler) passed() []string {
+	var ids []string
+	for _, id := range s.opts.Store.IDs() {
+		if s.graph.Node(id) == nil && s.isPassing(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func (s *scheduler) isPassing(id string) bool {
+	if s.opts.Passing == nil {
+		return false
+	}
+	rec, ok := s.opts.Store.Record(id)
+	return ok && s.opts.Passing(rec.Kind)
 }
 
 // ErrInterrupted is part of a Report's error when the run was stopped

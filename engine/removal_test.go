@@ -240,3 +240,35 @@ func TestRecordsKeepTheirDependencies(t *testing.T) {
 		t.Errorf("c's record depends on %v, want [a b]", rec.DependsOn)
 	}
 }
+
+// TestPassingRecordsAreDroppedQuietly: a record of a passing kind whose
+// step left the plan (a finished canary's gate) is neither shown by a
+// dry run nor a change, and an apply drops it; one of another kind is
+// forgotten as before; none is dropped from a partial graph.
+func TestPassingRecordsAreDroppedQuietly(t *testing.T) {
+	dir := t.TempDir()
+	applied(t, dir, chain, "a", "b", "c", "d")
+	w := newWorld(nil, "a", "d") // b and c left the plan
+	passing := func(kind string) bool { return kind == "fake" }
+
+	// b and c are of the passing kind: a dry run shows nothing of them.
+	plan := Run(context.Background(), w.graph(t), Options{Store: openStore(t, dir), Forget: true, DryRun: true, Passing: passing})
+	if len(plan.Forgotten) != 0 || plan.Changes() {
+		t.Fatalf("dry run: forgotten %v, changes %v", plan.Forgotten, plan.Changes())
+	}
+	if ids := openStore(t, dir).IDs(); len(ids) != 4 {
+		t.Fatalf("the dry run changed the state: %v", ids)
+	}
+	// A partial graph (not Forget) keeps them.
+	Run(context.Background(), w.graph(t), Options{Store: openStore(t, dir), Passing: passing})
+	if ids := openStore(t, dir).IDs(); len(ids) != 4 {
+		t.Fatalf("a run without Forget dropped records: %v", ids)
+	}
+	rep := Run(context.Background(), w.graph(t), Options{Store: openStore(t, dir), Forget: true, Passing: passing})
+	if rep.Err != nil || len(rep.Forgotten) != 0 {
+		t.Fatalf("apply: %v, forgotten %v", rep.Err, rep.Forgotten)
+	}
+	if ids := openStore(t, dir).IDs(); !slices.Equal(ids, []string{"a", "d"}) {
+		t.Errorf("records after the apply %v, want a and d", ids)
+	}
+}

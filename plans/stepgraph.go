@@ -38,6 +38,18 @@ func Kinds() []string {
 		KindIstioRetire, KindVerifySample}
 }
 
+// Passing reports whether steps of a kind exist only while an upgrade is
+// under way (a rolling k3s upgrade's snapshot; a canary's gate, restarts
+// and retirements): once they leave the graph their records are dropped
+// without a trace in plan output (engine.Options.Passing).
+func Passing(kind string) bool {
+	switch kind {
+	case KindK3sSnapshot, KindIstioGate, KindIstioRestart, KindIstioRetire:
+		return true
+	}
+	return false
+}
+
 // StepSpec is one step a plan asks for: a stable ID, its kind, what it
 // depends on, the subject it works on and the inputs that decide whether
 // it must run again. It is plain data, built from the plan alone.

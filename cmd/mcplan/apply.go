@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps"
 )
 
@@ -38,7 +39,7 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
 			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
 				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
-				Sink: sink, Drain: c.drain, Forget: pr.whole, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}),
+				Sink: sink, Drain: c.drain, Forget: pr.whole, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}),
 				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
 			})
 			stop()

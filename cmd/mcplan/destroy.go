@@ -10,6 +10,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps"
 )
 
@@ -56,7 +57,7 @@ again resumes.`,
 			opts := engine.Options{
 				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
 				Drain: c.drain, Forget: whole, StepTimeout: pr.plan.StepTimeout,
-				Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime, Records: pr.store.Record}),
+				Passing: plans.Passing, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime, Records: pr.store.Record}),
 			}
 			if !autoApprove {
 				dry := opts

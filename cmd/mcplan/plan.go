@@ -9,6 +9,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps"
 )
 
@@ -57,7 +58,7 @@ case the plan file and the state alone decide.`,
 			}
 			rep := engine.Run(cmd.Context(), graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,
-				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole && len(targets) == 0, Retire: steps.Retirement(pr.plan, removal),
+				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole && len(targets) == 0, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, removal),
 				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
 			})
 			if flags.output == "json" {
