@@ -26,8 +26,8 @@ func canaryMesh(revision, extra string) string {
 // TestIstioCanaryOnTestHosts canaries the walkthrough mesh (two
 // clusters, two networks, multi-primary) from its non-revisioned control
 // plane to revision r2, with a SIGKILL after the tags moved; then a
-// canary to a revision whose values point it at a wrong network, which
-// the gate stops before any tag moves; then back to r2.
+// canary to a revision whose meshConfig hides the workloads from its
+// istiods, which the gate stops before any tag moves; then back to r2.
 func TestIstioCanaryOnTestHosts(t *testing.T) {
 	w := newWorld(t, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
@@ -148,12 +148,12 @@ func TestIstioCanaryOnTestHosts(t *testing.T) {
 		}
 	})
 
-	t.Run("a canary to a revision on a wrong network stops at the gate", func(t *testing.T) {
-		// r3's istiods are told network1 has a gateway at an address no
-		// cluster has (only data: nothing dials it; the data plane is
-		// simulated), so network1's sidecars would be sent there.
-		wrong := "      values:\n        global:\n          meshNetworks:\n            network2:\n              endpoints: [{fromRegistry: cluster2}]\n              gateways: [{address: 10.255.255.1, port: 15443}]\n"
-		w.writePlan(planOptions{mesh: canaryMesh("r3", wrong)})
+	t.Run("a canary to a revision that sees no workloads stops at the gate", func(t *testing.T) {
+		// r3's istiods are told to watch no namespace but their own
+		// (discoverySelectors matching none): they would tell the
+		// sidecars nothing of helloworld, in every network's view.
+		blind := strings.Replace(canaryMesh("r3", ""), "accessLogEncoding: JSON}", "accessLogEncoding: JSON, discoverySelectors: [{matchLabels: {mcplan.io/e2e: nowhere}}]}", 1)
+		w.writePlan(planOptions{mesh: blind})
 		r := w.apply(ctx)
 		if r.code == 0 || r.outcomes["mesh/mesh1/istio/gate"] != "failed" {
 			t.Fatalf("the broken canary: exit %d, gate %s\n%s", r.code, r.outcomes["mesh/mesh1/istio/gate"], r.output)
