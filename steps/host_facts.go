@@ -65,7 +65,7 @@ type Facts struct {
 	Arch       string   // uname -m
 	Hostname   string   //
 	Init       string   // comm of PID 1
-	Addresses  []string // IPv4 and IPv6 addresses, without loopback
+	Addresses  []string // IPv4 and IPv6 addresses, without loopback and the pod network k3s makes (cni0, flannel*, kube-ipvs0, veths)
 	K3sVersion string   // "k3s --version" first line's version, or ""
 }
 
@@ -75,7 +75,7 @@ echo "arch=$(uname -m)"
 echo "hostname=$(hostname)"
 . /etc/os-release 2>/dev/null && echo "os=$ID" && echo "os_version=$VERSION_ID"
 echo "init=$(cat /proc/1/comm 2>/dev/null)"
-echo "addresses=$(ip -o addr show 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | grep -v -e '^127\.' -e '^::1$' | tr '\n' ' ')"
+echo "addresses=$(ip -o addr show 2>/dev/null | awk '$2 !~ /^(cni0|flannel|kube-ipvs0|veth)/ {print $4}' | cut -d/ -f1 | grep -v -e '^127\.' -e '^::1$' | tr '\n' ' ')"
 v=$(k3s --version 2>/dev/null | head -n1 | awk '{print $3}'); echo "k3s=$v"`
 
 // ReadFacts reads a host's facts.
