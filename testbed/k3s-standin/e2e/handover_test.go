@@ -82,7 +82,7 @@ func checkRollout(t *testing.T, ctx context.Context, cs kubernetes.Interface, sr
 	t.Logf("rollout of a new istiod pod template complete after %s: %s replaced %s",
 		time.Since(start).Round(100*time.Millisecond), now.Name, old.Name)
 	pid := nativePID(t, dataDir, now.Name)
-	checkNativeProcess(t, pid, images)
+	checkNativeProcess(t, pid, images, true)
 	if processAlive(oldPID) {
 		t.Fatalf("the old istiod (pid %d) still runs", oldPID)
 	}
@@ -183,7 +183,7 @@ func checkResume(t *testing.T, ctx context.Context, cs kubernetes.Interface, srv
 	})
 	checkHandedOver(t, first, second.Name)
 	secondPID := nativePID(t, dataDir, second.Name)
-	checkNativeProcess(t, secondPID, images)
+	checkNativeProcess(t, secondPID, images, true)
 	if processAlive(firstPID) {
 		t.Fatalf("the handed-over pod's process (pid %d) still runs", firstPID)
 	}
@@ -213,7 +213,7 @@ func checkResume(t *testing.T, ctx context.Context, cs kubernetes.Interface, srv
 		t.Fatalf("resumed pod %s (%s), restarts %d; want %s restarted", resumed.Name, resumed.UID, resumed.Status.ContainerStatuses[0].RestartCount, first.UID)
 	}
 	pid := nativePID(t, dataDir, resumed.Name)
-	checkNativeProcess(t, pid, images)
+	checkNativeProcess(t, pid, images, true)
 	if processAlive(secondPID) {
 		t.Fatalf("the deleted pod's process (pid %d) still runs", secondPID)
 	}

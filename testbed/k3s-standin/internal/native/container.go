@@ -242,7 +242,7 @@ func (c *container) recordTermination() {
 
 // probe runs the startup probe, then readiness and liveness, as kubelet.
 func (c *container) probe(ctx context.Context, proc *process, spec *execSpec) {
-	p := &prober{host: c.pod.rt.cfg.NodeIP, container: &c.spec, runExec: func(ctx context.Context, command []string) error {
+	p := &prober{host: c.pod.ip(), container: &c.spec, runExec: func(ctx context.Context, command []string) error {
 		return c.pod.rt.execProbe(ctx, spec, command)
 	}}
 	kill := func(why string) {

@@ -14,7 +14,12 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// Native pods share the node's network namespace, so during a surge
+// This applies only to native pods that share the node's network namespace
+// (hostNetwork pods, or every pod when the node has no CNI configured):
+// pods with a network namespace of their own have their own ports, and both
+// pods of a surge rollout run at once, as on a real cluster.
+//
+// Such pods share the node's ports, so during a surge
 // rollout (a Deployment with maxSurge, a DaemonSet with maxSurge) the new
 // pod could never bind the ports its predecessor on the same node holds,
 // and the controller, waiting for the new pod to be Ready before it removes
@@ -159,10 +164,13 @@ func takesOver(newer, older *corev1.Pod) []string {
 // kept stopped, and claimPorts returns true once their processes are gone
 // (false if ctx ends first).
 func (r *Runtime) claimPorts(ctx context.Context, p *podRun) bool {
+	if p.ownNetwork() {
+		return true
+	}
 	pod := p.latest()
 	r.mu.Lock()
 	for _, o := range r.pods {
-		if o == p {
+		if o == p || o.ownNetwork() {
 			continue
 		}
 		if ports := takesOver(o.latest(), pod); ports != nil {
@@ -175,7 +183,7 @@ func (r *Runtime) claimPorts(ctx context.Context, p *podRun) bool {
 	}
 	var older []*podRun
 	for _, o := range r.pods {
-		if o == p || o.stopped() {
+		if o == p || o.stopped() || o.ownNetwork() {
 			continue
 		}
 		ports := takesOver(pod, o.latest())
@@ -208,7 +216,7 @@ func (r *Runtime) resumableLocked(p *podRun, pod *corev1.Pod) bool {
 		return false
 	}
 	for _, o := range r.pods {
-		if o != p && takesOver(o.latest(), pod) != nil {
+		if o != p && !o.ownNetwork() && takesOver(o.latest(), pod) != nil {
 			return false
 		}
 	}

@@ -39,6 +39,9 @@ type podRun struct {
 	grace       time.Duration
 	stopping    bool
 	handover    *handover // its ports went to a newer pod (handover.go)
+	netnsPath   string    // its network namespace while attached (network.go)
+	podIP       string    // its IP (the node IP for hostNetwork pods)
+	sandboxErr  string    // why its network could not be set up
 	cancel      context.CancelFunc
 	done        chan struct{}
 	volumesLock sync.Mutex // serialises use of vols
@@ -183,6 +186,10 @@ func (p *podRun) run(ctx context.Context) {
 			return
 		}
 	}
+	if !p.setupNetwork(ctx) {
+		return
+	}
+	defer p.teardownNetwork(ctx)
 	if !p.rt.claimPorts(ctx, p) {
 		return
 	}
@@ -285,7 +292,7 @@ func (p *podRun) keepVolumesFresh(ctx context.Context) {
 // argv and bind mounts.
 func (p *podRun) execSpec(ctx context.Context, c *corev1.Container, exe string) (*execSpec, error) {
 	pod := p.latest()
-	env, err := newEnvBuilder(p.rt.cfg.Client, pod, p.rt.cfg.NodeIP, p.rt.cfg.Allocatable, p.rt.cfg.API).build(ctx, c)
+	env, err := newEnvBuilder(p.rt.cfg.Client, pod, p.rt.cfg.NodeIP, p.ip(), p.rt.cfg.Allocatable, p.rt.cfg.API).build(ctx, c)
 	if err != nil {
 		return nil, &configError{reason: reasonConfigError, err: err}
 	}
@@ -294,7 +301,7 @@ func (p *podRun) execSpec(ctx context.Context, c *corev1.Container, exe string) 
 	if err != nil {
 		return nil, &configError{reason: reasonCreateError, err: err}
 	}
-	spec := &execSpec{Path: exe, Args: argv, Env: envList(env), Dir: c.WorkingDir, HostMountNamespace: p.rt.mountNS}
+	spec := &execSpec{Path: exe, Args: argv, Env: envList(env), Dir: c.WorkingDir, HostMountNamespace: p.rt.mountNS, NetNS: p.netNS()}
 	p.volumesLock.Lock()
 	defer p.volumesLock.Unlock()
 	for i := range c.VolumeMounts {

@@ -38,7 +38,11 @@ type Config struct {
 	// Allocatable is the node's allocatable, the default of unset limits
 	// in the downward API.
 	Allocatable corev1.ResourceList
-	Logf        func(format string, args ...any)
+	// CNI, when set, gives pods outside the host network a network
+	// namespace of their own (cni.go); otherwise every pod shares the
+	// node's.
+	CNI  *CNI
+	Logf func(format string, args ...any)
 	// Changed is called when the status of a pod may have changed.
 	Changed func(namespace, name string)
 }
@@ -50,6 +54,7 @@ type Runtime struct {
 	pids    *pidFile
 	mountNS string
 	base    context.Context
+	net     *network // nil: every pod in the node's network namespace
 
 	mu      sync.Mutex
 	pods    map[types.UID]*podRun
@@ -79,6 +84,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	}
 	if err := r.pids.killLeftovers(cfg.Logf); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
+	}
+	if cfg.CNI != nil {
+		if r.net, err = newNetwork(*cfg.CNI); err != nil {
+			return nil, fmt.Errorf("native: %w", err)
+		}
+		r.cleanupNetworks(ctx)
 	}
 	return r, nil
 }
@@ -172,6 +183,16 @@ func (r *Runtime) FinalStatus(pod *corev1.Pod) *corev1.PodStatus {
 		}
 	}
 	return st
+}
+
+// NetNS is the network namespace (path) of a native pod with a network
+// of its own, "" for hostNetwork pods and pods not (yet) attached.
+func (r *Runtime) NetNS(uid types.UID) string {
+	p := r.pod(uid)
+	if p == nil {
+		return ""
+	}
+	return p.netNS()
 }
 
 // Stopped reports whether no process of the pod runs (any more).
