@@ -159,6 +159,22 @@ func checkEastWestPassthrough(t *testing.T, ctx context.Context, cs kubernetes.I
 		c.Close()
 		t.Fatal("port 15443 of the east-west gateway is forwarded; only 15012 and 15017 should be")
 	}
+	// Without the Service the node's ports are free again (a hostNetwork
+	// istiod comes next).
+	if err := cs.CoreV1().Services("istio-system").Delete(ctx, "istio-eastwestgateway", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := cs.AppsV1().Deployments("istio-system").Delete(ctx, "istio-eastwestgateway", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, ctx, "east-west passthrough closed with its Service", time.Minute, func(ctx context.Context) (bool, error) {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(nodeIP, "15012"), 2*time.Second)
+		if err != nil {
+			return true, nil
+		}
+		c.Close()
+		return false, fmt.Errorf("%s:15012 still accepts", nodeIP)
+	})
 }
 
 // toHostNetwork switches istiod's Deployment to hostNetwork and waits for
