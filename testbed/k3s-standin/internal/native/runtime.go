@@ -117,15 +117,10 @@ func (r *Runtime) Handles(pod *corev1.Pod) bool {
 }
 
 // Sync starts a native pod's processes, or stops them once the pod is
-// being deleted. A pod whose ports were handed over starts again (with a
-// fresh state, restart counts continued) once no pod takes them any more.
+// being deleted.
 func (r *Runtime) Sync(pod *corev1.Pod) {
 	r.mu.Lock()
 	p := r.pods[pod.UID]
-	if p != nil && r.resumableLocked(p, pod) {
-		r.logf("native: pod %s (%s) starts again: pod %s, which took its ports, is gone", p.key, p.uid, p.handedOver().key)
-		p = nil
-	}
 	if p == nil {
 		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			r.mu.Unlock()
@@ -228,20 +223,13 @@ func (r *Runtime) Gone(namespace, name string) {
 }
 
 // Forget drops a finished pod: its state, volumes and logs, as kubelet
-// removes a deleted pod's directories. The pods that handed their ports
-// over are synced again: they may resume now.
+// removes a deleted pod's directories.
 func (r *Runtime) Forget(uid types.UID) {
 	r.mu.Lock()
 	p := r.pods[uid]
 	delete(r.pods, uid)
 	delete(r.decided, uid)
-	resume := r.handedOverPodsLocked()
 	r.mu.Unlock()
-	defer func() {
-		for _, o := range resume {
-			o.changed()
-		}
-	}()
 	if p == nil {
 		return
 	}

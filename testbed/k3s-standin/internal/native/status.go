@@ -74,7 +74,6 @@ func (p *podRun) status(old *corev1.PodStatus, nodeIP string) *corev1.PodStatus 
 	st := old.DeepCopy()
 	p.mu.Lock()
 	created, volumesOK, volumesErr, initsDone, failed := p.created, p.volumesOK, p.volumesErr, p.initsDone, p.failed
-	handedOver := p.handover != nil
 	pod := p.pod
 	podIP, sandboxErr := p.podIP, p.sandboxErr
 	sandboxReady := p.podIP != "" && sandboxErr == ""
@@ -111,7 +110,7 @@ func (p *podRun) status(old *corev1.PodStatus, nodeIP string) *corev1.PodStatus 
 	var unready []string
 	for _, c := range p.apps {
 		cs := c.status()
-		if !initsDone && !handedOver {
+		if !initsDone {
 			reason := "PodInitializing"
 			if cs.State.Waiting == nil || cs.State.Waiting.Reason == reasonContainerCreating {
 				if !volumesOK {
@@ -147,14 +146,6 @@ func (p *podRun) status(old *corev1.PodStatus, nodeIP string) *corev1.PodStatus 
 	case initsDone && len(p.apps) > 0 && allDone:
 		st.Phase = corev1.PodFailed
 	case anyRunning:
-		st.Phase = corev1.PodRunning
-	}
-	if handedOver {
-		// Its containers stopped for a newer pod and are not restarted
-		// for now: kubelet reports a pod whose containers stopped under
-		// restartPolicy Always (every Deployment's and DaemonSet's) as
-		// Running, and a terminal phase would make its ReplicaSet replace
-		// it.
 		st.Phase = corev1.PodRunning
 	}
 	now := wholeSecond(time.Now())
