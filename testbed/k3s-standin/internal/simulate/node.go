@@ -44,6 +44,11 @@ type Node struct {
 	KubeletAPI *KubeletAPI
 	// Registered, when set, is called once the Node object exists.
 	Registered func()
+	// NodesClient, when set, may list and watch every Node (a server's
+	// admin client): the node then keeps routes to the other nodes' pod
+	// CIDRs (Routes). A node's own identity may read only its own Node
+	// (the Node authorizer's selector rule), so agents have none.
+	NodesClient kubernetes.Interface
 }
 
 // Native configures the native pods of a node.
@@ -98,12 +103,16 @@ func (n *Node) Run(ctx context.Context) error {
 		p := &pods{node: n}
 		errc <- p.run(ctx)
 	}()
-	go func() {
-		routes := &Routes{Client: n.Client, Name: n.Name, Logf: n.Logf}
-		if err := routes.Run(ctx); err != nil && ctx.Err() == nil {
-			n.Logf("node %s: routes: %v", n.Name, err)
-		}
-	}()
+	if n.NodesClient != nil {
+		go func() {
+			routes := &Routes{Client: n.NodesClient, Name: n.Name, Logf: n.Logf}
+			if err := routes.Run(ctx); err != nil && ctx.Err() == nil {
+				n.Logf("node %s: routes: %v", n.Name, err)
+			}
+		}()
+	} else {
+		n.Logf("node %s: no routes to other nodes' pod CIDRs (an agent may not list Nodes)", n.Name)
+	}
 	go func() {
 		ew := &EastWestPassthrough{Client: n.Client, NodeIP: n.IP, Logf: n.Logf}
 		if err := ew.Run(ctx); err != nil && ctx.Err() == nil {
