@@ -302,7 +302,9 @@ func (b *Bed) prepareHost(ctx context.Context, opts Options, m *Manifest, subnet
 	case KindLight:
 		err = prepareLight(h.Dir, h.Name, files)
 	case KindSystemd:
-		err = writeSSHDir(filepath.Join(h.Dir, "ssh"), files)
+		if err = enableForwarding(ctx, h.Namespace); err == nil {
+			err = writeSSHDir(filepath.Join(h.Dir, "ssh"), files)
+		}
 	}
 	if err != nil {
 		return h, fmt.Errorf("host files: %w", err)

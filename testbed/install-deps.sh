@@ -17,7 +17,7 @@ if [ "$(id -u)" != 0 ]; then
 	exit 1
 fi
 
-pkgs="openssh-server openssh-client iproute2 iptables systemd-container debootstrap util-linux procps"
+pkgs="openssh-server openssh-client iproute2 iptables systemd-container debootstrap util-linux procps containernetworking-plugins"
 
 missing=""
 for p in $pkgs; do

@@ -186,3 +186,15 @@ func makeHostNetwork(ctx context.Context, prefix string, i int, subnet netip.Pre
 	}
 	return nil
 }
+
+// enableForwarding turns IPv4 forwarding on in network namespace ns, as
+// k3s does on a VM: the k3s stand-in routes pod traffic between nodes (its
+// pods have network namespaces of their own). systemd hosts need it done
+// from here: systemd-nspawn mounts /proc/sys read-only (light hosts' k3s
+// stand-in turns it on itself).
+func enableForwarding(ctx context.Context, ns string) error {
+	if _, err := command(ctx, "ip", "netns", "exec", ns, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"); err != nil {
+		return fmt.Errorf("network: ip_forward in %s: %w", ns, err)
+	}
+	return nil
+}

@@ -9,12 +9,20 @@ import (
 	"syscall"
 )
 
+// cniPluginsDir is where Debian's containernetworking-plugins are (the k3s
+// stand-in's default --standin-cni-bin-dir).
+const cniPluginsDir = "/usr/lib/cni"
+
 // startNspawn boots a systemd host from rootfs in network namespace ns with
 // systemd-nspawn: the tree read-only under a tmpfs overlay (writes stay in
 // the host, in memory), its own machine id, hostname, and the sshd folder
 // bound read-only at /etc/ssh/testbed with the config also as a drop-in of
 // Debian's sshd_config, and nativeImages (when set) read-only at
-// HostNativeImagesDir. Console output goes to hostDir/console.log. The
+// HostNativeImagesDir, and the machine's CNI plugins (cniPluginsDir, when
+// installed: install-deps.sh) read-only at the same path. The host keeps
+// CAP_NET_ADMIN in its network namespace (nspawn drops it without a
+// private network of its own), as root on a VM has it: the k3s stand-in
+// makes its pod bridge, veths and routes. Console output goes to hostDir/console.log. The
 // process runs in a session of its own so that it outlives the caller, and
 // in cgroups of its own (see cgroupRoots).
 func startNspawn(ns, machine, hostDir, hostname, rootfs, nativeImages string) (*exec.Cmd, error) {
@@ -33,6 +41,7 @@ func startNspawn(ns, machine, hostDir, hostname, rootfs, nativeImages string) (*
 		"--register=no",
 		"--keep-unit",
 		"--network-namespace-path=/run/netns/" + ns,
+		"--capability=CAP_NET_ADMIN",
 		"--volatile=overlay",
 		"--uuid=" + uuid,
 		"--machine=" + machine,
@@ -47,6 +56,9 @@ func startNspawn(ns, machine, hostDir, hostname, rootfs, nativeImages string) (*
 	}
 	if nativeImages != "" {
 		args = append(args, "--bind-ro="+nativeImages+":"+HostNativeImagesDir)
+	}
+	if _, err := os.Stat(cniPluginsDir); err == nil {
+		args = append(args, "--bind-ro="+cniPluginsDir)
 	}
 	script := cgroupEnterScript(machine) + "exec systemd-nspawn"
 	for _, a := range args {

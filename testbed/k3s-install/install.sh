@@ -24,8 +24,9 @@
 #
 # As upstream: it writes the systemd unit k3s.service (k3s-agent.service
 # for an agent) with Type=notify (the stand-in sends READY=1), its
-# environment file, the kubectl/crictl/ctr links, k3s-killall.sh and
-# <unit>-uninstall.sh, enables the unit, and (re)starts it only when the
+# environment file, the kubectl/crictl/ctr links, k3s-killall.sh (which
+# also removes the pod network: cni0, its veths, CNI iptables rules, the
+# stand-in's routes) and <unit>-uninstall.sh, enables the unit, and (re)starts it only when the
 # sha256 of the binary, the unit or the environment file changed (not
 # /etc/rancher/k3s/config.yaml: a changed config alone needs a restart by
 # the caller, as with upstream). It also appends each invocation and every
@@ -220,6 +221,19 @@ for service in $SYSTEMD_DIR/k3s*.service; do
 	[ -s "\$service" ] && systemctl stop "\$(basename "\$service")"
 done
 pkill -f '/k3s (server|agent)' 2>/dev/null || true
+# As upstream's killall: the pod network's links, CNI state and rules (the
+# stand-in's native pods are attached by the CNI bridge plugin), and the
+# stand-in's routes to the other nodes' pod CIDRs (proto 187).
+ip link show 2>/dev/null | grep 'master cni0' | while read ignore iface ignore; do
+	iface=\${iface%%@*}
+	[ -z "\$iface" ] || ip link delete \$iface
+done
+ip link delete cni0 2>/dev/null || true
+rm -rf /var/lib/cni/
+ip -4 route flush proto 187 2>/dev/null || true
+if command -v iptables-save >/dev/null 2>&1; then
+	iptables-save | grep -v KUBE- | grep -v CNI- | grep -iv flannel | iptables-restore
+fi
 KILLALL
 
 info "Creating uninstall script $BIN_DIR/$name-uninstall.sh"

@@ -59,9 +59,11 @@ func istiodMountPaths() []string {
 // with the objects mcplan renders for istiod, and checks what the real
 // istiod does: readiness, logs and port-forward through the apiserver, the
 // CA bundle it patches into its webhooks, sidecar injection and validation
-// by the real apiserver calling its webhooks, replacement on deletion, a
-// second replica crash-looping on the taken ports, a rollout through the
-// port handover, and no process left after the stand-in stops.
+// by the real apiserver calling its webhooks, replacement on deletion, its
+// own network namespace (pod IP from the podCIDR, replicas and a second
+// Deployment side by side, the IP kept over a restart of the stand-in),
+// the simulated east-west passthrough, a rollout to hostNetwork, and no
+// process left after the stand-in stops.
 func TestIstiodRunsNatively(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real kube-apiserver and istiod; run without -short")
@@ -82,9 +84,10 @@ func TestIstiodRunsNatively(t *testing.T) {
 	dataDir := filepath.Join(tmp, "server")
 	logDir := filepath.Join(tmp, "pods")
 	kubeconfig := filepath.Join(tmp, "k3s.yaml")
-	srv := start(t, bin, "server", "server", "--config", filepath.Join(tmp, "none.yaml"),
+	serverArgs := []string{"server", "--config", filepath.Join(tmp, "none.yaml"),
 		"--node-ip", netnsNodeIP, "--node-name", "server-1", "--data-dir", dataDir, "--write-kubeconfig", kubeconfig,
-		"--standin-native-images", images, "--standin-pod-log-dir", logDir)
+		"--standin-native-images", images, "--standin-pod-log-dir", logDir}
+	srv := start(t, bin, "server", serverArgs...)
 	waitKubeconfig(t, ctx, srv, kubeconfig)
 	restCfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
 	if err != nil {
@@ -112,11 +115,9 @@ func TestIstiodRunsNatively(t *testing.T) {
 		return pod != nil, err
 	})
 	readyAfter := time.Since(created)
-	if pod.Status.PodIP != netnsNodeIP || pod.Status.HostIP != netnsNodeIP {
-		t.Fatalf("pod IP %s host IP %s, want the node IP %s", pod.Status.PodIP, pod.Status.HostIP, netnsNodeIP)
-	}
 	pid := nativePID(t, dataDir, pod.Name)
-	checkNativeProcess(t, pid, images)
+	checkNativeProcess(t, pid, images, false)
+	checkPodNetwork(t, ctx, cs, pod, "server-1", netnsNodeIP)
 	t.Logf("istiod pod %s Ready %s after the objects were applied, %s after the pod's creation (API times, whole seconds); pid %d, VmRSS %d MiB",
 		pod.Name, readyAfter.Round(time.Millisecond), readySince(pod), pid, rssKiB(pid)/1024)
 
@@ -286,50 +287,21 @@ func TestIstiodRunsNatively(t *testing.T) {
 		return next != nil && next.Name != pod.Name, err
 	})
 	nextPID := nativePID(t, dataDir, next.Name)
-	checkNativeProcess(t, nextPID, images)
+	checkNativeProcess(t, nextPID, images, false)
 	t.Logf("replacement %s Ready %s after its creation; pid %d", next.Name, readySince(next), nextPID)
 	if _, err := os.Stat(filepath.Join(logDir, "istio-system_"+pod.Name+"_"+string(pod.UID))); !os.IsNotExist(err) {
 		t.Fatalf("logs of the deleted pod still there: %v", err)
 	}
 
-	// A second istiod on the node binds the same ports: it crash-loops, and
-	// its status and previous log say so.
-	scaleIstiod(t, ctx, cs, 2)
-	var loser *corev1.Pod
-	poll(t, ctx, "second istiod in CrashLoopBackOff", 2*time.Minute, func(ctx context.Context) (bool, error) {
-		pods, err := cs.CoreV1().Pods("istio-system").List(ctx, metav1.ListOptions{LabelSelector: "app=istiod"})
-		if err != nil {
-			return false, err
-		}
-		for i := range pods.Items {
-			p := &pods.Items[i]
-			for _, c := range p.Status.ContainerStatuses {
-				if w, last := c.State.Waiting, c.LastTerminationState.Terminated; p.Name != next.Name && w != nil && w.Reason == "CrashLoopBackOff" &&
-					last != nil && last.ExitCode != 0 && c.RestartCount >= 1 && !c.Ready {
-					loser = p
-					return true, nil
-				}
-			}
-		}
-		return false, nil
-	})
-	prev, err := cs.CoreV1().Pods("istio-system").GetLogs(loser.Name, &corev1.PodLogOptions{Previous: true}).DoRaw(ctx)
-	if err != nil || !bytes.Contains(prev, []byte("address already in use")) {
-		t.Fatalf("previous log of the crash-looping istiod (err %v):\n%.3000s", err, prev)
+	// Pods with their own network namespaces run side by side: two
+	// replicas, and two Deployments (as during a canary upgrade).
+	checkSideBySide(t, ctx, cs)
+	// The east-west gateway's passthrough to istiod (simulated).
+	checkEastWestPassthrough(t, ctx, cs, netnsNodeIP)
+	if next, err = readyPod(ctx, cs, "istio-system", "app=istiod"); err != nil {
+		t.Fatal(err)
 	}
-	scaleIstiod(t, ctx, cs, 1)
-	poll(t, ctx, "crash-looping istiod removed on scale-down", time.Minute, func(ctx context.Context) (bool, error) {
-		_, err := cs.CoreV1().Pods("istio-system").Get(ctx, loser.Name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if !processAlive(nextPID) {
-		t.Fatalf("the running istiod (pid %d) died while the second one crash-looped", nextPID)
-	}
-	// Replicas of one ReplicaSet do not hand ports over (only another
-	// revision of the Deployment takes them).
-	if strings.Contains(srv.output(), "hands its ports") {
-		t.Fatal("a replica of the same ReplicaSet took the running istiod's ports")
-	}
+	nextPID = nativePID(t, dataDir, next.Name)
 
 	// Secret changes reach the running process's mounted volume (seen
 	// through /proc/<pid>/root, i.e. in the process's mount namespace).
@@ -353,11 +325,13 @@ func TestIstiodRunsNatively(t *testing.T) {
 		t.Fatalf("the volume leaked to the host's /etc/cacerts: %v", err)
 	}
 
-	// A new pod template rolls out on the one node (port handover); then
-	// a pod whose ports were handed over starts again once the newer pod
-	// is gone.
-	checkRollout(t, ctx, cs, srv, dataDir, images, next, nextPID)
-	lastPID := checkResume(t, ctx, cs, srv, dataDir, images)
+	// A restart of the stand-in: the kept pod gets its network namespace
+	// again, with the IP it had.
+	srv = restartKeepsPodIP(t, ctx, cs, srv, bin, serverArgs, dataDir, images, next)
+
+	// A surge rollout to a hostNetwork pod: the old pod (own namespace)
+	// runs until the new one (the node's) is Ready.
+	_, lastPID := toHostNetwork(t, ctx, cs, dataDir, images, next)
 
 	// Stopping the stand-in stops its processes.
 	if err := srv.cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -371,7 +345,7 @@ func TestIstiodRunsNatively(t *testing.T) {
 	if processAlive(lastPID) {
 		t.Fatalf("istiod (pid %d) survived the stand-in", lastPID)
 	}
-	if left := pilotProcesses(t, images); len(left) > 0 {
+	if left := pilotProcesses(t, images, dataDir); len(left) > 0 {
 		t.Fatalf("pilot processes left in the test's network namespace: %v", left)
 	}
 }
@@ -502,8 +476,9 @@ func nativePID(t *testing.T, dataDir, podName string) int {
 }
 
 // checkNativeProcess checks that pid runs the native pilot executable, in
-// the test's network namespace and in a mount namespace of its own.
-func checkNativeProcess(t *testing.T, pid int, images string) {
+// a mount namespace of its own and in a network namespace of its own (in
+// the test's, the node's, for a hostNetwork pod).
+func checkNativeProcess(t *testing.T, pid int, images string, hostNetwork bool) {
 	t.Helper()
 	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 	if err != nil || exe != filepath.Join(images, "pilot") {
@@ -512,7 +487,7 @@ func checkNativeProcess(t *testing.T, pid int, images string) {
 	for _, ns := range []struct {
 		name string
 		same bool
-	}{{"net", true}, {"mnt", false}} {
+	}{{"net", hostNetwork}, {"mnt", false}} {
 		mine, err1 := os.Readlink("/proc/self/ns/" + ns.name)
 		its, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/%s", pid, ns.name))
 		if err1 != nil || err2 != nil || (mine == its) != ns.same {
@@ -532,8 +507,9 @@ func processAlive(pid int) bool {
 }
 
 // pilotProcesses lists the processes running the native pilot in this
-// network namespace (other tests on the machine may run their own).
-func pilotProcesses(t *testing.T, images string) []int {
+// network namespace or with mounts from dataDir, i.e. this test's (other
+// tests on the machine may run their own).
+func pilotProcesses(t *testing.T, images, dataDir string) []int {
 	t.Helper()
 	mine, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
@@ -551,7 +527,8 @@ func pilotProcesses(t *testing.T, images string) []int {
 		}
 		exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 		ns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", pid))
-		if exe == filepath.Join(images, "pilot") && ns == mine && processAlive(pid) {
+		mounts, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		if exe == filepath.Join(images, "pilot") && (ns == mine || bytes.Contains(mounts, []byte(dataDir))) && processAlive(pid) {
 			out = append(out, pid)
 		}
 	}

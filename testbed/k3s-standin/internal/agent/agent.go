@@ -82,7 +82,7 @@ func JoinedNode(ctx context.Context, jc *join.Client, cfg *config.Config, client
 	}
 	return &simulate.Node{
 		Client: client, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Logf: logf,
-		Native:     simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, native.APIEndpoint{Host: host, Port: port}),
+		Native:     simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, cfg.CNIBinDir, cfg.CNIBridge, native.APIEndpoint{Host: host, Port: port}),
 		KubeletAPI: &simulate.KubeletAPI{Port: cfg.KubeletPort, ServingCertPEM: certPEM, ServingKeyPEM: keyPEM, ClientCAPEM: clientCAPEM},
 	}, nil
 }

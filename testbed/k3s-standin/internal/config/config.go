@@ -84,6 +84,9 @@ type Config struct {
 	KubeletPort int
 	// PodLogDir is kubelet's pod log root.
 	PodLogDir string
+	// CNIBinDir holds the CNI plugins; CNIBridge is the node's pod bridge.
+	CNIBinDir string
+	CNIBridge string
 }
 
 // DefaultNativeImages is where the test hosts see the native executables.
@@ -126,6 +129,8 @@ func Parse(role Role, args []string, getenv func(string) string, logw io.Writer)
 	fs.StringVar(&c.NativeImages, "standin-native-images", DefaultNativeImages, "(stand-in) Folder of executables run natively in place of container images, named after the image's last path element")
 	fs.IntVar(&c.KubeletPort, "standin-kubelet-port", 10250, "(stand-in) Port of the kubelet API on the node IP")
 	fs.StringVar(&c.PodLogDir, "standin-pod-log-dir", "/var/log/pods", "(stand-in) Where native pods' container logs are kept, as kubelet keeps them")
+	fs.StringVar(&c.CNIBinDir, "standin-cni-bin-dir", "/usr/lib/cni", "(stand-in) Where the CNI plugins (bridge, host-local, loopback) are, for native pods' network namespaces")
+	fs.StringVar(&c.CNIBridge, "standin-cni-bridge", "cni0", "(stand-in) The node's pod bridge (nodes sharing one network namespace need different ones)")
 	var ignored []string
 	ignore := func(names ...string) {
 		for _, n := range names {

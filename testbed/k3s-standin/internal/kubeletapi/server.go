@@ -30,6 +30,9 @@ type Pods interface {
 // Native is what the kubelet API needs of the native runtime.
 type Native interface {
 	IsNative(uid types.UID) bool
+	// NetNS is the pod's own network namespace, "" when it shares the
+	// node's.
+	NetNS(uid types.UID) string
 	ReadLogs(ctx context.Context, uid types.UID, container string, previous bool, opts native.LogOptions, w io.Writer) error
 }
 

@@ -215,9 +215,6 @@ func (c *container) runOnce(ctx context.Context) (time.Duration, int32, error) {
 	if proc.exitCode != 0 {
 		reason = reasonError
 	}
-	if h := c.pod.handedOver(); h != nil && ctx.Err() != nil {
-		reason, message = reasonHandedOver, h.message()
-	}
 	c.pod.rt.logf("native: %s (pid %d) exited with %d", c.name(), proc.pid, proc.exitCode)
 	c.update(func() {
 		c.phase, c.reason, c.message, c.exitCode, c.endedAt = phaseTerminated, reason, message, proc.exitCode, time.Now()
@@ -242,7 +239,7 @@ func (c *container) recordTermination() {
 
 // probe runs the startup probe, then readiness and liveness, as kubelet.
 func (c *container) probe(ctx context.Context, proc *process, spec *execSpec) {
-	p := &prober{host: c.pod.rt.cfg.NodeIP, container: &c.spec, runExec: func(ctx context.Context, command []string) error {
+	p := &prober{host: c.pod.ip(), container: &c.spec, runExec: func(ctx context.Context, command []string) error {
 		return c.pod.rt.execProbe(ctx, spec, command)
 	}}
 	kill := func(why string) {

@@ -32,14 +32,15 @@ type envBuilder struct {
 	client      kubernetes.Interface
 	pod         *corev1.Pod
 	nodeIP      string
+	podIP       string
 	allocatable corev1.ResourceList
 	api         APIEndpoint
 	configMaps  map[string]*corev1.ConfigMap
 	secrets     map[string]*corev1.Secret
 }
 
-func newEnvBuilder(client kubernetes.Interface, pod *corev1.Pod, nodeIP string, allocatable corev1.ResourceList, api APIEndpoint) *envBuilder {
-	return &envBuilder{client: client, pod: pod, nodeIP: nodeIP, allocatable: allocatable, api: api,
+func newEnvBuilder(client kubernetes.Interface, pod *corev1.Pod, nodeIP, podIP string, allocatable corev1.ResourceList, api APIEndpoint) *envBuilder {
+	return &envBuilder{client: client, pod: pod, nodeIP: nodeIP, podIP: podIP, allocatable: allocatable, api: api,
 		configMaps: map[string]*corev1.ConfigMap{}, secrets: map[string]*corev1.Secret{}}
 }
 
@@ -163,16 +164,18 @@ func (b *envBuilder) valueFrom(ctx context.Context, c *corev1.Container, from *c
 	return "", false, fmt.Errorf("unsupported env source (the stand-in handles fieldRef, resourceFieldRef, configMapKeyRef and secretKeyRef)")
 }
 
-// fieldRef is kubelet's podFieldSelectorRuntimeValue: pod IPs are the node
-// IP here (the process shares the node's network).
+// fieldRef is kubelet's podFieldSelectorRuntimeValue: host IPs are the
+// node IP, pod IPs the pod's (the node IP for hostNetwork pods).
 func (b *envBuilder) fieldRef(path string) (string, error) {
 	switch path {
 	case "spec.nodeName":
 		return b.pod.Spec.NodeName, nil
 	case "spec.serviceAccountName":
 		return b.pod.Spec.ServiceAccountName, nil
-	case "status.hostIP", "status.hostIPs", "status.podIP", "status.podIPs":
+	case "status.hostIP", "status.hostIPs":
 		return b.nodeIP, nil
+	case "status.podIP", "status.podIPs":
+		return b.podIP, nil
 	}
 	return fieldpath.ExtractFieldPathAsString(b.pod, path)
 }

@@ -51,7 +51,7 @@ func TestEnvBuilder(t *testing.T) {
 		},
 	}
 	alloc := corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("4"), corev1.ResourceMemory: resource.MustParse("8Gi")}
-	env, err := newEnvBuilder(nil, pod, "192.0.2.7", alloc, APIEndpoint{Host: "192.0.2.1", Port: 6443}).build(context.Background(), c)
+	env, err := newEnvBuilder(nil, pod, "192.0.2.7", "192.0.2.7", alloc, APIEndpoint{Host: "192.0.2.1", Port: 6443}).build(context.Background(), c)
 	if err != nil {
 		t.Fatal(err)
 	}

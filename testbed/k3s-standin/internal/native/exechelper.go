@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"syscall"
@@ -21,7 +22,8 @@ const statusFD = 3
 
 // ExecMain is the body of "k3s standin-native-exec <spec file>". It runs
 // in a new mount namespace (the stand-in starts it with CLONE_NEWNS, which
-// also makes / recursively private), bind-mounts the pod's volumes at their
+// also makes / recursively private), enters the pod's network namespace
+// (when it has one; execve keeps the calling thread's), bind-mounts the pod's volumes at their
 // mount paths, changes to the working directory and execs the container's
 // program. It only returns on failure.
 func ExecMain(args []string, stderr io.Writer) int {
@@ -42,6 +44,12 @@ func ExecMain(args []string, stderr io.Writer) int {
 	}
 	spec, err := readSpec(args[0])
 	if err != nil {
+		return fail(err)
+	}
+	// Namespaces belong to threads: this goroutine stays on the thread
+	// that enters the pod's network namespace and execs.
+	runtime.LockOSThread()
+	if err := enterNetNS(spec.NetNS); err != nil {
 		return fail(err)
 	}
 	if err := enterContainer(spec); err != nil {
@@ -71,6 +79,23 @@ func envValue(env []string, key, fallback string) string {
 		}
 	}
 	return fallback
+}
+
+// enterNetNS switches the calling (locked) thread into the network
+// namespace at path; "" stays in the node's.
+func enterNetNS(path string) error {
+	if path == "" {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("pod network namespace: %w", err)
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter pod network namespace %s: %w", path, err)
+	}
+	return nil
 }
 
 // enterContainer makes the bind mounts and changes directory.

@@ -26,6 +26,9 @@ type execSpec struct {
 	// (/proc/self/ns/mnt link text): the helper refuses to mount anything
 	// when it is still in it.
 	HostMountNamespace string `json:"hostMountNamespace"`
+	// NetNS is the pod's network namespace (a bind-mounted nsfs file) the
+	// helper enters before it execs; "" for hostNetwork pods.
+	NetNS string `json:"netns,omitempty"`
 }
 
 // bind mounts Source on Target (made empty when missing: a directory, or

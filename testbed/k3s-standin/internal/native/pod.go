@@ -38,7 +38,9 @@ type podRun struct {
 	failed      bool // an init container failed under restartPolicy Never
 	grace       time.Duration
 	stopping    bool
-	handover    *handover // its ports went to a newer pod (handover.go)
+	netnsPath   string // its network namespace while attached (network.go)
+	podIP       string // its IP (the node IP for hostNetwork pods)
+	sandboxErr  string // why its network could not be set up
 	cancel      context.CancelFunc
 	done        chan struct{}
 	volumesLock sync.Mutex // serialises use of vols
@@ -164,7 +166,6 @@ func (p *podRun) start(ctx context.Context) {
 func (p *podRun) run(ctx context.Context) {
 	p.rt.logf("native: pod %s (%s) starting", p.key, p.uid)
 	defer p.rt.logf("native: pod %s (%s) stopped", p.key, p.uid)
-	defer p.finishHandover()
 	for {
 		err := p.refreshVolumes(ctx)
 		p.mu.Lock()
@@ -183,9 +184,10 @@ func (p *podRun) run(ctx context.Context) {
 			return
 		}
 	}
-	if !p.rt.claimPorts(ctx, p) {
+	if !p.setupNetwork(ctx) {
 		return
 	}
+	defer p.teardownNetwork(ctx)
 	go p.keepVolumesFresh(ctx)
 	var sidecars sync.WaitGroup
 	defer sidecars.Wait()
@@ -285,7 +287,7 @@ func (p *podRun) keepVolumesFresh(ctx context.Context) {
 // argv and bind mounts.
 func (p *podRun) execSpec(ctx context.Context, c *corev1.Container, exe string) (*execSpec, error) {
 	pod := p.latest()
-	env, err := newEnvBuilder(p.rt.cfg.Client, pod, p.rt.cfg.NodeIP, p.rt.cfg.Allocatable, p.rt.cfg.API).build(ctx, c)
+	env, err := newEnvBuilder(p.rt.cfg.Client, pod, p.rt.cfg.NodeIP, p.ip(), p.rt.cfg.Allocatable, p.rt.cfg.API).build(ctx, c)
 	if err != nil {
 		return nil, &configError{reason: reasonConfigError, err: err}
 	}
@@ -294,7 +296,7 @@ func (p *podRun) execSpec(ctx context.Context, c *corev1.Container, exe string) 
 	if err != nil {
 		return nil, &configError{reason: reasonCreateError, err: err}
 	}
-	spec := &execSpec{Path: exe, Args: argv, Env: envList(env), Dir: c.WorkingDir, HostMountNamespace: p.rt.mountNS}
+	spec := &execSpec{Path: exe, Args: argv, Env: envList(env), Dir: c.WorkingDir, HostMountNamespace: p.rt.mountNS, NetNS: p.netNS()}
 	p.volumesLock.Lock()
 	defer p.volumesLock.Unlock()
 	for i := range c.VolumeMounts {

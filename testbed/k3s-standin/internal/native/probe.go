@@ -20,9 +20,10 @@ import (
 // probeUserAgent is what kubelet sends (kube-probe/<major>.<minor>).
 const probeUserAgent = "kube-probe/1.37"
 
-// prober runs one container's probes against the node IP (the process
-// shares the node's network). exec probes run the command in a fresh mount
-// namespace with the container's mounts and environment (runExec); gRPC
+// prober runs one container's probes against the pod IP (the node IP for
+// hostNetwork pods), from the node, as kubelet. exec probes run the
+// command in a fresh mount namespace with the container's mounts and
+// environment, in the pod's network namespace (runExec); gRPC
 // probes are not evaluated and count as succeeding.
 type prober struct {
 	host      string

@@ -38,7 +38,11 @@ type Config struct {
 	// Allocatable is the node's allocatable, the default of unset limits
 	// in the downward API.
 	Allocatable corev1.ResourceList
-	Logf        func(format string, args ...any)
+	// CNI, when set, gives pods outside the host network a network
+	// namespace of their own (cni.go); otherwise every pod shares the
+	// node's.
+	CNI  *CNI
+	Logf func(format string, args ...any)
 	// Changed is called when the status of a pod may have changed.
 	Changed func(namespace, name string)
 }
@@ -50,6 +54,7 @@ type Runtime struct {
 	pids    *pidFile
 	mountNS string
 	base    context.Context
+	net     *network // nil: every pod in the node's network namespace
 
 	mu      sync.Mutex
 	pods    map[types.UID]*podRun
@@ -80,6 +85,12 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 	if err := r.pids.killLeftovers(cfg.Logf); err != nil {
 		return nil, fmt.Errorf("native: %w", err)
 	}
+	if cfg.CNI != nil {
+		if r.net, err = newNetwork(*cfg.CNI); err != nil {
+			return nil, fmt.Errorf("native: %w", err)
+		}
+		r.cleanupNetworks(ctx)
+	}
 	return r, nil
 }
 
@@ -106,15 +117,10 @@ func (r *Runtime) Handles(pod *corev1.Pod) bool {
 }
 
 // Sync starts a native pod's processes, or stops them once the pod is
-// being deleted. A pod whose ports were handed over starts again (with a
-// fresh state, restart counts continued) once no pod takes them any more.
+// being deleted.
 func (r *Runtime) Sync(pod *corev1.Pod) {
 	r.mu.Lock()
 	p := r.pods[pod.UID]
-	if p != nil && r.resumableLocked(p, pod) {
-		r.logf("native: pod %s (%s) starts again: pod %s, which took its ports, is gone", p.key, p.uid, p.handedOver().key)
-		p = nil
-	}
 	if p == nil {
 		if pod.DeletionTimestamp != nil || pod.Status.Phase == corev1.PodSucceeded || pod.Status.Phase == corev1.PodFailed {
 			r.mu.Unlock()
@@ -174,6 +180,16 @@ func (r *Runtime) FinalStatus(pod *corev1.Pod) *corev1.PodStatus {
 	return st
 }
 
+// NetNS is the network namespace (path) of a native pod with a network
+// of its own, "" for hostNetwork pods and pods not (yet) attached.
+func (r *Runtime) NetNS(uid types.UID) string {
+	p := r.pod(uid)
+	if p == nil {
+		return ""
+	}
+	return p.netNS()
+}
+
 // Stopped reports whether no process of the pod runs (any more).
 func (r *Runtime) Stopped(uid types.UID) bool {
 	p := r.pod(uid)
@@ -207,20 +223,13 @@ func (r *Runtime) Gone(namespace, name string) {
 }
 
 // Forget drops a finished pod: its state, volumes and logs, as kubelet
-// removes a deleted pod's directories. The pods that handed their ports
-// over are synced again: they may resume now.
+// removes a deleted pod's directories.
 func (r *Runtime) Forget(uid types.UID) {
 	r.mu.Lock()
 	p := r.pods[uid]
 	delete(r.pods, uid)
 	delete(r.decided, uid)
-	resume := r.handedOverPodsLocked()
 	r.mu.Unlock()
-	defer func() {
-		for _, o := range resume {
-			o.changed()
-		}
-	}()
 	if p == nil {
 		return
 	}

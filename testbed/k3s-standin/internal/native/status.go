@@ -74,14 +74,25 @@ func (p *podRun) status(old *corev1.PodStatus, nodeIP string) *corev1.PodStatus 
 	st := old.DeepCopy()
 	p.mu.Lock()
 	created, volumesOK, volumesErr, initsDone, failed := p.created, p.volumesOK, p.volumesErr, p.initsDone, p.failed
-	handedOver := p.handover != nil
 	pod := p.pod
+	podIP, sandboxErr := p.podIP, p.sandboxErr
+	sandboxReady := p.podIP != "" && sandboxErr == ""
 	p.mu.Unlock()
+	if volumesErr == "" {
+		volumesErr = sandboxErr
+	}
 
 	st.HostIP = nodeIP
 	st.HostIPs = []corev1.HostIP{{IP: nodeIP}}
-	st.PodIP = nodeIP
-	st.PodIPs = []corev1.PodIP{{IP: nodeIP}}
+	if pod.Spec.HostNetwork {
+		podIP = nodeIP
+	}
+	if podIP != "" {
+		// Until the pod's network is set up again (after a restart of
+		// the stand-in), the IP it showed stays: it is asked for again.
+		st.PodIP = podIP
+		st.PodIPs = []corev1.PodIP{{IP: podIP}}
+	}
 	if st.StartTime == nil {
 		t := wholeSecond(created)
 		st.StartTime = &t
@@ -99,7 +110,7 @@ func (p *podRun) status(old *corev1.PodStatus, nodeIP string) *corev1.PodStatus 
 	var unready []string
 	for _, c := range p.apps {
 		cs := c.status()
-		if !initsDone && !handedOver {
+		if !initsDone {
 			reason := "PodInitializing"
 			if cs.State.Waiting == nil || cs.State.Waiting.Reason == reasonContainerCreating {
 				if !volumesOK {
@@ -137,16 +148,8 @@ func (p *podRun) status(old *corev1.PodStatus, nodeIP string) *corev1.PodStatus 
 	case anyRunning:
 		st.Phase = corev1.PodRunning
 	}
-	if handedOver {
-		// Its containers stopped for a newer pod and are not restarted
-		// for now: kubelet reports a pod whose containers stopped under
-		// restartPolicy Always (every Deployment's and DaemonSet's) as
-		// Running, and a terminal phase would make its ReplicaSet replace
-		// it.
-		st.Phase = corev1.PodRunning
-	}
 	now := wholeSecond(time.Now())
-	setCondition(st, corev1.PodReadyToStartContainers, volumesOK, "", "", now)
+	setCondition(st, corev1.PodReadyToStartContainers, volumesOK && sandboxReady, "", "", now)
 	initMsg := ""
 	if !initsDone {
 		initMsg = "containers with incomplete status: " + bracket(pendingInits(p.inits))

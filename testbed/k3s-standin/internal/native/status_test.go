@@ -45,7 +45,7 @@ func TestPodStatus(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rt := &Runtime{cfg: Config{Changed: func(string, string) {}}}
 			pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "n"}, Spec: corev1.PodSpec{ReadinessGates: tc.gates}}
-			p := &podRun{rt: rt, pod: pod, created: started, volumesOK: tc.volumesOK, initsDone: tc.initsDone}
+			p := &podRun{rt: rt, pod: pod, created: started, volumesOK: tc.volumesOK, initsDone: tc.initsDone, podIP: "192.0.2.7"}
 			for i, set := range tc.containers {
 				c := &container{pod: p, spec: corev1.Container{Name: string(rune('a' + i))}, phase: phaseWaiting, reason: reasonContainerCreating}
 				set(c)

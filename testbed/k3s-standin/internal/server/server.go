@@ -193,9 +193,9 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		if err != nil {
 			cancel(err)
 		} else {
-			node := &simulate.Node{Client: nodeClient, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf,
+			node := &simulate.Node{Client: nodeClient, NodesClient: admin, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf,
 				// The supervisor's certificate holds the node IP.
-				Native: simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, native.APIEndpoint{Host: cfg.NodeIP, Port: cfg.HTTPSListenPort})}
+				Native: simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, cfg.CNIBinDir, cfg.CNIBridge, native.APIEndpoint{Host: cfg.NodeIP, Port: cfg.HTTPSListenPort})}
 			if node.KubeletAPI, err = s.kubeletAPI(); err != nil {
 				cancel(err)
 			}

@@ -44,6 +44,11 @@ type Node struct {
 	KubeletAPI *KubeletAPI
 	// Registered, when set, is called once the Node object exists.
 	Registered func()
+	// NodesClient, when set, may list and watch every Node (a server's
+	// admin client): the node then keeps routes to the other nodes' pod
+	// CIDRs (Routes). A node's own identity may read only its own Node
+	// (the Node authorizer's selector rule), so agents have none.
+	NodesClient kubernetes.Interface
 }
 
 // Native configures the native pods of a node.
@@ -52,12 +57,19 @@ type Native struct {
 	StateDir  string // <data-dir>/agent/native-pods
 	LogDir    string // /var/log/pods
 	API       native.APIEndpoint
+	// CNIBinDir and CNIBridge are the CNI plugins' folder and the pod
+	// bridge; CNIDir holds host-local's allocations and libcni's cache
+	// (<data-dir>/agent/cni). Without CNIBinDir, native pods share the
+	// node's network namespace.
+	CNIBinDir, CNIBridge, CNIDir string
 }
 
 // NewNative configures native pods with kubelet's layout under dataDir:
-// <dataDir>/agent/native-pods holds their volumes and state.
-func NewNative(imagesDir, dataDir, logDir string, api native.APIEndpoint) *Native {
-	return &Native{ImagesDir: imagesDir, StateDir: filepath.Join(dataDir, "agent", "native-pods"), LogDir: logDir, API: api}
+// <dataDir>/agent/native-pods holds their volumes and state,
+// <dataDir>/agent/cni the CNI plugins' state.
+func NewNative(imagesDir, dataDir, logDir, cniBinDir, cniBridge string, api native.APIEndpoint) *Native {
+	return &Native{ImagesDir: imagesDir, StateDir: filepath.Join(dataDir, "agent", "native-pods"), LogDir: logDir, API: api,
+		CNIBinDir: cniBinDir, CNIBridge: cniBridge, CNIDir: filepath.Join(dataDir, "agent", "cni")}
 }
 
 // KubeletAPI configures the node's kubelet API on <IP>:Port.
@@ -90,6 +102,22 @@ func (n *Node) Run(ctx context.Context) error {
 	go func() {
 		p := &pods{node: n}
 		errc <- p.run(ctx)
+	}()
+	if n.NodesClient != nil {
+		go func() {
+			routes := &Routes{Client: n.NodesClient, Name: n.Name, Logf: n.Logf}
+			if err := routes.Run(ctx); err != nil && ctx.Err() == nil {
+				n.Logf("node %s: routes: %v", n.Name, err)
+			}
+		}()
+	} else {
+		n.Logf("node %s: no routes to other nodes' pod CIDRs (an agent may not list Nodes)", n.Name)
+	}
+	go func() {
+		ew := &EastWestPassthrough{Client: n.Client, NodeIP: n.IP, Logf: n.Logf}
+		if err := ew.Run(ctx); err != nil && ctx.Err() == nil {
+			n.Logf("node %s: east-west passthrough (simulated): %v", n.Name, err)
+		}
 	}()
 	go wait.UntilWithContext(ctx, func(ctx context.Context) {
 		if err := n.renewLease(ctx); err != nil {

@@ -87,7 +87,7 @@ func (p *pods) run(ctx context.Context) error {
 		p.native.RemoveStale(existing)
 	}
 	for _, pod := range existing {
-		if ip := net.ParseIP(pod.Status.PodIP); ip != nil && !pod.Spec.HostNetwork && p.cidr.Contains(ip) {
+		if ip := net.ParseIP(pod.Status.PodIP); ip != nil && !pod.Spec.HostNetwork && p.cidr.Contains(ip) && p.simulatedRange(ip) {
 			key := pod.Namespace + "/" + pod.Name
 			p.inUse[ip.String()] = key
 			p.byKey[key] = ip.String()
@@ -141,10 +141,14 @@ func (p *pods) Pod(namespace, name string) (*corev1.Pod, bool) {
 
 func (p *pods) newRuntime(ctx context.Context, changed func(namespace, name string)) (*native.Runtime, error) {
 	n := p.node.Native
+	var cni *native.CNI
+	if n.CNIBinDir != "" {
+		cni = &native.CNI{BinDir: n.CNIBinDir, Bridge: n.CNIBridge, PodCIDR: p.cidr.String(), DataDir: n.CNIDir}
+	}
 	rt, err := native.New(ctx, native.Config{
 		Client: p.node.Client, NodeName: p.node.Name, NodeIP: p.node.IP,
 		ImagesDir: n.ImagesDir, StateDir: n.StateDir, LogDir: n.LogDir, API: n.API,
-		Allocatable: capacity(), Logf: p.node.Logf, Changed: changed,
+		Allocatable: capacity(), CNI: cni, Logf: p.node.Logf, Changed: changed,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("simulate: node %s: %w", p.node.Name, err)
@@ -185,13 +189,14 @@ func (p *pods) release(key string) {
 	}
 }
 
-// allocate returns the pod's IP, taking the next free address of the podCIDR
-// from .2 on (.1 is the bridge gateway on a k3s node).
+// allocate returns the pod's IP, taking the next free address of the lower
+// half of the podCIDR from .2 on (.1 is the bridge gateway on a k3s node;
+// the upper half is the native pods' CNI range, native.NativeRange).
 func (p *pods) allocate(key, current string) (string, error) {
 	if ip, ok := p.byKey[key]; ok {
 		return ip, nil
 	}
-	if ip := net.ParseIP(current); ip != nil && p.cidr.Contains(ip) {
+	if ip := net.ParseIP(current); ip != nil && p.cidr.Contains(ip) && p.simulatedRange(ip) {
 		if _, taken := p.inUse[ip.String()]; !taken {
 			p.inUse[ip.String()] = key
 			p.byKey[key] = ip.String()
@@ -205,7 +210,7 @@ func (p *pods) allocate(key, current string) (string, error) {
 	ones, bits := p.cidr.Mask.Size()
 	size := uint32(1) << uint(bits-ones)
 	start := binary.BigEndian.Uint32(base)
-	for off := uint32(2); off < size-1; off++ {
+	for off := uint32(2); off < size/2; off++ {
 		ip := make(net.IP, 4)
 		binary.BigEndian.PutUint32(ip, start+off)
 		if _, taken := p.inUse[ip.String()]; !taken {
@@ -215,6 +220,12 @@ func (p *pods) allocate(key, current string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("simulate: podCIDR %s exhausted", p.cidr)
+}
+
+// simulatedRange reports whether ip is in the lower half of the podCIDR.
+func (p *pods) simulatedRange(ip net.IP) bool {
+	first, _, err := native.NativeRange(p.cidr)
+	return err != nil || binary.BigEndian.Uint32(ip.To4()) < binary.BigEndian.Uint32(first)
 }
 
 func (p *pods) sync(ctx context.Context, lister func(namespace string) corev1listers.PodNamespaceLister, key string) error {
