@@ -91,8 +91,9 @@ func Credentials(ctx context.Context, p *plans.Plan, dir string, now time.Time) 
 // restart.
 const kubeRenewBefore = 90 * 24 * time.Hour
 
-// clusterCredentials are a cluster's admin client certificate, its API's
-// CA, and the certificate its API serves.
+// clusterCredentials are a cluster's admin client certificate and the
+// client CA after it (as k3s writes k3s.yaml), its API's CA, and the
+// certificate its API serves.
 func clusterCredentials(ctx context.Context, dir string, c plans.Cluster, now time.Time) []Credential {
 	path := statedir.Kubeconfig(dir, c.Name)
 	raw, err := os.ReadFile(path)
@@ -104,11 +105,17 @@ func clusterCredentials(ctx context.Context, dir string, c plans.Cluster, now ti
 		return []Credential{unread("admin kubeconfig of "+c.Name, path, err)}
 	}
 	var out []Credential
-	client, err := pki.DecodeCert(creds.CertData)
-	if err != nil {
+	chain, err := pki.DecodeCerts(creds.CertData)
+	if err != nil || len(chain) == 0 {
 		out = append(out, unread("admin client certificate of "+c.Name, path, err))
 	} else {
-		out = append(out, certCredential("admin client certificate of "+c.Name, path, client, now, kubeRenewBefore))
+		out = append(out, certCredential("admin client certificate of "+c.Name, path, chain[0], now, kubeRenewBefore))
+		// k3s writes the client CA after the admin certificate.
+		for _, ca := range chain[1:] {
+			if ca.IsCA {
+				out = append(out, certCredential("k3s client CA of "+c.Name, path, ca, now, kubeRenewBefore))
+			}
+		}
 	}
 	ca, err := pki.DecodeCert(creds.CAData)
 	if err != nil {

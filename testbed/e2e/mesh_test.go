@@ -150,7 +150,7 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		// Every credential with its expiry, read from the files, the APIs'
 		// TLS and the clusters.
 		for _, what := range []string{"root CA of mesh mesh1", "intermediate CA of cluster1", "admin client certificate of cluster2",
-			"k3s server CA of cluster1", "API serving certificate of cluster2", "token of cluster2's istiod in cluster1", "token of cluster1's istiod in cluster2"} {
+			"k3s server CA of cluster1", "k3s client CA of cluster2", "API serving certificate of cluster2", "token of cluster2's istiod in cluster1", "token of cluster1's istiod in cluster2"} {
 			found := false
 			for _, l := range strings.Split(string(out), "\n") {
 				if strings.Contains(l, what) && strings.HasPrefix(strings.TrimSpace(l), "ok ") {

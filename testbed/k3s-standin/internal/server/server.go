@@ -341,7 +341,8 @@ func (s *Server) directCreds(certPEM, keyPEM []byte) kubecfg.Creds {
 
 // writeAdminKubeconfig writes k3s.yaml as k3s does: server
 // https://127.0.0.1:<https-listen-port>, names "default", embedded admin
-// client certificate, mode 0600 unless write-kubeconfig-mode.
+// client certificate followed by the client CA, mode 0600 unless
+// write-kubeconfig-mode.
 func (s *Server) writeAdminKubeconfig(certPEM, keyPEM []byte) error {
 	mode := os.FileMode(0o600)
 	if s.cfg.WriteKubeconfigMode != "" {
@@ -351,7 +352,9 @@ func (s *Server) writeAdminKubeconfig(certPEM, keyPEM []byte) error {
 		}
 		mode = os.FileMode(m)
 	}
-	c := kubecfg.Creds{Server: "https://127.0.0.1:" + strconv.Itoa(s.cfg.HTTPSListenPort), CAPEM: s.caPEM(), CertPEM: certPEM, KeyPEM: keyPEM}
+	// k3s's client-admin.crt carries the client CA after the certificate.
+	chain := append(append([]byte{}, certPEM...), s.certs.clientCA.CertPEM...)
+	c := kubecfg.Creds{Server: "https://127.0.0.1:" + strconv.Itoa(s.cfg.HTTPSListenPort), CAPEM: s.caPEM(), CertPEM: chain, KeyPEM: keyPEM}
 	if err := c.Write(s.cfg.WriteKubeconfig, mode); err != nil {
 		return err
 	}
