@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"time"
 
 	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/steps/istiorender"
@@ -51,40 +52,69 @@ func (s *Verifier) istiodCA(ctx context.Context, stateDir string, dial xds.DialI
 		f.Detail = fmt.Sprintf("intermediate of %s: %v", cluster, err)
 		return f
 	}
+	// istiod reloads cacerts on its own (within seconds, once the
+	// Secret's volume is updated): ask again while it serves another
+	// intermediate, as the xDS check asks again.
+	deadline := time.Now().Add(s.xdsTimeout())
+	for {
+		chain, err := s.servedChain(ctx, dial, cluster, root)
+		switch {
+		case err != nil:
+			f.Detail = err.Error()
+			return f
+		case chain == nil:
+			f.OK = true
+			f.Detail = "not checked: istiod is reached at its xDS port only"
+			return f
+		}
+		for _, c := range chain[1:] {
+			if bytes.Equal(c.Raw, want.Raw) {
+				f.OK = true
+				f.Detail = fmt.Sprintf("istiod's certificate is signed through intermediate %q (sha256 %s), the one in %s",
+					want.Subject.CommonName, digest.Short(pki.Fingerprint(want)), dir)
+				return f
+			}
+		}
+		if ctx.Err() != nil || time.Now().Add(xdsRetryInterval).After(deadline) {
+			return s.otherIntermediate(f, chain, want)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(xdsRetryInterval):
+		}
+	}
+}
+
+// servedChain is the chain istiod serves on its CA port, the TLS
+// verified against the mesh root; nil when only its xDS port is
+// reachable.
+func (s *Verifier) servedChain(ctx context.Context, dial xds.DialIstiod, cluster string, root []byte) ([]*x509.Certificate, error) {
 	ist, err := dial(ctx, cluster)
 	if err != nil {
-		f.Detail = err.Error()
-		return f
+		return nil, err
 	}
 	defer ist.Close()
 	if ist.DialPort == nil {
-		f.OK = true
-		f.Detail = "not checked: istiod is reached at its xDS port only (" + ist.Name + ")"
-		return f
+		return nil, nil
 	}
 	conn, err := ist.DialPort(ctx, xds.IstiodCAPort)
 	if err != nil {
-		f.Detail = err.Error()
-		return f
+		return nil, err
 	}
 	defer conn.Close()
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(root)
 	tc := tls.Client(conn, &tls.Config{RootCAs: pool, ServerName: istiodServerName, MinVersion: tls.VersionTLS12})
 	if err := tc.HandshakeContext(ctx); err != nil {
-		f.Detail = fmt.Sprintf("TLS with istiod, verified against the mesh root: %v", err)
-		return f
+		return nil, fmt.Errorf("TLS with istiod, verified against the mesh root: %w", err)
 	}
 	defer tc.Close()
-	chain := tc.ConnectionState().PeerCertificates
-	for _, c := range chain[1:] {
-		if bytes.Equal(c.Raw, want.Raw) {
-			f.OK = true
-			f.Detail = fmt.Sprintf("istiod's certificate is signed through intermediate %q (sha256 %s), the one in %s",
-				want.Subject.CommonName, digest.Short(pki.Fingerprint(want)), dir)
-			return f
-		}
-	}
+	return tc.ConnectionState().PeerCertificates, nil
+}
+
+// otherIntermediate is the finding of an istiod that signs through
+// another intermediate than want.
+func (s *Verifier) otherIntermediate(f Finding, chain []*x509.Certificate, want *x509.Certificate) Finding {
 	var got []string
 	for _, c := range chain[1:] {
 		got = append(got, fmt.Sprintf("%q (sha256 %s)", c.Subject.CommonName, digest.Short(pki.Fingerprint(c))))
