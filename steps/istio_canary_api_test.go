@@ -37,14 +37,7 @@ func TestIstioCanaryOnStandins(t *testing.T) {
 		t.Fatalf("canary of mesh1: %v, %v; want from the non-revisioned control plane", canaries, err)
 	}
 	r.graph = istioGraphUpgrading(t, r.plan, plans.Upgrades{Istio: canaries})
-	for _, id := range r.graph.IDs() {
-		switch s := r.graph.Node(id).Step.(type) {
-		case *IstioControlPlane:
-			s.Timeout = 90 * time.Second
-		case *IstioEastWest:
-			s.Timeout, s.AddressTimeout = 90*time.Second, time.Minute
-		}
-	}
+	failFast(r.graph)
 	for _, id := range []string{"mesh/mesh1/istio/gate", "cluster/cluster1/istio/tags", "cluster/cluster2/istio/restart", "cluster/cluster2/istio/retire/default"} {
 		if r.graph.Node(id) == nil {
 			t.Fatalf("the canary's graph has no %s", id)
