@@ -73,18 +73,22 @@ type CanaryInputs struct {
 
 // tags adds a revisioned mesh's tags step of a cluster: after its control
 // plane, and during a canary after the gate. It returns its ID ("" when
-// the mesh has no revision, or for a remote cluster).
+// the mesh has no revision). A remote's tags point at its primary's
+// istiod of the revision, through the address its control plane was
+// given (which the step reads).
 func (b *stepBuilder) tags(v meshView, c string, from []string) string {
-	// A remote's injection is its primary's istiod's, reached through the
-	// primary's east-west gateway: its tags are not built yet.
-	if v.Istio.Revision == "" || !b.plan.IsPrimary(v.Name, c) {
+	if v.Istio.Revision == "" {
 		return ""
 	}
 	deps := []string{IstioControlPlaneID(c)}
 	if len(from) > 0 {
 		deps = append(deps, IstioGateID(v.Name))
 	}
-	b.add(StepSpec{ID: IstioTagsID(c), Kind: KindIstioTags, Mesh: v.Name, Cluster: c, DependsOn: deps,
+	reads := ""
+	if !b.plan.IsPrimary(v.Name, c) {
+		reads = IstioControlPlaneID(c)
+	}
+	b.add(StepSpec{ID: IstioTagsID(c), Kind: KindIstioTags, Mesh: v.Name, Cluster: c, DependsOn: deps, Reads: reads,
 		Inputs: struct {
 			Cluster  string   `json:"cluster"`
 			Revision string   `json:"revision"`

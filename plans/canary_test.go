@@ -14,21 +14,27 @@ import (
 // a canary from the non-revisioned control plane, and in variants of it:
 // the order the issue names (new control planes, gate, tags, restarts,
 // gateways one cluster at a time, the old revision removed, verify) is
-// in the golden files.
+// in the golden files; and the same mesh as primary-remote on one
+// network (cluster2 a remote of cluster1), whose remote follows its
+// primary's revision: its install does not wait for the primary's gateway,
+// which moves last.
 func TestCanaryGraph(t *testing.T) {
 	for _, tt := range []struct {
 		name    string
 		upgrade string // the mesh's istio.upgrade
 		from    []string
+		model   string
 	}{
-		{"revisioned-no-canary", "", nil},
-		{"canary-from-default", "", []string{""}},
-		{"canary-restart", "{restartWorkloads: true}", []string{""}},
-		{"canary-keep-previous", "{keepPrevious: true}", []string{"r1"}},
-		{"canary-from-two", "{restartWorkloads: true}", []string{"", "r1"}},
+		{"revisioned-no-canary", "", nil, ""},
+		{"canary-from-default", "", []string{""}, ""},
+		{"canary-restart", "{restartWorkloads: true}", []string{""}, ""},
+		{"canary-keep-previous", "{keepPrevious: true}", []string{"r1"}, ""},
+		{"canary-from-two", "{restartWorkloads: true}", []string{"", "r1"}, ""},
+		{"primary-remote-revisioned-no-canary", "", nil, ModelPrimaryRemote},
+		{"primary-remote-canary", "{restartWorkloads: true}", []string{""}, ModelPrimaryRemote},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			p := canaryPlan(t, tt.upgrade)
+			p := canaryPlan(t, tt.upgrade, tt.model)
 			var u Upgrades
 			if tt.from != nil {
 				u.Istio = Canaries{"mesh1": tt.from}
@@ -48,11 +54,15 @@ func TestCanaryGraph(t *testing.T) {
 	}
 }
 
-func canaryPlan(t *testing.T, upgrade string) *Plan {
+func canaryPlan(t *testing.T, upgrade, model string) *Plan {
 	t.Helper()
 	up := ""
 	if upgrade != "" {
 		up = "\n      upgrade: " + upgrade
+	}
+	network2, shape := "network2", ""
+	if model == ModelPrimaryRemote {
+		network2, shape = "network1", "\n    model: primary-remote\n    primaries: [cluster1]"
 	}
 	p, err := Parse("plan.yaml", []byte(`apiVersion: mcplan.io/v1alpha1
 kind: Plan
@@ -63,10 +73,10 @@ hosts:
 networks: [{name: network1}, {name: network2}]
 clusters:
   - {name: cluster1, network: network1, servers: [vm1]}
-  - {name: cluster2, network: network2, servers: [vm2]}
+  - {name: cluster2, network: `+network2+`, servers: [vm2]}
 meshes:
   - name: mesh1
-    clusters: [cluster1, cluster2]
+    clusters: [cluster1, cluster2]`+shape+`
     istio:
       revision: r2`+up+`
 `))

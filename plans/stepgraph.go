@@ -340,7 +340,9 @@ func (b *stepBuilder) mesh(m Mesh) {
 		verifyDeps = append(verifyDeps, IstioControlPlaneID(c))
 		if b.plan.NeedsEastWest(v.Name, c) {
 			verifyDeps = append(verifyDeps, IstioExposeID(c))
-			moved = append(moved, IstioEastWestID(c))
+			// The gateway moved, and what it routes (on a primary of a
+			// primary-remote mesh, istiod's ports) to the new revision.
+			moved = append(moved, IstioEastWestID(c), IstioExposeID(c))
 		}
 		if id := b.tags(v, c, v.from); id != "" {
 			verifyDeps = append(verifyDeps, id)
@@ -392,8 +394,14 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster, previousGateway string)
 	cpDeps := []string{IstioCACertsID(c.Name)}
 	if !b.plan.IsPrimary(v.Name, c.Name) {
 		role, primary = "remote", b.plan.PrimaryFor(v.Name, c.Name)
-		reads = IstioExposeID(primary)
-		cpDeps = append(cpDeps, reads)
+		// A remote's install reads its primary's east-west address from
+		// the primary's istio/expose. In a canary that step moves last,
+		// after the remote's new revision is gated and its tags moved, so
+		// the remote's install reuses the address it was given before.
+		if len(v.from) == 0 {
+			reads = IstioExposeID(primary)
+			cpDeps = append(cpDeps, reads)
+		}
 	}
 	b.add(StepSpec{ID: IstioControlPlaneID(c.Name), Kind: KindIstioControlPlane, Mesh: v.Name, Cluster: c.Name,
 		DependsOn: cpDeps, Reads: reads,

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ type IstioControlPlane struct {
 	cp      istiorender.ControlPlane
 	// primary is the cluster whose istiod serves a remote, and
 	// primaryExpose the step that records its east-west address; "" for a
-	// primary.
+	// primary (and for a remote during a canary: see remotePilotAddress).
 	primary, primaryExpose string
 	// Timeout bounds the wait for the Deployments to be Available.
 	Timeout time.Duration
@@ -68,9 +69,9 @@ func (s *IstioControlPlane) inventory(env *engine.Env) (*kube.Inventory, error) 
 func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istiorender.Manifest, error) {
 	cp := s.cp
 	if s.primary != "" {
-		addr, ok := env.Output(s.primaryExpose, ExposeOutputAddress)
-		if !ok || addr == "" {
-			return nil, errAwaitsOutput{fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", s.primary, s.primaryExpose)}
+		addr, err := s.remotePilotAddress(env)
+		if err != nil {
+			return nil, err
 		}
 		cp.RemotePilotAddress = addr
 	}
@@ -84,6 +85,16 @@ func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istio
 		env.Logf("istio: %s", w)
 	}
 	return m, nil
+}
+
+// withRoutes adds to the rendered objects of a primary that exposes a
+// revisioned istiod that revision's route through the east-west gateway
+// (revisionRoute), so that it is installed and retired with it.
+func (s *IstioControlPlane) withRoutes(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
+	if !s.cp.ExternalIstiod || s.cp.Revision == "" {
+		return objs
+	}
+	return append(slices.Clone(objs), revisionRoute(s.cp.Revision))
 }
 
 // deployments are the names of the rendered Deployments, istiod first.
@@ -111,7 +122,7 @@ func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	objs, err := handOverToIstiod(ctx, c, m.Objects)
+	objs, err := handOverToIstiod(ctx, c, s.withRoutes(m.Objects))
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -177,7 +188,7 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	objs, err := handOverToIstiod(ctx, c, m.Objects)
+	objs, err := handOverToIstiod(ctx, c, s.withRoutes(m.Objects))
 	if err != nil {
 		return err
 	}
@@ -194,10 +205,33 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 		env.SetOutput("istiod", names[0])
 	}
 	if s.primary != "" {
-		addr, _ := env.Output(s.primaryExpose, ExposeOutputAddress)
-		env.SetOutput("remotePilotAddress", addr)
+		addr, _ := s.remotePilotAddress(env)
+		env.SetOutput(ControlPlaneOutputRemotePilotAddress, addr)
 	}
 	return nil
+}
+
+// ControlPlaneOutputRemotePilotAddress is the output of a remote's
+// istio/controlplane that records the address its install points at: its
+// primary's east-west gateway.
+const ControlPlaneOutputRemotePilotAddress = "remotePilotAddress"
+
+// remotePilotAddress is the primary's east-west address a remote's
+// install points at: what the primary's istio/expose passed on, or,
+// during a canary (when the remote's install does not wait for that step,
+// which moves last), what its previous install was given.
+func (s *IstioControlPlane) remotePilotAddress(env *engine.Env) (string, error) {
+	if s.primaryExpose == "" {
+		if addr, ok := env.Previous(ControlPlaneOutputRemotePilotAddress); ok && addr != "" {
+			return addr, nil
+		}
+		return "", fmt.Errorf("the east-west address of primary %s is not recorded: a remote cluster cannot join its mesh during a canary; apply once the canary is done", s.primary)
+	}
+	addr, ok := env.Output(s.primaryExpose, ExposeOutputAddress)
+	if !ok || addr == "" {
+		return "", errAwaitsOutput{fmt.Sprintf("the east-west address of primary %s is not known yet: its step %s records it", s.primary, s.primaryExpose)}
+	}
+	return addr, nil
 }
 
 // applyInstall applies objects with an inventory and waits for their

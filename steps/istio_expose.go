@@ -37,17 +37,38 @@ type IstioExpose struct {
 // spec.Mesh; spec.Reads is the cluster's east-west gateway step.
 func NewIstioExpose(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioExpose {
 	mesh, cluster, gateway := *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads
-	istiod := istiorender.IstiodName
-	if mesh.Istio.Revision != "" {
-		istiod += "-" + mesh.Istio.Revision
-	}
 	return &IstioExpose{
 		cluster:      cluster,
 		gateway:      gateway,
 		multiNetwork: p.MultiNetwork(mesh.Name),
 		exposeIstiod: p.ExposesIstiod(mesh.Name, cluster),
-		istiodHost:   istiod + "." + istiorender.Namespace + ".svc.cluster.local",
+		istiodHost:   istiodHost(mesh.Istio.Revision),
 	}
+}
+
+// istiodHost is the cluster-local name of a revision's istiod Service.
+func istiodHost(revision string) string {
+	return istiorender.IstiodDeployment(revision) + "." + istiorender.Namespace + ".svc.cluster.local"
+}
+
+// revisionRoute is the VirtualService that routes the istiod gateway's
+// connections for a revision's istiod to it, by the server name the
+// client asks for: a remote's sidecars dial istiod-<rev>.istio-system.svc
+// (the discovery address its primary's istiod injects), and its API server
+// calls the webhooks of its Service istiod-<rev>, whose server name is the
+// same. So while a canary runs two revisions, each remote workload reaches
+// the istiod of its own revision; istio/expose's route sends the rest
+// (no or another server name) to the plan's revision. It belongs to the
+// revision's control plane on a primary that exposes istiod, and is
+// removed with it.
+func revisionRoute(revision string) *unstructured.Unstructured {
+	server := istiorender.IstiodDeployment(revision) + "." + istiorender.Namespace + ".svc"
+	host := istiodHost(revision)
+	return istioObject("networking.istio.io/v1", "VirtualService", istiorender.IstiodVirtualSvc+"-"+revision, map[string]any{
+		"hosts":    []any{"*"},
+		"gateways": []any{istiorender.IstiodGateway},
+		"tls":      []any{tlsRoute(15012, server, host, 15012), tlsRoute(15017, server, host, 443)},
+	})
 }
 
 func (s *IstioExpose) inventory(env *engine.Env) *kube.Inventory {
@@ -71,9 +92,11 @@ func passthroughServer(name string, port int64, mode string, hosts ...any) map[s
 	}
 }
 
-func tlsRoute(port int64, host string, target int64) map[string]any {
+// tlsRoute routes TLS at a gateway port whose server name matches
+// sniHost to host's target port.
+func tlsRoute(port int64, sniHost, host string, target int64) map[string]any {
 	return map[string]any{
-		"match": []any{map[string]any{"port": port, "sniHosts": []any{"*"}}},
+		"match": []any{map[string]any{"port": port, "sniHosts": []any{sniHost}}},
 		"route": []any{map[string]any{"destination": map[string]any{
 			"host": host, "port": map[string]any{"number": target},
 		}}},
@@ -103,7 +126,7 @@ func (s *IstioExpose) Objects() []*unstructured.Unstructured {
 			istioObject(api, "VirtualService", istiorender.IstiodVirtualSvc, map[string]any{
 				"hosts":    []any{"*"},
 				"gateways": []any{istiorender.IstiodGateway},
-				"tls":      []any{tlsRoute(15012, s.istiodHost, 15012), tlsRoute(15017, s.istiodHost, 443)},
+				"tls":      []any{tlsRoute(15012, "*", s.istiodHost, 15012), tlsRoute(15017, "*", s.istiodHost, 443)},
 			}),
 		)
 	}

@@ -124,9 +124,7 @@ func Canaries(p *plans.Plan, dir string) (plans.Canaries, error) {
 
 // CheckCanaries refuses the canaries mcplan cannot carry out, positioned
 // at the mesh's istio.revision: back to the non-revisioned control plane
-// (its webhooks would have to be reactivated), and the meshes of a
-// primary-remote model (the remotes reach istiod through the east-west
-// gateway, which would have to move with it; not built yet).
+// (its webhooks would have to be reactivated).
 func CheckCanaries(p *plans.Plan, canaries plans.Canaries) error {
 	var errs *multierror.Error
 	for i, m := range p.Meshes {
@@ -136,13 +134,9 @@ func CheckCanaries(p *plans.Plan, canaries plans.Canaries) error {
 		}
 		path := fmt.Sprintf("meshes[%d].istio.revision", i)
 		installed := plans.RevisionName(from[0])
-		switch {
-		case m.Istio.Revision == "":
+		if m.Istio.Revision == "" {
 			errs = multierror.Append(errs, p.ErrorAt(path, fmt.Sprintf("mesh %s has revision %s installed: going back to the non-revisioned control plane is not supported", m.Name, installed),
 				"name a new revision to canary to, or set the installed one"))
-		case m.Model == plans.ModelPrimaryRemote:
-			errs = multierror.Append(errs, p.ErrorAt(path, fmt.Sprintf("mesh %s has revision %s installed: a canary of a primary-remote mesh is not supported yet (its remotes reach istiod through the east-west gateway)", m.Name, installed),
-				"keep the installed revision; change istio.tag for an in-place upgrade"))
 		}
 	}
 	if err := errs.ErrorOrNil(); err != nil {

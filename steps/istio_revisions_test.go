@@ -44,7 +44,7 @@ func TestCanariesFromInventories(t *testing.T) {
 		{name: "back to none", revision: "", sets: map[string][]kube.Ref{"c1/controlplane-r2": {istiod("r2")}}, canary: []string{"r2"},
 			refused: "going back to the non-revisioned control plane is not supported", setForRev: "controlplane"},
 		{name: "primary-remote", revision: "r2", model: plans.ModelPrimaryRemote, sets: map[string][]kube.Ref{"c1/controlplane": {istiod("")}}, canary: []string{""},
-			refused: "a canary of a primary-remote mesh is not supported yet", setForRev: "controlplane-r2"},
+			setForRev: "controlplane-r2"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -85,36 +85,52 @@ func TestCanariesFromInventories(t *testing.T) {
 // them: per tag a webhook configuration and a Service labelled with the
 // tag and the revision, the webhooks calling the revision's istiod; the
 // default tag also brings the default validator, pointed at the
-// revision; nothing of the control plane itself.
+// revision; nothing of the control plane itself. A remote's tags call the
+// same Service name, its own selectorless istiod-r2 (whose endpoint is
+// its primary's gateway), at the injection path of its cluster.
 func TestTagObjects(t *testing.T) {
-	cp := istiorender.ControlPlane{Cluster: istiorender.Cluster{Mesh: "m", Cluster: "c1", Network: "n1", Revision: "r2"}}
-	m, err := istiorender.Render(context.Background(), cp.TagsOperator([]string{"default", "stable"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, o := range istiorender.TagObjects(m) {
-		got = append(got, o.GetKind()+" "+o.GetName()+" rev="+o.GetLabels()["istio.io/rev"]+" tag="+o.GetLabels()[istiorender.TagLabel])
-		if o.GetKind() != "MutatingWebhookConfiguration" && o.GetKind() != "ValidatingWebhookConfiguration" {
-			continue
-		}
-		hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
-		for _, h := range hooks {
-			svc, _ := h.(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)
-			if svc["name"] != "istiod-r2" {
-				t.Errorf("%s %s calls Service %v, want istiod-r2", o.GetKind(), o.GetName(), svc["name"])
+	for _, tt := range []struct {
+		name string
+		cp   istiorender.ControlPlane
+		path string // the injection webhooks' path
+	}{
+		{"primary", istiorender.ControlPlane{Cluster: istiorender.Cluster{Mesh: "m", Cluster: "c1", Network: "n1", Revision: "r2"}}, "/inject"},
+		{"remote", istiorender.ControlPlane{Cluster: istiorender.Cluster{Mesh: "m", Cluster: "c2", Network: "n1", Revision: "r2"}, RemotePilotAddress: "192.0.2.31"},
+			"/inject/cluster/c2/net/n1"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := istiorender.Render(context.Background(), tt.cp.TagsOperator([]string{"default", "stable"}))
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-	}
-	slices.Sort(got)
-	want := []string{
-		"MutatingWebhookConfiguration istio-revision-tag-default rev=r2 tag=default",
-		"MutatingWebhookConfiguration istio-revision-tag-stable rev=r2 tag=stable",
-		"Service istiod-revision-tag-default rev=r2 tag=default",
-		"Service istiod-revision-tag-stable rev=r2 tag=stable",
-		"ValidatingWebhookConfiguration istiod-default-validator rev=r2 tag=",
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("tag objects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			var got []string
+			for _, o := range istiorender.TagObjects(m) {
+				got = append(got, o.GetKind()+" "+o.GetName()+" rev="+o.GetLabels()["istio.io/rev"]+" tag="+o.GetLabels()[istiorender.TagLabel])
+				if o.GetKind() != "MutatingWebhookConfiguration" && o.GetKind() != "ValidatingWebhookConfiguration" {
+					continue
+				}
+				hooks, _, _ := unstructured.NestedSlice(o.Object, "webhooks")
+				for _, h := range hooks {
+					svc, _ := h.(map[string]any)["clientConfig"].(map[string]any)["service"].(map[string]any)
+					if svc["name"] != "istiod-r2" {
+						t.Errorf("%s %s calls Service %v, want istiod-r2", o.GetKind(), o.GetName(), svc["name"])
+					}
+					if o.GetKind() == "MutatingWebhookConfiguration" && svc["path"] != tt.path {
+						t.Errorf("%s %s calls path %v, want %s", o.GetKind(), o.GetName(), svc["path"], tt.path)
+					}
+				}
+			}
+			slices.Sort(got)
+			want := []string{
+				"MutatingWebhookConfiguration istio-revision-tag-default rev=r2 tag=default",
+				"MutatingWebhookConfiguration istio-revision-tag-stable rev=r2 tag=stable",
+				"Service istiod-revision-tag-default rev=r2 tag=default",
+				"Service istiod-revision-tag-stable rev=r2 tag=stable",
+				"ValidatingWebhookConfiguration istiod-default-validator rev=r2 tag=",
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("tag objects:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
 	}
 }

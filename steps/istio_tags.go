@@ -30,15 +30,22 @@ type IstioTags struct {
 	cluster string
 	cp      istiorender.ControlPlane
 	tags    []string
+	// controlPlane is, for a remote cluster, its istio/controlplane step,
+	// whose recorded address (its primary's east-west gateway) the tags'
+	// render is given: the tags inject through the primary's istiod of
+	// the revision. "" for a primary.
+	controlPlane string
 }
 
-// NewIstioTags returns the istio/tags step of spec.Cluster in spec.Mesh.
+// NewIstioTags returns the istio/tags step of spec.Cluster in spec.Mesh;
+// for a remote, spec.Reads is its istio/controlplane step.
 func NewIstioTags(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioTags {
 	mesh := *p.Mesh(spec.Mesh)
 	return &IstioTags{
-		cluster: spec.Cluster,
-		cp:      istiorender.ControlPlane{Cluster: istioCluster(p, mesh, spec.Cluster), ExternalIstiod: mesh.Model == plans.ModelPrimaryRemote},
-		tags:    mesh.RevisionTags(),
+		cluster:      spec.Cluster,
+		cp:           istiorender.ControlPlane{Cluster: istioCluster(p, mesh, spec.Cluster), ExternalIstiod: p.ExposesIstiod(mesh.Name, spec.Cluster)},
+		tags:         mesh.RevisionTags(),
+		controlPlane: spec.Reads,
 	}
 }
 
@@ -50,8 +57,16 @@ func (s *IstioTags) inventory(env *engine.Env) *kube.Inventory {
 }
 
 // render renders the tags' objects.
-func (s *IstioTags) render(ctx context.Context) ([]*unstructured.Unstructured, error) {
-	m, err := istiorender.Render(ctx, s.cp.TagsOperator(s.tags))
+func (s *IstioTags) render(ctx context.Context, env *engine.Env) ([]*unstructured.Unstructured, error) {
+	cp := s.cp
+	if s.controlPlane != "" {
+		addr, ok := env.Output(s.controlPlane, ControlPlaneOutputRemotePilotAddress)
+		if !ok || addr == "" {
+			return nil, errAwaitsOutput{fmt.Sprintf("the address remote %s's control plane points at is not recorded yet: its step %s records it", s.cluster, s.controlPlane)}
+		}
+		cp.RemotePilotAddress = addr
+	}
+	m, err := istiorender.Render(ctx, cp.TagsOperator(s.tags))
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +86,10 @@ func (s *IstioTags) defaultTag() bool {
 // Check compares the live tag objects with a fresh render and, for the
 // default tag, checks that no non-revisioned injector still injects.
 func (s *IstioTags) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	objs, c, err := wantedOn(ctx, env, s.cluster, func() ([]*unstructured.Unstructured, error) { return s.render(ctx) })
+	objs, c, err := wantedOn(ctx, env, s.cluster, func() ([]*unstructured.Unstructured, error) { return s.render(ctx, env) })
+	if d, ok := awaitsOutput(err); ok {
+		return d, nil
+	}
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -101,7 +119,7 @@ func (s *IstioTags) Check(ctx context.Context, env *engine.Env) (engine.Drift, e
 // Apply applies the tags' objects (pruning tags the plan dropped) and,
 // for the default tag, deactivates the non-revisioned injector.
 func (s *IstioTags) Apply(ctx context.Context, env *engine.Env) error {
-	objs, c, err := wantedOn(ctx, env, s.cluster, func() ([]*unstructured.Unstructured, error) { return s.render(ctx) })
+	objs, c, err := wantedOn(ctx, env, s.cluster, func() ([]*unstructured.Unstructured, error) { return s.render(ctx, env) })
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,13 @@ func TestRenderGolden(t *testing.T) {
 		{"primary", ControlPlane{Cluster: testCluster("cluster1", "network1")}.IstioOperator(), 30},
 		{"primary-external-istiod", ControlPlane{Cluster: testCluster("cluster1", "network1"), ExternalIstiod: true}.IstioOperator(), 30},
 		{"remote", ControlPlane{Cluster: testCluster("cluster2", "network1"), RemotePilotAddress: "192.0.2.31"}.IstioOperator(), 10},
+		// A remote of revision r2: its injector and its Service istiod-r2
+		// (through which its API server calls the primary's istiod-r2).
+		{"remote-revision", ControlPlane{Cluster: func() Cluster {
+			c := testCluster("cluster2", "network1")
+			c.Revision = "r2"
+			return c
+		}(), RemotePilotAddress: "192.0.2.31"}.IstioOperator(), 10},
 		{"eastwest", EastWest{Cluster: testCluster("cluster1", "network1")}.IstioOperator(), 5},
 		{"eastwest-address", EastWest{Cluster: testCluster("cluster2", "network2"), Address: "192.0.2.32"}.IstioOperator(), 5},
 		{"primary-hub-tag-revision", ControlPlane{Cluster: func() Cluster {

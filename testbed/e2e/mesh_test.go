@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -592,10 +593,74 @@ meshes:
 		}
 	})
 
+	t.Run("primary-remote canary to r2", func(t *testing.T) {
+		// The remote follows its primary: istiod-r2 in cluster1 beside
+		// istiod, the remote profile of r2 in cluster2 beside the old one,
+		// each reached through cluster1's gateway by the server name its
+		// clients ask for (the per-revision route).
+		write(cluster(1, "network1")+cluster(2, "network1"), `  - name: mesh1
+    model: primary-remote
+    clusters: [cluster1, cluster2]
+    primaries: [cluster1]
+    ca: {keySize: 2048}
+    istio:
+      revision: r2
+      upgrade: {restartWorkloads: true}
+`)
+		start := time.Now()
+		r := w.mustApply(t, ctx, "canary")
+		t.Logf("primary-remote canary of two clusters: %s", time.Since(start).Round(time.Millisecond))
+		for _, id := range []string{"mesh/mesh1/istio/gate", "cluster/cluster2/istio/tags", "cluster/cluster2/istio/restart", "cluster/cluster2/istio/retire/default", "cluster/cluster1/istio/retire/default"} {
+			if r.outcomes[id] != "succeeded" {
+				t.Errorf("%s: %s %s", id, r.outcomes[id], r.errors[id])
+			}
+		}
+		c1, c2 := w.clientFor("context-cluster1"), w.clientFor("context-cluster2")
+		for c, cl := range map[string]*kubernetes.Clientset{"cluster1": c1, "cluster2": c2} {
+			pods, err := cl.CoreV1().Pods("sample").List(ctx, metav1.ListOptions{})
+			if err != nil || len(pods.Items) == 0 {
+				t.Fatalf("%s: sample pods: %v (%d)", c, err, len(pods.Items))
+			}
+			for _, p := range pods.Items {
+				var status struct{ Revision string }
+				if err := json.Unmarshal([]byte(p.Annotations["sidecar.istio.io/status"]), &status); err != nil || status.Revision != "r2" {
+					t.Errorf("%s: pod sample/%s injected by %q (%v), want r2", c, p.Name, status.Revision, err)
+				}
+			}
+			if _, err := cl.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				t.Errorf("%s: the non-revisioned injector after the canary (%v)", c, err)
+			}
+			if _, err := cl.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-revision-tag-default", metav1.GetOptions{}); err != nil {
+				t.Errorf("%s: the default tag: %v", c, err)
+			}
+		}
+		if _, err := c1.AppsV1().Deployments("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("cluster1: Deployment istiod after the canary (%v)", err)
+		}
+		if _, err := c2.CoreV1().Services("istio-system").Get(ctx, "istiod", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("cluster2: the old revision's Service istiod after the canary (%v)", err)
+		}
+		if _, err := c2.CoreV1().Services("istio-system").Get(ctx, "istiod-r2", metav1.GetOptions{}); err != nil {
+			t.Errorf("cluster2: Service istiod-r2: %v", err)
+		}
+		if gw, err := c1.AppsV1().Deployments("istio-system").Get(ctx, "istio-eastwestgateway", metav1.GetOptions{}); err != nil || gw.Spec.Template.Labels["istio.io/rev"] != "r2" {
+			t.Errorf("cluster1: east-west gateway not on r2: %v", err)
+		}
+		w.assertXDSHealthy(t, ctx, []string{"cluster1"}, map[string]string{"cluster1": "network1", "cluster2": "network1"})
+		if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
+			t.Errorf("apply after the canary: exit %d, ran %v", again.code, again.ran())
+		}
+		// The next shape is a non-revisioned mesh over the same clusters:
+		// a revision cannot go back to none, so the mesh goes first.
+		out, err := exec.CommandContext(ctx, w.mcplan, "destroy", "--auto-approve", "--target", "mesh/mesh1/*", "--target", "cluster/*/istio/*", "--target", "cluster/*/ca/*", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("destroy of the mesh: %v\n%s", err, out)
+		}
+	})
+
 	t.Run("three clusters, two networks", func(t *testing.T) {
-		// The same hosts: the plan drops mesh1 (its root CA moves to
-		// .mcplan/removed, its sample is removed)
-		// and makes mesh3 over three clusters.
+		// The same hosts: the plan drops mesh1 (destroyed above) and
+		// makes mesh3 over three clusters.
 		write(cluster(1, "network1")+cluster(2, "network1")+cluster(3, "network2"), `  - name: mesh3
     clusters: [cluster1, cluster2, cluster3]
     ca: {keySize: 2048}

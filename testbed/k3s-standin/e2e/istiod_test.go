@@ -297,7 +297,7 @@ func TestIstiodRunsNatively(t *testing.T) {
 	// replicas, and two Deployments (as during a canary upgrade).
 	checkSideBySide(t, ctx, cs)
 	// The east-west gateway's passthrough to istiod (simulated).
-	checkEastWestPassthrough(t, ctx, cs, netnsNodeIP)
+	checkEastWestPassthrough(t, ctx, cs, dyn, netnsNodeIP)
 	if next, err = readyPod(ctx, cs, "istio-system", "app=istiod"); err != nil {
 		t.Fatal(err)
 	}

@@ -16,8 +16,11 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 )
 
@@ -106,10 +109,13 @@ func readyWithDistinctIPs(ctx context.Context, cs kubernetes.Interface, selector
 
 // checkEastWestPassthrough creates the east-west gateway as mcplan does
 // for a primary-remote primary (a LoadBalancer Service selecting
-// simulated gateway pods) and checks the simulated passthrough: TLS on
-// <node IP>:15012 and :15017 is istiod's (its serving certificate names
-// istiod.istio-system.svc), and a port other than those is not forwarded.
-func checkEastWestPassthrough(t *testing.T, ctx context.Context, cs kubernetes.Interface, nodeIP string) {
+// simulated gateway pods, and a VirtualService routing the gateway's
+// istiod ports by server name) and checks the simulated passthrough:
+// before the route, nothing answers; with it, TLS on <node IP>:15012 and
+// :15017 asking for istiod.istio-system.svc is istiod's (its serving
+// certificate names it), a server name no route names is closed, and a
+// port other than those is not forwarded.
+func checkEastWestPassthrough(t *testing.T, ctx context.Context, cs kubernetes.Interface, dyn dynamic.Interface, nodeIP string) {
 	t.Helper()
 	lbls := map[string]string{"istio": "eastwestgateway", "app": "istio-eastwestgateway"}
 	_, err := cs.AppsV1().Deployments("istio-system").Create(ctx, &appsv1.Deployment{
@@ -135,22 +141,59 @@ func checkEastWestPassthrough(t *testing.T, ctx context.Context, cs kubernetes.I
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	istiodTLS := func(ctx context.Context, addr, serverName string) error {
+		d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, ServerName: serverName}}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		certs := c.(*tls.Conn).ConnectionState().PeerCertificates
+		if len(certs) == 0 || !slices.Contains(certs[0].DNSNames, "istiod.istio-system.svc") {
+			return fmt.Errorf("certificate %v", certs)
+		}
+		return nil
+	}
+	// The listener is up once servicelb gave the Service this node's IP;
+	// without a route the gateway resets what it accepts.
+	poll(t, ctx, "east-west passthrough listens, routes nothing yet", time.Minute, func(ctx context.Context) (bool, error) {
+		c, err := net.DialTimeout("tcp", net.JoinHostPort(nodeIP, "15012"), 2*time.Second)
+		if err != nil {
+			return false, err
+		}
+		c.Close()
+		return true, nil
+	})
+	if err := istiodTLS(ctx, net.JoinHostPort(nodeIP, "15012"), "istiod.istio-system.svc"); err == nil {
+		t.Fatal("the passthrough forwarded a connection before any VirtualService routes it")
+	}
+	route := func(port, target int64) map[string]any {
+		return map[string]any{
+			"match": []any{map[string]any{"port": port, "sniHosts": []any{"istiod.istio-system.svc"}}},
+			"route": []any{map[string]any{"destination": map[string]any{"host": "istiod.istio-system.svc.cluster.local", "port": map[string]any{"number": target}}}},
+		}
+	}
+	vs := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+		"metadata": map[string]any{"name": "istiod-vs", "namespace": "istio-system"},
+		"spec":     map[string]any{"hosts": []any{"*"}, "gateways": []any{"istiod-gateway"}, "tls": []any{route(15012, 15012), route(15017, 443)}},
+	}}
+	vsGVR := schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+	if _, err := dyn.Resource(vsGVR).Namespace("istio-system").Create(ctx, vs, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	for _, port := range []string{"15012", "15017"} {
 		addr := net.JoinHostPort(nodeIP, port)
 		poll(t, ctx, "east-west passthrough "+addr+" answers with istiod's certificate", time.Minute, func(ctx context.Context) (bool, error) {
-			d := &tls.Dialer{Config: &tls.Config{InsecureSkipVerify: true, ServerName: "istiod.istio-system.svc"}}
-			c, err := d.DialContext(ctx, "tcp", addr)
-			if err != nil {
-				return false, err
-			}
-			defer c.Close()
-			certs := c.(*tls.Conn).ConnectionState().PeerCertificates
-			if len(certs) == 0 || !slices.Contains(certs[0].DNSNames, "istiod.istio-system.svc") {
-				return false, fmt.Errorf("certificate %v", certs)
-			}
-			return true, nil
+			return istiodTLS(ctx, addr, "istiod.istio-system.svc") == nil, nil
 		})
-		t.Logf("east-west passthrough (simulated): TLS on %s is istiod's", addr)
+		t.Logf("east-west passthrough (simulated): TLS on %s for istiod.istio-system.svc is istiod's", addr)
+		if err := istiodTLS(ctx, addr, "istiod-r9.istio-system.svc"); err == nil {
+			t.Errorf("%s: a server name no route names was forwarded", addr)
+		}
+	}
+	if err := dyn.Resource(vsGVR).Namespace("istio-system").Delete(ctx, "istiod-vs", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
 	}
 	if c, err := net.DialTimeout("tcp", net.JoinHostPort(nodeIP, "15443"), 2*time.Second); err == nil {
 		c.Close()

@@ -25,6 +25,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/component-base/version"
 
@@ -172,9 +173,14 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 	start("kube-apiserver", s.runAPIServer)
 	start("supervisor", sv.serve)
 
-	admin, err := kubernetes.NewForConfig(s.directCreds(s.adminCertPEM, s.adminKeyPEM).REST())
+	adminREST := s.directCreds(s.adminCertPEM, s.adminKeyPEM).REST()
+	admin, err := kubernetes.NewForConfig(adminREST)
 	if err != nil {
 		return fmt.Errorf("server: admin client: %w", err)
+	}
+	adminDynamic, err := dynamic.NewForConfig(adminREST)
+	if err != nil {
+		return fmt.Errorf("server: admin dynamic client: %w", err)
 	}
 	if err := waitReady(ctx, admin); err != nil {
 		cancel(err)
@@ -193,7 +199,7 @@ func Run(ctx context.Context, cfg *config.Config, logw io.Writer) error {
 		if err != nil {
 			cancel(err)
 		} else {
-			node := &simulate.Node{Client: nodeClient, NodesClient: admin, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf,
+			node := &simulate.Node{Client: nodeClient, NodesClient: admin, Routes: adminDynamic, Name: cfg.NodeName, IP: cfg.NodeIP, KubeletVersion: version.Get().GitVersion, Labels: nodeLabels(cfg), Logf: s.logf,
 				// The supervisor's certificate holds the node IP.
 				Native: simulate.NewNative(cfg.NativeImages, cfg.DataDir, cfg.PodLogDir, cfg.CNIBinDir, cfg.CNIBridge, native.APIEndpoint{Host: cfg.NodeIP, Port: cfg.HTTPSListenPort})}
 			if node.KubeletAPI, err = s.kubeletAPI(); err != nil {

@@ -1,21 +1,24 @@
 package simulate
 
 import (
+	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -35,19 +38,24 @@ const eastWestResync = 30 * time.Second
 // simulated (no envoy runs), so for every LoadBalancer Service with a port
 // 15012 or 15017 whose status.loadBalancer.ingress holds this node's IP,
 // the node listens on <node IP>:<port> and proxies each TCP connection
-// (the TLS stays end to end) to a ready endpoint of istiod at the same
-// port, as servicelb (node port -> gateway pod) plus the gateway's
-// expose-istiod route (-> istiod) would. Which istiod: the Service named
-// istiod in the Service's namespace (what expose-istiod routes to: the
-// default revision's; during a canary both istiod and istiod-<rev>
-// exist; a Service istiod without a ready endpoint gets the connection
-// closed), and only where there is none, the first istiod-<rev> Service
-// (by name) with a ready endpoint. The endpoint port is the one numbered like the gateway port
-// (istiod's targetPorts are 15012 and 15017). Other ports are not
-// forwarded. A Service whose Endpoints include this node's IP is skipped:
-// a hostNetwork pod serves it on the node itself.
+// (the TLS stays end to end) as servicelb (node port -> gateway pod) plus
+// the gateway's TLS passthrough routes would: it reads the server name of
+// the connection's ClientHello (SNI) and follows the tls routes of the
+// VirtualServices bound to a gateway in the Service's namespace
+// (mcplan's istiod-vs and its per-revision routes, Istio's
+// expose-istiod.yaml): a match at the port whose sniHosts name the server
+// name wins over a wildcard ("*"), as envoy's filter chain match does.
+// The route's destination Service's port gives the endpoint port (its
+// targetPort: istiod's 443 is 15017), and the connection goes to a ready
+// endpoint of it. No route, no endpoint: the connection is closed, as the
+// gateway would reset it. Other ports are not forwarded. A Service whose
+// Endpoints include this node's IP is skipped: a hostNetwork pod serves
+// it on the node itself.
 type EastWestPassthrough struct {
 	Client kubernetes.Interface
+	// Routes reads the VirtualServices (an admin client: a node's own
+	// identity may not).
+	Routes dynamic.Interface
 	NodeIP string
 	Logf   func(format string, args ...any)
 }
@@ -123,7 +131,7 @@ func (e *EastWestPassthrough) Run(ctx context.Context) error {
 			}
 			delete(failed, key)
 			listeners[key] = l
-			e.Logf("east-west passthrough (simulated): %s: %s -> istiod in %s", key, l.ln.Addr(), s.Namespace)
+			e.Logf("east-west passthrough (simulated): %s: %s -> the tls routes of the VirtualServices in %s", key, l.ln.Addr(), s.Namespace)
 		}
 		select {
 		case <-ctx.Done():
@@ -189,9 +197,16 @@ func (e *EastWestPassthrough) serve(ctx context.Context, ln net.Listener, namesp
 
 func (e *EastWestPassthrough) proxy(ctx context.Context, conn net.Conn, namespace string, port int32) {
 	defer conn.Close()
-	target, err := e.target(ctx, namespace, port)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	serverName, hello, err := peekServerName(conn)
+	_ = conn.SetReadDeadline(time.Time{})
 	if err != nil {
-		e.Logf("east-west passthrough (simulated): %s:%d from %s: %v", e.NodeIP, port, conn.RemoteAddr(), err)
+		e.Logf("east-west passthrough (simulated): %s:%d from %s: no TLS ClientHello: %v", e.NodeIP, port, conn.RemoteAddr(), err)
+		return
+	}
+	target, err := e.target(ctx, namespace, port, serverName)
+	if err != nil {
+		e.Logf("east-west passthrough (simulated): %s:%d from %s (server name %q): %v", e.NodeIP, port, conn.RemoteAddr(), serverName, err)
 		return
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -202,6 +217,10 @@ func (e *EastWestPassthrough) proxy(ctx context.Context, conn net.Conn, namespac
 		return
 	}
 	defer up.Close()
+	if _, err := up.Write(hello); err != nil {
+		e.Logf("east-west passthrough (simulated): %s:%d -> %s: %v", e.NodeIP, port, target, err)
+		return
+	}
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
 		_, _ = io.Copy(dst, src)
@@ -221,40 +240,137 @@ func (e *EastWestPassthrough) proxy(ctx context.Context, conn net.Conn, namespac
 	}
 }
 
-// target is a ready istiod endpoint for port (see EastWestPassthrough).
-func (e *EastWestPassthrough) target(ctx context.Context, namespace string, port int32) (string, error) {
-	names := []string{"istiod"}
-	svcs, err := e.Client.CoreV1().Services(namespace).List(ctx, metav1.ListOptions{})
+// target is a ready endpoint of the destination the gateway's routes
+// give a connection at port asking for serverName (see
+// EastWestPassthrough).
+func (e *EastWestPassthrough) target(ctx context.Context, namespace string, port int32, serverName string) (string, error) {
+	if e.Routes == nil {
+		return "", errors.New("no VirtualService reader on this node")
+	}
+	list, err := e.Routes.Resource(virtualServices).Namespace(namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return "", fmt.Errorf("list services: %w", err)
+		return "", fmt.Errorf("list VirtualServices in %s: %w", namespace, err)
 	}
-	var revs []string
-	for _, s := range svcs.Items {
-		if strings.HasPrefix(s.Name, "istiod-") {
-			revs = append(revs, s.Name)
-		}
+	dest, ok := routeFor(list.Items, port, serverName)
+	if !ok {
+		return "", fmt.Errorf("no tls route of a gateway's VirtualService in %s matches port %d", namespace, port)
 	}
-	sort.Strings(revs)
-	names = append(names, revs...)
-	for _, name := range names {
-		ep, err := e.Client.CoreV1().Endpoints(namespace).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
+	svcName, svcNamespace, _ := strings.Cut(dest.host, ".")
+	svcNamespace, _, _ = strings.Cut(svcNamespace, ".")
+	if svcNamespace == "" {
+		svcNamespace = namespace
+	}
+	svc, err := e.Client.CoreV1().Services(svcNamespace).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("route to %s: %w", dest.host, err)
+	}
+	i := slices.IndexFunc(svc.Spec.Ports, func(p corev1.ServicePort) bool { return int64(p.Port) == dest.port })
+	if i < 0 {
+		return "", fmt.Errorf("route to %s: Service %s/%s has no port %d", dest.host, svcNamespace, svcName, dest.port)
+	}
+	sp := svc.Spec.Ports[i]
+	ep, err := e.Client.CoreV1().Endpoints(svcNamespace).Get(ctx, svcName, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("route to %s: %w", dest.host, err)
+	}
+	for _, sub := range ep.Subsets {
+		j := slices.IndexFunc(sub.Ports, func(p corev1.EndpointPort) bool { return p.Name == sp.Name })
+		if j < 0 || len(sub.Addresses) == 0 {
 			continue
 		}
-		if err != nil {
-			return "", fmt.Errorf("endpoints %s/%s: %w", namespace, name, err)
+		return net.JoinHostPort(sub.Addresses[0].IP, strconv.Itoa(int(sub.Ports[j].Port))), nil
+	}
+	return "", fmt.Errorf("route to %s: no ready endpoint at port %s", dest.host, sp.Name)
+}
+
+var virtualServices = schema.GroupVersionResource{Group: "networking.istio.io", Version: "v1", Resource: "virtualservices"}
+
+// destination is a tls route's destination.
+type destination struct {
+	host string
+	port int64
+}
+
+// routeFor is the destination the tls routes of the VirtualServices bound
+// to a gateway give a connection at port asking for serverName: an exact
+// sniHosts match, else a wildcard one ("*" or "*.suffix").
+func routeFor(vss []unstructured.Unstructured, port int32, serverName string) (destination, bool) {
+	var wildcard *destination
+	for _, vs := range vss {
+		if gws, _, _ := unstructured.NestedStringSlice(vs.Object, "spec", "gateways"); len(gws) == 0 {
+			continue
 		}
-		for _, sub := range ep.Subsets {
-			if !slices.ContainsFunc(sub.Ports, func(p corev1.EndpointPort) bool { return p.Port == port }) || len(sub.Addresses) == 0 {
+		routes, _, _ := unstructured.NestedSlice(vs.Object, "spec", "tls")
+		for _, r := range routes {
+			route, _ := r.(map[string]any)
+			dest, ok := firstDestination(route)
+			if !ok {
 				continue
 			}
-			return net.JoinHostPort(sub.Addresses[0].IP, strconv.Itoa(int(port))), nil
-		}
-		if name == "istiod" {
-			// The default revision's Service exists but has no ready
-			// endpoint: as the gateway, nothing to route to.
-			return "", errors.New("service istiod has no ready endpoint at port " + strconv.Itoa(int(port)))
+			matches, _, _ := unstructured.NestedSlice(route, "match")
+			for _, m := range matches {
+				match, _ := m.(map[string]any)
+				if p, found, _ := unstructured.NestedInt64(match, "port"); found && p != int64(port) {
+					continue
+				}
+				hosts, _, _ := unstructured.NestedStringSlice(match, "sniHosts")
+				for _, h := range hosts {
+					switch {
+					case serverName != "" && h == serverName:
+						return dest, true
+					case wildcard == nil && (h == "*" || (strings.HasPrefix(h, "*.") && strings.HasSuffix(serverName, h[1:]))):
+						d := dest
+						wildcard = &d
+					}
+				}
+			}
 		}
 	}
-	return "", fmt.Errorf("no istiod Service with a ready endpoint at port %d in %s", port, namespace)
+	if wildcard != nil {
+		return *wildcard, true
+	}
+	return destination{}, false
 }
+
+// firstDestination is the destination of a tls route's first route.
+func firstDestination(route map[string]any) (destination, bool) {
+	rs, _, _ := unstructured.NestedSlice(route, "route")
+	if len(rs) == 0 {
+		return destination{}, false
+	}
+	r, _ := rs[0].(map[string]any)
+	host, _, _ := unstructured.NestedString(r, "destination", "host")
+	port, _, _ := unstructured.NestedInt64(r, "destination", "port", "number")
+	return destination{host: host, port: port}, host != "" && port != 0
+}
+
+// peekServerName reads a TLS ClientHello from conn and returns the
+// server name it asks for ("" without SNI) and the bytes read, which the
+// upstream must be sent first.
+func peekServerName(conn net.Conn) (string, []byte, error) {
+	var read bytes.Buffer
+	var serverName string
+	errPeeked := errors.New("ClientHello read")
+	err := tls.Server(helloReader{io.TeeReader(conn, &read)}, &tls.Config{
+		GetConfigForClient: func(h *tls.ClientHelloInfo) (*tls.Config, error) {
+			serverName = h.ServerName
+			return nil, errPeeked
+		},
+	}).Handshake()
+	if !errors.Is(err, errPeeked) {
+		return "", nil, err
+	}
+	return serverName, read.Bytes(), nil
+}
+
+// helloReader is a net.Conn that only reads (the peek answers nothing).
+type helloReader struct{ r io.Reader }
+
+func (h helloReader) Read(b []byte) (int, error)     { return h.r.Read(b) }
+func (helloReader) Write(b []byte) (int, error)      { return len(b), nil }
+func (helloReader) Close() error                     { return nil }
+func (helloReader) LocalAddr() net.Addr              { return nil }
+func (helloReader) RemoteAddr() net.Addr             { return nil }
+func (helloReader) SetDeadline(time.Time) error      { return nil }
+func (helloReader) SetReadDeadline(time.Time) error  { return nil }
+func (helloReader) SetWriteDeadline(time.Time) error { return nil }

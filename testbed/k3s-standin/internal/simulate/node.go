@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"mcplan.io/mcplan/testbed/k3s-standin/internal/native"
@@ -49,6 +50,10 @@ type Node struct {
 	// CIDRs (Routes). A node's own identity may read only its own Node
 	// (the Node authorizer's selector rule), so agents have none.
 	NodesClient kubernetes.Interface
+	// Routes, when set, may read VirtualServices (a server's admin
+	// client): the node then passes the east-west gateway's istiod ports
+	// through (EastWestPassthrough); agents do not.
+	Routes dynamic.Interface
 }
 
 // Native configures the native pods of a node.
@@ -113,12 +118,16 @@ func (n *Node) Run(ctx context.Context) error {
 	} else {
 		n.Logf("node %s: no routes to other nodes' pod CIDRs (an agent may not list Nodes)", n.Name)
 	}
-	go func() {
-		ew := &EastWestPassthrough{Client: n.Client, NodeIP: n.IP, Logf: n.Logf}
-		if err := ew.Run(ctx); err != nil && ctx.Err() == nil {
-			n.Logf("node %s: east-west passthrough (simulated): %v", n.Name, err)
-		}
-	}()
+	if n.Routes != nil {
+		go func() {
+			ew := &EastWestPassthrough{Client: n.Client, Routes: n.Routes, NodeIP: n.IP, Logf: n.Logf}
+			if err := ew.Run(ctx); err != nil && ctx.Err() == nil {
+				n.Logf("node %s: east-west passthrough (simulated): %v", n.Name, err)
+			}
+		}()
+	} else {
+		n.Logf("node %s: no east-west passthrough (simulated): an agent may not read VirtualServices", n.Name)
+	}
 	go wait.UntilWithContext(ctx, func(ctx context.Context) {
 		if err := n.renewLease(ctx); err != nil {
 			n.Logf("node %s: renew lease: %v", n.Name, err)
