@@ -36,7 +36,7 @@ func TestIstioApplyRidesThroughAnAPIRestart(t *testing.T) {
 		t.Fatalf("the apply ended before cluster1's control plane started: %v", rep.Err)
 	}
 	restart := time.Now()
-	r.servers[0].restart(t)
+	r.servers[0].Restart(t)
 	t.Logf("restarted cluster1's stand-in (stop and start took %s)", time.Since(restart).Round(time.Millisecond))
 	rep := <-done
 	log := logs.String()

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -37,134 +36,23 @@ import (
 // scheduler; simulated kubelet and servicelb), one per cluster, on
 // loopback addresses. Nothing leaves the machine.
 
-// standinBinary builds (or finds) the stand-in; a build failure fails
-// the test (only -short and not being root skip it).
-func standinBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts k3s stand-ins (real kube-apiservers); run without -short")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the k3s stand-in runs as root (it writes node state as k3s does); run as root")
-	}
-	start := time.Now()
-	cmd := exec.Command("bash", "../testbed/k3s-standin/build.sh")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("the k3s stand-in cannot be built (testbed/k3s-standin/build.sh: %v): %s", err, lastLines(stderr.String(), 10))
-	}
-	bin := strings.TrimSpace(string(out))
-	if fi, err := os.Stat(bin); err != nil || fi.Mode()&0o111 == 0 {
-		t.Fatalf("build.sh printed %q, which is not an executable", bin)
-	}
-	t.Logf("stand-in %s (build.sh took %s)", bin, time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
 // standinServer is one running stand-in: a cluster.
 type standinServer struct {
-	name string
-	ip   string // node IP and API address: a loopback address of its own
-	port int    // API (supervisor) port
-	k3s  string // its k3s.yaml
-	log  testbed.LockedBuffer
-	// args and dir start it again (restart) on the same ports and data.
-	bin, dir string
-	args     []string
-	cmd      *exec.Cmd
-	done     chan struct{}
+	*testbed.StandinServer
+	name, ip string
+	port     int
+	k3s      string
 }
+
+func standinBinary(t *testing.T) string { return testbed.StandinBinary(t) }
+
+func lastLines(s string, n int) string { return testbed.LastLines(s, n) }
 
 // startStandin starts a stand-in server for cluster name whose node and
 // API address is ip, and waits for its k3s.yaml.
 func startStandin(t *testing.T, ctx context.Context, bin, name, ip string) *standinServer {
-	t.Helper()
-	dir := t.TempDir()
-	s := &standinServer{name: name, ip: ip, port: testbed.FreePortPair(t), k3s: filepath.Join(dir, "k3s.yaml")}
-	etcd := testbed.FreePortPair(t)
-	s.bin, s.dir = bin, dir
-	s.args = []string{"server",
-		"--config", filepath.Join(dir, "no-config.yaml"),
-		"--data-dir", filepath.Join(dir, "data"),
-		"--node-name", name + "-server",
-		"--node-ip", ip,
-		// kube-apiserver refuses to advertise a loopback address; this
-		// documentation address (TEST-NET-1) is only written into the
-		// kubernetes Endpoints, which nothing here connects to.
-		"--advertise-address", "192.0.2.10",
-		"--tls-san", ip,
-		"--https-listen-port", strconv.Itoa(s.port),
-		"--standin-etcd-port", strconv.Itoa(etcd),
-		"--write-kubeconfig", s.k3s,
-	}
-	s.start(t)
-	t.Cleanup(func() {
-		s.stop()
-		if t.Failed() {
-			t.Logf("---- stand-in %s log (tail) ----\n%s", name, s.log.Tail(40))
-		}
-	})
-	deadline := time.Now().Add(3 * time.Minute)
-	for {
-		if _, err := os.Stat(s.k3s); err == nil {
-			break
-		}
-		select {
-		case <-s.done:
-			t.Fatalf("stand-in %s exited:\n%s", name, s.log.Tail(20))
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stand-in %s wrote no k3s.yaml in 3m", name)
-		}
-	}
-	return s
-}
-
-// start runs the stand-in's process.
-func (s *standinServer) start(t *testing.T) {
-	t.Helper()
-	cmd := exec.Command(s.bin, s.args...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + s.dir}
-	cmd.Stdout, cmd.Stderr = &s.log, &s.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start stand-in %s: %v", s.name, err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
-}
-
-// stop ends the stand-in as a service manager does: an interrupt, then a
-// kill after 20 s.
-func (s *standinServer) stop() {
-	_ = s.cmd.Process.Signal(os.Interrupt)
-	select {
-	case <-s.done:
-	case <-time.After(20 * time.Second):
-		_ = s.cmd.Process.Kill()
-		<-s.done
-	}
-}
-
-// restart stops the stand-in and starts it again on the same ports and
-// data, as systemctl restart k3s does.
-func (s *standinServer) restart(t *testing.T) {
-	t.Helper()
-	s.stop()
-	s.start(t)
+	s := testbed.StartStandinServer(t, ctx, bin, name, ip)
+	return &standinServer{StandinServer: s, name: s.Name, ip: s.IP, port: s.Port, k3s: s.K3sYAML}
 }
 
 // writeKubeconfig does what kubeconfig/fetch does with the stand-in's

@@ -1,0 +1,174 @@
+// Package statebackend keeps a state directory (.mcplan/: state.json, the
+// CA material, inventories, fetched kubeconfigs, pinned host keys) in a
+// shared backend: the local directory is then a cache, rebuilt from the
+// backend when a run starts and written back to it as the run goes.
+package statebackend
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"mcplan.io/mcplan/internal/atomicfile"
+)
+
+// Files of a state directory that are not state: the local lock (a
+// backend locks itself) and the temporary files of writes under way.
+const localLockFile = "state.lock"
+
+// Snapshot is the content of a state directory: file path (slash
+// separated, relative to the directory) to bytes.
+type Snapshot map[string][]byte
+
+// ignored reports whether a path of a state directory is left out of its
+// snapshot.
+func ignored(rel string) bool {
+	base := filepath.Base(rel)
+	return rel == localLockFile || (strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp-"))
+}
+
+// ReadSnapshot reads the files of a state directory; a missing directory
+// is an empty snapshot.
+func ReadSnapshot(dir string) (Snapshot, error) {
+	s := Snapshot{}
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) && path == dir {
+			return fs.SkipAll
+		}
+		if err != nil {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if ignored(rel) {
+			return nil
+		}
+		data, err := os.ReadFile(path)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while we walked
+		}
+		if err != nil {
+			return err
+		}
+		s[rel] = data
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read state directory %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// paths are the snapshot's paths, sorted.
+func (s Snapshot) paths() []string {
+	paths := make([]string, 0, len(s))
+	for p := range s {
+		paths = append(paths, p)
+	}
+	slices.Sort(paths)
+	return paths
+}
+
+// WriteTo makes dir hold the snapshot: its files written (0600, folders
+// 0700) where they differ, and the files of dir the snapshot lacks
+// removed (dir is a cache of the backend).
+func (s Snapshot) WriteTo(dir string) error {
+	local, err := ReadSnapshot(dir)
+	if err != nil {
+		return err
+	}
+	for _, p := range s.paths() {
+		if old, ok := local[p]; ok && bytes.Equal(old, s[p]) {
+			continue
+		}
+		if err := atomicfile.Write(filepath.Join(dir, filepath.FromSlash(p)), s[p], 0o600); err != nil {
+			return fmt.Errorf("state cache: %w", err)
+		}
+	}
+	for p := range local {
+		if _, ok := s[p]; !ok {
+			if err := os.Remove(filepath.Join(dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("state cache: %w", err)
+			}
+		}
+	}
+	return nil
+}
+
+// Encode is the snapshot as a gzipped tar, the same bytes for the same
+// files (sorted, no times or owners).
+func (s Snapshot) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return nil, err
+	}
+	tw := tar.NewWriter(zw)
+	for _, p := range s.paths() {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o600, Size: int64(len(s[p])), Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return nil, fmt.Errorf("encode state: %w", err)
+		}
+		if _, err := tw.Write(s[p]); err != nil {
+			return nil, fmt.Errorf("encode state: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return nil, fmt.Errorf("encode state: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// DecodeSnapshot reads what Encode wrote. Paths that would leave the
+// state directory are refused: what a backend holds must not make mcplan
+// write elsewhere.
+func DecodeSnapshot(data []byte) (Snapshot, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	tr := tar.NewReader(zr)
+	s := Snapshot{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode state: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg || !fs.ValidPath(h.Name) || ignored(h.Name) {
+			return nil, fmt.Errorf("decode state: entry %q is not a file of a state directory", h.Name)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			return nil, fmt.Errorf("decode state: %w", err)
+		}
+		s[h.Name] = data
+	}
+	return s, nil
+}
+
+// Digest is the sha256 of encoded bytes, in hex.
+func Digest(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
