@@ -19,7 +19,6 @@ import (
 // runs the package's API tests as its subtests, each in a namespace of
 // its own.
 
-
 // standinAPI starts a stand-in for the test and returns its admin
 // config and client.
 func standinAPI(t *testing.T) (*rest.Config, kubernetes.Interface) {
