@@ -79,6 +79,18 @@ type Store struct {
 
 	writeMu sync.Mutex // serialises writes; guards written
 	written int64      // serial of the newest write on disk
+	// mirror, when set, runs after every write of the state file, still
+	// serialised with the writes: it copies the state directory to a
+	// shared backend. A write is done only once it returned nil.
+	mirror func() error
+}
+
+// MirrorTo makes every write of the state file also run push (see
+// Store.mirror); set it before the first Update.
+func (s *Store) MirrorTo(push func() error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	s.mirror = push
 }
 
 // OpenStore reads the state in dir, or starts an empty one when there is
@@ -187,6 +199,11 @@ func (s *Store) flush(serial int64) error {
 	}
 	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
+	}
+	if s.mirror != nil {
+		if err := s.mirror(); err != nil {
+			return err
+		}
 	}
 	s.written = snapshot
 	return nil

@@ -205,3 +205,44 @@ func (p *Plan) StepTimeout(kind string) time.Duration {
 	}
 	return DefaultTimeouts()[kind]
 }
+
+// StateBackend is state.backend: BackendLocal unless it says kubernetes.
+func (p *Plan) StateBackend() string {
+	if p.State != nil && p.State.Backend == BackendKubernetes {
+		return BackendKubernetes
+	}
+	return BackendLocal
+}
+
+// DefaultLockTimeout is how long a kubernetes backend's lock may go
+// unrenewed before another run takes it over.
+const DefaultLockTimeout = time.Minute
+
+// LockTimeout is state.lockTimeout, by default DefaultLockTimeout.
+func (p *Plan) LockTimeout() time.Duration {
+	if p.State == nil || p.State.LockTimeout == "" {
+		return DefaultLockTimeout
+	}
+	d, err := time.ParseDuration(p.State.LockTimeout)
+	if err != nil || d <= 0 {
+		return DefaultLockTimeout // a validated plan has none
+	}
+	return d
+}
+
+// KubernetesState is state.kubernetes with its defaults and its
+// kubeconfig resolved against the plan's folder; ok is false when the
+// plan has none.
+func (p *Plan) KubernetesState() (k KubernetesBackend, ok bool) {
+	if p.State == nil || p.State.Kubernetes == nil {
+		return KubernetesBackend{}, false
+	}
+	k = *p.State.Kubernetes
+	if k.Kubeconfig != "" {
+		k.Kubeconfig = p.Resolve(k.Kubeconfig)
+	}
+	if k.Name == "" {
+		k.Name = "mcplan-state-" + p.Metadata.Name
+	}
+	return k, true
+}

@@ -133,3 +133,14 @@ func (p *Plan) KubeconfigNames(cluster string) KubeconfigNames {
 		Context: r.Replace(pattern(k.Context, DefaultKubeconfigContext)),
 	}
 }
+
+// ClusterAt is the plan's cluster whose API is reached at address (one of
+// its APISANs), "" when none is.
+func (p *Plan) ClusterAt(address string) string {
+	for _, c := range p.Clusters {
+		if slices.Contains(p.APISANs(c.Name), address) {
+			return c.Name
+		}
+	}
+	return ""
+}

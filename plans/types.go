@@ -198,5 +198,25 @@ type Kubeconfig struct {
 
 // State says where mcplan keeps state.
 type State struct {
-	Dir string `yaml:"dir,omitempty" json:"dir,omitempty" jsonschema:"description=State directory, relative to the plan. Default .mcplan."`
+	Dir string `yaml:"dir,omitempty" json:"dir,omitempty" jsonschema:"description=State directory, relative to the plan. Default .mcplan. With backend kubernetes it is a cache, rebuilt from the backend."`
+	// Backend is where the state is kept: BackendLocal or BackendKubernetes.
+	Backend    string             `yaml:"backend,omitempty" json:"backend,omitempty" jsonschema:"enum=local,enum=kubernetes,description=Where the state is kept: local (the state directory) or kubernetes (Secrets and a Lease in a cluster: a team or CI can share it). Default local."`
+	Kubernetes *KubernetesBackend `yaml:"kubernetes,omitempty" json:"kubernetes,omitempty" jsonschema:"description=The cluster and Secrets of the kubernetes backend (also read by mcplan state migrate)."`
+	// LockTimeout is how long a kubernetes backend's lock may go
+	// unrenewed before another run takes it over.
+	LockTimeout string `yaml:"lockTimeout,omitempty" json:"lockTimeout,omitempty" jsonschema:"description=kubernetes backend: how long the lock may go unrenewed (its holder killed) before another run takes it over. A Go duration. Default 1m."`
+}
+
+// State backends.
+const (
+	BackendLocal      = "local"
+	BackendKubernetes = "kubernetes"
+)
+
+// KubernetesBackend locates the state in a cluster.
+type KubernetesBackend struct {
+	Kubeconfig string `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty" jsonschema:"description=Kubeconfig file, relative to the plan. Default: $KUBECONFIG, else ~/.kube/config."`
+	Context    string `yaml:"context,omitempty" json:"context,omitempty" jsonschema:"description=Context of the kubeconfig. Default its current context."`
+	Namespace  string `yaml:"namespace" json:"namespace" jsonschema:"description=Namespace of the state's Secrets and Lease (it must exist; give mcplan's identity the Role of mcplan state rbac in it)."`
+	Name       string `yaml:"name,omitempty" json:"name,omitempty" jsonschema:"description=Name of the state's index Secret; its chunks and Lease are named after it. Default mcplan-state-<metadata.name>."`
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Validate checks the plan and reports every problem at once as Errors,
@@ -25,6 +26,7 @@ func Validate(p *Plan) error {
 	v.meshes()
 	v.kubeconfig()
 	v.timeouts()
+	v.state()
 	return v.errs.err()
 }
 
@@ -508,5 +510,44 @@ func (v *validator) timeouts() {
 		if msg := checkDuration(v.p.Timeouts[kind]); msg != "" {
 			v.add(path, msg, "")
 		}
+	}
+}
+
+// state checks where the state is kept.
+func (v *validator) state() {
+	st := v.p.State
+	if st == nil {
+		return
+	}
+	backends := []string{BackendLocal, BackendKubernetes}
+	switch {
+	case st.Backend != "" && !slices.Contains(backends, st.Backend):
+		v.add("state.backend", fmt.Sprintf("unknown backend %s: use %s or %s", quote(st.Backend), quote(BackendLocal), quote(BackendKubernetes)), didYouMean(st.Backend, backends))
+	case st.Backend == BackendKubernetes && st.Kubernetes == nil:
+		v.add("state.backend", "backend kubernetes needs state.kubernetes (at least its namespace)", "add state.kubernetes: {namespace: mcplan}")
+	}
+	if st.LockTimeout != "" {
+		if msg := checkDuration(st.LockTimeout); msg != "" {
+			v.add("state.lockTimeout", msg, "")
+		} else if d, _ := time.ParseDuration(st.LockTimeout); d < 5*time.Second {
+			v.add("state.lockTimeout", fmt.Sprintf("%s is too short: the lock is renewed every few seconds", quote(st.LockTimeout)), "use at least 5s; the default is 1m")
+		}
+	}
+	if st.Kubernetes == nil {
+		return
+	}
+	if st.Kubernetes.Namespace == "" {
+		v.add("state.kubernetes.namespace", "required field missing", "name the namespace that holds the state's Secrets and Lease")
+	} else if msg, hint := checkLabel(st.Kubernetes.Namespace); msg != "" {
+		v.add("state.kubernetes.namespace", msg, hint)
+	}
+	k, _ := v.p.KubernetesState()
+	if msg, hint := checkLabel(k.Name); msg != "" {
+		path := "state.kubernetes.name"
+		if st.Kubernetes.Name == "" {
+			msg = "the default name " + msg[strings.Index(msg, quote(k.Name)):]
+			hint = "set state.kubernetes.name"
+		}
+		v.add(path, msg, hint)
 	}
 }

@@ -27,7 +27,7 @@ Ctrl-C lets running steps finish; the second aborts them.`,
   mcplan apply -o json plan.yaml | jq .`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pr, err := c.prepare(args[0], flags, "mcplan apply "+args[0])
+			pr, err := c.prepare(cmd.Context(), args[0], flags, "mcplan apply "+args[0])
 			if err != nil {
 				return err
 			}
@@ -36,13 +36,16 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 				return err
 			}
 			dir := pr.plan.StateDir()
-			sink, stop := c.progressSink(cmd.Context(), flags.output, pr.graph.Len())
-			rep := engine.Run(cmd.Context(), pr.graph, engine.Options{
+			sink, stop := c.progressSink(pr.ctx, flags.output, pr.graph.Len())
+			rep := engine.Run(pr.ctx, pr.graph, engine.Options{
 				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
 				Sink: sink, Drain: c.drain, Forget: pr.whole, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}),
 				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
 			})
 			stop()
+			if err := pr.lockLost(); err != nil {
+				return err
+			}
 			return c.reportRun(rep, flags.output, "apply", func() { c.writeApplySummary(rep, pr.store.Path()) })
 		},
 	}

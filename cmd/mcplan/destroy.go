@@ -44,13 +44,16 @@ again resumes.`,
 			}
 			targets := flags.targets
 			flags.targets = nil
-			pr, err := c.prepare(args[0], flags, "mcplan destroy "+args[0])
+			pr, err := c.prepare(cmd.Context(), args[0], flags, "mcplan destroy "+args[0])
 			if err != nil {
 				return err
 			}
 			defer pr.close()
 			graph, err := c.destroyGraph(pr.graph, targets)
 			if err != nil {
+				return err
+			}
+			if err := pr.checkBackendSurvives(graph); err != nil {
 				return err
 			}
 			whole := len(targets) == 0
@@ -62,15 +65,18 @@ again resumes.`,
 			if !autoApprove {
 				dry := opts
 				dry.DryRun = true
-				progress.WritePlan(c.stdout, engine.Run(cmd.Context(), graph, dry), progress.PlanView{Offline: true, Targeted: !whole, Destroy: true})
+				progress.WritePlan(c.stdout, engine.Run(pr.ctx, graph, dry), progress.PlanView{Offline: true, Targeted: !whole, Destroy: true})
 				if ok, err := c.confirm(pr.plan.Metadata.Name); err != nil || !ok {
 					return &exitCodeError{code: exitError, msg: "Destroy cancelled: nothing was changed."}
 				}
 			}
-			sink, stop := c.progressSink(cmd.Context(), flags.output, len(pr.store.IDs()))
+			sink, stop := c.progressSink(pr.ctx, flags.output, len(pr.store.IDs()))
 			opts.Sink = sink
-			rep := engine.Run(cmd.Context(), graph, opts)
+			rep := engine.Run(pr.ctx, graph, opts)
 			stop()
+			if err := pr.lockLost(); err != nil {
+				return err
+			}
 			return c.reportRun(rep, flags.output, "destroy", func() { c.writeDestroySummary(rep, pr.store.Path()) })
 		},
 	}
@@ -121,4 +127,22 @@ func (c *cli) writeDestroySummary(rep *engine.Report, statePath string) {
 	fmt.Fprintf(c.stdout, "Destroy failed: %d done, %d failed, %d not removed. State: %s\n",
 		counts[engine.EventSucceeded], counts[engine.EventFailed], counts[engine.EventBlocked]+counts[engine.EventCancelled], statePath)
 	c.writeErrors(rep.Err)
+}
+
+// checkBackendSurvives refuses a destroy that removes the cluster holding
+// the plan's kubernetes state backend: the state would go with it.
+func (pr *prepared) checkBackendSurvives(graph *engine.Graph) error {
+	if pr.backend == nil {
+		return nil
+	}
+	cl := pr.backend.cluster(pr.plan)
+	if cl == "" {
+		return nil
+	}
+	for _, h := range pr.plan.Cluster(cl).Servers {
+		if graph.Node(plans.K3sServerID(h)) != nil {
+			return fmt.Errorf("destroy: the state is kept in cluster %s, which this destroy removes: destroying it would destroy the state; run \"mcplan state migrate --to local\" and set state.backend: local first", cl)
+		}
+	}
+	return nil
 }

@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/statebackend"
 	"mcplan.io/mcplan/steps"
 	"mcplan.io/mcplan/steps/remote"
 	"mcplan.io/mcplan/steps/statedir"
@@ -28,6 +30,9 @@ type runFlags struct {
 	force bool
 	// replace are step IDs to run again (--replace).
 	replace []string
+	// lockTimeout is how long to wait for a state lock another run holds
+	// (--lock-timeout).
+	lockTimeout time.Duration
 }
 
 func (f *runFlags) validate() error { return checkOutput(f.output) }
@@ -36,10 +41,17 @@ func (f *runFlags) validate() error { return checkOutput(f.output) }
 // for apply), the runtime its steps share and the graph, narrowed by
 // --target.
 type prepared struct {
+	// ctx is the run's: cancelled, with statebackend.ErrLockLost as its
+	// cause, when a backend's lock is lost.
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
 	plan    *plans.Plan
 	store   *engine.Store
 	runtime *steps.Runtime
 	lock    *engine.Lock
+	// backend is the kubernetes state backend (nil for local state).
+	backend *backend
+	stderr  io.Writer
 	graph   *engine.Graph
 	// upgrades are the k3s rollouts and Istio canaries under way.
 	upgrades plans.Upgrades
@@ -50,7 +62,7 @@ type prepared struct {
 
 // prepare validates the run flags, loads the plan, takes the state lock
 // when command is set, opens the state and builds the graph.
-func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared, err error) {
+func (c *cli) prepare(ctx context.Context, path string, flags runFlags, lockFor string) (_ *prepared, err error) {
 	if err := flags.validate(); err != nil {
 		return nil, err
 	}
@@ -58,19 +70,26 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
-	pr := &prepared{plan: p}
+	pr := &prepared{plan: p, stderr: c.stderr}
+	pr.ctx, pr.cancel = context.WithCancelCause(ctx)
 	defer func() {
 		if err != nil {
 			pr.close()
 		}
 	}()
 	if lockFor != "" {
-		if pr.lock, err = engine.AcquireLock(p.StateDir(), lockFor); err != nil {
+		if pr.lock, err = c.acquireLocalLock(pr.ctx, p.StateDir(), lockFor, flags.lockTimeout); err != nil {
 			return nil, err
 		}
 	}
+	if err := pr.openBackend(lockFor, flags.lockTimeout, c.logf); err != nil {
+		return nil, err
+	}
 	if pr.store, err = engine.OpenStore(p.StateDir()); err != nil {
 		return nil, err
+	}
+	if pr.backend != nil && pr.backend.held != nil {
+		pr.store.MirrorTo(func() error { return pr.backend.mirror.Push(pr.ctx) })
 	}
 	// Pins an earlier version kept in the state move to the pin file, which
 	// is written only under the lock (an offline plan takes none and dials
@@ -131,15 +150,78 @@ func (pr *prepared) checkAgainstState() error {
 	return steps.CheckFirstServer(pr.plan, records)
 }
 
-// close ends the run: SSH connections, then the lock.
+// openBackend, for a plan whose state is kept in Kubernetes, takes the
+// backend's lock when lockFor is set (waiting up to wait) and rebuilds
+// the state directory from the backend.
+func (pr *prepared) openBackend(lockFor string, wait time.Duration, logf func(string, ...any)) error {
+	if pr.plan.StateBackend() != plans.BackendKubernetes {
+		return nil
+	}
+	if lockFor == "" {
+		return pullCache(pr.ctx, pr.plan) // read only: no lock
+	}
+	b, err := openBackend(pr.plan, lockFor)
+	if err != nil {
+		return err
+	}
+	pr.backend = b
+	if err := b.acquire(pr.ctx, wait, logf, pr.cancel); err != nil {
+		return err
+	}
+	return b.mirror.Pull(pr.ctx)
+}
+
+// lockLost is the error of a run whose backend lock was lost (its context
+// then ended with that cause), else nil.
+func (pr *prepared) lockLost() error {
+	if cause := context.Cause(pr.ctx); errors.Is(cause, statebackend.ErrLockLost) {
+		return fmt.Errorf("%w; what this run did after that is only in the local state directory %s", cause, pr.plan.StateDir())
+	}
+	return nil
+}
+
+// close ends the run: SSH connections, the backend (its last write, its
+// lock), then the local lock.
 func (pr *prepared) close() {
 	if pr.runtime != nil {
 		pr.runtime.Close()
 	}
+	if pr.backend != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(pr.ctx), 30*time.Second)
+		if err := pr.backend.close(ctx); err != nil {
+			fmt.Fprintf(pr.stderr, "Error: %v\n", err)
+		}
+		cancel()
+	}
 	if pr.lock != nil {
 		pr.lock.Release()
 	}
+	if pr.cancel != nil {
+		pr.cancel(nil)
+	}
 }
+
+// acquireLocalLock takes the state directory's lock, waiting up to wait
+// for another run on this machine to release it.
+func (c *cli) acquireLocalLock(ctx context.Context, dir, command string, wait time.Duration) (*engine.Lock, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		lock, err := engine.AcquireLock(dir, command)
+		var locked *engine.LockedError
+		if !errors.As(err, &locked) || locked.Stale || time.Now().After(deadline) {
+			return lock, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(time.Second, time.Until(deadline)+time.Millisecond)):
+		}
+	}
+}
+
+// logf writes a line of what mcplan does besides the steps (the state
+// lock) to standard error.
+func (c *cli) logf(format string, args ...any) { fmt.Fprintf(c.stderr, format+"\n", args...) }
 
 // progressSink picks how events are shown: JSON lines with -o json, the
 // live view on a terminal, plain lines otherwise. stop ends the live view.

@@ -29,6 +29,9 @@ holds client keys: treat it as a secret.`,
 			if err != nil {
 				return err
 			}
+			if err := pullCache(cmd.Context(), p); err != nil {
+				return err
+			}
 			var sources []string
 			for _, cl := range p.Clusters {
 				if cluster != "" && cl.Name != cluster {

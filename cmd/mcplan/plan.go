@@ -41,7 +41,7 @@ case the plan file and the state alone decide.`,
 			if destroy {
 				targets, flags.targets = flags.targets, nil
 			}
-			pr, err := c.prepare(args[0], flags, lockFor)
+			pr, err := c.prepare(cmd.Context(), args[0], flags, lockFor)
 			if err != nil {
 				return err
 			}
@@ -56,7 +56,7 @@ case the plan file and the state alone decide.`,
 				}
 				removal.Destroying = graph.IDs()
 			}
-			rep := engine.Run(cmd.Context(), graph, engine.Options{
+			rep := engine.Run(pr.ctx, graph, engine.Options{
 				DryRun: true, Check: !offline, Store: pr.store, Dir: pr.plan.StateDir(), Destroy: destroy,
 				Parallelism: flags.parallelism, Drain: c.drain, Forget: pr.whole && len(targets) == 0, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, removal),
 				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
@@ -93,6 +93,7 @@ func addRunFlags(cmd *cobra.Command, flags *runFlags) {
 	cmd.Flags().IntVar(&flags.parallelism, "parallelism", engine.DefaultParallelism, "how many steps run at once")
 	cmd.Flags().StringArrayVar(&flags.replace, "replace", nil, "run this step again whatever its record and the live system say, as Terraform's -replace; what depends on it follows (repeatable, a step ID)")
 	cmd.Flags().BoolVar(&flags.force, "force", false, "let a k3s upgrade go while a node of its cluster is not Ready")
+	cmd.Flags().DurationVar(&flags.lockTimeout, "lock-timeout", 0, "wait this long for a state lock another run holds (as terraform's -lock-timeout); 0 refuses at once, naming the holder")
 	cmd.Flags().BoolVar(&flags.noNewPins, "no-new-pins", false, "with ssh.knownHosts: pin, fail on a host that has no pinned key instead of pinning it (for CI)")
 	addOutputFlag(cmd, &flags.output)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,30 +21,35 @@ func (c *cli) stateCommand() *cobra.Command {
 		Short: "Inspect and repair mcplan's state",
 		Long: `mcplan keeps, beside the plan (state.dir, default .mcplan/), a state file
 with each step's input fingerprint, status, times and non-secret outputs,
-the generated CA files (keys 0600) and a lock while apply runs.`,
+the generated CA files (keys 0600) and a lock while apply runs. With state.backend kubernetes all of it is kept in
+Secrets of a cluster, locked by a Lease, and .mcplan/ is a cache.`,
 	}
-	cmd.AddCommand(c.stateListCommand(), c.stateShowCommand(), c.stateUnlockCommand(), c.stateRmCommand())
+	cmd.AddCommand(c.stateListCommand(), c.stateShowCommand(), c.stateUnlockCommand(), c.stateRmCommand(), c.stateRBACCommand(), c.stateMigrateCommand())
 	return cmd
 }
 
-// openState opens the state of a plan for reading.
-func openState(path string) (*engine.Store, error) {
-	dir, err := stateDir(path)
+// openState opens the state of a plan for reading (from its backend,
+// when it is kept in Kubernetes).
+func openState(ctx context.Context, path string) (*engine.Store, error) {
+	p, err := statePlan(path)
 	if err != nil {
 		return nil, err
 	}
-	return engine.OpenStore(dir)
+	if err := pullCache(ctx, p); err != nil {
+		return nil, err
+	}
+	return engine.OpenStore(p.StateDir())
 }
 
-// stateDir finds the state directory of a plan without validating the
+// statePlan loads a plan for its state settings without validating the
 // whole plan: state commands must work on a plan that no longer validates.
-func stateDir(path string) (string, error) {
+func statePlan(path string) (*plans.Plan, error) {
 	p, err := plans.Load(path)
 	if err != nil {
-		return "", planError(err)
+		return nil, planError(err)
 	}
 	plans.ApplyDefaults(p)
-	return p.StateDir(), nil
+	return p, nil
 }
 
 func (c *cli) stateListCommand() *cobra.Command {
@@ -52,7 +58,7 @@ func (c *cli) stateListCommand() *cobra.Command {
 		Short: "List the steps recorded in the state",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openState(args[0])
+			store, err := openState(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -77,7 +83,7 @@ func (c *cli) stateShowCommand() *cobra.Command {
 		Short: "Show the recorded state of one step as JSON",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openState(args[0])
+			store, err := openState(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -103,19 +109,37 @@ func (c *cli) stateUnlockCommand() *cobra.Command {
 this state: two applies at once can corrupt what they install.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := stateDir(args[0])
+			p, err := statePlan(args[0])
 			if err != nil {
 				return err
 			}
-			h, err := engine.ForceUnlock(dir)
-			if errors.Is(err, fs.ErrNotExist) {
+			unlocked := false
+			if p.StateBackend() == plans.BackendKubernetes {
+				b, err := openBackend(p, "")
+				if err != nil {
+					return err
+				}
+				h, ok, err := b.lock.ForceUnlock(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if ok {
+					unlocked = true
+					fmt.Fprintf(c.stdout, "Removed the lock held by %s (Lease %s/%s).\n", h, b.lock.Namespace, b.lock.Name)
+				}
+			}
+			h, err := engine.ForceUnlock(p.StateDir())
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+			case err != nil:
+				return err
+			default:
+				unlocked = true
+				fmt.Fprintf(c.stdout, "Removed the lock held by %q (pid %d on %s since %s).\n", h.Command, h.PID, h.Host, h.Since.Format(time.RFC3339))
+			}
+			if !unlocked {
 				fmt.Fprintln(c.stdout, "The state is not locked.")
-				return nil
 			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "Removed the lock held by %q (pid %d on %s since %s).\n", h.Command, h.PID, h.Host, h.Since.Format(time.RFC3339))
 			return nil
 		},
 	}
@@ -130,19 +154,16 @@ changed; the next apply treats the steps as never applied. This is how to
 start over on purpose, for example with a new root CA.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			dir, err := stateDir(args[0])
+			p, err := statePlan(args[0])
 			if err != nil {
 				return err
 			}
-			lock, err := engine.AcquireLock(dir, "mcplan state rm")
+			st, err := c.lockState(cmd.Context(), p, "mcplan state rm")
 			if err != nil {
 				return err
 			}
-			defer lock.Release()
-			store, err := engine.OpenStore(dir)
-			if err != nil {
-				return err
-			}
+			defer st.close()
+			store := st.store
 			for _, id := range args[1:] {
 				if _, ok := store.Record(id); !ok {
 					return fmt.Errorf("no step %q in the state", id)
@@ -156,3 +177,34 @@ start over on purpose, for example with a new root CA.`,
 		},
 	}
 }
+
+// lockedState is the state of a plan locked for a change outside a run:
+// the local lock, the backend's (with the cache pulled), the store.
+type lockedState struct {
+	pr    *prepared
+	store *engine.Store
+}
+
+// lockState locks a plan's state as prepare does, without building its
+// graph (the plan need not validate).
+func (c *cli) lockState(ctx context.Context, p *plans.Plan, command string) (*lockedState, error) {
+	pr := &prepared{plan: p, stderr: c.stderr}
+	pr.ctx, pr.cancel = context.WithCancelCause(ctx)
+	var err error
+	if pr.lock, err = engine.AcquireLock(p.StateDir(), command); err != nil {
+		pr.close()
+		return nil, err
+	}
+	if err := pr.openBackend(command, 0, c.logf); err != nil {
+		pr.close()
+		return nil, err
+	}
+	if pr.store, err = engine.OpenStore(p.StateDir()); err != nil {
+		pr.close()
+		return nil, err
+	}
+	return &lockedState{pr: pr, store: pr.store}, nil
+}
+
+// close writes the state back to its backend and unlocks.
+func (s *lockedState) close() { s.pr.close() }
