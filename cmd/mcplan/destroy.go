@@ -10,8 +10,6 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
-	"mcplan.io/mcplan/plans"
-	"mcplan.io/mcplan/steps"
 )
 
 func (c *cli) destroyCommand() *cobra.Command {
@@ -54,11 +52,7 @@ again resumes.`,
 				return err
 			}
 			whole := len(targets) == 0
-			opts := engine.Options{
-				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
-				Drain: c.drain, Forget: whole, StepTimeout: pr.plan.StepTimeout,
-				Passing: plans.Passing, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime, Records: pr.store.Record}),
-			}
+			opts := c.runOptions(pr, runScope{graph: graph, whole: whole, destroy: true, purgeCA: purgeCA}, flags)
 			if !autoApprove {
 				dry := opts
 				dry.DryRun = true

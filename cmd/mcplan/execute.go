@@ -10,6 +10,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps"
 	"mcplan.io/mcplan/steps/remote"
@@ -36,11 +37,14 @@ func (f *runFlags) validate() error { return checkOutput(f.output) }
 // for apply), the runtime its steps share and the graph, narrowed by
 // --target.
 type prepared struct {
-	plan    *plans.Plan
-	store   *engine.Store
-	runtime *steps.Runtime
-	lock    *engine.Lock
-	graph   *engine.Graph
+	plan *plans.Plan
+	// planSHA256 is the digest of the plan file, which a saved plan
+	// records.
+	planSHA256 string
+	store      *engine.Store
+	runtime    *steps.Runtime
+	lock       *engine.Lock
+	graph      *engine.Graph
 	// upgrades are the k3s rollouts and Istio canaries under way.
 	upgrades plans.Upgrades
 	// whole is true when graph is the whole plan's: only then may records
@@ -58,7 +62,11 @@ func (c *cli) prepare(path string, flags runFlags, lockFor string) (_ *prepared,
 	if err != nil {
 		return nil, err
 	}
-	pr := &prepared{plan: p}
+	sum, err := digest.FileSHA256(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan %s: %w", path, err)
+	}
+	pr := &prepared{plan: p, planSHA256: sum}
 	defer func() {
 		if err != nil {
 			pr.close()
@@ -129,6 +137,33 @@ func (pr *prepared) checkAgainstState() error {
 		return err
 	}
 	return steps.CheckFirstServer(pr.plan, records)
+}
+
+// runScope is what a run of plan, apply or destroy works on.
+type runScope struct {
+	// graph is pr.graph, or what a destroy removes.
+	graph *engine.Graph
+	// whole is true when graph is the whole plan's: only then are the
+	// records of steps that left the plan forgotten.
+	whole bool
+	// destroy removes graph's steps instead of applying them; purgeCA
+	// deletes the meshes' root CAs it removes instead of moving them
+	// aside.
+	destroy, purgeCA bool
+}
+
+// runOptions are the engine options plan, apply and destroy share; the
+// caller adds what is its own (DryRun, Check, Sink, Replay).
+func (c *cli) runOptions(pr *prepared, scope runScope, flags runFlags) engine.Options {
+	removal := steps.RemovalOptions{PurgeCA: scope.purgeCA, Runtime: pr.runtime, Records: pr.store.Record}
+	if scope.destroy {
+		removal.Destroying = scope.graph.IDs()
+	}
+	return engine.Options{
+		Store: pr.store, Dir: pr.plan.StateDir(), Destroy: scope.destroy, Parallelism: flags.parallelism,
+		Drain: c.drain, Forget: scope.whole, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, removal),
+		StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
+	}
 }
 
 // close ends the run: SSH connections, then the lock.
@@ -214,6 +249,12 @@ type removalJSON struct {
 }
 
 func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
+	enc.SetIndent("", "  ")
+	return enc.Encode(newReportJSON(rep))
+}
+
+// newReportJSON is the machine-readable form of rep.
+func newReportJSON(rep *engine.Report) reportJSON {
 	out := reportJSON{Forgotten: rep.Forgotten, Removing: rep.Removing, Changes: rep.Changes(), Summary: map[string]int{
 		"create": rep.Count(engine.ActionCreate), "update": rep.Count(engine.ActionUpdate),
 		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten), "remove": len(rep.Removing),
@@ -235,6 +276,5 @@ func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
 	if rep.Err != nil {
 		out.Error = rep.Err.Error()
 	}
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return out
 }
