@@ -40,11 +40,11 @@ func applyCA(t *testing.T, plan string, extra ...string) {
 	must(t, cmdline("apply", append(slices.Clone(caTargets), extra...), plan))
 }
 
-// savePlan runs plan -out into a new file beside plan and returns its
-// path and what plan printed.
+// savePlan runs plan -out into a new file and returns its path and what
+// plan printed.
 func savePlan(t *testing.T, plan string, args ...string) (string, result) {
 	t.Helper()
-	out := filepath.Join(filepath.Dir(plan), fmt.Sprintf("saved-%d.plan", len(mustGlob(t, filepath.Join(filepath.Dir(plan), "saved-*.plan")))))
+	out := filepath.Join(t.TempDir(), "saved.plan")
 	r := must(t, cmdline("plan", append([]string{"-out", out}, args...), plan), exitChanges)
 	return out, r
 }
