@@ -172,3 +172,23 @@ func TestStoreRefusesAStateAnotherProcessWroteSince(t *testing.T) {
 		t.Error("the other writer's state was written over")
 	}
 }
+
+// TestStoreRefusesAStateDamagedSinceItWasRead: a state file that no
+// longer parses is not one the Store read: it is left for the user.
+func TestStoreRefusesAStateDamagedSinceItWasRead(t *testing.T) {
+	dir := t.TempDir()
+	s := openStore(t, dir)
+	if err := s.Update("a", succeed); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, StateFile)
+	if err := os.WriteFile(path, []byte(`{"version": 1, "lineage": `), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update("b", succeed); err == nil || !strings.Contains(err.Error(), "damaged now") {
+		t.Fatalf("write over a damaged state = %v", err)
+	}
+	if after, _ := os.ReadFile(path); string(after) != `{"version": 1, "lineage": ` {
+		t.Errorf("the damaged state was written over: %q", after)
+	}
+}

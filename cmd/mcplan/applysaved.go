@@ -33,13 +33,14 @@ func (c *cli) applySaved(ctx context.Context, cmd *cobra.Command, path string, s
 	if err := sp.checkCurrent(path, c.build, pr.planSHA256, pr.store); err != nil {
 		return err
 	}
-	scope := runScope{graph: pr.graph, whole: pr.whole && len(destroyTargets) == 0, destroy: sp.Flags.Destroy}
-	if scope.destroy {
-		if scope.graph, err = c.destroyGraph(pr.graph, destroyTargets); err != nil {
+	scope, err := planScope(pr, sp.Flags.Destroy, destroyTargets)
+	if err != nil {
+		return err
+	}
+	if !scope.destroy {
+		if err := pr.checkAgainstState(); err != nil {
 			return err
 		}
-	} else if err := pr.checkAgainstState(); err != nil {
-		return err
 	}
 	opts := c.runOptions(pr, scope, flags)
 	opts.Replay = engine.ReplayOf(sp.report())

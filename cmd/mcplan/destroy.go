@@ -47,16 +47,17 @@ again resumes.`,
 				return err
 			}
 			defer pr.close()
-			graph, err := c.destroyGraph(pr.graph, targets)
+			scope, err := destroyScope(pr, targets)
 			if err != nil {
 				return err
 			}
-			whole := len(targets) == 0
-			opts := c.runOptions(pr, runScope{graph: graph, whole: whole, destroy: true, purgeCA: purgeCA}, flags)
+			scope.purgeCA = purgeCA
+			graph := scope.graph
+			opts := c.runOptions(pr, scope, flags)
 			if !autoApprove {
 				dry := opts
 				dry.DryRun = true
-				progress.WritePlan(c.stdout, engine.Run(cmd.Context(), graph, dry), progress.PlanView{Offline: true, Targeted: !whole, Destroy: true})
+				progress.WritePlan(c.stdout, engine.Run(cmd.Context(), graph, dry), progress.PlanView{Offline: true, Targeted: !scope.whole, Destroy: true})
 				if ok, err := c.confirm(pr.plan.Metadata.Name); err != nil || !ok {
 					return &exitCodeError{code: exitError, msg: "Destroy cancelled: nothing was changed."}
 				}
@@ -74,17 +75,29 @@ again resumes.`,
 	return cmd
 }
 
-// destroyGraph is what destroy removes: the whole plan, or the targeted
-// steps and everything that depends on them.
-func (c *cli) destroyGraph(g *engine.Graph, targets []string) (*engine.Graph, error) {
+// destroyScope is what destroy removes of pr's graph (prepared without
+// --target): the whole plan, or the targeted steps and everything that
+// depends on them.
+func destroyScope(pr *prepared, targets []string) (runScope, error) {
+	scope := runScope{graph: pr.graph, whole: pr.whole && len(targets) == 0, destroy: true}
 	if len(targets) == 0 {
-		return g, nil
+		return scope, nil
 	}
-	ids, err := g.MatchTargets(targets)
+	ids, err := pr.graph.MatchTargets(targets)
 	if err != nil {
-		return nil, err
+		return runScope{}, err
 	}
-	return g.WithDependents(ids), nil
+	scope.graph = pr.graph.WithDependents(ids)
+	return scope, nil
+}
+
+// planScope is what plan and apply of a saved plan work on: pr's graph,
+// or, for a destroy, destroyScope's.
+func planScope(pr *prepared, destroy bool, destroyTargets []string) (runScope, error) {
+	if destroy {
+		return destroyScope(pr, destroyTargets)
+	}
+	return runScope{graph: pr.graph, whole: pr.whole}, nil
 }
 
 // canConfirm says whether destroy can ask: standard input and output are

@@ -56,11 +56,9 @@ since.`,
 			if err := pr.checkAgainstState(); err != nil && !destroy {
 				return err
 			}
-			scope := runScope{graph: pr.graph, whole: pr.whole && len(targets) == 0, destroy: destroy}
-			if destroy {
-				if scope.graph, err = c.destroyGraph(pr.graph, targets); err != nil {
-					return err
-				}
+			scope, err := planScope(pr, destroy, targets)
+			if err != nil {
+				return err
 			}
 			opts := c.runOptions(pr, scope, flags)
 			opts.DryRun, opts.Check = true, !offline
@@ -70,7 +68,7 @@ since.`,
 					return err
 				}
 			} else {
-				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !pr.whole || len(targets) > 0, Full: full, Destroy: destroy})
+				progress.WritePlan(c.stdout, rep, progress.PlanView{Offline: offline, Targeted: !scope.whole, Full: full, Destroy: destroy})
 				if !offline && !destroy {
 					writeCredentials(c.stdout, c.stderr, steps.Credentials(cmd.Context(), pr.plan, pr.plan.StateDir(), time.Now()))
 				}
