@@ -64,12 +64,21 @@ type Options struct {
 	// the live system say (Terraform's -replace): their Apply runs, and
 	// what depends on them follows as for any change.
 	Replace []string
+	// Replay, when set, carries out the decisions of an earlier dry run
+	// (a saved plan) instead of deciding: Check is not called, each step
+	// runs with its recorded decision (Replace still reaches its Env).
+	// Run refuses it before changing anything unless it matches the
+	// graph and state (CheckReplay).
+	Replay *Replay
 }
 
 // StepResult is what happened to one step.
 type StepResult struct {
 	ID   string
 	Kind string
+	// Fingerprint is the one of the step's inputs the decision was made
+	// for.
+	Fingerprint string
 	Decision
 	// Outcome is EventPlanned for a dry run, else one of EventUnchanged,
 	// EventSucceeded, EventFailed, EventBlocked, EventCancelled.
@@ -168,6 +177,9 @@ type scheduler struct {
 }
 
 func (s *scheduler) run() *Report {
+	if err := CheckReplay(s.graph, s.opts); err != nil {
+		return &Report{Err: err}
+	}
 	order := s.graph.TopologicalOrder()
 	// Steps that left the plan go first: what they made (a remote
 	// secret of a cluster that left the mesh) must be gone before the
@@ -258,7 +270,7 @@ func (s *scheduler) launch(id string) {
 // on its own goroutine and touches the scheduler only through its result.
 func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]map[string]string) (c completion) {
 	start := time.Now()
-	c = completion{id: n.ID, result: StepResult{ID: n.ID, Kind: n.Kind}}
+	c = completion{id: n.ID, result: StepResult{ID: n.ID, Kind: n.Kind, Fingerprint: n.Fingerprint}}
 	emit := func(t EventType, msg string, err error) {
 		ev := Event{Time: time.Now(), Type: t, Step: n.ID, Kind: n.Kind, Action: c.result.Action, Message: msg}
 		if t != EventPlanned && t != EventStarted {
@@ -288,13 +300,7 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 	env := NewEnv(n.ID, s.opts.Dir, rec.Outputs, depOutputs, s.opts.Sink)
 	ctx, cancel, limit := s.opts.stepContext(s.ctx, n.Kind)
 	defer cancel()
-	d, err := decide(ctx, n, recp, changedDeps, s.opts.Check, env)
-	if err == nil && slices.Contains(s.opts.Replace, n.ID) {
-		env.Replace = true
-		if d.Action == ActionNoChange {
-			d = Decision{Action: ActionUpdate, Reason: "replaced on request (--replace)"}
-		}
-	}
+	d, err := s.decision(ctx, n, recp, changedDeps, env)
 	if err != nil {
 		return fail(timedOut(s.ctx, ctx, limit, n.Kind, err))
 	}
@@ -345,6 +351,28 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 	c.result.Outcome, c.result.Elapsed, c.outputs, c.changed = EventSucceeded, time.Since(start), env.Outputs(), true
 	emit(EventSucceeded, "", nil)
 	return c
+}
+
+// decision is a step's decision: the replayed one, or decide's, made an
+// update when the step is to be replaced. A step to replace gets
+// env.Replace once decided (its Check does not see it).
+func (s *scheduler) decision(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string, env *Env) (Decision, error) {
+	replace := slices.Contains(s.opts.Replace, n.ID)
+	if s.opts.Replay != nil {
+		env.Replace = replace
+		return s.opts.Replay.Steps[n.ID].Decision, nil
+	}
+	d, err := decide(ctx, n, rec, changedDeps, s.opts.Check, env)
+	if err != nil {
+		return Decision{}, err
+	}
+	if replace {
+		env.Replace = true
+		if d.Action == ActionNoChange {
+			d = Decision{Action: ActionUpdate, Reason: "replaced on request (--replace)"}
+		}
+	}
+	return d, nil
 }
 
 func (s *scheduler) finish(c completion) {

@@ -55,7 +55,12 @@ type StepRecord struct {
 // State is the content of the state file.
 type State struct {
 	Version int `json:"version"`
-	// Serial grows with every write, so two copies can be told apart.
+	// Lineage is a random ID made when the state is first written and
+	// kept by every later write (see LineageError); a state written by an
+	// older mcplan has none until its next write.
+	Lineage string `json:"lineage,omitempty"`
+	// Serial grows with every write, so two copies of one lineage can be
+	// told apart.
 	Serial int64                  `json:"serial"`
 	Steps  map[string]*StepRecord `json:"steps"`
 	// Trusted holds values trusted on first use, such as pinned SSH host
@@ -77,8 +82,9 @@ type Store struct {
 	state   State
 	pending int64 // serial of the newest in-memory change
 
-	writeMu sync.Mutex // serialises writes; guards written
+	writeMu sync.Mutex // serialises writes; guards written and disk
 	written int64      // serial of the newest write on disk
+	disk    onDisk     // the state file as last read or written
 	// mirror, when set, runs after every write of the state file, still
 	// serialised with the writes: it copies the state directory to a
 	// shared backend. A write is done only once it returned nil.
@@ -120,6 +126,7 @@ func OpenStore(dir string) (*Store, error) {
 		s.state.Steps = map[string]*StepRecord{}
 	}
 	s.pending, s.written = s.state.Serial, s.state.Serial
+	s.disk = onDisk{found: true, lineage: s.state.Lineage}
 	return s, nil
 }
 
@@ -140,6 +147,22 @@ func (s *Store) Record(id string) (StepRecord, bool) {
 	c := *r
 	c.Outputs = maps.Clone(r.Outputs)
 	return c, true
+}
+
+// Lineage is the state's lineage: "" when it was never written, or was
+// last written by an older mcplan.
+func (s *Store) Lineage() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Lineage
+}
+
+// Serial is the serial of the state as read or last written: 0 when it
+// was never written.
+func (s *Store) Serial() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state.Serial
 }
 
 // IDs returns the IDs of every recorded step, sorted.
@@ -182,14 +205,24 @@ func (s *Store) Forget(ids ...string) error {
 	return s.flush(serial)
 }
 
-// flush makes sure a write holding change number serial is on disk.
+// flush makes sure a write holding change number serial is on disk. It
+// never writes over a state file other than the one read (checkOnDisk);
+// the first write of a state gives it its lineage.
 func (s *Store) flush(serial int64) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	if s.written >= serial || s.path == "" {
 		return nil // covered by a later write, or a memory-only store
 	}
+	if err := s.checkOnDisk(); err != nil {
+		return err
+	}
+	lineage := s.disk.lineage
+	if lineage == "" {
+		lineage = newLineage()
+	}
 	s.mu.Lock()
+	s.state.Lineage = lineage
 	s.state.Serial = s.pending
 	snapshot := s.pending
 	data, err := json.MarshalIndent(&s.state, "", "  ")
@@ -200,6 +233,7 @@ func (s *Store) flush(serial int64) error {
 	if err := atomicfile.Write(s.path, append(data, '\n'), 0o600); err != nil {
 		return fmt.Errorf("write state: %w", err)
 	}
+	s.disk = onDisk{found: true, lineage: lineage}
 	if s.mirror != nil {
 		if err := s.mirror(); err != nil {
 			return err

@@ -9,24 +9,35 @@ import (
 	"github.com/spf13/cobra"
 
 	"mcplan.io/mcplan/engine"
-	"mcplan.io/mcplan/plans"
-	"mcplan.io/mcplan/steps"
 )
 
 func (c *cli) applyCommand() *cobra.Command {
 	var flags runFlags
 	cmd := &cobra.Command{
-		Use:   "apply PLAN",
+		Use:   "apply PLAN|SAVED",
 		Short: "Bring hosts, clusters and meshes to what the plan says",
 		Long: `Run every step that plan would show as + or ~, in dependency order, in
 parallel where possible. State is saved after every step: after a failure,
 a crash or Ctrl-C, apply again and it resumes where it stopped. The first
-Ctrl-C lets running steps finish; the second aborts them.`,
+Ctrl-C lets running steps finish; the second aborts them.
+
+Given a saved plan (mcplan plan -out FILE), apply carries out exactly its
+decisions, without deciding again: it refuses, changing nothing, when the
+plan file, the state (its serial or lineage) or mcplan changed since the
+plan was made. A saved plan --destroy destroys, without asking.`,
 		Example: `  mcplan apply plan.yaml
   mcplan apply --target 'mesh/mesh1/ca/*' --target 'cluster/*/ca/*' plan.yaml
-  mcplan apply -o json plan.yaml | jq .`,
+  mcplan apply -o json plan.yaml | jq .
+  mcplan plan -out changes.plan plan.yaml && mcplan apply changes.plan`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			sp, err := readSavedPlan(args[0])
+			if err != nil {
+				return err
+			}
+			if sp != nil {
+				return c.applySaved(cmd.Context(), cmd, args[0], sp, flags)
+			}
 			pr, err := c.prepare(cmd.Context(), args[0], flags, "mcplan apply "+args[0])
 			if err != nil {
 				return err
@@ -35,13 +46,10 @@ Ctrl-C lets running steps finish; the second aborts them.`,
 			if err := pr.checkAgainstState(); err != nil {
 				return err
 			}
-			dir := pr.plan.StateDir()
 			sink, stop := c.progressSink(pr.ctx, flags.output, pr.graph.Len())
-			rep := engine.Run(pr.ctx, pr.graph, engine.Options{
-				Check: true, Store: pr.store, Dir: dir, Parallelism: flags.parallelism,
-				Sink: sink, Drain: c.drain, Forget: pr.whole, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Runtime: pr.runtime, Records: pr.store.Record}),
-				StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
-			})
+			opts := c.runOptions(pr, runScope{graph: pr.graph, whole: pr.whole}, flags)
+			opts.Check, opts.Sink = true, sink
+			rep := engine.Run(pr.ctx, pr.graph, opts)
 			stop()
 			if err := pr.lockLost(); err != nil {
 				return err

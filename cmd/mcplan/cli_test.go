@@ -20,8 +20,14 @@ type result struct {
 // mcplan runs the CLI in-process with the given arguments.
 func mcplan(t *testing.T, args ...string) result {
 	t.Helper()
+	return mcplanBuilt(t, readBuild(), args...)
+}
+
+// mcplanBuilt runs the CLI in-process as if it were build.
+func mcplanBuilt(t *testing.T, build build, args ...string) result {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	c := &cli{stdout: &out, stderr: &errOut, drain: make(chan struct{})}
+	c := &cli{stdout: &out, stderr: &errOut, drain: make(chan struct{}), build: build}
 	code := c.execute(context.Background(), args)
 	return result{code, out.String(), errOut.String()}
 }

@@ -11,7 +11,6 @@ import (
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
 	"mcplan.io/mcplan/plans"
-	"mcplan.io/mcplan/steps"
 )
 
 func (c *cli) destroyCommand() *cobra.Command {
@@ -49,23 +48,17 @@ again resumes.`,
 				return err
 			}
 			defer pr.close()
-			graph, err := c.destroyGraph(pr.graph, targets)
+			scope, err := destroyScope(pr, targets)
 			if err != nil {
 				return err
 			}
-			if err := pr.checkBackendSurvives(graph); err != nil {
-				return err
-			}
-			whole := len(targets) == 0
-			opts := engine.Options{
-				Destroy: true, Store: pr.store, Dir: pr.plan.StateDir(), Parallelism: flags.parallelism,
-				Drain: c.drain, Forget: whole, StepTimeout: pr.plan.StepTimeout,
-				Passing: plans.Passing, Retire: steps.Retirement(pr.plan, steps.RemovalOptions{Destroying: graph.IDs(), PurgeCA: purgeCA, Runtime: pr.runtime, Records: pr.store.Record}),
-			}
+			scope.purgeCA = purgeCA
+			graph := scope.graph
+			opts := c.runOptions(pr, scope, flags)
 			if !autoApprove {
 				dry := opts
 				dry.DryRun = true
-				progress.WritePlan(c.stdout, engine.Run(pr.ctx, graph, dry), progress.PlanView{Offline: true, Targeted: !whole, Destroy: true})
+				progress.WritePlan(c.stdout, engine.Run(pr.ctx, graph, dry), progress.PlanView{Offline: true, Targeted: !scope.whole, Destroy: true})
 				if ok, err := c.confirm(pr.plan.Metadata.Name); err != nil || !ok {
 					return &exitCodeError{code: exitError, msg: "Destroy cancelled: nothing was changed."}
 				}
@@ -86,17 +79,50 @@ again resumes.`,
 	return cmd
 }
 
-// destroyGraph is what destroy removes: the whole plan, or the targeted
-// steps and everything that depends on them.
-func (c *cli) destroyGraph(g *engine.Graph, targets []string) (*engine.Graph, error) {
-	if len(targets) == 0 {
-		return g, nil
+// destroyScope is what destroy removes of pr's graph (prepared without
+// --target): the whole plan, or the targeted steps and everything that
+// depends on them.
+func destroyScope(pr *prepared, targets []string) (runScope, error) {
+	scope := runScope{graph: pr.graph, whole: pr.whole && len(targets) == 0, destroy: true}
+	if len(targets) > 0 {
+		ids, err := pr.graph.MatchTargets(targets)
+		if err != nil {
+			return runScope{}, err
+		}
+		scope.graph = pr.graph.WithDependents(ids)
 	}
-	ids, err := g.MatchTargets(targets)
-	if err != nil {
-		return nil, err
+	if err := pr.checkBackendSurvives(scope.graph); err != nil {
+		return runScope{}, err
 	}
-	return g.WithDependents(ids), nil
+	return scope, nil
+}
+
+// checkBackendSurvives refuses a destroy that removes the cluster holding
+// the plan's kubernetes state backend (locked by this run): the state
+// would go with it.
+func (pr *prepared) checkBackendSurvives(graph *engine.Graph) error {
+	if pr.backend == nil {
+		return nil
+	}
+	cl := pr.backend.cluster(pr.plan)
+	if cl == "" {
+		return nil
+	}
+	for _, h := range pr.plan.Cluster(cl).Servers {
+		if graph.Node(plans.K3sServerID(h)) != nil {
+			return fmt.Errorf("destroy: the state is kept in cluster %s, which this destroy removes, and would go with it: run \"mcplan state migrate --to local\" and set state.backend: local first", cl)
+		}
+	}
+	return nil
+}
+
+// planScope is what plan and apply of a saved plan work on: pr's graph,
+// or, for a destroy, destroyScope's.
+func planScope(pr *prepared, destroy bool, destroyTargets []string) (runScope, error) {
+	if destroy {
+		return destroyScope(pr, destroyTargets)
+	}
+	return runScope{graph: pr.graph, whole: pr.whole}, nil
 }
 
 // canConfirm says whether destroy can ask: standard input and output are
@@ -127,22 +153,4 @@ func (c *cli) writeDestroySummary(rep *engine.Report, statePath string) {
 	fmt.Fprintf(c.stdout, "Destroy failed: %d done, %d failed, %d not removed. State: %s\n",
 		counts[engine.EventSucceeded], counts[engine.EventFailed], counts[engine.EventBlocked]+counts[engine.EventCancelled], statePath)
 	c.writeErrors(rep.Err)
-}
-
-// checkBackendSurvives refuses a destroy that removes the cluster holding
-// the plan's kubernetes state backend: the state would go with it.
-func (pr *prepared) checkBackendSurvives(graph *engine.Graph) error {
-	if pr.backend == nil {
-		return nil
-	}
-	cl := pr.backend.cluster(pr.plan)
-	if cl == "" {
-		return nil
-	}
-	for _, h := range pr.plan.Cluster(cl).Servers {
-		if graph.Node(plans.K3sServerID(h)) != nil {
-			return fmt.Errorf("destroy: the state is kept in cluster %s, which this destroy removes: destroying it would destroy the state; run \"mcplan state migrate --to local\" and set state.backend: local first", cl)
-		}
-	}
-	return nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/engine/progress"
+	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/statebackend"
 	"mcplan.io/mcplan/steps"
@@ -43,12 +44,15 @@ func (f *runFlags) validate() error { return checkOutput(f.output) }
 type prepared struct {
 	// ctx is the run's: cancelled, with statebackend.ErrLockLost as its
 	// cause, when a backend's lock is lost.
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	plan    *plans.Plan
-	store   *engine.Store
-	runtime *steps.Runtime
-	lock    *engine.Lock
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	plan   *plans.Plan
+	// planSHA256 is the digest of the plan file, which a saved plan
+	// records.
+	planSHA256 string
+	store      *engine.Store
+	runtime    *steps.Runtime
+	lock       *engine.Lock
 	// backend is the kubernetes state backend (nil for local state).
 	backend *backend
 	stderr  io.Writer
@@ -70,7 +74,11 @@ func (c *cli) prepare(ctx context.Context, path string, flags runFlags, lockFor 
 	if err != nil {
 		return nil, err
 	}
-	pr := &prepared{plan: p, stderr: c.stderr}
+	sum, err := digest.FileSHA256(path)
+	if err != nil {
+		return nil, fmt.Errorf("read plan %s: %w", path, err)
+	}
+	pr := &prepared{plan: p, planSHA256: sum, stderr: c.stderr}
 	pr.ctx, pr.cancel = context.WithCancelCause(ctx)
 	defer func() {
 		if err != nil {
@@ -148,6 +156,33 @@ func (pr *prepared) checkAgainstState() error {
 		return err
 	}
 	return steps.CheckFirstServer(pr.plan, records)
+}
+
+// runScope is what a run of plan, apply or destroy works on.
+type runScope struct {
+	// graph is pr.graph, or what a destroy removes.
+	graph *engine.Graph
+	// whole is true when graph is the whole plan's: only then are the
+	// records of steps that left the plan forgotten.
+	whole bool
+	// destroy removes graph's steps instead of applying them; purgeCA
+	// deletes the meshes' root CAs it removes instead of moving them
+	// aside.
+	destroy, purgeCA bool
+}
+
+// runOptions are the engine options plan, apply and destroy share; the
+// caller adds what is its own (DryRun, Check, Sink, Replay).
+func (c *cli) runOptions(pr *prepared, scope runScope, flags runFlags) engine.Options {
+	removal := steps.RemovalOptions{PurgeCA: scope.purgeCA, Runtime: pr.runtime, Records: pr.store.Record}
+	if scope.destroy {
+		removal.Destroying = scope.graph.IDs()
+	}
+	return engine.Options{
+		Store: pr.store, Dir: pr.plan.StateDir(), Destroy: scope.destroy, Parallelism: flags.parallelism,
+		Drain: c.drain, Forget: scope.whole, Passing: plans.Passing, Retire: steps.Retirement(pr.plan, removal),
+		StepTimeout: pr.plan.StepTimeout, Replace: flags.replace,
+	}
 }
 
 // openBackend, for a plan whose state is kept in Kubernetes, takes the
@@ -296,6 +331,12 @@ type removalJSON struct {
 }
 
 func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
+	enc.SetIndent("", "  ")
+	return enc.Encode(newReportJSON(rep))
+}
+
+// newReportJSON is the machine-readable form of rep.
+func newReportJSON(rep *engine.Report) reportJSON {
 	out := reportJSON{Forgotten: rep.Forgotten, Removing: rep.Removing, Changes: rep.Changes(), Summary: map[string]int{
 		"create": rep.Count(engine.ActionCreate), "update": rep.Count(engine.ActionUpdate),
 		"unchanged": rep.Count(engine.ActionNoChange), "forget": len(rep.Forgotten), "remove": len(rep.Removing),
@@ -317,6 +358,5 @@ func writeReportJSON(enc *json.Encoder, rep *engine.Report) error {
 	if rep.Err != nil {
 		out.Error = rep.Err.Error()
 	}
-	enc.SetIndent("", "  ")
-	return enc.Encode(out)
+	return out
 }

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 
 	"golang.org/x/term"
@@ -52,7 +54,7 @@ func run(args []string) int {
 		}
 	}()
 
-	c := &cli{stdout: printable.Writer(os.Stdout), stderr: printable.Writer(os.Stderr), drain: drain}
+	c := &cli{stdout: printable.Writer(os.Stdout), stderr: printable.Writer(os.Stderr), drain: drain, build: readBuild()}
 	if term.IsTerminal(int(os.Stdout.Fd())) {
 		c.terminal = os.Stdout
 	}
@@ -63,7 +65,7 @@ func run(args []string) int {
 // execute runs one command line and returns its exit code.
 func (c *cli) execute(ctx context.Context, args []string) int {
 	root := c.rootCommand()
-	root.SetArgs(args)
+	root.SetArgs(longOut(args))
 	err := root.ExecuteContext(ctx)
 	var ex *exitCodeError
 	switch {
@@ -78,6 +80,22 @@ func (c *cli) execute(ctx context.Context, args []string) int {
 		fmt.Fprintln(c.stderr, "Error:", err)
 		return exitError
 	}
+}
+
+// longOut reads Terraform's single-dash -out FILE (and -out=FILE) as
+// --out: flag parsing would take it for -o ut, an output format that does
+// not exist. Arguments after "--" are left alone.
+func longOut(args []string) []string {
+	out := slices.Clone(args)
+	for i, a := range out {
+		if a == "--" {
+			break
+		}
+		if a == "-out" || strings.HasPrefix(a, "-out=") {
+			out[i] = "-" + a
+		}
+	}
+	return out
 }
 
 // exitCodeError carries an exit code other than 1, or an error already shown.

@@ -21,6 +21,8 @@ type cli struct {
 	// whether it is a terminal.
 	stdin         io.Reader
 	stdinTerminal bool
+	// build is this mcplan's version, which saved plans record and check.
+	build build
 }
 
 // onTerminal says whether standard output is a terminal.
@@ -50,6 +52,7 @@ to resume).`,
 		c.graphCommand(),
 		c.planCommand(),
 		c.applyCommand(),
+		c.showCommand(),
 		c.destroyCommand(),
 		c.verifyCommand(),
 		c.stateCommand(),
