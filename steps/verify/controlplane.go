@@ -25,8 +25,9 @@ import (
 )
 
 // remoteReadTimeout bounds each request made with a remote secret's
-// kubeconfig.
-const remoteReadTimeout = 10 * time.Second
+// kubeconfig, with its retries: long enough for an API server that is
+// restarting (k3s answers 503 while it comes up) to be back.
+const remoteReadTimeout = 45 * time.Second
 
 // ControlPlane runs part (a) against the clusters whose admin kubeconfigs
 // are under stateDir, and returns one finding per check and object.
@@ -228,6 +229,7 @@ func (s *Verifier) checkRemoteSecret(ctx context.Context, b *kube.Client, a stri
 		return f
 	}
 	rc := creds.REST()
+	rc.Wrap(kube.WithRetries(nil))
 	rc.Timeout = remoteReadTimeout
 	cs, err := kubernetes.NewForConfig(rc)
 	if err != nil {
