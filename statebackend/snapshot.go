@@ -115,7 +115,7 @@ func (s Snapshot) WriteTo(dir string) error {
 // files (sorted, no times or owners).
 func (s Snapshot) Encode() ([]byte, error) {
 	var buf bytes.Buffer
-	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 	if err != nil {
 		return nil, err
 	}

@@ -86,7 +86,7 @@ func (c *cli) prepare(ctx context.Context, path string, flags runFlags, lockFor 
 		}
 	}()
 	if lockFor != "" {
-		if pr.lock, err = c.acquireLocalLock(pr.ctx, p.StateDir(), lockFor, flags.lockTimeout); err != nil {
+		if pr.lock, err = c.acquireLocalLock(pr.ctx, p.StateDir(), lockFor, flags.lockTimeout, p.StateBackend() == plans.BackendKubernetes); err != nil {
 			return nil, err
 		}
 	}
@@ -237,12 +237,22 @@ func (pr *prepared) close() {
 }
 
 // acquireLocalLock takes the state directory's lock, waiting up to wait
-// for another run on this machine to release it.
-func (c *cli) acquireLocalLock(ctx context.Context, dir, command string, wait time.Duration) (*engine.Lock, error) {
+// for another run on this machine to release it. With takeStale (the
+// directory is the cache of a backend, whose own lock guards the state) a
+// lock whose process is gone from this host is taken over, as the
+// backend's lock of a killed run is.
+func (c *cli) acquireLocalLock(ctx context.Context, dir, command string, wait time.Duration, takeStale bool) (*engine.Lock, error) {
 	deadline := time.Now().Add(wait)
 	for {
 		lock, err := engine.AcquireLock(dir, command)
 		var locked *engine.LockedError
+		if errors.As(err, &locked) && locked.Stale && takeStale {
+			c.logf("state lock: taking over the local lock of %q (pid %d on this host, no longer running)", locked.Holder.Command, locked.Holder.PID)
+			if _, err := engine.ForceUnlock(dir); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if !errors.As(err, &locked) || locked.Stale || time.Now().After(deadline) {
 			return lock, err
 		}

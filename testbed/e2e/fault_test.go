@@ -471,10 +471,4 @@ func (w *world) stateOnSmallTmpfs(t *testing.T, state string) string {
 }
 
 // lastLines is the end of a command's output.
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
+func lastLines(s string, n int) string { return testbed.LastLines(s, n) }
