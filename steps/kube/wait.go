@@ -320,6 +320,19 @@ func (c *Client) WaitNamespaceGone(ctx context.Context, name string, timeout tim
 		if err != nil {
 			return false, "API: " + err.Error(), nil
 		}
-		return false, fmt.Sprintf("namespace %s is %s", name, ns.Status.Phase), nil
+		return false, namespaceSeen(ns), nil
 	})
+}
+
+// namespaceSeen says what keeps a terminating namespace: the namespace
+// controller's conditions that hold (content or finalizers remaining, a
+// discovery or deletion failure), with their messages.
+func namespaceSeen(ns *corev1.Namespace) string {
+	seen := fmt.Sprintf("namespace %s is %s", ns.Name, ns.Status.Phase)
+	for _, c := range ns.Status.Conditions {
+		if c.Status == corev1.ConditionTrue {
+			seen += fmt.Sprintf("; %s: %s", c.Type, c.Message)
+		}
+	}
+	return seen
 }
