@@ -63,7 +63,7 @@ func AcquireLock(dir, command string) (*Lock, error) {
 		if rerr != nil {
 			return nil, fmt.Errorf("lock state: %s exists but cannot be read (%v); remove it if no mcplan is running", l.path, rerr)
 		}
-		return nil, &LockedError{Path: l.path, Holder: holder, Stale: holder.Host == host && !processAlive(holder.PID)}
+		return nil, &LockedError{Path: l.path, Holder: holder, Stale: holder.Host == host && !ProcessAlive(holder.PID)}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lock state: %w", err)
@@ -125,7 +125,8 @@ func ForceUnlock(dir string) (LockHolder, error) {
 	return h, nil
 }
 
-func processAlive(pid int) bool {
+// ProcessAlive reports whether a process of this host is running.
+func ProcessAlive(pid int) bool {
 	if pid <= 0 {
 		return false
 	}

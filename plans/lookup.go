@@ -246,3 +246,12 @@ func (p *Plan) KubernetesState() (k KubernetesBackend, ok bool) {
 	}
 	return k, true
 }
+
+// PassphraseEnv is state.encryption.passphraseEnv: "" when the state is
+// not sealed.
+func (p *Plan) PassphraseEnv() string {
+	if p.State == nil || p.State.Encryption == nil {
+		return ""
+	}
+	return p.State.Encryption.PassphraseEnv
+}

@@ -31,6 +31,7 @@ var (
 	// remote path.
 	uploadNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
 	sha256HexRE  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	envNameRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	invalidRunes = regexp.MustCompile(`[^a-z0-9-]+`)
 )
 

@@ -205,6 +205,13 @@ type State struct {
 	// LockTimeout is how long a kubernetes backend's lock may go
 	// unrenewed before another run takes it over.
 	LockTimeout string `yaml:"lockTimeout,omitempty" json:"lockTimeout,omitempty" jsonschema:"description=kubernetes backend: how long the lock may go unrenewed (its holder killed) before another run takes it over. A Go duration. Default 1m."`
+	// Encryption seals the state at rest.
+	Encryption *StateEncryption `yaml:"encryption,omitempty" json:"encryption,omitempty" jsonschema:"description=Seal the state at rest (local files and backend Secrets alike) with a key derived from a passphrase."`
+}
+
+// StateEncryption seals the state with a passphrase.
+type StateEncryption struct {
+	PassphraseEnv string `yaml:"passphraseEnv" json:"passphraseEnv" jsonschema:"description=Environment variable holding the passphrase (Argon2id, then AES-256-GCM). The plan never holds the passphrase itself."`
 }
 
 // State backends.

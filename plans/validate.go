@@ -533,6 +533,13 @@ func (v *validator) state() {
 			v.add("state.lockTimeout", fmt.Sprintf("%s is too short: the lock is renewed every few seconds", quote(st.LockTimeout)), "use at least 5s; the default is 1m")
 		}
 	}
+	if e := st.Encryption; e != nil && !envNameRE.MatchString(e.PassphraseEnv) {
+		msg := "required field missing"
+		if e.PassphraseEnv != "" {
+			msg = fmt.Sprintf("%s is not an environment variable name", quote(e.PassphraseEnv))
+		}
+		v.add("state.encryption.passphraseEnv", msg, "name the variable that holds the passphrase, such as MCPLAN_STATE_PASSPHRASE")
+	}
 	if st.Kubernetes == nil {
 		return
 	}

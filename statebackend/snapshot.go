@@ -15,16 +15,28 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 
+	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/atomicfile"
 )
 
 // Files of a state directory that are not state: the local lock (a
-// backend locks itself) and the temporary files of writes under way.
-const localLockFile = "state.lock"
+// backend locks itself), the temporary files of writes under way, a
+// sealed state (the remote of its opened copy) and the opened copies
+// (OpenDirPrefix).
+const (
+	localLockFile = "state.lock"
+	// SealedFile is a sealed local state, in the state directory.
+	SealedFile = "state.sealed"
+	// OpenDirPrefix starts the name of a run's opened copy of a sealed
+	// state, inside the state directory: .open-<pid>.
+	OpenDirPrefix = ".open-"
+)
 
 // Snapshot is the content of a state directory: file path (slash
 // separated, relative to the directory) to bytes.
@@ -34,7 +46,8 @@ type Snapshot map[string][]byte
 // snapshot.
 func ignored(rel string) bool {
 	base := filepath.Base(rel)
-	return rel == localLockFile || (strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp-"))
+	return rel == localLockFile || rel == SealedFile || strings.HasPrefix(rel, OpenDirPrefix) ||
+		(strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp-"))
 }
 
 // ReadSnapshot reads the files of a state directory; a missing directory
@@ -47,6 +60,9 @@ func ReadSnapshot(dir string) (Snapshot, error) {
 		}
 		if err != nil {
 			return err
+		}
+		if d.IsDir() && path != dir && strings.HasPrefix(d.Name(), OpenDirPrefix) && filepath.Dir(path) == dir {
+			return fs.SkipDir
 		}
 		if !d.Type().IsRegular() {
 			return nil
@@ -171,4 +187,46 @@ func DecodeSnapshot(data []byte) (Snapshot, error) {
 func Digest(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// RemoveFrom removes the snapshot's files from dir (the plain files of a
+// state once it is sealed), and the folders they leave empty, keeping
+// its .gitignore.
+func (s Snapshot) RemoveFrom(dir string) error {
+	for _, p := range s.paths() {
+		if p == ".gitignore" {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(p))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state: %w", err)
+		}
+		for parent := path.Dir(p); parent != "."; parent = path.Dir(parent) {
+			if os.Remove(filepath.Join(dir, filepath.FromSlash(parent))) != nil {
+				break // not empty
+			}
+		}
+	}
+	return nil
+}
+
+// RemoveOpenDirs removes the opened copies of a sealed state left in dir
+// by runs that are gone (a SIGKILL leaves one behind).
+func RemoveOpenDirs(dir string, logf func(string, ...any)) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("state: %w", err)
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(strings.TrimPrefix(e.Name(), OpenDirPrefix))
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), OpenDirPrefix) || err != nil || engine.ProcessAlive(pid) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		if logf != nil {
+			logf("state: removed %s, the opened state left by a run that is gone", e.Name())
+		}
+	}
+	return nil
 }

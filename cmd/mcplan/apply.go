@@ -54,7 +54,7 @@ plan was made. A saved plan --destroy destroys, without asking.`,
 			if err := pr.lockLost(); err != nil {
 				return err
 			}
-			return c.reportRun(rep, flags.output, "apply", func() { c.writeApplySummary(rep, pr.store.Path()) })
+			return c.reportRun(rep, flags.output, "apply", func() { c.writeApplySummary(rep, pr.statePath()) })
 		},
 	}
 	addRunFlags(cmd, &flags)

@@ -58,5 +58,5 @@ func (c *cli) applySaved(ctx context.Context, cmd *cobra.Command, path string, s
 	if err := pr.lockLost(); err != nil {
 		return err
 	}
-	return c.reportRun(rep, flags.output, command, func() { summary(rep, pr.store.Path()) })
+	return c.reportRun(rep, flags.output, command, func() { summary(rep, pr.statePath()) })
 }

@@ -70,7 +70,7 @@ again resumes.`,
 			if err := pr.lockLost(); err != nil {
 				return err
 			}
-			return c.reportRun(rep, flags.output, "destroy", func() { c.writeDestroySummary(rep, pr.store.Path()) })
+			return c.reportRun(rep, flags.output, "destroy", func() { c.writeDestroySummary(rep, pr.statePath()) })
 		},
 	}
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "destroy without asking (required off a terminal)")

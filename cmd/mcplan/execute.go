@@ -96,7 +96,7 @@ func (c *cli) prepare(ctx context.Context, path string, flags runFlags, lockFor 
 	if pr.store, err = engine.OpenStore(p.StateDir()); err != nil {
 		return nil, err
 	}
-	if pr.backend != nil && pr.backend.held != nil {
+	if pr.backend != nil && pr.lock != nil {
 		pr.store.MirrorTo(func() error { return pr.backend.mirror.Push(pr.ctx) })
 	}
 	// Pins an earlier version kept in the state move to the pin file, which
@@ -185,25 +185,16 @@ func (c *cli) runOptions(pr *prepared, scope runScope, flags runFlags) engine.Op
 	}
 }
 
-// openBackend, for a plan whose state is kept in Kubernetes, takes the
-// backend's lock when lockFor is set (waiting up to wait) and rebuilds
-// the state directory from the backend.
+// openBackend, for a plan whose state is kept in Kubernetes or sealed,
+// takes the backend's lock when lockFor is set (waiting up to wait) and
+// makes the state directory hold the state (see backend.open).
 func (pr *prepared) openBackend(lockFor string, wait time.Duration, logf func(string, ...any)) error {
-	if pr.plan.StateBackend() != plans.BackendKubernetes {
-		return nil
-	}
-	if lockFor == "" {
-		return pullCache(pr.ctx, pr.plan) // read only: no lock
-	}
 	b, err := openBackend(pr.plan, lockFor)
-	if err != nil {
+	if err != nil || b == nil {
 		return err
 	}
 	pr.backend = b
-	if err := b.acquire(pr.ctx, wait, logf, pr.cancel); err != nil {
-		return err
-	}
-	return b.mirror.Pull(pr.ctx)
+	return b.open(pr.ctx, pr.plan, lockFor != "", wait, logf, pr.cancel)
 }
 
 // lockLost is the error of a run whose backend lock was lost (its context
@@ -223,7 +214,7 @@ func (pr *prepared) close() {
 	}
 	if pr.backend != nil {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(pr.ctx), 30*time.Second)
-		if err := pr.backend.close(ctx); err != nil {
+		if err := pr.backend.close(ctx, pr.lock != nil); err != nil {
 			fmt.Fprintf(pr.stderr, "Error: %v\n", err)
 		}
 		cancel()
@@ -369,4 +360,13 @@ func newReportJSON(rep *engine.Report) reportJSON {
 		out.Error = rep.Err.Error()
 	}
 	return out
+}
+
+// statePath says where the run's state is kept: state.json, or its
+// backend.
+func (pr *prepared) statePath() string {
+	if pr.backend != nil {
+		return pr.backend.where()
+	}
+	return pr.store.Path()
 }

@@ -29,9 +29,11 @@ holds client keys: treat it as a secret.`,
 			if err != nil {
 				return err
 			}
-			if err := pullCache(cmd.Context(), p); err != nil {
+			done, err := openReadOnly(cmd.Context(), p, c.logf)
+			if err != nil {
 				return err
 			}
+			defer done()
 			var sources []string
 			for _, cl := range p.Clusters {
 				if cluster != "" && cl.Name != cluster {

@@ -29,16 +29,21 @@ Secrets of a cluster, locked by a Lease, and .mcplan/ is a cache.`,
 }
 
 // openState opens the state of a plan for reading (from its backend,
-// when it is kept in Kubernetes).
-func openState(ctx context.Context, path string) (*engine.Store, error) {
+// when it is kept in Kubernetes or sealed); done ends that.
+func (c *cli) openState(ctx context.Context, path string) (_ *engine.Store, done func(), err error) {
 	p, err := statePlan(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := pullCache(ctx, p); err != nil {
-		return nil, err
+	if done, err = openReadOnly(ctx, p, c.logf); err != nil {
+		return nil, nil, err
 	}
-	return engine.OpenStore(p.StateDir())
+	store, err := engine.OpenStore(p.StateDir())
+	if err != nil {
+		done()
+		return nil, nil, err
+	}
+	return store, done, nil
 }
 
 // statePlan loads a plan for its state settings without validating the
@@ -58,10 +63,11 @@ func (c *cli) stateListCommand() *cobra.Command {
 		Short: "List the steps recorded in the state",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openState(cmd.Context(), args[0])
+			store, done, err := c.openState(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "STEP\tKIND\tSTATUS\tFINISHED")
 			for _, id := range store.IDs() {
@@ -83,10 +89,11 @@ func (c *cli) stateShowCommand() *cobra.Command {
 		Short: "Show the recorded state of one step as JSON",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			store, err := openState(cmd.Context(), args[0])
+			store, done, err := c.openState(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			r, ok := store.Record(args[1])
 			if !ok {
 				return fmt.Errorf("no step %q in the state (see \"mcplan state list %s\")", args[1], args[0])
@@ -115,8 +122,8 @@ this state: two applies at once can corrupt what they install.`,
 			}
 			unlocked := false
 			if p.StateBackend() == plans.BackendKubernetes {
-				b, err := openBackend(p, "")
-				if err != nil {
+				b := &backend{}
+				if err := b.connect(p, ""); err != nil {
 					return err
 				}
 				h, ok, err := b.lock.ForceUnlock(cmd.Context())

@@ -35,13 +35,16 @@ destroying that cluster destroys the state.`,
 			if err != nil {
 				return err
 			}
+			if p.PassphraseEnv() != "" {
+				return fmt.Errorf("%s: state migrate moves plain states: remove state.encryption, migrate, then set it again (the next apply seals the state where it is)", args[0])
+			}
 			lock, err := engine.AcquireLock(p.StateDir(), "mcplan state migrate")
 			if err != nil {
 				return err
 			}
 			defer lock.Release()
-			b, err := openBackend(p, "mcplan state migrate --to "+to)
-			if err != nil {
+			b := &backend{stateDir: p.StateDir()}
+			if err := b.connect(p, "mcplan state migrate --to "+to); err != nil {
 				return err
 			}
 			if err := b.acquire(cmd.Context(), 0, c.logf, nil); err != nil {

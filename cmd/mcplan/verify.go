@@ -55,9 +55,11 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
 			if err != nil {
 				return err
 			}
-			if err := pullCache(cmd.Context(), p); err != nil {
+			done, err := openReadOnly(cmd.Context(), p, c.logf)
+			if err != nil {
 				return err
 			}
+			defer done()
 			opts := verify.Options{Mesh: mesh, XDS: xds, Traffic: traffic, Logf: func(f string, a ...any) { fmt.Fprintf(c.stderr, f+"\n", a...) }}
 			if output == "text" {
 				opts.Done = func(r verify.Result) error { return verify.WriteText(c.stdout, r) }

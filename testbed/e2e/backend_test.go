@@ -58,12 +58,14 @@ func TestStateInKubernetes(t *testing.T) {
 	dir := t.TempDir()
 	const clusters = 520
 	planPath := writeBackendPlan(t, dir, "ci", clusters, "ci.kubeconfig")
-	run := func(dir string, args ...string) (string, error) {
+	runEnv := func(env []string, dir string, args ...string) (string, error) {
 		cmd := exec.CommandContext(ctx, mcplan, args...)
 		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), env...)
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
+	run := func(dir string, args ...string) (string, error) { return runEnv(nil, dir, args...) }
 
 	// The CI identity: a ServiceAccount bound by state rbac's Role, and a
 	// kubeconfig with its token.
@@ -228,6 +230,50 @@ func TestStateInKubernetes(t *testing.T) {
 		}
 	})
 
+	t.Run("a sealed state: no key in clear in the files or the Secrets, a wrong passphrase refused", func(t *testing.T) {
+		pass := []string{"MCPLAN_E2E_PASSPHRASE=correct horse battery staple"}
+		wrong := []string{"MCPLAN_E2E_PASSPHRASE=wrong"}
+		caApply := append([]string{"apply"}, caOnly...)
+		for _, backend := range []string{"kubernetes", "local"} {
+			sdir := t.TempDir()
+			copyFile(t, api.K3sYAML, filepath.Join(sdir, "admin.kubeconfig"))
+			plan := writeBackendPlan(t, sdir, "sealed-"+backend, 2, "admin.kubeconfig")
+			setBackend(t, plan, backend)
+			if backend == "local" {
+				// A plain state first: the first sealed apply seals it.
+				if out, err := run(sdir, append(caApply, plan)...); err != nil {
+					t.Fatalf("plain apply: %v\n%s", err, lastLines(out, 30))
+				}
+			}
+			addEncryption(t, plan, "MCPLAN_E2E_PASSPHRASE")
+			if out, err := runEnv(pass, sdir, append(caApply, plan)...); err != nil {
+				t.Fatalf("%s: sealed apply: %v\n%s", backend, err, lastLines(out, 30))
+			}
+			assertNoPEM(t, filepath.Join(sdir, ".mcplan"))
+			if backend == "kubernetes" {
+				list, err := admin.CoreV1().Secrets(backendNamespace).List(ctx, metav1.ListOptions{LabelSelector: statebackend.StateLabel + "=mcplan-state-sealed-kubernetes"})
+				if err != nil || len(list.Items) < 2 {
+					t.Fatalf("the sealed state's Secrets: %v (%d)", err, len(list.Items))
+				}
+				for _, sec := range list.Items {
+					for k, v := range sec.Data {
+						if bytes.Contains(v, []byte("BEGIN")) || bytes.HasPrefix(v, []byte{0x1f, 0x8b}) {
+							t.Errorf("Secret %s key %s holds a PEM or a plain gzip", sec.Name, k)
+						}
+					}
+				}
+			}
+			out, err := runEnv(wrong, sdir, append([]string{"plan", "--offline"}, append(caOnly, plan)...)...)
+			if err == nil || !strings.Contains(out, "the passphrase does not open the state") {
+				t.Errorf("%s: plan with a wrong passphrase: %v\n%s", backend, err, lastLines(out, 10))
+			}
+			if out, err := runEnv(pass, sdir, append([]string{"plan", "--offline", "--detailed-exitcode"}, append(caOnly, plan)...)...); err != nil {
+				t.Errorf("%s: plan with the passphrase: %v (want no changes)\n%s", backend, err, lastLines(out, 30))
+			}
+			assertNoPEM(t, filepath.Join(sdir, ".mcplan"))
+		}
+	})
+
 	t.Run("the Role allows nothing more", func(t *testing.T) {
 		denied := map[string]error{}
 		_, denied["list secrets"] = ci.CoreV1().Secrets(backendNamespace).List(ctx, metav1.ListOptions{})
@@ -378,4 +424,43 @@ func ciKubeconfig(t *testing.T, ctx context.Context, admin kubernetes.Interface,
 		t.Fatal(err)
 	}
 	return kubeClient(t, path)
+}
+
+// addEncryption seals the plan's state with the passphrase in env.
+func addEncryption(t *testing.T, path, env string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data = bytes.Replace(data, []byte("state:\n"), []byte("state:\n  encryption: {passphraseEnv: "+env+"}\n"), 1)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// assertNoPEM fails when a file under dir holds a PEM block in clear.
+func assertNoPEM(t *testing.T, dir string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		n++
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.Contains(data, []byte("-----BEGIN")) {
+			t.Errorf("%s holds a PEM block in clear", path)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Errorf("%s holds no file at all", dir)
+	}
 }
