@@ -141,7 +141,13 @@ func (b *backend) open(ctx context.Context, p *plans.Plan, locking bool, wait ti
 	case !b.sealedLocal:
 		return fmt.Errorf("%s: %w (%s): run \"mcplan state migrate --to kubernetes\" without state.encryption first", b.mirror.Remote, statebackend.ErrLocalOnly, b.stateDir)
 	case !locking:
-		return fmt.Errorf("the state in %s is not sealed yet: the next apply seals it", b.stateDir)
+		// Not sealed yet (the next locked run seals it): read it where
+		// it is.
+		if err := os.Remove(b.work); err != nil {
+			return fmt.Errorf("state: %w", err)
+		}
+		b.work, p.State.Dir = "", b.stateDir
+		return nil
 	}
 	if err := plain.WriteTo(b.work); err != nil {
 		return err
