@@ -16,7 +16,7 @@ import (
 )
 
 func TestKubernetesBackend(t *testing.T) {
-	_, c := standinAPI(t)
+	c := standinAPI(t)
 	t.Run("secrets", func(t *testing.T) { testSecrets(t, c) })
 	t.Run("lease lock", func(t *testing.T) { testLeaseLock(t, c) })
 	t.Run("mirror", func(t *testing.T) { testMirror(t, c) })

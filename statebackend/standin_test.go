@@ -8,8 +8,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/testbed"
 )
@@ -20,33 +18,14 @@ import (
 // its own.
 
 // standinAPI starts a stand-in for the test and returns its admin
-// config and client.
-func standinAPI(t *testing.T) (*rest.Config, kubernetes.Interface) {
+// client.
+func standinAPI(t *testing.T) kubernetes.Interface {
 	t.Helper()
 	bin := testbed.StandinBinary(t)
 	testbed.HoldMachineLock(t, "statebackend-standin")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
-	s := testbed.StartStandinServer(t, ctx, bin, "state", "127.0.0.40")
-	cfg, err := clientcmd.BuildConfigFromFlags("", s.K3sYAML)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := c.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the stand-in's API did not answer")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	return cfg, c
+	return testbed.StartStandinServer(t, ctx, bin, "state", "127.0.0.40").AdminClient(t, ctx)
 }
 
 func makeNamespace(t *testing.T, c kubernetes.Interface, name string) {

@@ -11,6 +11,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // StandinBinary builds (or finds) the k3s stand-in; a build failure fails
@@ -146,4 +151,28 @@ func (s *StandinServer) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()
 	s.start(t)
+}
+
+// AdminClient is a client of the stand-in's API with its admin
+// kubeconfig, once the API answers.
+func (s *StandinServer) AdminClient(t testing.TB, ctx context.Context) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.K3sYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := c.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err == nil {
+			return c
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the API of stand-in %s did not answer", s.Name)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }

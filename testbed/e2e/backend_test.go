@@ -49,8 +49,7 @@ func TestStateInKubernetes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	api := testbed.StartStandinServer(t, ctx, bin, "statehost", "127.0.0.41")
-	admin := kubeClient(t, api.K3sYAML)
-	waitAPIUp(t, ctx, admin)
+	admin := api.AdminClient(t, ctx)
 	if _, err := admin.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: backendNamespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -349,20 +348,6 @@ func kubeClient(t *testing.T, kubeconfig string) kubernetes.Interface {
 		t.Fatal(err)
 	}
 	return c
-}
-
-func waitAPIUp(t *testing.T, ctx context.Context, c kubernetes.Interface) {
-	t.Helper()
-	for {
-		if _, err := c.CoreV1().Namespaces().Get(ctx, "default", metav1.GetOptions{}); err == nil {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatal("the stand-in's API did not answer")
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
 }
 
 // applyRBAC creates the Role and RoleBinding state rbac printed.

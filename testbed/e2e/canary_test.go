@@ -105,18 +105,7 @@ func TestIstioCanaryOnTestHosts(t *testing.T) {
 		}
 	})
 	t.Run("restarted sample pods run r2's sidecar", func(t *testing.T) {
-		for _, c := range clusters {
-			pods, err := w.clientFor("context-"+c).CoreV1().Pods("sample").List(ctx, metav1.ListOptions{})
-			if err != nil || len(pods.Items) == 0 {
-				t.Fatalf("%s: sample pods: %v (%d)", c, err, len(pods.Items))
-			}
-			for _, p := range pods.Items {
-				var status struct{ Revision string }
-				if err := json.Unmarshal([]byte(p.Annotations["sidecar.istio.io/status"]), &status); err != nil || status.Revision != "r2" {
-					t.Errorf("%s: pod sample/%s injected by %q (%v), want r2", c, p.Name, status.Revision, err)
-				}
-			}
-		}
+		w.assertSampleRevision(t, ctx, clusters, "r2")
 	})
 	t.Run("the old revision is gone, what r2 shares stays", func(t *testing.T) {
 		for _, c := range clusters {
@@ -182,4 +171,22 @@ func TestIstioCanaryOnTestHosts(t *testing.T) {
 		}
 		w.assertXDSHealthy(t, ctx, clusters, networkOf)
 	})
+}
+
+// assertSampleRevision checks that every sample pod of the clusters was
+// injected by revision (its sidecar.istio.io/status names it).
+func (w *world) assertSampleRevision(t *testing.T, ctx context.Context, clusters []string, revision string) {
+	t.Helper()
+	for _, c := range clusters {
+		pods, err := w.clientFor("context-"+c).CoreV1().Pods("sample").List(ctx, metav1.ListOptions{})
+		if err != nil || len(pods.Items) == 0 {
+			t.Fatalf("%s: sample pods: %v (%d)", c, err, len(pods.Items))
+		}
+		for _, p := range pods.Items {
+			var status struct{ Revision string }
+			if err := json.Unmarshal([]byte(p.Annotations["sidecar.istio.io/status"]), &status); err != nil || status.Revision != revision {
+				t.Errorf("%s: pod sample/%s injected by %q (%v), want %s", c, p.Name, status.Revision, err, revision)
+			}
+		}
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
@@ -615,18 +614,9 @@ meshes:
 				t.Errorf("%s: %s %s", id, r.outcomes[id], r.errors[id])
 			}
 		}
+		w.assertSampleRevision(t, ctx, []string{"cluster1", "cluster2"}, "r2")
 		c1, c2 := w.clientFor("context-cluster1"), w.clientFor("context-cluster2")
 		for c, cl := range map[string]*kubernetes.Clientset{"cluster1": c1, "cluster2": c2} {
-			pods, err := cl.CoreV1().Pods("sample").List(ctx, metav1.ListOptions{})
-			if err != nil || len(pods.Items) == 0 {
-				t.Fatalf("%s: sample pods: %v (%d)", c, err, len(pods.Items))
-			}
-			for _, p := range pods.Items {
-				var status struct{ Revision string }
-				if err := json.Unmarshal([]byte(p.Annotations["sidecar.istio.io/status"]), &status); err != nil || status.Revision != "r2" {
-					t.Errorf("%s: pod sample/%s injected by %q (%v), want r2", c, p.Name, status.Revision, err)
-				}
-			}
 			if _, err := cl.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "istio-sidecar-injector", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 				t.Errorf("%s: the non-revisioned injector after the canary (%v)", c, err)
 			}
