@@ -176,3 +176,17 @@ func (s *StandinServer) AdminClient(t testing.TB, ctx context.Context) kubernete
 		}
 	}
 }
+
+// BuildMcplan builds the mcplan binary for the test, into its temporary
+// directory.
+func BuildMcplan(t testing.TB) string {
+	t.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	bin := filepath.Join(t.TempDir(), "mcplan")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mcplan")
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build mcplan: %v\n%s", err, out)
+	}
+	return bin
+}

@@ -92,3 +92,15 @@ func HoldMachineLock(t testing.TB, name string) {
 	}
 	t.Cleanup(func() { f.Close() }) // closing releases the lock
 }
+
+// CopyFile copies a file (mode 0600).
+func CopyFile(t testing.TB, from, to string) {
+	t.Helper()
+	data, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -195,25 +195,14 @@ func (w *world) destroyAll(t *testing.T, ctx context.Context) {
 	rootDir := filepath.Join(w.dir, ".mcplan", "ca", "mesh1")
 	keep := t.TempDir()
 	for _, f := range []string{"root-cert.pem", "root-key.pem"} {
-		copyFile(t, filepath.Join(rootDir, f), filepath.Join(keep, f))
+		testbed.CopyFile(t, filepath.Join(rootDir, f), filepath.Join(keep, f))
 	}
 	w.destroy(t, ctx, nil)
 	if err := os.MkdirAll(rootDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{"root-cert.pem", "root-key.pem"} {
-		copyFile(t, filepath.Join(keep, f), filepath.Join(rootDir, f))
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o600); err != nil {
-		t.Fatal(err)
+		testbed.CopyFile(t, filepath.Join(keep, f), filepath.Join(rootDir, f))
 	}
 }
 

@@ -29,16 +29,7 @@ func repoRoot(t testing.TB) string {
 }
 
 // buildMcplan builds the mcplan binary for the test.
-func buildMcplan(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "mcplan")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/mcplan")
-	cmd.Dir = repoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build mcplan: %v\n%s", err, out)
-	}
-	return bin
-}
+func buildMcplan(t testing.TB) string { return testbed.BuildMcplan(t) }
 
 // standin returns the k3s stand-in binary, building it when missing (a
 // cold build takes minutes; scripts/test.sh builds it before the tests).

@@ -1,4 +1,7 @@
-package e2e
+// Package backend is the end-to-end test of the state kept in Kubernetes:
+// the mcplan binary against a k3s stand-in's real API server, no test
+// hosts. Its own package, so that it runs beside testbed/e2e.
+package backend
 
 import (
 	"bytes"
@@ -44,7 +47,7 @@ var caOnly = []string{"--target", "mesh/*/ca/*", "--target", "cluster/*/ca/*"}
 // -> local is byte-identical; the identity can do nothing else.
 func TestStateInKubernetes(t *testing.T) {
 	bin := testbed.StandinBinary(t)
-	mcplan := buildMcplan(t)
+	mcplan := testbed.BuildMcplan(t)
 	testbed.HoldMachineLock(t, "e2e-backend-standin")
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -83,7 +86,7 @@ func TestStateInKubernetes(t *testing.T) {
 		setBackend(t, planPath, "local")
 		start := time.Now()
 		if out, err := run(dir, append([]string{"apply"}, append(caOnly, planPath)...)...); err != nil {
-			t.Fatalf("apply: %v\n%s", err, lastLines(out, 30))
+			t.Fatalf("apply: %v\n%s", err, testbed.LastLines(out, 30))
 		}
 		t.Logf("apply of %d clusters' CA steps (local state): %s", clusters, time.Since(start).Round(time.Millisecond))
 		if out, err := run(dir, "state", "migrate", "--to", "kubernetes", planPath); err != nil {
@@ -114,10 +117,10 @@ func TestStateInKubernetes(t *testing.T) {
 		// Another machine: the plan and the CI kubeconfig, no .mcplan.
 		other := t.TempDir()
 		otherPlan := writeBackendPlan(t, other, "ci", clusters, "ci.kubeconfig")
-		copyFile(t, filepath.Join(dir, "ci.kubeconfig"), filepath.Join(other, "ci.kubeconfig"))
+		testbed.CopyFile(t, filepath.Join(dir, "ci.kubeconfig"), filepath.Join(other, "ci.kubeconfig"))
 		out, err := run(other, append([]string{"plan", "--offline", "--detailed-exitcode"}, append(caOnly, otherPlan)...)...)
 		if err != nil {
-			t.Fatalf("plan on another machine: %v (want exit 0: nothing to change)\n%s", err, lastLines(out, 30))
+			t.Fatalf("plan on another machine: %v (want exit 0: nothing to change)\n%s", err, testbed.LastLines(out, 30))
 		}
 		a, _ := statebackend.ReadSnapshot(filepath.Join(dir, ".mcplan"))
 		b, _ := statebackend.ReadSnapshot(filepath.Join(other, ".mcplan"))
@@ -140,12 +143,12 @@ func TestStateInKubernetes(t *testing.T) {
 		}
 		out, err := run(dir, append([]string{"apply"}, append(caOnly, planPath)...)...)
 		if err == nil || !strings.Contains(out, "state is locked by \"mcplan apply plan.yaml\" (alice@laptop pid 4242") {
-			t.Fatalf("second apply: %v, want refused naming alice's apply:\n%s", err, lastLines(out, 30))
+			t.Fatalf("second apply: %v, want refused naming alice's apply:\n%s", err, testbed.LastLines(out, 30))
 		}
 		go func() { time.Sleep(2 * time.Second); _ = held.Release() }()
 		out, err = run(dir, append([]string{"apply", "--lock-timeout", "30s"}, append(caOnly, planPath)...)...)
 		if err != nil || !strings.Contains(out, "waiting") {
-			t.Fatalf("apply --lock-timeout 30s: %v\n%s", err, lastLines(out, 30))
+			t.Fatalf("apply --lock-timeout 30s: %v\n%s", err, testbed.LastLines(out, 30))
 		}
 	})
 
@@ -173,7 +176,7 @@ func TestStateInKubernetes(t *testing.T) {
 			}
 			select {
 			case <-exited:
-				t.Fatalf("apply ended before it held the lock:\n%s", lastLines(out.String(), 30))
+				t.Fatalf("apply ended before it held the lock:\n%s", testbed.LastLines(out.String(), 30))
 			case <-ctx.Done():
 				t.Fatal(ctx.Err())
 			case <-time.After(50 * time.Millisecond):
@@ -187,11 +190,11 @@ func TestStateInKubernetes(t *testing.T) {
 		killed := time.Now()
 		next, err := run(dir, append([]string{"apply", "--lock-timeout", "60s"}, append(caOnly, planPath)...)...)
 		if err != nil {
-			t.Fatalf("apply after the holder was killed: %v\n%s", err, lastLines(next, 30))
+			t.Fatalf("apply after the holder was killed: %v\n%s", err, testbed.LastLines(next, 30))
 		}
 		t.Logf("apply after SIGKILL of the holder went on %s after the kill (lockTimeout 10s), without an unlock", time.Since(killed).Round(100*time.Millisecond))
 		if again, err := run(dir, append([]string{"plan", "--offline", "--detailed-exitcode"}, append(caOnly, planPath)...)...); err != nil {
-			t.Errorf("plan after the resumed apply: %v (want no changes)\n%s", err, lastLines(again, 30))
+			t.Errorf("plan after the resumed apply: %v (want no changes)\n%s", err, testbed.LastLines(again, 30))
 		}
 	})
 
@@ -199,11 +202,11 @@ func TestStateInKubernetes(t *testing.T) {
 		// The CI identity's Role is for the state ci only: this one is
 		// the admin's.
 		mdir := t.TempDir()
-		copyFile(t, api.K3sYAML, filepath.Join(mdir, "admin.kubeconfig"))
+		testbed.CopyFile(t, api.K3sYAML, filepath.Join(mdir, "admin.kubeconfig"))
 		local := writeBackendPlan(t, mdir, "migrated", 2, "admin.kubeconfig")
 		setBackend(t, local, "local")
 		if out, err := run(mdir, append([]string{"apply"}, append(caOnly, local)...)...); err != nil {
-			t.Fatalf("local apply: %v\n%s", err, lastLines(out, 30))
+			t.Fatalf("local apply: %v\n%s", err, testbed.LastLines(out, 30))
 		}
 		before, _ := statebackend.ReadSnapshot(filepath.Join(mdir, ".mcplan"))
 		if out, err := run(mdir, "state", "migrate", "--to", "kubernetes", local); err != nil || !strings.Contains(out, "Migrated") {
@@ -225,7 +228,7 @@ func TestStateInKubernetes(t *testing.T) {
 			}
 		}
 		if out, err := run(mdir, append([]string{"plan", "--offline", "--detailed-exitcode"}, append(caOnly, local)...)...); err != nil {
-			t.Errorf("plan after the round trip: %v\n%s", err, lastLines(out, 30))
+			t.Errorf("plan after the round trip: %v\n%s", err, testbed.LastLines(out, 30))
 		}
 	})
 
@@ -235,18 +238,18 @@ func TestStateInKubernetes(t *testing.T) {
 		caApply := append([]string{"apply"}, caOnly...)
 		for _, backend := range []string{"kubernetes", "local"} {
 			sdir := t.TempDir()
-			copyFile(t, api.K3sYAML, filepath.Join(sdir, "admin.kubeconfig"))
+			testbed.CopyFile(t, api.K3sYAML, filepath.Join(sdir, "admin.kubeconfig"))
 			plan := writeBackendPlan(t, sdir, "sealed-"+backend, 2, "admin.kubeconfig")
 			setBackend(t, plan, backend)
 			if backend == "local" {
 				// A plain state first: the first sealed apply seals it.
 				if out, err := run(sdir, append(caApply, plan)...); err != nil {
-					t.Fatalf("plain apply: %v\n%s", err, lastLines(out, 30))
+					t.Fatalf("plain apply: %v\n%s", err, testbed.LastLines(out, 30))
 				}
 			}
 			addEncryption(t, plan, "MCPLAN_E2E_PASSPHRASE")
 			if out, err := runEnv(pass, sdir, append(caApply, plan)...); err != nil {
-				t.Fatalf("%s: sealed apply: %v\n%s", backend, err, lastLines(out, 30))
+				t.Fatalf("%s: sealed apply: %v\n%s", backend, err, testbed.LastLines(out, 30))
 			}
 			assertNoPEM(t, filepath.Join(sdir, ".mcplan"))
 			if backend == "kubernetes" {
@@ -264,10 +267,10 @@ func TestStateInKubernetes(t *testing.T) {
 			}
 			out, err := runEnv(wrong, sdir, append([]string{"plan", "--offline"}, append(caOnly, plan)...)...)
 			if err == nil || !strings.Contains(out, "the passphrase does not open the state") {
-				t.Errorf("%s: plan with a wrong passphrase: %v\n%s", backend, err, lastLines(out, 10))
+				t.Errorf("%s: plan with a wrong passphrase: %v\n%s", backend, err, testbed.LastLines(out, 10))
 			}
 			if out, err := runEnv(pass, sdir, append([]string{"plan", "--offline", "--detailed-exitcode"}, append(caOnly, plan)...)...); err != nil {
-				t.Errorf("%s: plan with the passphrase: %v (want no changes)\n%s", backend, err, lastLines(out, 30))
+				t.Errorf("%s: plan with the passphrase: %v (want no changes)\n%s", backend, err, testbed.LastLines(out, 30))
 			}
 			assertNoPEM(t, filepath.Join(sdir, ".mcplan"))
 		}
