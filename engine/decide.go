@@ -16,10 +16,15 @@ type Decision struct {
 	Details []Change
 }
 
+// checkFunc reads the live system for a step: its Check, or the result
+// of its Check run ahead (prechecks). nil means the live system is not
+// read (plan --offline).
+type checkFunc func(context.Context, *Env) (Drift, error)
+
 // decide works out a step's action from its state record, the dependencies
 // that change in this run and, when check is set, the live system. plan
 // and apply both use it, so what plan shows is what apply does.
-func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string, check bool, env *Env) (Decision, error) {
+func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string, check checkFunc, env *Env) (Decision, error) {
 	switch {
 	case rec == nil || (rec.Fingerprint == "" && rec.Status != StatusSucceeded):
 		if rec != nil && rec.Status == StatusRunning {
@@ -42,10 +47,10 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 	case len(changedDeps) > 0:
 		return Decision{Action: ActionUpdate, Reason: "depends on " + describeDeps(changedDeps) + ", which change"}, nil
 	}
-	if !check || n.Step == nil {
+	if check == nil || n.Step == nil {
 		return Decision{Action: ActionNoChange}, nil
 	}
-	drift, err := n.Step.Check(ctx, env)
+	drift, err := check(ctx, env)
 	switch {
 	case errors.Is(err, ErrNotImplemented):
 		return Decision{Action: ActionNoChange, Reason: "live state not checked: " + err.Error()}, nil
@@ -62,11 +67,11 @@ func decide(ctx context.Context, n *Node, rec *StepRecord, changedDeps []string,
 // objects: which objects a server-side dry-run apply would change). A
 // Check that cannot read the live system does not stop the step (it is
 // to run anyway); one that refuses the change (ErrRefused) does.
-func inputsChanged(ctx context.Context, n *Node, check bool, env *Env) (string, []Change, error) {
-	if !check || n.Step == nil {
+func inputsChanged(ctx context.Context, n *Node, check checkFunc, env *Env) (string, []Change, error) {
+	if check == nil || n.Step == nil {
 		return "inputs changed", nil, nil
 	}
-	drift, err := n.Step.Check(ctx, env)
+	drift, err := check(ctx, env)
 	switch {
 	case errors.Is(err, ErrRefused):
 		return "", nil, fmt.Errorf("check: %w", err)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,9 @@ type Env struct {
 	deps     map[string]map[string]string // outputs of every step, by step ID, as of now
 	outputs  map[string]string            // outputs set during this run
 	sink     Sink
+
+	mu    sync.Mutex   // guards waits: a step may wait on several goroutines
+	waits []WaitRecord // what Wait reported during this run
 }
 
 // NewEnv makes an Env. Tests of single steps use it; the executor makes its

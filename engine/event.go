@@ -10,6 +10,7 @@ const (
 	EventPlanned   EventType = "planned"   // the step's action was decided
 	EventStarted   EventType = "started"   // Apply began
 	EventLog       EventType = "log"       // a line of step output
+	EventWait      EventType = "wait"      // the step waited for something (Env.Wait): Message says what, Elapsed how long
 	EventUnchanged EventType = "unchanged" // nothing to do
 	EventSucceeded EventType = "succeeded" // Apply returned nil
 	EventFailed    EventType = "failed"    // Check or Apply returned an error

@@ -128,6 +128,8 @@ type completion struct {
 	result  StepResult
 	outputs map[string]string
 	changed bool
+	// applied: the step's Apply began.
+	applied bool
 }
 
 // Run decides and, unless DryRun, applies every step of a valid graph:
@@ -149,6 +151,7 @@ func Run(ctx context.Context, g *Graph, opts Options) *Report {
 		graph:      g,
 		opts:       opts,
 		dependents: g.dependents(),
+		started:    time.Now(),
 		pending:    make(map[string]int, g.Len()),
 		results:    make(map[string]*StepResult, g.Len()),
 		outputs:    make(map[string]map[string]string, g.Len()),
@@ -174,6 +177,12 @@ type scheduler struct {
 	// removed is what the removals did before the steps ran.
 	removed    []RemovalResult
 	removeErrs *multierror.Error
+	// pre are the Checks run ahead (prechecks); nil when the run does
+	// not check the live system.
+	pre *prechecks
+	// applied is set once a step's Apply began (not a dry run).
+	applied bool
+	started time.Time
 }
 
 func (s *scheduler) run() *Report {
@@ -194,6 +203,10 @@ func (s *scheduler) run() *Report {
 	}
 	if s.opts.Destroy {
 		order = nil
+	}
+	if s.opts.Check && s.opts.Replay == nil && len(order) > 0 {
+		s.pre = startPrechecks(s.ctx, s.graph, order, s.opts)
+		defer s.pre.stop()
 	}
 	for _, id := range order {
 		s.pending[id] = len(s.graph.Node(id).DependsOn)
@@ -260,10 +273,25 @@ func (s *scheduler) launch(id string) {
 		}
 		depOutputs[dep] = s.outputs[dep]
 	}
+	if len(changedDeps) > 0 && s.pre != nil {
+		s.pre.drop(id) // updated without a Check
+	}
 	s.running++
 	go func() {
 		s.done <- s.work(n, changedDeps, depOutputs)
 	}()
+}
+
+// checker is how a step is checked: not at all without Options.Check,
+// else with its precheck's result when it has one.
+func (s *scheduler) checker(n *Node) checkFunc {
+	switch {
+	case !s.opts.Check || n.Step == nil:
+		return nil
+	case s.pre != nil:
+		return s.pre.checker(n, s.opts.Sink)
+	}
+	return n.Step.Check
 }
 
 // work decides one step and, unless this is a dry run, applies it. It runs
@@ -327,16 +355,17 @@ func (s *scheduler) work(n *Node, changedDeps []string, depOutputs map[string]ma
 	}
 
 	if err := s.opts.Store.Update(n.ID, func(r *StepRecord) {
-		r.Kind, r.Status, r.StartedAt, r.FinishedAt = n.Kind, StatusRunning, start.UTC(), time.Time{}
+		r.Kind, r.Status, r.StartedAt, r.FinishedAt, r.Waits = n.Kind, StatusRunning, start.UTC(), time.Time{}, nil
 		r.DependsOn = slices.Clone(n.DependsOn)
 	}); err != nil {
 		return fail(err)
 	}
 	emit(EventStarted, d.Reason, nil)
+	c.applied = true
 	applyErr := timedOut(s.ctx, ctx, limit, n.Kind, n.Step.Apply(ctx, env))
 	finished := time.Now().UTC()
 	if err := s.opts.Store.Update(n.ID, func(r *StepRecord) {
-		r.FinishedAt = finished
+		r.FinishedAt, r.Waits = finished, env.Waits()
 		if applyErr != nil {
 			r.Status, r.Error = StatusFailed, applyErr.Error()
 			return
@@ -362,7 +391,7 @@ func (s *scheduler) decision(ctx context.Context, n *Node, rec *StepRecord, chan
 		env.Replace = replace
 		return s.opts.Replay.Steps[n.ID].Decision, nil
 	}
-	d, err := decide(ctx, n, rec, changedDeps, s.opts.Check, env)
+	d, err := decide(ctx, n, rec, changedDeps, s.checker(n), env)
 	if err != nil {
 		return Decision{}, err
 	}
@@ -377,6 +406,7 @@ func (s *scheduler) decision(ctx context.Context, n *Node, rec *StepRecord, chan
 
 func (s *scheduler) finish(c completion) {
 	r := c.result
+	s.applied = s.applied || c.applied
 	s.results[c.id] = &r
 	s.outputs[c.id] = c.outputs
 	if c.changed {
@@ -453,6 +483,12 @@ func (s *scheduler) report(order []string) *Report {
 			cause = err.Error()
 		}
 		errs = multierror.Append(errs, fmt.Errorf("%w (%s): %d steps not started; apply again to resume", ErrInterrupted, cause, cancelled))
+	}
+	if s.applied {
+		// What graph --timeline shows: the last run that applied something.
+		if err := s.opts.Store.RecordApply(s.started, time.Now()); err != nil {
+			errs = multierror.Append(errs, err)
+		}
 	}
 	rep.Err = errs.ErrorOrNil()
 	return rep

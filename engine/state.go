@@ -50,6 +50,8 @@ type StepRecord struct {
 	// run in the reverse of this order, also once the plan no longer
 	// says it.
 	DependsOn []string `json:"dependsOn,omitempty"`
+	// Waits are what its last Apply waited for (Env.Wait), in order.
+	Waits []WaitRecord `json:"waits,omitempty"`
 }
 
 // State is the content of the state file.
@@ -65,7 +67,15 @@ type State struct {
 	Steps  map[string]*StepRecord `json:"steps"`
 	// Trusted holds values trusted on first use, such as pinned SSH host
 	// keys (public keys: never secrets).
-	Trusted map[string]string `json:"trusted,omitempty"`
+	Trusted map[string]string `json:"trusted,omitempty"`	// LastApply is when the last run that applied a step began and
+	// ended: the run graph --timeline shows.
+	LastApply *RunRecord `json:"lastApply,omitempty"`
+}
+
+// RunRecord is when a run began and ended.
+type RunRecord struct {
+	StartedAt  time.Time `json:"startedAt"`
+	FinishedAt time.Time `json:"finishedAt"`
 }
 
 // Store is the state of one state directory, kept in memory and written
@@ -241,6 +251,28 @@ func (s *Store) flush(serial int64) error {
 	}
 	s.written = snapshot
 	return nil
+}
+
+// RecordApply records when the run that applied steps began and ended
+// (State.LastApply) and writes the state.
+func (s *Store) RecordApply(started, finished time.Time) error {
+	s.mu.Lock()
+	s.state.LastApply = &RunRecord{StartedAt: started.UTC(), FinishedAt: finished.UTC()}
+	s.pending++
+	serial := s.pending
+	s.mu.Unlock()
+	return s.flush(serial)
+}
+
+// LastApply is State.LastApply: nil when no run applied a step yet.
+func (s *Store) LastApply() *RunRecord {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state.LastApply == nil {
+		return nil
+	}
+	r := *s.state.LastApply
+	return &r
 }
 
 // Trusted returns a value trusted on first use.
