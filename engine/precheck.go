@@ -28,8 +28,8 @@ type precheck struct {
 	// cancel stops the Check once its result will not be taken.
 	cancel context.CancelFunc
 	ctx    context.Context
-	drift Drift
-	err   error
+	drift  Drift
+	err    error
 	// events are the Check's log lines, held until the result is taken.
 	mu     sync.Mutex
 	events []Event
