@@ -67,7 +67,8 @@ type State struct {
 	Steps  map[string]*StepRecord `json:"steps"`
 	// Trusted holds values trusted on first use, such as pinned SSH host
 	// keys (public keys: never secrets).
-	Trusted map[string]string `json:"trusted,omitempty"` // LastApply is when the last run that applied a step began and
+	Trusted map[string]string `json:"trusted,omitempty"`
+	// LastApply is when the last run that applied a step began and
 	// ended: the run graph --timeline shows.
 	LastApply *RunRecord `json:"lastApply,omitempty"`
 }
