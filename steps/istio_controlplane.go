@@ -6,14 +6,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
@@ -36,14 +39,15 @@ type IstioControlPlane struct {
 	primary, primaryExpose string
 	// Timeout bounds the wait for the Deployments to be Available.
 	Timeout time.Duration
+	rt      *Runtime
 }
 
 // NewIstioControlPlane returns the istio/controlplane step of
 // spec.Cluster in spec.Mesh; for a remote, spec.Reads is the primary's
 // istio/expose step, whose outputs it reads ("" for a primary).
-func NewIstioControlPlane(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioControlPlane {
+func NewIstioControlPlane(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *IstioControlPlane {
 	mesh, cluster, primaryExpose := *p.Mesh(spec.Mesh), spec.Cluster, spec.Reads
-	s := &IstioControlPlane{cluster: cluster, primaryExpose: primaryExpose, Timeout: istioReadyTimeout}
+	s := &IstioControlPlane{cluster: cluster, primaryExpose: primaryExpose, Timeout: istioReadyTimeout, rt: rt}
 	s.cp = istiorender.ControlPlane{Cluster: istioCluster(p, mesh, cluster)}
 	switch {
 	case !p.IsPrimary(mesh.Name, cluster):
@@ -56,27 +60,34 @@ func NewIstioControlPlane(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *Istio
 
 // inventory is the inventory of the plan's revision's control plane
 // (see controlPlaneSetOf): a canary installs a new revision beside the
-// old one, each with its own.
-func (s *IstioControlPlane) inventory(env *engine.Env) (*kube.Inventory, error) {
+// old one, each with its own. Its key is that of the install cp.
+func (s *IstioControlPlane) inventory(env *engine.Env, cp istiorender.ControlPlane) (*kube.Inventory, error) {
 	set, err := controlPlaneSetOf(env.Dir, s.cluster, s.cp.Revision)
 	if err != nil {
 		return nil, err
 	}
-	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, set)}, nil
+	key := inputsKey("istio/controlplane", cp.IstioOperator(), s.routed())
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, set), Key: key}, nil
 }
 
-// render renders the control plane of the cluster.
-func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istiorender.Manifest, error) {
+// wanted is the install the step wants: the plan's, pointed, for a
+// remote, at its primary's east-west address.
+func (s *IstioControlPlane) wanted(env *engine.Env) (istiorender.ControlPlane, error) {
 	cp := s.cp
 	if s.primary != "" {
 		addr, err := s.remotePilotAddress(env)
 		if err != nil {
-			return nil, err
+			return cp, err
 		}
 		cp.RemotePilotAddress = addr
 	}
+	return cp, nil
+}
+
+// render renders an install of the cluster's control plane.
+func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env, cp istiorender.ControlPlane) (*istiorender.Manifest, error) {
 	start := time.Now()
-	m, err := istiorender.Render(ctx, cp.IstioOperator())
+	m, err := s.rt.render(ctx, cp.IstioOperator())
 	if err != nil {
 		return nil, err
 	}
@@ -91,11 +102,14 @@ func (s *IstioControlPlane) render(ctx context.Context, env *engine.Env) (*istio
 // revisioned istiod that revision's route through the east-west gateway
 // (revisionRoute), so that it is installed and retired with it.
 func (s *IstioControlPlane) withRoutes(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
-	if !s.cp.ExternalIstiod || s.cp.Revision == "" {
+	if !s.routed() {
 		return objs
 	}
 	return append(slices.Clone(objs), revisionRoute(s.cp.Revision))
 }
+
+// routed says whether the install brings its revision's route.
+func (s *IstioControlPlane) routed() bool { return s.cp.ExternalIstiod && s.cp.Revision != "" }
 
 // deployments are the names of the rendered Deployments, istiod first.
 func deployments(objs []*unstructured.Unstructured) []string {
@@ -112,30 +126,48 @@ func deployments(objs []*unstructured.Unstructured) []string {
 	return names
 }
 
-// Check compares the live objects with a fresh render (server-side dry
-// run), and checks that the Deployments are Available.
+// Check finds the install in sync when its objects are as the last
+// check or apply of the same inputs saw them (kube.Client.Unchanged: one
+// read of each, at once); otherwise it compares the live objects with a
+// fresh render (server-side dry run of those that moved). Either way the
+// Deployments must be Available.
 func (s *IstioControlPlane) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx, env) })
+	cp, c, err := wantedOn(ctx, env, s.cluster, func() (istiorender.ControlPlane, error) { return s.wanted(env) })
 	if d, ok := awaitsOutput(err); ok {
 		return d, nil
 	}
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	objs, err := handOverToIstiod(ctx, c, s.withRoutes(m.Objects))
+	inv, err := s.inventory(env, cp)
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	inv, err := s.inventory(env)
-	if err != nil {
-		return engine.Drift{}, err
-	}
-	return checkInstall(ctx, c, objs, inv)
+	return checkInstall(ctx, c, inv, func() ([]*unstructured.Unstructured, error) {
+		m, err := s.render(ctx, env, cp)
+		if err != nil {
+			return nil, err
+		}
+		return handOverToIstiod(ctx, c, s.withRoutes(m.Objects))
+	})
 }
 
-// checkInstall is the Check of an installed set of objects: differences
-// first, then Deployments that are not Available.
-func checkInstall(ctx context.Context, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory) (engine.Drift, error) {
+// checkInstall is the Check of an installed set of objects: unchanged
+// since they were last seen as these inputs make them, or else no
+// differences from want's objects; then its Deployments must be
+// Available.
+func checkInstall(ctx context.Context, c *kube.Client, inv *kube.Inventory, want func() ([]*unstructured.Unstructured, error)) (engine.Drift, error) {
+	unchanged, live, err := c.Unchanged(ctx, inv)
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	if unchanged {
+		return deploymentsAvailable(live)
+	}
+	objs, err := want()
+	if err != nil {
+		return engine.Drift{}, err
+	}
 	diffs, err := c.Diff(ctx, objs, inv)
 	if err != nil {
 		return engine.Drift{}, err
@@ -152,6 +184,25 @@ func checkInstall(ctx context.Context, c *kube.Client, objs []*unstructured.Unst
 			return engine.Drift{}, err
 		}
 		if ok, why := kube.DeploymentStatus(d); !ok {
+			return engine.Drifted(why), nil
+		}
+	}
+	return engine.InSync(), nil
+}
+
+// deploymentsAvailable checks the Deployments among live objects (read
+// by kube.Client.Unchanged) for availability.
+func deploymentsAvailable(live map[kube.Ref]*unstructured.Unstructured) (engine.Drift, error) {
+	refs := slices.SortedFunc(maps.Keys(live), func(a, b kube.Ref) int { return strings.Compare(a.String(), b.String()) })
+	for _, ref := range refs {
+		if ref.Kind != "Deployment" || ref.Group != "apps" {
+			continue
+		}
+		var d appsv1.Deployment
+		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(live[ref].Object, &d); err != nil {
+			return engine.Drift{}, fmt.Errorf("%s: %w", ref, err)
+		}
+		if ok, why := kube.DeploymentStatus(&d); !ok {
 			return engine.Drifted(why), nil
 		}
 	}
@@ -184,7 +235,11 @@ func diffDrift(diffs []kube.ObjectDiff) engine.Drift {
 // Apply renders, applies (CRDs first), prunes what an earlier render had
 // and this one has not, and waits for the Deployments.
 func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
-	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx, env) })
+	cp, c, err := wantedOn(ctx, env, s.cluster, func() (istiorender.ControlPlane, error) { return s.wanted(env) })
+	if err != nil {
+		return err
+	}
+	m, err := s.render(ctx, env, cp)
 	if err != nil {
 		return err
 	}
@@ -192,7 +247,7 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	inv, err := s.inventory(env)
+	inv, err := s.inventory(env, cp)
 	if err != nil {
 		return err
 	}
@@ -205,8 +260,7 @@ func (s *IstioControlPlane) Apply(ctx context.Context, env *engine.Env) error {
 		env.SetOutput("istiod", names[0])
 	}
 	if s.primary != "" {
-		addr, _ := s.remotePilotAddress(env)
-		env.SetOutput(ControlPlaneOutputRemotePilotAddress, addr)
+		env.SetOutput(ControlPlaneOutputRemotePilotAddress, cp.RemotePilotAddress)
 	}
 	return nil
 }
@@ -234,23 +288,24 @@ func (s *IstioControlPlane) remotePilotAddress(env *engine.Env) (string, error) 
 	return addr, nil
 }
 
-// applyInstall applies objects with an inventory and waits for their
-// Deployments to be Available.
+// applyInstall applies objects with an inventory, waits for their
+// Deployments to be Available, and then records the objects whose only
+// later change was their status as seen (kube.Client.Settle).
 func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory, timeout time.Duration) error {
 	start := time.Now()
-	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf})
+	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf, Wait: env.Wait})
 	if err != nil {
 		return err
 	}
 	env.Logf("applied in %s: %s", time.Since(start).Round(time.Millisecond), res)
 	for _, name := range deployments(objs) {
-		wait := time.Now()
-		if err := c.WaitDeploymentAvailable(ctx, istiorender.Namespace, name, timeout); err != nil {
+		if err := env.Wait("Deployment "+istiorender.Namespace+"/"+name+" Available", func() error {
+			return c.WaitDeploymentAvailable(ctx, istiorender.Namespace, name, timeout)
+		}); err != nil {
 			return err
 		}
-		env.Logf("Deployment %s Available (waited %s)", name, time.Since(wait).Round(time.Millisecond))
 	}
-	return nil
+	return c.Settle(ctx, inv, res)
 }
 
 // renderDigest is a sha256 over the rendered objects, to tell renders apart

@@ -8,6 +8,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
@@ -33,13 +34,14 @@ type IstioEastWest struct {
 	Timeout time.Duration
 	// AddressTimeout bounds the wait for the LoadBalancer address.
 	AddressTimeout time.Duration
+	rt             *Runtime
 }
 
 // NewIstioEastWest returns the istio/eastwest step of spec.Cluster in
 // spec.Mesh.
-func NewIstioEastWest(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioEastWest {
+func NewIstioEastWest(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *IstioEastWest {
 	mesh, cluster := *p.Mesh(spec.Mesh), spec.Cluster
-	s := &IstioEastWest{cluster: cluster, Timeout: istioReadyTimeout, AddressTimeout: eastWestAddrTimeout}
+	s := &IstioEastWest{cluster: cluster, Timeout: istioReadyTimeout, AddressTimeout: eastWestAddrTimeout, rt: rt}
 	s.ew = istiorender.EastWest{Cluster: istioCluster(p, mesh, cluster)}
 	if c := p.Cluster(cluster); c != nil && c.EastWest != nil {
 		s.ew.Address = c.EastWest.Address
@@ -48,21 +50,30 @@ func NewIstioEastWest(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioEast
 }
 
 func (s *IstioEastWest) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "eastwest")}
+	return &kube.Inventory{
+		Path: statedir.Inventory(env.Dir, s.cluster, "eastwest"),
+		Key:  inputsKey("istio/eastwest", s.ew.IstioOperator()),
+	}
 }
 
 func (s *IstioEastWest) render(ctx context.Context) (*istiorender.Manifest, error) {
-	return istiorender.Render(ctx, s.ew.IstioOperator())
+	return s.rt.render(ctx, s.ew.IstioOperator())
 }
 
-// Check compares the live gateway with a fresh render and checks that it
-// has an address.
+// Check compares the live gateway with what it is to be (checkInstall)
+// and checks that it has an address.
 func (s *IstioEastWest) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	m, c, err := wantedOn(ctx, env, s.cluster, func() (*istiorender.Manifest, error) { return s.render(ctx) })
+	c, err := reachableClient(ctx, env, s.cluster)
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	d, err := checkInstall(ctx, c, m.Objects, s.inventory(env))
+	d, err := checkInstall(ctx, c, s.inventory(env), func() ([]*unstructured.Unstructured, error) {
+		m, err := s.render(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return m.Objects, nil
+	})
 	if err != nil || !d.InSync {
 		return d, err
 	}
@@ -114,7 +125,11 @@ func (s *IstioEastWest) Apply(ctx context.Context, env *engine.Env) error {
 	addr, source := s.ew.Address, "plan (clusters[].eastWest.address, as the Service's externalIPs)"
 	if addr == "" {
 		source = "the Service's LoadBalancer ingress"
-		addr, err = c.WaitLoadBalancer(ctx, istiorender.Namespace, istiorender.EastWestGatewayName, s.AddressTimeout)
+		err = env.Wait("Service "+istiorender.Namespace+"/"+istiorender.EastWestGatewayName+" LoadBalancer address", func() error {
+			var err error
+			addr, err = c.WaitLoadBalancer(ctx, istiorender.Namespace, istiorender.EastWestGatewayName, s.AddressTimeout)
+			return err
+		})
 		var timeout *kube.TimeoutError
 		if errors.As(err, &timeout) && ctx.Err() == nil {
 			return fmt.Errorf("Service %s/%s got no LoadBalancer address within %s. k3s's servicelb gives LoadBalancer Services the node's IP; "+

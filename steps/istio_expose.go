@@ -72,7 +72,7 @@ func revisionRoute(revision string) *unstructured.Unstructured {
 }
 
 func (s *IstioExpose) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "expose")}
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, "expose"), Key: inputsKey("istio/expose", s.Objects())}
 }
 
 func istioObject(apiVersion, kind, name string, spec map[string]any) *unstructured.Unstructured {
@@ -152,12 +152,9 @@ func (s *IstioExpose) Check(ctx context.Context, env *engine.Env) (engine.Drift,
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	diffs, err := c.Diff(ctx, s.Objects(), s.inventory(env))
-	if err != nil {
-		return engine.Drift{}, err
-	}
-	if len(diffs) > 0 {
-		return diffDrift(diffs), nil
+	d, err := checkInstall(ctx, c, s.inventory(env), func() ([]*unstructured.Unstructured, error) { return s.Objects(), nil })
+	if err != nil || !d.InSync {
+		return d, err
 	}
 	if prev, _ := env.Previous(ExposeOutputAddress); prev != addr {
 		return engine.Drifted(fmt.Sprintf("gateway address %s not passed on yet (was %q)", addr, prev)), nil

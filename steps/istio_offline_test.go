@@ -33,7 +33,12 @@ func renderEveryExample(t *testing.T) {
 				if s.primary != "" {
 					deps[plans.IstioExposeID(s.primary)] = map[string]string{"address": "192.0.2.1"}
 				}
-				m, err := s.render(ctx, engine.NewEnv(spec.ID, t.TempDir(), nil, deps, nil))
+				env := engine.NewEnv(spec.ID, t.TempDir(), nil, deps, nil)
+				cp, err := s.wanted(env)
+				if err != nil {
+					t.Fatalf("%s: %s: %v", file, spec.ID, err)
+				}
+				m, err := s.render(ctx, env, cp)
 				if err != nil {
 					t.Fatalf("%s: %s: %v", file, spec.ID, err)
 				}

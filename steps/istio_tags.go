@@ -35,29 +35,31 @@ type IstioTags struct {
 	// render is given: the tags inject through the primary's istiod of
 	// the revision. "" for a primary.
 	controlPlane string
+	rt           *Runtime
 }
 
 // NewIstioTags returns the istio/tags step of spec.Cluster in spec.Mesh;
 // for a remote, spec.Reads is its istio/controlplane step.
-func NewIstioTags(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *IstioTags {
+func NewIstioTags(p *plans.Plan, spec plans.StepSpec, rt *Runtime) *IstioTags {
 	mesh := *p.Mesh(spec.Mesh)
 	return &IstioTags{
 		cluster:      spec.Cluster,
 		cp:           istiorender.ControlPlane{Cluster: istioCluster(p, mesh, spec.Cluster), ExternalIstiod: p.ExposesIstiod(mesh.Name, spec.Cluster)},
 		tags:         mesh.RevisionTags(),
 		controlPlane: spec.Reads,
+		rt:           rt,
 	}
 }
 
 // tagsSet is the inventory of a cluster's revision tags.
 const tagsSet = "tags"
 
-func (s *IstioTags) inventory(env *engine.Env) *kube.Inventory {
-	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, tagsSet)}
+func (s *IstioTags) inventory(env *engine.Env, op map[string]any) *kube.Inventory {
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, tagsSet), Key: inputsKey("istio/tags", op)}
 }
 
-// render renders the tags' objects.
-func (s *IstioTags) render(ctx context.Context, env *engine.Env) ([]*unstructured.Unstructured, error) {
+// operator is the IstioOperator the tags' objects are rendered from.
+func (s *IstioTags) operator(env *engine.Env) (map[string]any, error) {
 	cp := s.cp
 	if s.controlPlane != "" {
 		addr, ok := env.Output(s.controlPlane, ControlPlaneOutputRemotePilotAddress)
@@ -66,11 +68,17 @@ func (s *IstioTags) render(ctx context.Context, env *engine.Env) ([]*unstructure
 		}
 		cp.RemotePilotAddress = addr
 	}
-	m, err := istiorender.Render(ctx, cp.TagsOperator(s.tags))
+	return cp.TagsOperator(s.tags), nil
+}
+
+// render renders the tags' objects, with the fields istiod took over
+// left out (handOverToIstiod).
+func (s *IstioTags) render(ctx context.Context, c *kube.Client, op map[string]any) ([]*unstructured.Unstructured, error) {
+	m, err := s.rt.render(ctx, op)
 	if err != nil {
 		return nil, err
 	}
-	return istiorender.TagObjects(m), nil
+	return handOverToIstiod(ctx, c, istiorender.TagObjects(m))
 }
 
 // defaultTag reports whether the default tag is among the step's.
@@ -86,23 +94,16 @@ func (s *IstioTags) defaultTag() bool {
 // Check compares the live tag objects with a fresh render and, for the
 // default tag, checks that no non-revisioned injector still injects.
 func (s *IstioTags) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	objs, c, err := wantedOn(ctx, env, s.cluster, func() ([]*unstructured.Unstructured, error) { return s.render(ctx, env) })
+	op, c, err := wantedOn(ctx, env, s.cluster, func() (map[string]any, error) { return s.operator(env) })
 	if d, ok := awaitsOutput(err); ok {
 		return d, nil
 	}
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	objs, err = handOverToIstiod(ctx, c, objs)
-	if err != nil {
-		return engine.Drift{}, err
-	}
-	diffs, err := c.Diff(ctx, objs, s.inventory(env))
-	if err != nil {
-		return engine.Drift{}, err
-	}
-	if len(diffs) > 0 {
-		return diffDrift(diffs), nil
+	d, err := checkInstall(ctx, c, s.inventory(env, op), func() ([]*unstructured.Unstructured, error) { return s.render(ctx, c, op) })
+	if err != nil || !d.InSync {
+		return d, err
 	}
 	if s.defaultTag() {
 		active, err := activeDefaultInjector(ctx, c)
@@ -119,15 +120,15 @@ func (s *IstioTags) Check(ctx context.Context, env *engine.Env) (engine.Drift, e
 // Apply applies the tags' objects (pruning tags the plan dropped) and,
 // for the default tag, deactivates the non-revisioned injector.
 func (s *IstioTags) Apply(ctx context.Context, env *engine.Env) error {
-	objs, c, err := wantedOn(ctx, env, s.cluster, func() ([]*unstructured.Unstructured, error) { return s.render(ctx, env) })
+	op, c, err := wantedOn(ctx, env, s.cluster, func() (map[string]any, error) { return s.operator(env) })
 	if err != nil {
 		return err
 	}
-	objs, err = handOverToIstiod(ctx, c, objs)
+	objs, err := s.render(ctx, c, op)
 	if err != nil {
 		return err
 	}
-	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: s.inventory(env), Logf: env.Logf})
+	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: s.inventory(env, op), Logf: env.Logf})
 	if err != nil {
 		return err
 	}

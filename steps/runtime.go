@@ -26,6 +26,8 @@ type Runtime struct {
 	// recorded are hosts that left the plan, as their last apply recorded
 	// them (RecordedHost): their removal reaches them.
 	recorded map[string]plans.Host
+	// renders are the run's Istio renders (render_once.go).
+	renders renderOnce
 }
 
 // hostConn is a host's connection, dialled once however many steps ask.

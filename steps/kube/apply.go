@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -72,6 +73,40 @@ func kindOrder(kind string) int {
 	return len(order) + 1
 }
 
+// applyTier groups kinds whose objects Apply sends at once: objects of
+// one tier may refer to each other (a RoleBinding to its Role, a
+// Deployment to its ServiceAccount) but never need each other to exist
+// first; CRDs (waited for until Established) and namespaces come before
+// everything, workloads after what they mount and run as, webhooks last.
+func applyTier(kind string) int {
+	switch o := kindOrder(kind); {
+	case kind == "CustomResourceDefinition":
+		return 0
+	case o <= kindOrder("PodSecurityPolicy"):
+		return 1
+	case o <= kindOrder("PodDisruptionBudget"):
+		return 2
+	case kind == "MutatingWebhookConfiguration" || kind == "ValidatingWebhookConfiguration":
+		return 4
+	}
+	return 3
+}
+
+// tiers splits objects in apply order into their applyTiers.
+func tiers(sorted []*unstructured.Unstructured) [][]*unstructured.Unstructured {
+	var out [][]*unstructured.Unstructured
+	for i, o := range sorted {
+		if i == 0 || applyTier(o.GetKind()) != applyTier(sorted[i-1].GetKind()) {
+			out = append(out, nil)
+		}
+		out[len(out)-1] = append(out[len(out)-1], o)
+	}
+	return out
+}
+
+// applyConcurrency bounds the objects of one tier sent at once.
+const applyConcurrency = 8
+
 // Sorted returns the objects in apply order, stable within a kind.
 func Sorted(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 	out := slices.Clone(objs)
@@ -84,6 +119,8 @@ func Sorted(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 // Result says what an Apply did.
 type Result struct {
 	Created, Updated, Unchanged, Pruned []Ref
+	// applied are the objects as the API returned them, for Settle.
+	applied map[Ref]*unstructured.Unstructured
 }
 
 // Changed reports whether anything was created, updated or pruned.
@@ -107,6 +144,17 @@ type ApplyOptions struct {
 	CRDTimeout time.Duration
 	// Logf receives one line per created, updated or pruned object.
 	Logf func(string, ...any)
+	// Wait, when set, runs Apply's waits (CRDs Established), saying
+	// what each waits for: a step passes engine.Env.Wait.
+	Wait func(what string, wait func() error) error
+}
+
+// wait runs one of Apply's waits through Wait when set.
+func (o ApplyOptions) wait(what string, wait func() error) error {
+	if o.Wait == nil {
+		return wait()
+	}
+	return o.Wait(what, wait)
 }
 
 // Apply applies objects with server-side apply (field manager mcplan,
@@ -141,36 +189,37 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if timeout == 0 {
 		timeout = time.Minute
 	}
-	var crds []string
-	for _, o := range Sorted(objs) {
-		if o.GetKind() != "CustomResourceDefinition" && len(crds) > 0 {
-			if err := c.WaitCRDsEstablished(ctx, crds, timeout, logf); err != nil {
-				return res, err
-			}
-			crds = nil
-		}
-		changed, created, err := c.applyOne(ctx, o)
+	res.applied = make(map[Ref]*unstructured.Unstructured, len(objs))
+	seen := map[string]string{}
+	for _, tier := range tiers(Sorted(objs)) {
+		outcomes, err := c.applyAll(ctx, tier)
 		if err != nil {
 			return res, err
 		}
-		ref := RefOf(o)
-		switch {
-		case created:
-			res.Created = append(res.Created, ref)
-			logf("created %s", ref)
-		case changed:
-			res.Updated = append(res.Updated, ref)
-			logf("updated %s", ref)
-		default:
-			res.Unchanged = append(res.Unchanged, ref)
+		var crds []string
+		for i, o := range tier {
+			ref, out := RefOf(o), outcomes[i]
+			switch {
+			case out.created:
+				res.Created = append(res.Created, ref)
+				logf("created %s", ref)
+			case out.changed:
+				res.Updated = append(res.Updated, ref)
+				logf("updated %s", ref)
+			default:
+				res.Unchanged = append(res.Unchanged, ref)
+			}
+			res.applied[ref] = out.after
+			seen[seenKey(ref)] = out.after.GetResourceVersion()
+			if o.GetKind() == "CustomResourceDefinition" {
+				crds = append(crds, o.GetName())
+			}
 		}
-		if o.GetKind() == "CustomResourceDefinition" {
-			crds = append(crds, o.GetName())
-		}
-	}
-	if len(crds) > 0 {
-		if err := c.WaitCRDsEstablished(ctx, crds, timeout, logf); err != nil {
-			return res, err
+		if len(crds) > 0 {
+			established := func() error { return c.WaitCRDsEstablished(ctx, crds, timeout, logf) }
+			if err := opts.wait(fmt.Sprintf("%d CRDs Established", len(crds)), established); err != nil {
+				return res, err
+			}
 		}
 	}
 
@@ -195,8 +244,33 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		if err := opts.Inventory.Save(refs); err != nil {
 			return res, err
 		}
+		if err := opts.Inventory.saveSeen(seen); err != nil {
+			return res, err
+		}
 	}
 	return res, nil
+}
+
+// applied is what applying one object did.
+type applied struct {
+	changed, created bool
+	after            *unstructured.Unstructured
+}
+
+// applyAll applies the objects of one tier at once (at most
+// applyConcurrency at a time); the first error stops the rest.
+func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured) ([]applied, error) {
+	out := make([]applied, len(objs))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(applyConcurrency)
+	for i, o := range objs {
+		g.Go(func() error {
+			var err error
+			out[i], err = c.applyOne(ctx, o)
+			return err
+		})
+	}
+	return out, g.Wait()
 }
 
 // prunable says whether an object that is no longer rendered may be
@@ -207,32 +281,32 @@ func prunable(r Ref) bool {
 }
 
 // applyOne applies one object and says whether it was changed or created.
-func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured) (changed, created bool, err error) {
+func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured) (applied, error) {
 	ref := RefOf(o)
 	ri, err := c.resource(ref)
 	if err != nil {
-		return false, false, err
+		return applied{}, err
 	}
 	before, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 		before = nil
 	case err != nil:
-		return false, false, fmt.Errorf("get %s: %w", ref, err)
+		return applied{}, fmt.Errorf("get %s: %w", ref, err)
 	}
 	data, err := json.Marshal(o)
 	if err != nil {
-		return false, false, fmt.Errorf("%s: %w", ref, err)
+		return applied{}, fmt.Errorf("%s: %w", ref, err)
 	}
 	force := true
 	after, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
 	if err != nil {
-		return false, false, fmt.Errorf("apply %s: %w", ref, err)
+		return applied{}, fmt.Errorf("apply %s: %w", ref, err)
 	}
 	if before == nil {
-		return true, true, nil
+		return applied{changed: true, created: true, after: after}, nil
 	}
-	return after.GetResourceVersion() != before.GetResourceVersion(), false, nil
+	return applied{changed: after.GetResourceVersion() != before.GetResourceVersion(), after: after}, nil
 }
 
 // Delete deletes an object (background propagation) and says whether it
@@ -270,20 +344,40 @@ type ObjectDiff struct {
 // objs: missing objects, objects a server-side apply would change (found
 // by a dry-run apply) with their changed fields, and objects of the
 // inventory that Apply would prune. No differences means an Apply would
-// change nothing. Secret values are never shown.
+// change nothing. Secret values are never shown. Objects are read at
+// once; one still at the resourceVersion it was seen at as these inputs
+// make it (Inventory.Key) is not dry-run, and those found as Apply
+// would make them are recorded so (seen.go).
 func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv *Inventory) ([]ObjectDiff, error) {
+	sorted := Sorted(objs)
+	var seen map[string]string
+	if inv != nil {
+		seen = inv.loadSeen()
+	}
+	results := make([]diffResult, len(sorted))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(readConcurrency)
+	for i, o := range sorted {
+		g.Go(func() error {
+			var err error
+			results[i], err = c.diffOne(gctx, o, seen[seenKey(RefOf(o))])
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	var diffs []ObjectDiff
 	var refs []Ref
-	for _, o := range Sorted(objs) {
+	inSync := map[string]string{}
+	for i, o := range sorted {
 		ref := RefOf(o)
 		refs = append(refs, ref)
-		d, err := c.diffOne(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		if d != nil {
+		if d := results[i].diff; d != nil {
 			diffs = append(diffs, *d)
+			continue
 		}
+		inSync[seenKey(ref)] = results[i].liveRV
 	}
 	if inv != nil {
 		previous, err := inv.Load()
@@ -304,44 +398,58 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 				return nil, fmt.Errorf("get %s: %w", old, err)
 			}
 		}
+		if err := inv.saveSeen(inSync); err != nil {
+			return nil, err
+		}
 	}
 	return diffs, nil
 }
 
+// diffResult is how one object differs (diff), or nil with the
+// resourceVersion it was found in sync at.
+type diffResult struct {
+	diff   *ObjectDiff
+	liveRV string
+}
+
 // diffOne is how one object differs ("+" missing or "~" changed, with its
-// changed fields), or nil when an Apply would not change it.
-func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured) (*ObjectDiff, error) {
+// changed fields), or nil when an Apply would not change it: known so
+// when it is still at seenRV, else found by a dry-run apply.
+func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seenRV string) (diffResult, error) {
 	ref := RefOf(o)
 	ri, err := c.resource(ref)
 	if err != nil {
 		if errors.Is(err, errNoKind) {
-			return &ObjectDiff{Object: "+ " + ref.String() + " (its kind is not installed yet)"}, nil
+			return diffResult{diff: &ObjectDiff{Object: "+ " + ref.String() + " (its kind is not installed yet)"}}, nil
 		}
-		return nil, err
+		return diffResult{}, err
 	}
 	live, err := ri.Get(ctx, ref.Name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return &ObjectDiff{Object: "+ " + ref.String()}, nil
+		return diffResult{diff: &ObjectDiff{Object: "+ " + ref.String()}}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", ref, err)
+		return diffResult{}, fmt.Errorf("get %s: %w", ref, err)
+	}
+	if seenRV != "" && live.GetResourceVersion() == seenRV {
+		return diffResult{liveRV: seenRV}, nil
 	}
 	data, err := json.Marshal(o)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", ref, err)
+		return diffResult{}, fmt.Errorf("%s: %w", ref, err)
 	}
 	force := true
 	dry, err := ri.Patch(ctx, ref.Name, types.ApplyPatchType, data, metav1.PatchOptions{
 		FieldManager: FieldManager, Force: &force, DryRun: []string{metav1.DryRunAll},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("dry-run apply %s: %w", ref, err)
+		return diffResult{}, fmt.Errorf("dry-run apply %s: %w", ref, err)
 	}
 	before, after := comparable(live), comparable(dry)
 	if apiequality.Semantic.DeepEqual(before, after) {
-		return nil, nil
+		return diffResult{liveRV: live.GetResourceVersion()}, nil
 	}
-	return &ObjectDiff{Object: "~ " + ref.String(), Fields: fieldChanges(ref.Kind, before, after)}, nil
+	return diffResult{diff: &ObjectDiff{Object: "~ " + ref.String(), Fields: fieldChanges(ref.Kind, before, after)}}, nil
 }
 
 // comparable drops what changes without the object changing: status,

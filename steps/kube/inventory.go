@@ -16,6 +16,11 @@ import (
 // what the plan no longer renders. It names objects only: no content.
 type Inventory struct {
 	Path string
+	// Key, when set, identifies the inputs the objects are rendered from
+	// (a digest, cheap to compute without rendering): Apply, Diff and
+	// Settle then record the resourceVersions they saw the objects at as
+	// these inputs make them, and Unchanged finds them so (seen.go).
+	Key string
 }
 
 type inventoryFile struct {

@@ -92,7 +92,7 @@ func (c *Client) RemoveInventory(ctx context.Context, inv *Inventory, keep ...*I
 	if err := os.Remove(inv.Path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return out, fmt.Errorf("inventory: %w", err)
 	}
-	return out, nil
+	return out, inv.forgetSeen()
 }
 
 // removeOne deletes one object of an inventory, or says why it stays.
