@@ -117,7 +117,7 @@ func (s TimelineStep) MarshalJSON() ([]byte, error) {
 func NewTimeline(store *Store) (*Timeline, error) {
 	run := store.LastApply()
 	if run == nil {
-		return nil, fmt.Errorf("timeline: %w (the state records no last apply)", ErrNoApply)
+		return nil, fmt.Errorf("no timeline: %w", ErrNoApply)
 	}
 	t := &Timeline{StartedAt: run.StartedAt, FinishedAt: run.FinishedAt, Steps: []TimelineStep{}, CriticalPath: []string{}}
 	deps := map[string][]string{}

@@ -161,7 +161,7 @@ func TestTimelineWithoutApply(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := NewTimeline(store)
-	if !errors.Is(err, ErrNoApply) || err.Error() != "timeline: no apply has run a step yet (the state records no last apply)" {
+	if !errors.Is(err, ErrNoApply) || err.Error() != "no timeline: no apply has run a step yet" {
 		t.Fatalf("error %v, want ErrNoApply", err)
 	}
 }
