@@ -148,20 +148,51 @@ func (s *K3sNode) clusterToken(ctx context.Context, env *engine.Env) (string, er
 // liveState is what is installed on the host now.
 type liveState struct {
 	version, binarySHA, configSHA, active, enabled string
+	// binaryStamp identifies the installed binary's version without
+	// reading it (size, change time, inode): a binary whose stamp is the
+	// one the last apply recorded has the sum it recorded.
+	binaryStamp string
 }
 
-func (s *K3sNode) readLive(ctx context.Context, c *remote.Client) (liveState, error) {
+// Outputs of k3s/server and k3s/join that let a later Check take the
+// binaries' sums without reading them (see liveState.binaryStamp and
+// airgapBinarySHA).
+const (
+	k3sOutputBinary       = "binarySHA256"
+	k3sOutputBinaryStamp  = "binaryStamp"
+	k3sOutputAirgapBinary = "airgapBinary"
+)
+
+// readLive reads, in one command, what is installed: the binary's sum is
+// read only when its stamp is not the one the last apply recorded
+// (env.Previous; nil env: always).
+func (s *K3sNode) readLive(ctx context.Context, env *engine.Env, c *remote.Client) (liveState, error) {
+	var knownStamp, knownSHA string
+	if env != nil {
+		knownStamp, _ = env.Previous(k3sOutputBinaryStamp)
+		knownSHA, _ = env.Previous(k3sOutputBinary)
+	}
+	if knownSHA == "" {
+		knownStamp = ""
+	}
+	bin := remote.ShellQuote(k3sBinaryPath)
 	script := fmt.Sprintf(`echo "version=$(%[1]s --version 2>/dev/null | head -n1 | awk '{print $3}')"
-echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"
+stamp=$(stat -L -c '%%s %%Z %%i' %[1]s 2>/dev/null)
+echo "binary_stamp=$stamp"
+if [ -z "$stamp" ] || [ "$stamp" != %[4]s ]; then echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"; fi
 echo "config=$(sha256sum %[2]s 2>/dev/null | cut -d' ' -f1)"
 echo "active=$(systemctl is-active %[3]s 2>/dev/null)"
-echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sConfigPath, s.unit())
+echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, bin, remote.ShellQuote(k3sConfigPath), s.unit(), remote.ShellQuote(knownStamp))
 	res, err := c.Run(ctx, script, remote.RunOptions{})
 	if err != nil {
 		return liveState{}, fmt.Errorf("read installed state: %w", err)
 	}
 	kv := parseKeyValues(res.Stdout)
-	return liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"]}, nil
+	l := liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"], binaryStamp: kv["binary_stamp"]}
+	if _, read := kv["binary"]; !read && l.binaryStamp != "" && l.binaryStamp == knownStamp {
+		l.binarySHA = knownSHA
+	}
+	return l, nil
 }
 
 // k3sDecision is what a k3s step found on its host, decided once: Check
@@ -218,17 +249,30 @@ func orUnknown(s string) string {
 	return s
 }
 
-// airgapBinarySHA is the sha256 of the plan's airgap binary, or "".
-func (s *K3sNode) airgapBinarySHA() (string, error) {
+// airgapBinarySHA is the sha256 of the plan's airgap binary, or "", and
+// its record for the next run (stampedSum): the recorded sum when the
+// file's stamp is the one recorded (env.Previous), else read once per
+// run.
+func (s *K3sNode) airgapBinarySHA(env *engine.Env) (sum, record string, err error) {
 	a := s.cluster.K3s.Airgap
 	if a == nil {
-		return "", nil
+		return "", "", nil
 	}
-	sum, err := digest.FileSHA256(s.rt.plan.Resolve(a.Binary))
+	path := s.rt.plan.Resolve(a.Binary)
+	stamp, err := digest.FileStamp(path)
 	if err != nil {
-		return "", fmt.Errorf("airgap.binary: %w", err)
+		return "", "", fmt.Errorf("airgap.binary: %w", err)
 	}
-	return sum, nil
+	if prev, ok := env.Previous(k3sOutputAirgapBinary); ok {
+		if sum, ok := sumIfStamped(prev, stamp); ok {
+			return sum, prev, nil
+		}
+	}
+	sum, err = s.rt.fileSHA256(path)
+	if err != nil {
+		return "", "", fmt.Errorf("airgap.binary: %w", err)
+	}
+	return sum, stampedSum(sum, stamp), nil
 }
 
 // Check compares the host with the plan, read-only: version, binary,
@@ -238,7 +282,7 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	live, err := s.readLive(ctx, c)
+	live, err := s.readLive(ctx, env, c)
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -253,7 +297,7 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	binarySHA, err := s.airgapBinarySHA()
+	binarySHA, _, err := s.airgapBinarySHA(env)
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -298,11 +342,11 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	live, err := s.readLive(ctx, c)
+	live, err := s.readLive(ctx, env, c)
 	if err != nil {
 		return err
 	}
-	binarySHA, err := s.airgapBinarySHA()
+	binarySHA, airgapRecord, err := s.airgapBinarySHA(env)
 	if err != nil {
 		return err
 	}
@@ -351,7 +395,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 			return fmt.Errorf("restart: %w", err)
 		}
 	}
-	if err := s.waitReady(ctx, env); err != nil {
+	if err := env.Wait("node "+s.host.Name+" Ready", func() error { return s.waitReady(ctx, env) }); err != nil {
 		return fmt.Errorf("%w%s", err, s.journalTail(ctx, c))
 	}
 	if d.upgrade {
@@ -362,11 +406,16 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if err := s.uncordonAfterUpgrade(ctx, env); err != nil {
 		return err
 	}
-	after, err := s.readLive(ctx, c)
+	after, err := s.readLive(ctx, nil, c)
 	if err != nil {
 		return err
 	}
 	env.SetOutput("version", after.version)
+	env.SetOutput(k3sOutputBinary, after.binarySHA)
+	env.SetOutput(k3sOutputBinaryStamp, after.binaryStamp)
+	if airgapRecord != "" {
+		env.SetOutput(k3sOutputAirgapBinary, airgapRecord)
+	}
 	env.SetOutput("role", s.role())
 	env.SetOutput(K3sOutputCluster, s.cluster.Name)
 	env.SetOutput(K3sOutputAddress, s.host.Address)
@@ -412,22 +461,26 @@ func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.C
 		files = append(files, file{a.Images, path.Join(k3sImagesDir, path.Base(a.Images)), "imagesSHA256", a.ImagesSHA256})
 	}
 	// Every pinned sum first: nothing is uploaded when one file differs.
-	for _, f := range files {
-		if f.sum == "" {
-			continue
-		}
+	sums := make([]string, len(files))
+	for i, f := range files {
 		local := s.rt.plan.Resolve(f.local)
-		got, err := digest.FileSHA256(local)
+		got, err := s.rt.fileSHA256(local)
 		if err != nil {
 			return false, fmt.Errorf("airgap: %w", err)
 		}
-		if got != f.sum {
+		if f.sum != "" && got != f.sum {
 			return false, fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
 		}
+		sums[i] = got
 	}
-	for _, f := range files {
+	for i, f := range files {
 		local := s.rt.plan.Resolve(f.local)
-		copied, err := c.Upload(ctx, local, f.remote, 0o755)
+		var copied bool
+		err := env.Wait("upload of "+path.Base(local)+" to "+s.host.Name, func() error {
+			var err error
+			copied, err = c.UploadFile(ctx, local, sums[i], f.remote, 0o755)
+			return err
+		})
 		if err != nil {
 			return false, err
 		}

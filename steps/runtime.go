@@ -28,6 +28,8 @@ type Runtime struct {
 	recorded map[string]plans.Host
 	// renders are the run's Istio renders (render_once.go).
 	renders renderOnce
+	// sums are the run's sums of local files (file_sums.go).
+	sums fileSums
 }
 
 // hostConn is a host's connection, dialled once however many steps ask.

@@ -21,6 +21,12 @@ func (c *Client) Upload(ctx context.Context, local, remotePath string, mode os.F
 	if err != nil {
 		return false, fmt.Errorf("%s: upload %s: %w", c.endpoint, local, err)
 	}
+	return c.UploadFile(ctx, local, sum, remotePath, mode)
+}
+
+// UploadFile is Upload of a file whose sha256 the caller read already
+// (a file uploaded to many hosts is read once for its sum).
+func (c *Client) UploadFile(ctx context.Context, local, sum, remotePath string, mode os.FileMode) (bool, error) {
 	return c.upload(ctx, sum, local, func() (io.ReadSeekCloser, error) { return os.Open(local) }, remotePath, mode)
 }
 
