@@ -12,15 +12,18 @@
 # Run by hand (root, like the demo); CI runs it once with --sizes 1 to keep
 # it working. Results go to $BENCH_OUT (default /tmp/mcplan-bench).
 #
-# Usage: bench/apply.sh [--large] [--sizes "1 2 3"]
+# Usage: bench/apply.sh [--large] [--sizes "1 2 3"] [--keep]
+#   --keep leaves the last world up (testbed down --all removes it).
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 sizes="1 2 3"
+keep=false
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--large) sizes="1 2 3 5" ;;
 	--sizes) sizes="$2"; shift ;;
-	*) echo "usage: bench/apply.sh [--large] [--sizes \"1 2 3\"]" >&2; exit 2 ;;
+	--keep) keep=true ;;
+	*) echo "usage: bench/apply.sh [--large] [--sizes \"1 2 3\"] [--keep]" >&2; exit 2 ;;
 	esac
 	shift
 done
@@ -97,7 +100,7 @@ for n in $sizes; do
 	measure change.json -- "$out/bin/mcplan" apply -o json plan.yaml >change.events
 	cd "$repo"
 done
-"$out/bin/testbed" down --all >/dev/null 2>&1 || true
+$keep || "$out/bin/testbed" down --all >/dev/null 2>&1 || true
 "$out/bin/applyreport" table "$out"
 echo
 echo "(measured on $(nproc) cores; results and events in $out)"

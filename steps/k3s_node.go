@@ -165,8 +165,9 @@ const (
 
 // readLive reads, in one command, what is installed: the binary's sum is
 // read only when its stamp is not the one the last apply recorded
-// (env.Previous; nil env: always).
-func (s *K3sNode) readLive(ctx context.Context, env *engine.Env, c *remote.Client) (liveState, error) {
+// (env.Previous; nil env: always), or, with uploaded set (the sum of a
+// binary this apply just checked on the host), taken as that.
+func (s *K3sNode) readLive(ctx context.Context, env *engine.Env, c *remote.Client, uploaded string) (liveState, error) {
 	var knownStamp, knownSHA string
 	if env != nil {
 		knownStamp, _ = env.Previous(k3sOutputBinaryStamp)
@@ -175,14 +176,17 @@ func (s *K3sNode) readLive(ctx context.Context, env *engine.Env, c *remote.Clien
 	if knownSHA == "" {
 		knownStamp = ""
 	}
-	bin := remote.ShellQuote(k3sBinaryPath)
+	if uploaded != "" {
+		knownStamp, knownSHA = "", uploaded
+	}
+	bin := k3sBinaryPath // a constant path: as it is, as the read-only command checks expect
 	script := fmt.Sprintf(`echo "version=$(%[1]s --version 2>/dev/null | head -n1 | awk '{print $3}')"
 stamp=$(stat -L -c '%%s %%Z %%i' %[1]s 2>/dev/null)
 echo "binary_stamp=$stamp"
-if [ -z "$stamp" ] || [ "$stamp" != %[4]s ]; then echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"; fi
+if [ -z "$stamp" ] || { [ %[5]s != uploaded ] && [ "$stamp" != %[4]s ]; }; then echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"; fi
 echo "config=$(sha256sum %[2]s 2>/dev/null | cut -d' ' -f1)"
 echo "active=$(systemctl is-active %[3]s 2>/dev/null)"
-echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, bin, remote.ShellQuote(k3sConfigPath), s.unit(), remote.ShellQuote(knownStamp))
+echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, bin, k3sConfigPath, s.unit(), remote.ShellQuote(knownStamp), map[bool]string{true: "uploaded", false: "read"}[uploaded != ""])
 	res, err := c.Run(ctx, script, remote.RunOptions{})
 	if err != nil {
 		return liveState{}, fmt.Errorf("read installed state: %w", err)
@@ -191,6 +195,9 @@ echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, bin, remote.ShellQuot
 	l := liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"], binaryStamp: kv["binary_stamp"]}
 	if _, read := kv["binary"]; !read && l.binaryStamp != "" && l.binaryStamp == knownStamp {
 		l.binarySHA = knownSHA
+	}
+	if uploaded != "" && l.binaryStamp != "" {
+		l.binarySHA = uploaded
 	}
 	return l, nil
 }
@@ -282,7 +289,7 @@ func (s *K3sNode) Check(ctx context.Context, env *engine.Env) (engine.Drift, err
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	live, err := s.readLive(ctx, env, c)
+	live, err := s.readLive(ctx, env, c, "")
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -342,7 +349,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	live, err := s.readLive(ctx, env, c)
+	live, err := s.readLive(ctx, env, c, "")
 	if err != nil {
 		return err
 	}
@@ -377,22 +384,22 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	}
 	switch {
 	case d.install:
-		if err := s.runInstall(ctx, env, c); err != nil {
+		if err := env.Wait("install script on "+s.host.Name+" (starts "+s.unit()+")", func() error { return s.runInstall(ctx, env, c) }); err != nil {
 			return err
 		}
 		// The install script restarts k3s only when it changed the
 		// binary, unit or environment itself: an uploaded airgap binary
 		// was in place before it ran, and it does not read config.yaml.
-		if binaryCopied || configChanged {
-			env.Logf("restarting %s for the new %s", s.unit(), map[bool]string{true: "binary", false: "config"}[binaryCopied])
-			if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
-				return fmt.Errorf("restart: %w", err)
+		// On a host without k3s it writes the unit, so it starts the
+		// service, with the new binary and config already in place.
+		if (binaryCopied || configChanged) && live.version != "" {
+			if err := s.restart(ctx, env, c, map[bool]string{true: "binary", false: "config"}[binaryCopied]); err != nil {
+				return err
 			}
 		}
 	case d.restart:
-		env.Logf("restarting %s", s.unit())
-		if _, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env)); err != nil {
-			return fmt.Errorf("restart: %w", err)
+		if err := s.restart(ctx, env, c, "config"); err != nil {
+			return err
 		}
 	}
 	if err := env.Wait("node "+s.host.Name+" Ready", func() error { return s.waitReady(ctx, env) }); err != nil {
@@ -406,7 +413,9 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	if err := s.uncordonAfterUpgrade(ctx, env); err != nil {
 		return err
 	}
-	after, err := s.readLive(ctx, nil, c)
+	// The airgap binary's sum was checked on the host as it was
+	// uploaded (or found there): only a downloaded one is read again.
+	after, err := s.readLive(ctx, nil, c, binarySHA)
 	if err != nil {
 		return err
 	}
@@ -422,6 +431,19 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	env.SetOutput(K3sOutputFirst, strconv.FormatBool(s.isFirstServer()))
 	env.SetOutput(K3sOutputRelease, s.cluster.K3sRelease())
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
+	return nil
+}
+
+// restart restarts the k3s service for a new binary or config (why).
+func (s *K3sNode) restart(ctx context.Context, env *engine.Env, c *remote.Client, why string) error {
+	env.Logf("restarting %s for the new %s", s.unit(), why)
+	err := env.Wait("restart of "+s.unit()+" on "+s.host.Name, func() error {
+		_, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("restart: %w", err)
+	}
 	return nil
 }
 

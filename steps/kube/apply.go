@@ -87,10 +87,13 @@ func applyTier(kind string) int {
 	case o <= kindOrder("PodDisruptionBudget"):
 		return 2
 	case kind == "MutatingWebhookConfiguration" || kind == "ValidatingWebhookConfiguration":
-		return 4
+		return webhookTier
 	}
 	return 3
 }
+
+// webhookTier is the applyTier of webhook configurations: last.
+const webhookTier = 4
 
 // tiers splits objects in apply order into their applyTiers.
 func tiers(sorted []*unstructured.Unstructured) [][]*unstructured.Unstructured {
@@ -102,6 +105,40 @@ func tiers(sorted []*unstructured.Unstructured) [][]*unstructured.Unstructured {
 		out[len(out)-1] = append(out[len(out)-1], o)
 	}
 	return out
+}
+
+// aroundCRDs is an apply split around the wait for its CRDs: the CRDs,
+// what can go before they are Established (everything but the custom
+// resources of those CRDs, and, when there are such, the webhooks, which
+// go last), and the rest.
+type aroundCRDs struct {
+	crds, before, after []*unstructured.Unstructured
+}
+
+// orderAroundCRDs splits objs around the wait for their CRDs.
+func orderAroundCRDs(objs []*unstructured.Unstructured) aroundCRDs {
+	var a aroundCRDs
+	defined := map[schema.GroupKind]bool{}
+	for _, o := range objs {
+		if o.GetKind() == "CustomResourceDefinition" {
+			a.crds = append(a.crds, o)
+			group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+			kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
+			defined[schema.GroupKind{Group: group, Kind: kind}] = true
+		}
+	}
+	custom := func(o *unstructured.Unstructured) bool { return defined[o.GroupVersionKind().GroupKind()] }
+	anyCustom := slices.ContainsFunc(objs, custom)
+	for _, o := range objs {
+		switch {
+		case o.GetKind() == "CustomResourceDefinition":
+		case custom(o), anyCustom && applyTier(o.GetKind()) == webhookTier:
+			a.after = append(a.after, o)
+		default:
+			a.before = append(a.before, o)
+		}
+	}
+	return a
 }
 
 // applyConcurrency bounds the objects of one tier sent at once.
@@ -191,36 +228,52 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	}
 	res.applied = make(map[Ref]*unstructured.Unstructured, len(objs))
 	seen := map[string]string{}
-	for _, tier := range tiers(Sorted(objs)) {
-		outcomes, err := c.applyAll(ctx, tier)
-		if err != nil {
+	applyTiers := func(objs []*unstructured.Unstructured) error {
+		for _, tier := range tiers(Sorted(objs)) {
+			outcomes, err := c.applyAll(ctx, tier)
+			if err != nil {
+				return err
+			}
+			for i, o := range tier {
+				ref, out := RefOf(o), outcomes[i]
+				switch {
+				case out.created:
+					res.Created = append(res.Created, ref)
+					logf("created %s", ref)
+				case out.changed:
+					res.Updated = append(res.Updated, ref)
+					logf("updated %s", ref)
+				default:
+					res.Unchanged = append(res.Unchanged, ref)
+				}
+				res.applied[ref] = out.after
+				seen[seenKey(ref)] = out.after.GetResourceVersion()
+			}
+		}
+		return nil
+	}
+	// CRDs first; what does not need them goes while they become
+	// Established; then the custom resources they define, and, when
+	// there are any, the webhooks after them.
+	order := orderAroundCRDs(objs)
+	if err := applyTiers(order.crds); err != nil {
+		return res, err
+	}
+	if err := applyTiers(order.before); err != nil {
+		return res, err
+	}
+	if len(order.crds) > 0 {
+		names := make([]string, len(order.crds))
+		for i, o := range order.crds {
+			names[i] = o.GetName()
+		}
+		established := func() error { return c.WaitCRDsEstablished(ctx, names, timeout, logf) }
+		if err := opts.wait(fmt.Sprintf("%d CRDs Established", len(names)), established); err != nil {
 			return res, err
 		}
-		var crds []string
-		for i, o := range tier {
-			ref, out := RefOf(o), outcomes[i]
-			switch {
-			case out.created:
-				res.Created = append(res.Created, ref)
-				logf("created %s", ref)
-			case out.changed:
-				res.Updated = append(res.Updated, ref)
-				logf("updated %s", ref)
-			default:
-				res.Unchanged = append(res.Unchanged, ref)
-			}
-			res.applied[ref] = out.after
-			seen[seenKey(ref)] = out.after.GetResourceVersion()
-			if o.GetKind() == "CustomResourceDefinition" {
-				crds = append(crds, o.GetName())
-			}
-		}
-		if len(crds) > 0 {
-			established := func() error { return c.WaitCRDsEstablished(ctx, crds, timeout, logf) }
-			if err := opts.wait(fmt.Sprintf("%d CRDs Established", len(crds)), established); err != nil {
-				return res, err
-			}
-		}
+	}
+	if err := applyTiers(order.after); err != nil {
+		return res, err
 	}
 
 	if opts.Inventory != nil {
