@@ -208,6 +208,9 @@ func (s *scheduler) run() *Report {
 		s.pre = startPrechecks(s.ctx, s.graph, order, s.opts)
 		defer s.pre.stop()
 	}
+	if len(order) > 0 {
+		defer startPreparing(s.ctx, s.graph, order, s.opts).stop()
+	}
 	for _, id := range order {
 		s.pending[id] = len(s.graph.Node(id).DependsOn)
 		if s.pending[id] == 0 {

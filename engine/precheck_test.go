@@ -177,3 +177,46 @@ func TestWaitsAreRecordedAndReported(t *testing.T) {
 		t.Errorf("a run that applied nothing changed the last apply: %+v, was %+v", again, first)
 	}
 }
+
+// preparingStep records when its Prepare ran.
+type preparingStep struct {
+	checkingStep
+	prepared chan struct{}
+}
+
+func (s *preparingStep) Prepare(context.Context, *Env) { close(s.prepared) }
+
+// TestStepsToApplyArePreparedAhead: a step never applied is prepared at
+// the start of the run, while the step it depends on is still applying;
+// once applied and unchanged, it is not prepared again.
+func TestStepsToApplyArePreparedAhead(t *testing.T) {
+	dir := t.TempDir()
+	b := &preparingStep{prepared: make(chan struct{})}
+	b.check = func(*Env) (Drift, error) { return InSync(), nil }
+	a := &checkingStep{check: func(*Env) (Drift, error) { return InSync(), nil }, apply: func(*Env) error {
+		select {
+		case <-b.prepared:
+			return nil
+		case <-time.After(20 * time.Second):
+			return errors.New("b was not prepared while a applied")
+		}
+	}}
+	g := NewGraph()
+	for _, n := range []Node{{ID: "a", Kind: "k", Step: a}, {ID: "b", Kind: "k", DependsOn: []string{"a"}, Step: b}} {
+		if err := g.Add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rep := Run(context.Background(), g, Options{Store: openStore(t, dir), Check: true}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	b.prepared = make(chan struct{})
+	if rep := Run(context.Background(), g, Options{Store: openStore(t, dir), Check: true}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	select {
+	case <-b.prepared:
+		t.Error("an unchanged step was prepared")
+	default:
+	}
+}
