@@ -288,9 +288,8 @@ func (s *IstioControlPlane) remotePilotAddress(env *engine.Env) (string, error) 
 	return addr, nil
 }
 
-// applyInstall applies objects with an inventory, waits for their
-// Deployments to be Available, and then records the objects whose only
-// later change was their status as seen (kube.Client.Settle).
+// applyInstall applies objects with an inventory and waits for their
+// Deployments to be Available.
 func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory, timeout time.Duration) error {
 	start := time.Now()
 	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf, Wait: env.Wait})
@@ -305,7 +304,7 @@ func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*
 			return err
 		}
 	}
-	return c.Settle(ctx, inv, res)
+	return nil
 }
 
 // renderDigest is a sha256 over the rendered objects, to tell renders apart

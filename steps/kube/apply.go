@@ -156,8 +156,6 @@ func Sorted(objs []*unstructured.Unstructured) []*unstructured.Unstructured {
 // Result says what an Apply did.
 type Result struct {
 	Created, Updated, Unchanged, Pruned []Ref
-	// applied are the objects as the API returned them, for Settle.
-	applied map[Ref]*unstructured.Unstructured
 }
 
 // Changed reports whether anything was created, updated or pruned.
@@ -226,8 +224,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if timeout == 0 {
 		timeout = time.Minute
 	}
-	res.applied = make(map[Ref]*unstructured.Unstructured, len(objs))
-	seen := map[string]string{}
+	seen := map[string]seenObject{}
 	applyTiers := func(objs []*unstructured.Unstructured) error {
 		for _, tier := range tiers(Sorted(objs)) {
 			outcomes, err := c.applyAll(ctx, tier)
@@ -246,8 +243,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 				default:
 					res.Unchanged = append(res.Unchanged, ref)
 				}
-				res.applied[ref] = out.after
-				seen[seenKey(ref)] = out.after.GetResourceVersion()
+				seen[seenKey(ref)] = seenOf(out.after)
 			}
 		}
 		return nil
@@ -403,7 +399,7 @@ type ObjectDiff struct {
 // would make them are recorded so (seen.go).
 func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv *Inventory) ([]ObjectDiff, error) {
 	sorted := Sorted(objs)
-	var seen map[string]string
+	var seen map[string]seenObject
 	if inv != nil {
 		seen = inv.loadSeen()
 	}
@@ -422,7 +418,7 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 	}
 	var diffs []ObjectDiff
 	var refs []Ref
-	inSync := map[string]string{}
+	inSync := map[string]seenObject{}
 	for i, o := range sorted {
 		ref := RefOf(o)
 		refs = append(refs, ref)
@@ -430,7 +426,7 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 			diffs = append(diffs, *d)
 			continue
 		}
-		inSync[seenKey(ref)] = results[i].liveRV
+		inSync[seenKey(ref)] = results[i].seen
 	}
 	if inv != nil {
 		previous, err := inv.Load()
@@ -458,17 +454,18 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 	return diffs, nil
 }
 
-// diffResult is how one object differs (diff), or nil with the
-// resourceVersion it was found in sync at.
+// diffResult is how one object differs (diff), or nil with how it was
+// seen in sync.
 type diffResult struct {
-	diff   *ObjectDiff
-	liveRV string
+	diff *ObjectDiff
+	seen seenObject
 }
 
 // diffOne is how one object differs ("+" missing or "~" changed, with its
 // changed fields), or nil when an Apply would not change it: known so
-// when it is still at seenRV, else found by a dry-run apply.
-func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seenRV string) (diffResult, error) {
+// when it is unchanged since it was seen so, else found by a dry-run
+// apply.
+func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen seenObject) (diffResult, error) {
 	ref := RefOf(o)
 	ri, err := c.resource(ref)
 	if err != nil {
@@ -484,8 +481,8 @@ func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen
 	if err != nil {
 		return diffResult{}, fmt.Errorf("get %s: %w", ref, err)
 	}
-	if seenRV != "" && live.GetResourceVersion() == seenRV {
-		return diffResult{liveRV: seenRV}, nil
+	if unchangedSince(live, seen) {
+		return diffResult{seen: seenOf(live)}, nil
 	}
 	data, err := json.Marshal(o)
 	if err != nil {
@@ -500,7 +497,7 @@ func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen
 	}
 	before, after := comparable(live), comparable(dry)
 	if apiequality.Semantic.DeepEqual(before, after) {
-		return diffResult{liveRV: live.GetResourceVersion()}, nil
+		return diffResult{seen: seenOf(live)}, nil
 	}
 	return diffResult{diff: &ObjectDiff{Object: "~ " + ref.String(), Fields: fieldChanges(ref.Kind, before, after)}}, nil
 }

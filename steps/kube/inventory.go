@@ -17,9 +17,9 @@ import (
 type Inventory struct {
 	Path string
 	// Key, when set, identifies the inputs the objects are rendered from
-	// (a digest, cheap to compute without rendering): Apply, Diff and
-	// Settle then record the resourceVersions they saw the objects at as
-	// these inputs make them, and Unchanged finds them so (seen.go).
+	// (a digest, cheap to compute without rendering): Apply and Diff
+	// then record how they saw the objects as these inputs make them,
+	// and Unchanged finds them so (seen.go).
 	Key string
 }
 

@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,34 +12,78 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sync/errgroup"
-	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"mcplan.io/mcplan/internal/atomicfile"
 )
 
 // What a Check reads, beside an inventory, to find a step in sync
-// without rendering or dry-running anything: the resourceVersion at
-// which each of the inventory's objects was last seen as mcplan applies
-// it from inputs of one key (Inventory.Key). That is a fact that stays
-// true, since a resourceVersion names one version of one object: when
-// the step's inputs have the same key and every object still has the
-// resourceVersion it was seen at, applying again would change nothing
-// (Client.Unchanged). An object changed by anyone since (its
-// resourceVersion moved), deleted, or an input changed (another key),
-// and the Check takes the long way: render, dry-run the objects that
-// moved, and record what it found in sync.
+// without rendering or dry-running anything: how each of the inventory's
+// objects was last seen as mcplan applies it from inputs of one key
+// (Inventory.Key): its resourceVersion, and a digest of mcplan's entry
+// in its managedFields (the fields mcplan owns, and when it last applied
+// them). An object still at that resourceVersion is as it was seen. One
+// that moved since but whose mcplan entry is the same was changed only
+// in fields mcplan does not own (its status; a webhook's caBundle that
+// istiod writes): whoever changes a field mcplan owns takes it over, or
+// removes it, so mcplan's entry changes too. Either way applying again
+// would change nothing (Client.Unchanged). An object deleted, one whose
+// mcplan fields moved, or inputs of another key, and the Check takes the
+// long way: render, dry-run the objects that moved, and record what it
+// found in sync.
 //
 // The file is a cache of such facts, not state: a missing, stale or
 // damaged one only makes the next Check take the long way. It is kept
 // in a folder of its own beside the inventories, so that listing
 // inventories never finds it.
 
-// seenFile is the file of what was seen: resourceVersions by object
-// (seenKey).
+// seenFile is the file of what was seen, by object (seenKey).
 type seenFile struct {
-	Key     string            `json:"key"`
-	Objects map[string]string `json:"objects"`
+	Key     string                `json:"key"`
+	Objects map[string]seenObject `json:"objects"`
+}
+
+// seenObject is how one object was seen.
+type seenObject struct {
+	ResourceVersion string `json:"rv"`
+	// Fields is a digest of mcplan's managedFields entry (ownedFields).
+	Fields string `json:"fields"`
+}
+
+// seenOf is how an object is seen now.
+func seenOf(o *unstructured.Unstructured) seenObject {
+	return seenObject{ResourceVersion: o.GetResourceVersion(), Fields: ownedFields(o)}
+}
+
+// ownedFields is a digest of mcplan's entry in an object's managedFields
+// (its server-side apply: the fields it owns, the API version and time
+// of its last apply); "" without one.
+func ownedFields(o *unstructured.Unstructured) string {
+	for _, m := range o.GetManagedFields() {
+		if m.Manager != FieldManager || m.Operation != metav1.ManagedFieldsOperationApply || m.Subresource != "" {
+			continue
+		}
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\n", m.APIVersion, m.Time)
+		if m.FieldsV1 != nil {
+			h.Write(m.FieldsV1.Raw)
+		}
+		return hex.EncodeToString(h.Sum(nil))
+	}
+	return ""
+}
+
+// unchangedSince reports whether live is as it was seen: at the same
+// resourceVersion, or moved only in fields mcplan does not own.
+func unchangedSince(live *unstructured.Unstructured, seen seenObject) bool {
+	if live == nil || seen.ResourceVersion == "" {
+		return false
+	}
+	if live.GetResourceVersion() == seen.ResourceVersion {
+		return true
+	}
+	return seen.Fields != "" && ownedFields(live) == seen.Fields
 }
 
 // seenKey names an object across API versions, as Ref.same does.
@@ -50,7 +96,7 @@ func (inv *Inventory) seenPath() string {
 
 // loadSeen reads what was seen for inv.Key; nil when nothing was, or
 // for another key.
-func (inv *Inventory) loadSeen() map[string]string {
+func (inv *Inventory) loadSeen() map[string]seenObject {
 	if inv.Key == "" {
 		return nil
 	}
@@ -67,13 +113,13 @@ func (inv *Inventory) loadSeen() map[string]string {
 
 // saveSeen records resourceVersions seen for inv.Key, merged into what
 // was seen for it already (replaced when it was for another key).
-func (inv *Inventory) saveSeen(seen map[string]string) error {
+func (inv *Inventory) saveSeen(seen map[string]seenObject) error {
 	if inv.Key == "" || len(seen) == 0 {
 		return nil
 	}
 	objects := inv.loadSeen()
 	if objects == nil {
-		objects = map[string]string{}
+		objects = map[string]seenObject{}
 	}
 	for k, rv := range seen {
 		objects[k] = rv
@@ -121,9 +167,9 @@ func (c *Client) readAll(ctx context.Context, refs []Ref) ([]*unstructured.Unstr
 	return out, g.Wait()
 }
 
-// Unchanged reports whether every object of the inventory is still at
-// the resourceVersion it was seen at as mcplan applies it from inputs of
-// inv.Key, reading the objects (at once) and nothing else. It returns
+// Unchanged reports whether every object of the inventory is as it was
+// seen as mcplan applies it from inputs of inv.Key (unchangedSince),
+// reading the objects (at once) and nothing else. It returns
 // the live objects, by Ref, either way (nil for missing ones) so that a
 // Check can look at their status; with false, which objects moved is
 // for Diff to find out.
@@ -144,41 +190,9 @@ func (c *Client) Unchanged(ctx context.Context, inv *Inventory) (bool, map[Ref]*
 	unchanged := true
 	for i, ref := range refs {
 		byRef[ref] = live[i]
-		if live[i] == nil || seen[seenKey(ref)] != live[i].GetResourceVersion() {
+		if !unchangedSince(live[i], seen[seenKey(ref)]) {
 			unchanged = false
 		}
 	}
 	return unchanged, byRef, nil
-}
-
-// Settle records, after an Apply's waits (CRDs Established,
-// Deployments Available), the resourceVersions of applied objects whose
-// later changes were only to their status: status and bookkeeping aside
-// (comparable), they are as the apply left them.
-// A step calls it once it waited for what it applied (res is Apply's).
-func (c *Client) Settle(ctx context.Context, inv *Inventory, res Result) error {
-	applied := res.applied
-	if inv == nil || inv.Key == "" || len(applied) == 0 {
-		return nil
-	}
-	refs := make([]Ref, 0, len(applied))
-	for ref := range applied {
-		refs = append(refs, ref)
-	}
-	live, err := c.readAll(ctx, refs)
-	if err != nil {
-		return err
-	}
-	seen := map[string]string{}
-	for i, ref := range refs {
-		after := applied[ref]
-		switch {
-		case live[i] == nil:
-		case live[i].GetResourceVersion() == after.GetResourceVersion():
-			seen[seenKey(ref)] = after.GetResourceVersion()
-		case apiequality.Semantic.DeepEqual(comparable(live[i]), comparable(after)):
-			seen[seenKey(ref)] = live[i].GetResourceVersion()
-		}
-	}
-	return inv.saveSeen(seen)
 }
