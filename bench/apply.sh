@@ -2,7 +2,9 @@
 # The apply benchmark (issue 19): for N = 1, 2, 3 clusters (and 5 with
 # --large), a fresh test world of N systemd test hosts, one k3s server
 # each, one network per cluster, all in one multi-primary mesh; then
-#   first apply, no-op re-apply, online plan, and an apply of a changed
+#   first apply, no-op re-apply, a second no-op re-apply (steady state:
+#   the first one also checks again, rendering, the objects istiod took
+#   fields of since the apply), online plan, and an apply of a changed
 #   meshConfig,
 # each measured (wall time, mcplan's CPU seconds and peak RSS, via
 # bench/applyreport), and the first apply's critical path from its
@@ -93,6 +95,8 @@ for n in $sizes; do
 	"$out/bin/mcplan" graph --timeline plan.yaml >timeline.mermaid
 	echo "== $n cluster(s): no-op re-apply" >&2
 	measure noop.json -- "$out/bin/mcplan" apply -o json plan.yaml >noop.events
+	echo "== $n cluster(s): no-op re-apply again (steady state)" >&2
+	measure steady.json -- "$out/bin/mcplan" apply -o json plan.yaml >steady.events
 	echo "== $n cluster(s): online plan" >&2
 	measure plan.json -- "$out/bin/mcplan" plan --detailed-exitcode plan.yaml >plan.out
 	plan "$n" "$up" "{accessLogFile: /dev/stdout, accessLogEncoding: JSON}" >plan.yaml

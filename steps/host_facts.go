@@ -75,16 +75,25 @@ echo "arch=$(uname -m)"
 echo "hostname=$(hostname)"
 . /etc/os-release 2>/dev/null && echo "os=$ID" && echo "os_version=$VERSION_ID"
 echo "init=$(cat /proc/1/comm 2>/dev/null)"
-echo "addresses=$(ip -o addr show 2>/dev/null | awk '$2 !~ /^(cni0|flannel|kube-ipvs0|veth)/ {print $4}' | cut -d/ -f1 | grep -v -e '^127\.' -e '^::1$' | tr '\n' ' ')"
+echo "addresses=$(ip -o addr show 2>/dev/null | awk '$2 !~ /^(cni0|flannel|kube-ipvs0|veth)/ {print $4}' | cut -d/ -f1 | grep -v -e '^127\.' -e '^::1$' | tr '\n' ' ')"`
+
+// factsK3sLine adds the installed k3s's version to factsScript, for
+// Apply's log (Check compares only what the host is: see outputs).
+const factsK3sLine = `
 v=$(k3s --version 2>/dev/null | head -n1 | awk '{print $3}'); echo "k3s=$v"`
 
-// ReadFacts reads a host's facts.
-func (s *HostFacts) ReadFacts(ctx context.Context, env *engine.Env) (Facts, error) {
+// ReadFacts reads a host's facts, with withK3s also the version of any
+// k3s installed.
+func (s *HostFacts) ReadFacts(ctx context.Context, env *engine.Env, withK3s bool) (Facts, error) {
 	c, err := s.rt.Host(ctx, s.host.Name, env.Logf)
 	if err != nil {
 		return Facts{}, err
 	}
-	res, err := c.Run(ctx, factsScript, remote.RunOptions{})
+	script := factsScript
+	if withK3s {
+		script += factsK3sLine
+	}
+	res, err := c.Run(ctx, script, remote.RunOptions{})
 	if err != nil {
 		return Facts{}, fmt.Errorf("read facts: %w", err)
 	}
@@ -138,7 +147,7 @@ func (f Facts) outputs() map[string]string {
 
 // Check reads the facts again and compares them with the recorded ones.
 func (s *HostFacts) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
-	f, err := s.ReadFacts(ctx, env)
+	f, err := s.ReadFacts(ctx, env, false)
 	if err != nil {
 		return engine.Drift{}, err
 	}
@@ -155,7 +164,7 @@ func (s *HostFacts) Check(ctx context.Context, env *engine.Env) (engine.Drift, e
 
 // Apply reads and records the facts; an unsupported host is an error.
 func (s *HostFacts) Apply(ctx context.Context, env *engine.Env) error {
-	f, err := s.ReadFacts(ctx, env)
+	f, err := s.ReadFacts(ctx, env, true)
 	if err != nil {
 		return err
 	}

@@ -163,40 +163,49 @@ const (
 	k3sOutputAirgapBinary = "airgapBinary"
 )
 
-// readLive reads, in one command, what is installed: the binary's sum is
-// read only when its stamp is not the one the last apply recorded
+// readLive reads, in one command, what is installed: the binary's sum
+// and version are read only when its stamp is not the one the last apply
+// recorded
 // (env.Previous; nil env: always), or, with uploaded set (the sum of a
 // binary this apply just checked on the host), taken as that.
 func (s *K3sNode) readLive(ctx context.Context, env *engine.Env, c *remote.Client, uploaded string) (liveState, error) {
-	var knownStamp, knownSHA string
+	var knownStamp, knownSHA, knownVersion string
 	if env != nil {
 		knownStamp, _ = env.Previous(k3sOutputBinaryStamp)
 		knownSHA, _ = env.Previous(k3sOutputBinary)
+		knownVersion, _ = env.Previous("version")
 	}
-	if knownSHA == "" {
+	if knownSHA == "" || knownVersion == "" {
 		knownStamp = ""
 	}
 	if uploaded != "" {
-		knownStamp, knownSHA = "", uploaded
+		knownStamp = ""
 	}
-	bin := k3sBinaryPath // a constant path: as it is, as the read-only command checks expect
-	script := fmt.Sprintf(`echo "version=$(%[1]s --version 2>/dev/null | head -n1 | awk '{print $3}')"
-stamp=$(stat -L -c '%%s %%Z %%i' %[1]s 2>/dev/null)
+	mode := "read"
+	if uploaded != "" {
+		mode = "uploaded"
+	}
+	// The binary's path is a constant: as it is, as the e2e tests'
+	// read-only command check expects; the rest is quoted.
+	script := fmt.Sprintf(`stamp=$(stat -L -c '%%s %%Z %%i' %[1]s 2>/dev/null)
 echo "binary_stamp=$stamp"
-if [ -z "$stamp" ] || { [ %[5]s != uploaded ] && [ "$stamp" != %[4]s ]; }; then echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"; fi
+if [ -n "$stamp" ] && [ "$stamp" = %[4]s ]; then echo "known=yes"; else
+echo "version=$(%[1]s --version 2>/dev/null | head -n1 | awk '{print $3}')"
+[ %[5]s = uploaded ] || echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"
+fi
 echo "config=$(sha256sum %[2]s 2>/dev/null | cut -d' ' -f1)"
 echo "active=$(systemctl is-active %[3]s 2>/dev/null)"
-echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, bin, k3sConfigPath, s.unit(), remote.ShellQuote(knownStamp), map[bool]string{true: "uploaded", false: "read"}[uploaded != ""])
+echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sConfigPath, s.unit(), remote.ShellQuote(knownStamp), mode)
 	res, err := c.Run(ctx, script, remote.RunOptions{})
 	if err != nil {
 		return liveState{}, fmt.Errorf("read installed state: %w", err)
 	}
 	kv := parseKeyValues(res.Stdout)
 	l := liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"], binaryStamp: kv["binary_stamp"]}
-	if _, read := kv["binary"]; !read && l.binaryStamp != "" && l.binaryStamp == knownStamp {
-		l.binarySHA = knownSHA
-	}
-	if uploaded != "" && l.binaryStamp != "" {
+	switch {
+	case kv["known"] == "yes":
+		l.version, l.binarySHA = knownVersion, knownSHA
+	case uploaded != "" && l.binaryStamp != "":
 		l.binarySHA = uploaded
 	}
 	return l, nil

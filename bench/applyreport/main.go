@@ -6,7 +6,7 @@
 //	    wall time, CPU seconds (user+system, its children included) and
 //	    peak RSS, with the machine's load average when it ended.
 //	applyreport table DIR
-//	    reads DIR/<N>/{first,noop,plan,change}.json and DIR/<N>/timeline.json
+//	    reads DIR/<N>/{first,noop,steady,plan,change}.json and DIR/<N>/timeline.json
 //	    (mcplan graph --timeline --format json after the first apply) for
 //	    every N and prints the benchmark's table and each first apply's
 //	    critical path, split into waiting and mcplan's own work.
@@ -109,7 +109,7 @@ type timeline struct {
 
 type size struct {
 	n                         int
-	first, noop, plan, change Measurement
+	first, noop, steady, plan, change Measurement
 	tl                        timeline
 }
 
@@ -137,7 +137,7 @@ func table(dir string) error {
 		}
 		s := size{n: n}
 		d := filepath.Join(dir, e.Name())
-		for name, m := range map[string]*Measurement{"first": &s.first, "noop": &s.noop, "plan": &s.plan, "change": &s.change} {
+		for name, m := range map[string]*Measurement{"first": &s.first, "noop": &s.noop, "steady": &s.steady, "plan": &s.plan, "change": &s.change} {
 			if err := readJSON(filepath.Join(d, name+".json"), m); err != nil {
 				return err
 			}
@@ -153,10 +153,10 @@ func table(dir string) error {
 	slices.SortFunc(sizes, func(a, b size) int { return a.n - b.n })
 	one := sizes[0]
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "clusters\tfirst apply\tno-op re-apply\tshare\tonline plan\tmeshConfig apply\tfirst N/1\tCPU first\tCPU/cluster\tpeak RSS\tcrit. work\tcrit. waiting\twork share\tload1\t")
+	fmt.Fprintln(tw, "clusters\tfirst apply\tno-op re-apply\tshare\tsteady no-op\tshare\tonline plan\tmeshConfig apply\tfirst N/1\tCPU first\tCPU/cluster\tpeak RSS\tcrit. work\tcrit. waiting\twork share\tload1\t")
 	for _, s := range sizes {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f%%\t%s\t%s\t%.2f\t%s\t%s\t%d MiB\t%s\t%s\t%.1f%%\t%.2f\t\n",
-			s.n, sec(s.first.Wall), sec(s.noop.Wall), pct(s.noop.Wall, s.first.Wall), sec(s.plan.Wall), sec(s.change.Wall),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%.1f%%\t%s\t%.1f%%\t%s\t%s\t%.2f\t%s\t%s\t%d MiB\t%s\t%s\t%.1f%%\t%.2f\t\n",
+			s.n, sec(s.first.Wall), sec(s.noop.Wall), pct(s.noop.Wall, s.first.Wall), sec(s.steady.Wall), pct(s.steady.Wall, s.first.Wall), sec(s.plan.Wall), sec(s.change.Wall),
 			float64(s.first.Wall)/float64(one.first.Wall),
 			sec(s.first.CPU), sec(s.first.CPU/time.Duration(s.n)), s.first.MaxRSSKB/1024,
 			sec(s.tl.CriticalWork), sec(s.tl.CriticalWaiting), pct(s.tl.CriticalWork, s.first.Wall), s.first.Load1)

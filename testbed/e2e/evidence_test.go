@@ -97,12 +97,13 @@ func (w *world) serviceInvocations() map[string]string {
 // error message. Anything else is a write (or a read this list does not
 // know yet: add it here once you have checked it changes nothing).
 var readCommands = []*regexp.Regexp{
-	regexp.MustCompile(`^echo "kernel=\$\(uname -s\)"\n`),                       // host/facts
-	regexp.MustCompile(`^echo "version=\$\(/usr/local/bin/k3s --version `),      // k3s: installed state
-	regexp.MustCompile(`^cat /etc/rancher/k3s/k3s\.yaml$`),                      // kubeconfig
-	regexp.MustCompile(`^cat /var/lib/rancher/k3s/server/(token|agent-token)$`), // cluster token
-	regexp.MustCompile(`^if \[ -f '[^']+' \]; then sha256sum '[^']+'; fi$`),     // remote.RemoteSHA256
-	regexp.MustCompile(`^journalctl -u k3s(-agent)? `),                          // an error's context
+	regexp.MustCompile(`^echo "kernel=\$\(uname -s\)"\n`),                                     // host/facts
+	regexp.MustCompile(`^echo "version=\$\(/usr/local/bin/k3s --version `),                    // k3s: installed state
+	regexp.MustCompile(`^stamp=\$\(stat -L -c '%s %Z %i' /usr/local/bin/k3s 2>/dev/null\)\n`), // k3s: installed state, by stamp
+	regexp.MustCompile(`^cat /etc/rancher/k3s/k3s\.yaml$`),                                    // kubeconfig
+	regexp.MustCompile(`^cat /var/lib/rancher/k3s/server/(token|agent-token)$`),               // cluster token
+	regexp.MustCompile(`^if \[ -f '[^']+' \]; then sha256sum '[^']+'; fi$`),                   // remote.RemoteSHA256
+	regexp.MustCompile(`^journalctl -u k3s(-agent)? `),                                        // an error's context
 }
 
 // writeWord finds, in a command that starts as a known read, what would
@@ -190,6 +191,8 @@ func TestReadCommandsTellReadsFromWrites(t *testing.T) {
 		{wrap("echo \"version=$(/usr/local/bin/k3s --version 2>/dev/null | head -n1)\"\ntouch /etc/rancher/k3s/config.yaml"), false},
 		{wrap("echo \"version=$(/usr/local/bin/k3s --version 2>/dev/null | head -n1)\"\necho x > /etc/rancher/k3s/config.yaml"), false},
 		{wrap("echo \"version=$(/usr/local/bin/k3s --version 2>/dev/null | head -n1)\"\necho \"active=$(systemctl is-active k3s 2>/dev/null)\""), true},
+		{wrap("stamp=$(stat -L -c '%s %Z %i' /usr/local/bin/k3s 2>/dev/null)\necho \"binary_stamp=$stamp\"\nif [ -n \"$stamp\" ] && [ \"$stamp\" = '1 2 3' ]; then echo \"known=yes\"; fi"), true},
+		{wrap("stamp=$(stat -L -c '%s %Z %i' /usr/local/bin/k3s 2>/dev/null)\ntouch /usr/local/bin/k3s"), false},
 	} {
 		problems := readOnlyProblems(map[string][]string{"h1": {tt.command}}, nil)
 		if read := len(problems) == 0; read != tt.read {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -200,4 +202,22 @@ func checkRepaired(t *testing.T, r applyResult, step, want string) {
 	if reason := r.reasons[step]; !strings.HasPrefix(reason, "drift: ") || !strings.Contains(reason, want) {
 		t.Errorf("repair: %s ran for %q, want a drift naming %q", step, reason, want)
 	}
+}
+
+// renderedBy are the steps whose log, in apply -o json output, says they
+// rendered Istio's charts ("rendered N objects").
+func renderedBy(t *testing.T, output string) []string {
+	t.Helper()
+	var steps []string
+	dec := json.NewDecoder(strings.NewReader(output))
+	for dec.More() {
+		var ev struct{ Type, Step, Message string }
+		if err := dec.Decode(&ev); err != nil {
+			break // the human summary on stderr follows the JSON
+		}
+		if ev.Type == "log" && strings.HasPrefix(ev.Message, "rendered ") && !slices.Contains(steps, ev.Step) {
+			steps = append(steps, ev.Step)
+		}
+	}
+	return steps
 }

@@ -198,6 +198,51 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		checkNoSecret(t, secrets, map[string][]byte{"the second apply's output": []byte(again.output)})
 	})
 
+	// A re-apply checks the control plane by reading its objects (their
+	// resourceVersions and mcplan's managed fields), not by rendering
+	// (kube.Client.Unchanged); the drifts of its objects it must still
+	// find, each repaired, and once repaired read again without a render.
+	t.Run("drift of control-plane objects is found by reading them", func(t *testing.T) {
+		c1 := w.clientFor("context-cluster1")
+		const step = "cluster/cluster1/istio/controlplane"
+		for _, tc := range []struct {
+			name    string
+			breakIt func(t *testing.T)
+			want    string
+		}{
+			{"object deleted", func(t *testing.T) {
+				if err := c1.CoreV1().ConfigMaps("istio-system").Delete(ctx, "istio-sidecar-injector", metav1.DeleteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}, "+ ConfigMap istio-system/istio-sidecar-injector"},
+			{"field changed by another manager", func(t *testing.T) {
+				patch := []byte(`{"data":{"mesh":"defaultConfig: {}"}}`)
+				if _, err := c1.CoreV1().ConfigMaps("istio-system").Patch(ctx, "istio", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+					t.Fatal(err)
+				}
+			}, "~ ConfigMap istio-system/istio"},
+			{"label removed by another manager", func(t *testing.T) {
+				patch := []byte(`{"metadata":{"labels":{"app":null}}}`)
+				if _, err := c1.CoreV1().ServiceAccounts("istio-system").Patch(ctx, "istiod", types.MergePatchType, patch, metav1.PatchOptions{FieldManager: "kubectl-edit"}); err != nil {
+					t.Fatal(err)
+				}
+			}, "~ ServiceAccount istio-system/istiod"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.breakIt(t)
+				repair := w.mustApply(t, ctx, "repair")
+				checkRepaired(t, repair, step, tc.want)
+				again := w.mustApply(t, ctx, "after the repair")
+				if ran := again.ran(); len(ran) != 0 {
+					t.Errorf("the apply after the repair ran %v", ran)
+				}
+				if rendered := renderedBy(t, again.output); len(rendered) != 0 {
+					t.Errorf("the apply after the repair rendered for %v: an unchanged control plane is read, not rendered", rendered)
+				}
+			})
+		}
+	})
+
 	t.Run("an intermediate re-issued by --replace is picked up by istiod", func(t *testing.T) {
 		c1 := w.clientFor("context-cluster1")
 		istiod := func() corev1.Pod {
