@@ -208,7 +208,8 @@ func (s *scheduler) run() *Report {
 		s.pre = startPrechecks(s.ctx, s.graph, order, s.opts)
 		defer s.pre.stop()
 	}
-	if len(order) > 0 {
+	if len(order) > 0 && (s.opts.Check || !s.opts.DryRun) {
+		// Not for an offline plan: it neither reads nor applies.
 		defer startPreparing(s.ctx, s.graph, order, s.opts).stop()
 	}
 	for _, id := range order {

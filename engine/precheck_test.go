@@ -220,3 +220,22 @@ func TestStepsToApplyArePreparedAhead(t *testing.T) {
 	default:
 	}
 }
+
+// TestOfflinePlanPreparesNothing: a dry run that does not read the live
+// system (plan --offline) calls no Prepare.
+func TestOfflinePlanPreparesNothing(t *testing.T) {
+	b := &preparingStep{prepared: make(chan struct{})}
+	b.check = func(*Env) (Drift, error) { return InSync(), nil }
+	g := NewGraph()
+	if err := g.Add(Node{ID: "b", Kind: "k", Step: b}); err != nil {
+		t.Fatal(err)
+	}
+	if rep := Run(context.Background(), g, Options{DryRun: true}); rep.Err != nil {
+		t.Fatal(rep.Err)
+	}
+	select {
+	case <-b.prepared:
+		t.Error("an offline plan prepared a step")
+	default:
+	}
+}

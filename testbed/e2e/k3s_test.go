@@ -140,6 +140,40 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 		}
 	})
 
+	// A re-apply checks k3s's binary by its stamp (size, change time,
+	// inode) against the one the last apply recorded, reading its sum and
+	// version only when that moved: a hand-edited config.yaml, a binary
+	// written again with the same content and one with other content must
+	// still be told apart.
+	t.Run("drift of k3s files is found by stamp and sum", func(t *testing.T) {
+		h1 := w.bed.Hosts[0]
+		for _, tc := range []struct {
+			name, breakIt, reason string // reason "": no drift
+		}{
+			{"config.yaml edited by hand", "echo 'node-label: [edited=by-hand]' >> /etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/config.yaml differs from the plan"},
+			{"binary written again, same content", "cp /usr/local/bin/k3s /usr/local/bin/k3s.copy && mv -f /usr/local/bin/k3s.copy /usr/local/bin/k3s", ""},
+			{"binary with other content", "printf x >> /usr/local/bin/k3s", "k3s binary differs from airgap.binary"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				w.ssh(h1, tc.breakIt)
+				r := w.apply(ctx)
+				if r.code != 0 {
+					t.Fatalf("apply: exit %d\n%s", r.code, r.output)
+				}
+				const step = "host/h1/k3s/server"
+				switch {
+				case tc.reason == "" && r.outcomes[step] != "unchanged":
+					t.Errorf("%s: %s (%s), want unchanged", step, r.outcomes[step], r.reasons[step])
+				case tc.reason != "" && (r.outcomes[step] != "succeeded" || !strings.Contains(r.reasons[step], tc.reason)):
+					t.Errorf("%s: %s for %q, want a repair for %q", step, r.outcomes[step], r.reasons[step], tc.reason)
+				}
+				if again := w.apply(ctx); again.code != 0 || len(again.ran()) != 0 {
+					t.Errorf("the apply after: exit %d, ran %v", again.code, again.ran())
+				}
+			})
+		}
+	})
+
 	t.Run("changed k3s arg reruns only that cluster", func(t *testing.T) {
 		w.writePlan(planOptions{cluster2Args: []string{"--node-label=tier=edge"}})
 		before := w.serviceInvocations()
