@@ -15,7 +15,8 @@
 # it working. Results go to $BENCH_OUT (default /tmp/mcplan-bench).
 #
 # Usage: bench/apply.sh [--large] [--sizes "1 2 3"] [--keep]
-#   --keep leaves the last world up (testbed down --all removes it).
+#   --keep leaves the last world up (testbed down <run> removes it).
+# It removes only the worlds it made.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 sizes="1 2 3"
@@ -43,6 +44,8 @@ k3s=$("$repo/testbed/k3s-standin/build.sh")
 native=$("$repo/testbed/native-images/build.sh")
 "$out/bin/testbed" rootfs >/dev/null
 measure() { "$out/bin/applyreport" measure "$@"; }
+run=""
+trap '$keep || [ -z "$run" ] || "$out/bin/testbed" down "$run" >/dev/null' EXIT
 
 # plan N: N hosts, N clusters of one server each, one network each, one
 # multi-primary mesh over all of them.
@@ -85,8 +88,9 @@ YAML
 for n in $sizes; do
 	dir="$out/$n"
 	mkdir -p "$dir"
-	"$out/bin/testbed" down --all >/dev/null 2>&1 || true
+	[ -z "$run" ] || "$out/bin/testbed" down "$run" >/dev/null
 	up=$("$out/bin/testbed" up "$n" --kind systemd --native-images "$native")
+	run=$(echo "$up" | awk '/^run / { sub(":", "", $2); print $2 }')
 	plan "$n" "$up" "{accessLogFile: /dev/stdout}" >"$dir/plan.yaml"
 	cd "$dir"
 	echo "== $n cluster(s): first apply" >&2
@@ -104,7 +108,6 @@ for n in $sizes; do
 	measure change.json -- "$out/bin/mcplan" apply -o json plan.yaml >change.events
 	cd "$repo"
 done
-$keep || "$out/bin/testbed" down --all >/dev/null 2>&1 || true
 "$out/bin/applyreport" table "$out"
 echo
 echo "(measured on $(nproc) cores; results and events in $out)"

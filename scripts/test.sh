@@ -53,4 +53,7 @@ go test ./plans -run '^$' -fuzz '^FuzzParse$' -fuzztime "${FUZZTIME:-30s}"
 echo "== benchmarks (one round each, to prove they run; see README for figures)"
 go test -run '^$' -bench . -benchtime 1x ./... >/dev/null
 
+echo "== the apply benchmark, once with one cluster, to keep it working (bench/apply.sh; README has its figures)"
+BENCH_OUT="$(mktemp -d)/bench" bench/apply.sh --sizes 1
+
 echo "== all checks passed"
