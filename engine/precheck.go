@@ -49,7 +49,7 @@ func eligibleForPrecheck(n *Node, rec StepRecord, found bool) bool {
 func startPrechecks(ctx context.Context, g *Graph, order []string, opts Options) *prechecks {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prechecks{checks: map[string]*precheck{}, cancel: cancel}
-	var queue []string
+	var queue []*Node
 	for _, id := range order {
 		n := g.Node(id)
 		rec, found := opts.Store.Record(id)
@@ -59,24 +59,9 @@ func startPrechecks(ctx context.Context, g *Graph, order []string, opts Options)
 		pc := &precheck{done: make(chan struct{})}
 		pc.ctx, pc.cancel = context.WithCancel(ctx)
 		p.checks[id] = pc
-		queue = append(queue, id)
+		queue = append(queue, n)
 	}
-	slots := make(chan struct{}, opts.Parallelism)
-	p.wg.Add(len(queue))
-	go func() {
-		for _, id := range queue {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				slots <- struct{}{} // the check sees ctx is done and returns at once
-			}
-			go func() {
-				defer p.wg.Done()
-				defer func() { <-slots }()
-				p.checks[id].run(g.Node(id), opts)
-			}()
-		}
-	}()
+	runAhead(ctx, &p.wg, opts.Parallelism, queue, func(n *Node) { p.checks[n.ID].run(n, opts) })
 	return p
 }
 
@@ -108,12 +93,6 @@ func (pc *precheck) run(n *Node, opts Options) {
 			pc.err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
 		}
 	}()
-	rec, _ := opts.Store.Record(n.ID)
-	deps := make(map[string]map[string]string, len(n.DependsOn))
-	for _, dep := range n.DependsOn {
-		r, _ := opts.Store.Record(dep)
-		deps[dep] = r.Outputs
-	}
 	hold := func(ev Event) {
 		pc.mu.Lock()
 		pc.events = append(pc.events, ev)
@@ -121,7 +100,7 @@ func (pc *precheck) run(n *Node, opts Options) {
 	}
 	checkCtx, cancel, limit := opts.stepContext(ctx, n.Kind)
 	defer cancel()
-	pc.drift, pc.err = n.Step.Check(checkCtx, NewEnv(n.ID, opts.Dir, rec.Outputs, deps, hold))
+	pc.drift, pc.err = n.Step.Check(checkCtx, recordedEnv(n, opts, hold))
 	pc.err = timedOut(ctx, checkCtx, limit, n.Kind, pc.err)
 }
 

@@ -44,32 +44,12 @@ func startPreparing(ctx context.Context, g *Graph, order []string, opts Options)
 		}
 		queue = append(queue, n)
 	}
-	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
-	p.wg.Add(len(queue))
-	go func() {
-		for _, n := range queue {
-			select {
-			case slots <- struct{}{}:
-			case <-ctx.Done():
-				slots <- struct{}{}
-			}
-			go func() {
-				defer p.wg.Done()
-				defer func() { <-slots }()
-				defer func() { _ = recover() }() // the step's own turn reports what fails
-				if ctx.Err() != nil {
-					return
-				}
-				rec, _ := opts.Store.Record(n.ID)
-				deps := make(map[string]map[string]string, len(n.DependsOn))
-				for _, dep := range n.DependsOn {
-					r, _ := opts.Store.Record(dep)
-					deps[dep] = r.Outputs
-				}
-				n.Step.(Preparer).Prepare(ctx, NewEnv(n.ID, opts.Dir, rec.Outputs, deps, Discard))
-			}()
+	runAhead(ctx, &p.wg, runtime.GOMAXPROCS(0), queue, func(n *Node) {
+		defer func() { _ = recover() }() // the step's own turn reports what fails
+		if ctx.Err() == nil {
+			n.Step.(Preparer).Prepare(ctx, recordedEnv(n, opts, Discard))
 		}
-	}()
+	})
 	return p
 }
 
