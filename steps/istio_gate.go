@@ -46,7 +46,7 @@ func (g *IstioGate) Apply(ctx context.Context, env *engine.Env) error {
 		env.Logf("mesh %s: xDS gate of revision %s not run: verify.enabled is false", g.Mesh(), plans.RevisionName(g.to))
 		return nil
 	}
-	fs, reports := g.XDS(ctx, env.Dir, g.DialIstiod, env.Logf)
+	fs, reports := g.WithWait(env.Wait).XDS(ctx, env.Dir, g.DialIstiod, env.Logf)
 	tables := strings.TrimRight(verify.XDSReportsText(reports), "\n")
 	if err := verify.FindingsError(fs); err != nil {
 		return fmt.Errorf("the xDS gate of revision %s failed, the tags stay on %s: %w\n%s",

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"sync"
 
-	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/digest"
 	"mcplan.io/mcplan/steps/istiorender"
 )
@@ -63,26 +62,4 @@ func (r *Runtime) render(ctx context.Context, op map[string]any) (*istiorender.M
 	}
 	close(mine.done)
 	return mine.m, mine.err
-}
-
-// Prepare renders the control plane ahead (engine.Preparer): the render
-// is the run's (Runtime.render), so the step's Check and Apply find it
-// done. A remote whose primary's address is not recorded yet is rendered
-// at its turn.
-func (s *IstioControlPlane) Prepare(ctx context.Context, env *engine.Env) {
-	if cp, err := s.wanted(env); err == nil {
-		_, _ = s.rt.render(ctx, cp.IstioOperator())
-	}
-}
-
-// Prepare renders the gateway ahead (engine.Preparer).
-func (s *IstioEastWest) Prepare(ctx context.Context, _ *engine.Env) {
-	_, _ = s.render(ctx)
-}
-
-// Prepare renders the tags ahead (engine.Preparer).
-func (s *IstioTags) Prepare(ctx context.Context, env *engine.Env) {
-	if op, err := s.operator(env); err == nil {
-		_, _ = s.rt.render(ctx, op)
-	}
 }

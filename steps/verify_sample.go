@@ -55,7 +55,7 @@ func (s *VerifySample) Apply(ctx context.Context, env *engine.Env) error {
 	env.Logf("mesh %s: %d control-plane checks passed", s.Mesh(), len(fs))
 	checks := len(fs)
 	if s.Enabled() {
-		xfs, reports := s.XDS(ctx, env.Dir, s.DialIstiod, env.Logf)
+		xfs, reports := s.WithWait(env.Wait).XDS(ctx, env.Dir, s.DialIstiod, env.Logf)
 		tables := strings.TrimRight(verify.XDSReportsText(reports), "\n")
 		if err := verify.FindingsError(xfs); err != nil {
 			return fmt.Errorf("%w\n%s", err, tables)

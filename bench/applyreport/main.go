@@ -108,9 +108,9 @@ type timeline struct {
 }
 
 type size struct {
-	n                         int
+	n                                 int
 	first, noop, steady, plan, change Measurement
-	tl                        timeline
+	tl                                timeline
 }
 
 func readJSON(path string, v any) error {

@@ -434,7 +434,10 @@ func (s *Verifier) DeploySample(ctx context.Context, stateDir, check string, log
 		c := d.clients[name]
 		var err error
 		for _, dep := range []string{SampleService + "-" + SampleVersion(i), SampleSleep} {
-			if err = c.WaitDeploymentAvailable(ctx, SampleNamespace, dep, timeout); err != nil {
+			err = s.waitFor("Deployment "+SampleNamespace+"/"+dep+" Available in "+name, func() error {
+				return c.WaitDeploymentAvailable(ctx, SampleNamespace, dep, timeout)
+			})
+			if err != nil {
 				break
 			}
 		}

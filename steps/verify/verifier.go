@@ -28,6 +28,26 @@ type Verifier struct {
 	// in the product, means through the API's pods/portforward. Tests set
 	// it to reach istiods run outside the clusters.
 	DialIstiod xds.DialIstiod
+
+	// wait runs what the checks wait for (WithWait); nil runs it as is.
+	wait func(what string, wait func() error) error
+}
+
+// WithWait is a copy of the verifier that runs what its checks wait for
+// (the sample's Deployments, istiod catching up with the clusters)
+// through wait, saying what each waits for: a step passes engine.Env.Wait.
+func (s *Verifier) WithWait(wait func(what string, wait func() error) error) *Verifier {
+	v := *s
+	v.wait = wait
+	return &v
+}
+
+// waitFor runs one wait of the checks through wait, when set.
+func (s *Verifier) waitFor(what string, wait func() error) error {
+	if s.wait == nil {
+		return wait()
+	}
+	return s.wait(what, wait)
 }
 
 // New returns the verifier of a mesh of p. Which clusters have gateways

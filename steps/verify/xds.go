@@ -109,10 +109,13 @@ func (s *Verifier) XDSReports(ctx context.Context, sample *Sample, dial xds.Dial
 			return reports
 		}
 		logf("mesh %s: xDS: %d of %d views differ from the clusters (attempt %d); istiod may still be catching up, asking again", s.mesh.Name, bad, len(reports), attempt)
-		select {
-		case <-ctx.Done():
-		case <-time.After(xdsRetryInterval):
-		}
+		_ = s.waitFor("istiod's xDS to catch up with the clusters", func() error {
+			select {
+			case <-ctx.Done():
+			case <-time.After(xdsRetryInterval):
+			}
+			return nil
+		})
 	}
 }
 
