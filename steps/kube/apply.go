@@ -8,7 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -310,16 +309,12 @@ type applied struct {
 // applyConcurrency at a time); the first error stops the rest.
 func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured) ([]applied, error) {
 	out := make([]applied, len(objs))
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(applyConcurrency)
-	for i, o := range objs {
-		g.Go(func() error {
-			var err error
-			out[i], err = c.applyOne(ctx, o)
-			return err
-		})
-	}
-	return out, g.Wait()
+	err := atOnce(ctx, len(objs), applyConcurrency, func(ctx context.Context, i int) error {
+		var err error
+		out[i], err = c.applyOne(ctx, objs[i])
+		return err
+	})
+	return out, err
 }
 
 // prunable says whether an object that is no longer rendered may be
@@ -394,9 +389,9 @@ type ObjectDiff struct {
 // by a dry-run apply) with their changed fields, and objects of the
 // inventory that Apply would prune. No differences means an Apply would
 // change nothing. Secret values are never shown. Objects are read at
-// once; one still at the resourceVersion it was seen at as these inputs
-// make it (Inventory.Key) is not dry-run, and those found as Apply
-// would make them are recorded so (seen.go).
+// once; one unchanged since it was seen as these inputs make it
+// (Inventory.Key, unchangedSince) is not dry-run, and those found as
+// Apply would make them are recorded so (seen.go).
 func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, inv *Inventory) ([]ObjectDiff, error) {
 	sorted := Sorted(objs)
 	var seen map[string]seenObject
@@ -404,16 +399,12 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 		seen = inv.loadSeen()
 	}
 	results := make([]diffResult, len(sorted))
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(readConcurrency)
-	for i, o := range sorted {
-		g.Go(func() error {
-			var err error
-			results[i], err = c.diffOne(gctx, o, seen[seenKey(RefOf(o))])
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+	err := atOnce(ctx, len(sorted), readConcurrency, func(ctx context.Context, i int) error {
+		var err error
+		results[i], err = c.diffOne(ctx, sorted[i], seen[seenKey(RefOf(sorted[i]))])
+		return err
+	})
+	if err != nil {
 		return nil, err
 	}
 	var diffs []ObjectDiff

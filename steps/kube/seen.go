@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -152,19 +151,15 @@ const readConcurrency = 8
 // nil for one that does not exist or whose kind is not served.
 func (c *Client) readAll(ctx context.Context, refs []Ref) ([]*unstructured.Unstructured, error) {
 	out := make([]*unstructured.Unstructured, len(refs))
-	g, ctx := errgroup.WithContext(ctx)
-	g.SetLimit(readConcurrency)
-	for i, ref := range refs {
-		g.Go(func() error {
-			o, err := c.Get(ctx, ref)
-			if errors.Is(err, errNoKind) {
-				return nil
-			}
-			out[i] = o
-			return err
-		})
-	}
-	return out, g.Wait()
+	err := atOnce(ctx, len(refs), readConcurrency, func(ctx context.Context, i int) error {
+		o, err := c.Get(ctx, refs[i])
+		if errors.Is(err, errNoKind) {
+			return nil
+		}
+		out[i] = o
+		return err
+	})
+	return out, err
 }
 
 // Unchanged reports whether every object of the inventory is as it was
