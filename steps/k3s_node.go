@@ -399,12 +399,17 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 		// The install script restarts k3s only when it changed the
 		// binary, unit or environment itself: an uploaded airgap binary
 		// was in place before it ran, and it does not read config.yaml.
-		// On a host without k3s it writes the unit, so it starts the
-		// service, with the new binary and config already in place.
-		if (binaryCopied || configChanged) && live.version != "" {
+		// So a service that ran before the install runs old files and is
+		// restarted. One that did not run was started by the script with
+		// the new files in place (a fresh install), unless the script
+		// found nothing to change (a run of it again, after one that was
+		// cut off): it is then started.
+		if (binaryCopied || configChanged) && live.active == "active" {
 			if err := s.restart(ctx, env, c, map[bool]string{true: "binary", false: "config"}[binaryCopied]); err != nil {
 				return err
 			}
+		} else if err := s.ensureStarted(ctx, env, c); err != nil {
+			return err
 		}
 	case d.restart:
 		if err := s.restart(ctx, env, c, "config"); err != nil {
@@ -452,6 +457,19 @@ func (s *K3sNode) restart(ctx context.Context, env *engine.Env, c *remote.Client
 	})
 	if err != nil {
 		return fmt.Errorf("restart: %w", err)
+	}
+	return nil
+}
+
+// ensureStarted starts the k3s service unless it runs.
+func (s *K3sNode) ensureStarted(ctx context.Context, env *engine.Env, c *remote.Client) error {
+	unit := remote.ShellQuote(s.unit())
+	err := env.Wait("start of "+s.unit()+" on "+s.host.Name, func() error {
+		_, err := c.Run(ctx, "systemctl is-active --quiet "+unit+" || systemctl start "+unit, remoteOptions(env))
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("start %s: %w", s.unit(), err)
 	}
 	return nil
 }
