@@ -67,7 +67,7 @@ func (s *IstioControlPlane) inventory(env *engine.Env, cp istiorender.ControlPla
 		return nil, err
 	}
 	key := inputsKey("istio/controlplane", cp.IstioOperator(), s.routed())
-	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, set), Key: key}, nil
+	return &kube.Inventory{Path: statedir.Inventory(env.Dir, s.cluster, set), Key: key, HandedOver: handedOverToIstiod}, nil
 }
 
 // wanted is the install the step wants: the plan's, pointed, for a

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"mcplan.io/mcplan/steps/kube"
 )
@@ -18,6 +19,8 @@ import (
 // that webhook without the field: istiod's Update took the field's
 // ownership, so leaving it out changes nothing and istiod's value stands.
 // Until then (istiod not ready yet), the chart's value is applied as is.
+// The control plane's inventory says so (handedOverToIstiod), so that a
+// Check finds the install unchanged when istiod took the field over.
 
 // handOverToIstiod returns objs with the fields istiod has taken over left
 // out; objs is not modified.
@@ -75,4 +78,23 @@ func withIstiodFailurePolicy(rendered, live *unstructured.Unstructured) *unstruc
 		_ = unstructured.SetNestedSlice(c.Object, webhooks, "webhooks")
 	}
 	return c
+}
+
+// handedOverToIstiod names the fields istiod takes over (for the control
+// plane's inventory): its validator's webhooks' failurePolicy. The
+// control plane's only ValidatingWebhookConfiguration is istiod's.
+func handedOverToIstiod(ref kube.Ref) func(fieldpath.Path) bool {
+	if ref.Group != "admissionregistration.k8s.io" || ref.Kind != "ValidatingWebhookConfiguration" {
+		return nil
+	}
+	return webhookFailurePolicy
+}
+
+// webhookFailurePolicy is the path of a webhook's failurePolicy:
+// webhooks[name=...].failurePolicy.
+func webhookFailurePolicy(p fieldpath.Path) bool {
+	return len(p) == 3 &&
+		p[0].FieldName != nil && *p[0].FieldName == "webhooks" &&
+		p[1].Key != nil &&
+		p[2].FieldName != nil && *p[2].FieldName == "failurePolicy"
 }

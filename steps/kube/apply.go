@@ -242,7 +242,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 				default:
 					res.Unchanged = append(res.Unchanged, ref)
 				}
-				seen[seenKey(ref)] = seenOf(out.after)
+				seen[seenKey(ref)] = opts.Inventory.seenOf(out.after)
 			}
 		}
 		return nil
@@ -401,7 +401,8 @@ func (c *Client) Diff(ctx context.Context, objs []*unstructured.Unstructured, in
 	results := make([]diffResult, len(sorted))
 	err := atOnce(ctx, len(sorted), readConcurrency, func(ctx context.Context, i int) error {
 		var err error
-		results[i], err = c.diffOne(ctx, sorted[i], seen[seenKey(RefOf(sorted[i]))])
+		ref := RefOf(sorted[i])
+		results[i], err = c.diffOne(ctx, sorted[i], seen[seenKey(ref)], inv)
 		return err
 	})
 	if err != nil {
@@ -456,7 +457,7 @@ type diffResult struct {
 // changed fields), or nil when an Apply would not change it: known so
 // when it is unchanged since it was seen so, else found by a dry-run
 // apply.
-func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen seenObject) (diffResult, error) {
+func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen seenObject, inv *Inventory) (diffResult, error) {
 	ref := RefOf(o)
 	ri, err := c.resource(ref)
 	if err != nil {
@@ -472,8 +473,8 @@ func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen
 	if err != nil {
 		return diffResult{}, fmt.Errorf("get %s: %w", ref, err)
 	}
-	if unchangedSince(live, seen) {
-		return diffResult{seen: seenOf(live)}, nil
+	if unchangedSince(live, seen, inv.handsOver(ref)) {
+		return diffResult{seen: inv.seenOf(live)}, nil
 	}
 	data, err := json.Marshal(o)
 	if err != nil {
@@ -488,7 +489,7 @@ func (c *Client) diffOne(ctx context.Context, o *unstructured.Unstructured, seen
 	}
 	before, after := comparable(live), comparable(dry)
 	if apiequality.Semantic.DeepEqual(before, after) {
-		return diffResult{seen: seenOf(live)}, nil
+		return diffResult{seen: inv.seenOf(live)}, nil
 	}
 	return diffResult{diff: &ObjectDiff{Object: "~ " + ref.String(), Fields: fieldChanges(ref.Kind, before, after)}}, nil
 }

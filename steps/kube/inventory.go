@@ -21,6 +21,10 @@ type Inventory struct {
 	// then record how they saw the objects as these inputs make them,
 	// and Unchanged finds them so (seen.go).
 	Key string
+	// HandedOver names the fields of its objects that mcplan hands over
+	// to another manager once that one changes them (handover.go); nil
+	// for none.
+	HandedOver HandedOver
 }
 
 type inventoryFile struct {

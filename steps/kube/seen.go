@@ -11,8 +11,8 @@ import (
 	"os"
 	"path/filepath"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 
 	"mcplan.io/mcplan/internal/atomicfile"
 )
@@ -48,6 +48,9 @@ type seenObject struct {
 	ResourceVersion string `json:"rv"`
 	// Fields is a digest of mcplan's managedFields entry (ownedFields).
 	Fields string `json:"fields"`
+	// Owned is that entry's fieldsV1 itself, kept only for an object
+	// that hands fields over (handover.go).
+	Owned string `json:"owned,omitempty"`
 }
 
 // seenOf is how an object is seen now.
@@ -59,30 +62,32 @@ func seenOf(o *unstructured.Unstructured) seenObject {
 // (its server-side apply: the fields it owns, the API version and time
 // of its last apply); "" without one.
 func ownedFields(o *unstructured.Unstructured) string {
-	for _, m := range o.GetManagedFields() {
-		if m.Manager != FieldManager || m.Operation != metav1.ManagedFieldsOperationApply || m.Subresource != "" {
-			continue
-		}
-		h := sha256.New()
-		fmt.Fprintf(h, "%s\n%s\n", m.APIVersion, m.Time)
-		if m.FieldsV1 != nil {
-			h.Write(m.FieldsV1.Raw)
-		}
-		return hex.EncodeToString(h.Sum(nil))
+	m := ownEntry(o)
+	if m == nil {
+		return ""
 	}
-	return ""
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%s\n", m.APIVersion, m.Time)
+	if m.FieldsV1 != nil {
+		h.Write(m.FieldsV1.Raw)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // unchangedSince reports whether live is as it was seen: at the same
-// resourceVersion, or moved only in fields mcplan does not own.
-func unchangedSince(live *unstructured.Unstructured, seen seenObject) bool {
+// resourceVersion, or moved only in fields mcplan does not own or hands
+// over (handed, nil when it hands none over; handover.go).
+func unchangedSince(live *unstructured.Unstructured, seen seenObject, handed func(fieldpath.Path) bool) bool {
 	if live == nil || seen.ResourceVersion == "" {
 		return false
 	}
 	if live.GetResourceVersion() == seen.ResourceVersion {
 		return true
 	}
-	return seen.Fields != "" && ownedFields(live) == seen.Fields
+	if seen.Fields != "" && ownedFields(live) == seen.Fields {
+		return true
+	}
+	return onlyHandedOver(live, seen, handed)
 }
 
 // seenKey names an object across API versions, as Ref.same does.
@@ -185,7 +190,7 @@ func (c *Client) Unchanged(ctx context.Context, inv *Inventory) (bool, map[Ref]*
 	unchanged := true
 	for i, ref := range refs {
 		byRef[ref] = live[i]
-		if !unchangedSince(live[i], seen[seenKey(ref)]) {
+		if !unchangedSince(live[i], seen[seenKey(ref)], inv.handsOver(ref)) {
 			unchanged = false
 		}
 	}
