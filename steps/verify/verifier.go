@@ -29,6 +29,10 @@ type Verifier struct {
 	// it to reach istiods run outside the clusters.
 	DialIstiod xds.DialIstiod
 
+	// hosts reach the nodes for the podroutes check (WithHosts); nil
+	// leaves that check out.
+	hosts HostDialer
+
 	// wait runs what the checks wait for (WithWait); nil runs it as is.
 	wait func(what string, wait func() error) error
 }
