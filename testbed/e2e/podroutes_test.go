@@ -107,6 +107,15 @@ func TestPodRoutesOnTestHosts(t *testing.T) {
 	t.Run("routes both ways", func(t *testing.T) {
 		routePodCIDR(t, h2, cidr1, h1)
 		check(t, map[string]bool{"cluster1": true, "cluster2": true})
+		out, err := exec.CommandContext(ctx, w.mcplan, "verify", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
+		if err != nil {
+			t.Errorf("verify (text): %v\n%s", err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "podroutes") {
+				t.Logf("%s", line)
+			}
+		}
 	})
 }
 
