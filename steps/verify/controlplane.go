@@ -71,7 +71,7 @@ func (s *Verifier) ControlPlane(ctx context.Context, stateDir string) []Finding 
 			}
 		}
 	}
-	if s.hosts != nil {
+	if s.runOnHost != nil {
 		fs = append(fs, s.podRoutes(ctx, clients)...)
 	}
 	return fs

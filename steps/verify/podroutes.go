@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"mcplan.io/mcplan/internal/lists"
 	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/remote"
 )
@@ -21,7 +22,14 @@ type HostDialer interface {
 // from each node (Istio sends sidecars straight to them).
 func (s *Verifier) WithHosts(hosts HostDialer) *Verifier {
 	v := *s
-	v.hosts = hosts
+	v.runOnHost = func(ctx context.Context, host, command string) (string, error) {
+		c, err := hosts.Host(ctx, host, nil)
+		if err != nil {
+			return "", err
+		}
+		res, err := c.Run(ctx, command, remote.RunOptions{})
+		return res.Stdout, err
+	}
 	return &v
 }
 
@@ -80,16 +88,16 @@ func (s *Verifier) podRoutes(ctx context.Context, clients map[string]*kube.Clien
 }
 
 // hostRoutes looks up, on one host of cluster, the route to the first
-// address of each of the peers' pod CIDRs, in one command, and returns a
-// finding per peer.
+// address of each of the peers' pod CIDRs (each address once), in one
+// command, and returns a finding per peer.
 func (s *Verifier) hostRoutes(ctx context.Context, cluster, host string, peers []podCIDRs) []Finding {
 	var addrs []string
 	for _, p := range peers {
 		for _, b := range p.Blocks {
-			addrs = append(addrs, firstAddress(b.CIDR).String())
+			addrs = lists.AppendNew(addrs, firstAddress(b.CIDR).String())
 		}
 	}
-	out, err := s.lookUpRoutes(ctx, host, addrs)
+	out, err := s.runOnHost(ctx, host, routeCommand(addrs))
 	fs := make([]Finding, len(peers))
 	for i, p := range peers {
 		if err != nil {
@@ -100,19 +108,6 @@ func (s *Verifier) hostRoutes(ctx context.Context, cluster, host string, peers [
 		fs[i] = hostRoutesFinding(cluster, host, p, parseRouteOutput(out))
 	}
 	return fs
-}
-
-// lookUpRoutes runs routeCommand on a host and returns its output.
-func (s *Verifier) lookUpRoutes(ctx context.Context, host string, addrs []string) (string, error) {
-	c, err := s.hosts.Host(ctx, host, nil)
-	if err != nil {
-		return "", err
-	}
-	res, err := c.Run(ctx, routeCommand(addrs), remote.RunOptions{})
-	if err != nil {
-		return "", err
-	}
-	return res.Stdout, nil
 }
 
 // routesObject names what a podroutes finding of a host is about.
