@@ -14,6 +14,7 @@ const (
 	DefaultConnectTimeout      = "10s"
 	DefaultNetwork             = "network1"
 	DefaultK3sChannel          = "stable"
+	DefaultK3sClusterCIDR      = "10.42.0.0/16" // k3s's pod CIDR without --cluster-cidr
 	DefaultAPIPort             = 6443
 	DefaultModel               = ModelMultiPrimary
 	DefaultRootValidityDays    = 3650

@@ -59,6 +59,24 @@ func (p *Plan) MultiNetwork(mesh string) bool {
 	return len(networks) > 1
 }
 
+// SameNetworkPeers are the other clusters of a mesh on cluster's network,
+// in the mesh's order: istiod sends cluster's sidecars straight to their
+// pod IPs, so those must route between the clusters' nodes.
+func (p *Plan) SameNetworkPeers(mesh, cluster string) []string {
+	m := p.Mesh(mesh)
+	if m == nil || !slices.Contains(m.Clusters, cluster) {
+		return nil
+	}
+	network := p.ClusterNetwork(cluster)
+	var out []string
+	for _, c := range m.Clusters {
+		if c != cluster && p.ClusterNetwork(c) == network {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // NeedsEastWest reports whether a cluster of a mesh gets an east-west
 // gateway: every cluster of a mesh that spans networks, and every primary
 // of a primary-remote mesh (its istiod is reached through the gateway).

@@ -39,12 +39,12 @@ kubeconfig: {context: "ctx-{cluster}"}
 		mesh, cluster          string
 		primary, eastWest, ist bool
 		primaryFor             string
-		readers                []string
+		readers, peers         []string
 	}{
-		{"flat", "c", true, false, false, "c", []string{"d"}},
-		{"flat", "d", true, false, false, "d", []string{"c"}},
-		{"pr", "a", true, true, true, "a", []string{"b"}},
-		{"pr", "b", true, true, true, "b", []string{"a"}},
+		{"flat", "c", true, false, false, "c", []string{"d"}, []string{"d"}},
+		{"flat", "d", true, false, false, "d", []string{"c"}, []string{"c"}},
+		{"pr", "a", true, true, true, "a", []string{"b"}, nil},
+		{"pr", "b", true, true, true, "b", []string{"a"}, nil},
 	} {
 		if got := p.IsPrimary(tc.mesh, tc.cluster); got != tc.primary {
 			t.Errorf("IsPrimary(%s, %s) = %v", tc.mesh, tc.cluster, got)
@@ -60,6 +60,9 @@ kubeconfig: {context: "ctx-{cluster}"}
 		}
 		if got := p.Readers(tc.mesh, tc.cluster); !slices.Equal(got, tc.readers) {
 			t.Errorf("Readers(%s, %s) = %v", tc.mesh, tc.cluster, got)
+		}
+		if got := p.SameNetworkPeers(tc.mesh, tc.cluster); !slices.Equal(got, tc.peers) {
+			t.Errorf("SameNetworkPeers(%s, %s) = %v", tc.mesh, tc.cluster, got)
 		}
 	}
 	// A remote on the second network uses that network's primary.

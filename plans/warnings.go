@@ -20,7 +20,7 @@ func Warnings(p *Plan) []Warning {
 				network = n
 			}
 			e := p.errAt(fieldPath(indexPath("meshes", i), "clusters"),
-				fmt.Sprintf("all %d clusters are on network %s: pod-to-pod routing between clusters on one network is your job (flat network or e.g. submariner)", len(m.Clusters), quote(network)), "")
+				fmt.Sprintf("all %d clusters are on network %s: pod-to-pod routing between clusters on one network is your job (flat network or e.g. submariner); after apply, mcplan verify checks it (podroutes: disjoint pod CIDRs, routed from every node)", len(m.Clusters), quote(network)), "")
 			out = append(out, Warning(*e))
 		}
 	}

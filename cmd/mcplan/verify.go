@@ -7,6 +7,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"mcplan.io/mcplan/steps"
+	"mcplan.io/mcplan/steps/remote"
+	"mcplan.io/mcplan/steps/statedir"
 	"mcplan.io/mcplan/steps/verify"
 )
 
@@ -22,6 +24,12 @@ func (c *cli) verifyCommand() *cobra.Command {
   remotesecret  every remote secret's kubeconfig, used as it is, lists services
                 and endpoint slices in its cluster (requests go from this machine)
   network       istio-system carries the cluster's network label
+  podroutes     clusters of the mesh on one network: their pod CIDRs (the Nodes'
+                spec.podCIDRs, else the plan's k3s --cluster-cidr, else k3s's
+                10.42.0.0/16) are disjoint, and every node of each routes the
+                others' (over SSH, read-only: ip -o route get fibmatch; only the
+                default route, or none, fails: sidecars reach those pods
+                straight at their pod IPs)
 
 --xds deploys the helloworld sample (namespace sample; Service helloworld
 everywhere, Deployment helloworld-v<N> in the Nth cluster, a sleep pod per
@@ -60,7 +68,15 @@ Exit codes: 0 all checks passed, 1 a check failed or an error.`,
 				return err
 			}
 			defer done()
-			opts := verify.Options{Mesh: mesh, XDS: xds, Traffic: traffic, Logf: func(f string, a ...any) { fmt.Fprintf(c.stderr, f+"\n", a...) }}
+			// podroutes reaches the nodes as apply does, checking host keys
+			// against what apply pinned; verify pins none of its own.
+			pins, err := remote.OpenPinFile(statedir.Pins(p.StateDir()), nil, true)
+			if err != nil {
+				return err
+			}
+			hosts := steps.NewRuntime(p, pins)
+			defer hosts.Close()
+			opts := verify.Options{Mesh: mesh, XDS: xds, Traffic: traffic, Hosts: hosts, Logf: func(f string, a ...any) { fmt.Fprintf(c.stderr, f+"\n", a...) }}
 			if output == "text" {
 				opts.Done = func(r verify.Result) error { return verify.WriteText(c.stdout, r) }
 			}

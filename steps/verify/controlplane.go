@@ -30,7 +30,8 @@ import (
 const remoteReadTimeout = 45 * time.Second
 
 // ControlPlane runs part (a) against the clusters whose admin kubeconfigs
-// are under stateDir, and returns one finding per check and object.
+// are under stateDir, and returns one finding per check and object; with
+// hosts (WithHosts) also podroutes.
 func (s *Verifier) ControlPlane(ctx context.Context, stateDir string) []Finding {
 	var fs []Finding
 	clients := map[string]*kube.Client{}
@@ -69,6 +70,9 @@ func (s *Verifier) ControlPlane(ctx context.Context, stateDir string) []Finding 
 				fs = append(fs, s.checkRemoteSecret(ctx, cl, a))
 			}
 		}
+	}
+	if s.runOnHost != nil {
+		fs = append(fs, s.podRoutes(ctx, clients)...)
 	}
 	return fs
 }

@@ -20,6 +20,7 @@ const (
 	CheckRemoteSecret = "remotesecret" // a remote secret's kubeconfig reads its cluster
 	CheckTraffic      = "traffic"      // the sample answers from every version
 	CheckIstiodCA     = "istiod-ca"    // istiod serves a chain through its cluster's intermediate
+	CheckPodRoutes    = "podroutes"    // one network: every node routes the other clusters' pod CIDRs
 )
 
 // Finding is the outcome of one check on one object.

@@ -15,6 +15,9 @@ type Options struct {
 	// XDS and Traffic add those checks to the control plane's, in meshes
 	// whose verify.enabled is true.
 	XDS, Traffic bool
+	// Hosts, when set, reach the nodes for the podroutes check (meshes
+	// with clusters on one network); nil leaves it out.
+	Hosts HostDialer
 	// Logf receives progress, each line starting "mesh <name>: "; nil
 	// drops it.
 	Logf func(format string, args ...any)
@@ -64,6 +67,9 @@ func Run(ctx context.Context, p *plans.Plan, opts Options) ([]Result, error) {
 // runMesh runs the checks opts asks for on one mesh.
 func runMesh(ctx context.Context, p *plans.Plan, m plans.Mesh, opts Options, logf func(string, ...any)) Result {
 	v := New(p, m)
+	if opts.Hosts != nil {
+		v = v.WithHosts(opts.Hosts)
+	}
 	r := Result{Mesh: m.Name, Findings: v.ControlPlane(ctx, p.StateDir())}
 	if !v.Enabled() {
 		if opts.XDS || opts.Traffic {

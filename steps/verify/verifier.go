@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"context"
 	"time"
 
 	"mcplan.io/mcplan/plans"
@@ -28,6 +29,11 @@ type Verifier struct {
 	// in the product, means through the API's pods/portforward. Tests set
 	// it to reach istiods run outside the clusters.
 	DialIstiod xds.DialIstiod
+
+	// runOnHost runs a read-only command on a host of the plan and
+	// returns its stdout, for the podroutes check (WithHosts); nil leaves
+	// that check out.
+	runOnHost func(ctx context.Context, host, command string) (string, error)
 
 	// wait runs what the checks wait for (WithWait); nil runs it as is.
 	wait func(what string, wait func() error) error

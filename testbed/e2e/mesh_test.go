@@ -710,9 +710,16 @@ meshes:
 		if secrets != 6 || r.outcomes["mesh/mesh3/verify/sample"] != "succeeded" {
 			t.Errorf("%d remote secrets made, verify %s", secrets, r.outcomes["mesh/mesh3/verify/sample"])
 		}
+		// cluster1 and cluster2 share network1: verify's podroutes needs
+		// their pod CIDRs (10.42/16, 10.44/16) routed between h1 and h2.
+		routePodCIDR(t, h[0], "10.44.0.0/16", h[1])
+		routePodCIDR(t, h[1], "10.42.0.0/16", h[0])
 		out, err := exec.CommandContext(ctx, w.mcplan, "verify", filepath.Join(w.dir, "plan.yaml")).CombinedOutput()
 		if err != nil {
 			t.Fatalf("verify: %v\n%s", err, out)
+		}
+		if n := strings.Count(string(out), "podroutes"); n != 2 {
+			t.Errorf("verify shows %d podroutes rows, want 2 (cluster1 and cluster2 share network1):\n%s", n, out)
 		}
 		if n := strings.Count(string(out), "remotesecret"); n != 6 {
 			t.Errorf("verify shows %d remote secret rows, want 6:\n%s", n, out)

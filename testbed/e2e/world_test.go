@@ -115,6 +115,9 @@ type planOptions struct {
 	noHost3 bool
 	// h3Server makes h3 a second server of cluster2 (with noAgent).
 	h3Server bool
+	// oneNetwork puts cluster2 on cluster1's network, network1, the only
+	// one: a single-network mesh.
+	oneNetwork bool
 }
 
 // writePlan writes plan.yaml: cluster1 = server h1; cluster2 = server h2
@@ -129,6 +132,14 @@ func (w *world) writePlan(o planOptions) string {
 		}
 		return "[" + strings.Join(q, ", ") + "]"
 	}
+	host3 := ""
+	if !o.noHost3 {
+		host3 = "  - {name: h3, address: " + h[2].Address + "}\n"
+	}
+	networks, network2 := "[{name: network1}, {name: network2}]", "network2"
+	if o.oneNetwork {
+		networks, network2 = "[{name: network1}]", "network1"
+	}
 	plan := fmt.Sprintf(`apiVersion: mcplan.io/v1alpha1
 kind: Plan
 metadata: {name: e2e}
@@ -136,7 +147,7 @@ ssh: {user: root, identityFile: %q, knownHosts: %q, connectTimeout: 3s}
 hosts:
   - {name: h1, address: %s}
   - {name: h2, address: %s}
-%snetworks: [{name: network1}, {name: network2}]
+%snetworks: %s
 clusters:
   - name: cluster1
     network: network1
@@ -145,7 +156,7 @@ clusters:
       args: %s
       airgap: {binary: %q, installScript: %q}
   - name: cluster2
-    network: network2
+    network: %s
     servers: %s
     agents: %s
     k3s:
@@ -154,8 +165,8 @@ clusters:
       airgap: {binary: %q, installScript: %q}
 kubeconfig: {path: ./kubeconfig}
 %s`, w.bed.ClientKeyPath, w.knownHosts, h[0].Address, h[1].Address,
-		map[bool]string{false: "  - {name: h3, address: " + h[2].Address + "}\n", true: ""}[o.noHost3],
-		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(),
+		host3, networks,
+		quoteList(append([]string{"--cluster-cidr=10.42.0.0/16", "--service-cidr=10.43.0.0/16"}, o.cluster1Args...)), w.k3s, w.installScript(), network2,
 		map[bool]string{false: "[h2]", true: "[h2, h3]"}[o.h3Server],
 		map[bool]string{false: "[h3]", true: "[]"}[o.noAgent],
 		quoteList(append([]string{"--cluster-cidr=10.52.0.0/16", "--service-cidr=10.53.0.0/16"}, o.cluster2Args...)), w.k3s, w.installScript(),
