@@ -71,7 +71,7 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 			return namespaceRemoval{cluster: subject}
 		case plans.KindVerifySample:
 			return sampleRemoval{mesh: subject}
-		case plans.KindKubeconfigFetch:
+		case plans.KindKubeconfigFetch, plans.KindKubeconfigImport:
 			return kubeconfigRemoval{cluster: subject, merged: merged}
 		case plans.KindCAIntermediate:
 			return caIntermediateRemoval{cluster: subject}
