@@ -61,11 +61,17 @@ func contextList(names []string) string {
 }
 
 // clusterKubeconfig checks the kubeconfig of a cluster mcplan did not
-// install: named, readable, with the context the plan names.
+// install: named, not the file mcplan merges into, readable, with the
+// context the plan names.
 func (v *validator) clusterKubeconfig(c Cluster, path string) {
 	kp := fieldPath(path, "kubeconfig")
 	if c.Kubeconfig.Path == "" {
 		v.add(fieldPath(kp, "path"), "required field missing: the kubeconfig file of the cluster", "")
+		return
+	}
+	if file := v.p.ClusterKubeconfigFile(c); file == v.p.KubeconfigPath() {
+		v.add(fieldPath(kp, "path"), fmt.Sprintf("%s is the plan's merged kubeconfig (kubeconfig.path), which mcplan writes: it never writes a cluster's own kubeconfig", quote(c.Kubeconfig.Path)),
+			"set kubeconfig.path to another file")
 		return
 	}
 	if _, _, field, err := LoadClusterKubeconfig(v.p.ClusterKubeconfigFile(c), *c.Kubeconfig); err != nil {
