@@ -72,7 +72,7 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 		case plans.KindVerifySample:
 			return sampleRemoval{mesh: subject}
 		case plans.KindKubeconfigFetch, plans.KindKubeconfigImport:
-			return kubeconfigRemoval{cluster: subject, merged: merged}
+			return kubeconfigRemoval{cluster: subject, merged: merged, imported: rec.Kind == plans.KindKubeconfigImport}
 		case plans.KindCAIntermediate:
 			return caIntermediateRemoval{cluster: subject}
 		case plans.KindCARoot:
