@@ -12,7 +12,8 @@ import (
 // Validate checks the plan and reports every problem at once as Errors,
 // each positioned at the offending node when the plan was parsed from a
 // file. It accepts a plan with or without defaults applied: empty fields are
-// judged by the value their default would give.
+// judged by the value their default would give. The one file it reads is
+// the kubeconfig of each cluster given by kubeconfig (read, never written).
 func Validate(p *Plan) error {
 	if p == nil {
 		return Errors{{Path: RootPath, Message: "no plan"}}
