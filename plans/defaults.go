@@ -49,6 +49,7 @@ func DefaultTimeouts() map[string]time.Duration {
 		KindK3sServer:         15 * time.Minute,
 		KindK3sJoin:           15 * time.Minute,
 		KindKubeconfigFetch:   2 * time.Minute,
+		KindKubeconfigImport:  time.Minute,
 		KindKubeconfigMerge:   time.Minute,
 		KindCARoot:            2 * time.Minute,
 		KindCAIntermediate:    2 * time.Minute,
@@ -104,11 +105,14 @@ func ApplyDefaults(p *Plan) {
 		if c.Network == "" && len(p.Networks) == 1 {
 			c.Network = p.Networks[0].Name
 		}
-		if c.K3s.Version == "" && c.K3s.Channel == "" {
-			c.K3s.Channel = DefaultK3sChannel
-		}
 		if c.API.Port == 0 {
 			c.API.Port = DefaultAPIPort
+		}
+		if !c.Installed() {
+			continue // no k3s settings; reached at its kubeconfig's server
+		}
+		if c.K3s.Version == "" && c.K3s.Channel == "" {
+			c.K3s.Channel = DefaultK3sChannel
 		}
 		first := p.firstServerIP(*c)
 		if c.API.OperatorAddress == "" {

@@ -138,7 +138,8 @@ func (p *Plan) ClusterNetwork(cluster string) string {
 	return ""
 }
 
-// Hosts returns the cluster's hosts: servers, then agents.
+// Hosts returns the cluster's hosts: servers, then agents (none for a
+// cluster mcplan did not install).
 func (c Cluster) Hosts() []string {
 	out := make([]string, 0, len(c.Servers)+len(c.Agents))
 	out = append(out, c.Servers...)
@@ -254,4 +255,19 @@ func (p *Plan) PassphraseEnv() string {
 		return ""
 	}
 	return p.State.Encryption.PassphraseEnv
+}
+
+// Installed says whether mcplan installs the cluster (k3s on its servers
+// and agents) or was handed it by a kubeconfig (clusters[].kubeconfig):
+// the one rule for which clusters have host and k3s steps, whose nodes
+// destroy uninstalls.
+func (c Cluster) Installed() bool { return c.Kubeconfig == nil }
+
+// ClusterKubeconfigFile is the absolute path of the kubeconfig file of a
+// cluster mcplan did not install, "" for one it installs.
+func (p *Plan) ClusterKubeconfigFile(c Cluster) string {
+	if c.Installed() {
+		return ""
+	}
+	return p.Resolve(c.Kubeconfig.Path)
 }

@@ -14,6 +14,7 @@ const (
 	KindK3sJoin           = "k3s/join"
 	KindK3sSnapshot       = "k3s/snapshot"
 	KindKubeconfigFetch   = "kubeconfig/fetch"
+	KindKubeconfigImport  = "kubeconfig/import"
 	KindKubeconfigMerge   = "kubeconfig/merge"
 	KindCARoot            = "ca/root"
 	KindCAIntermediate    = "ca/intermediate"
@@ -32,8 +33,8 @@ const (
 
 // Kinds lists every step kind, in the order a plan's steps run.
 func Kinds() []string {
-	return []string{KindHostFacts, KindK3sSnapshot, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigMerge,
-		KindCARoot, KindCAIntermediate, KindIstioNamespace, KindIstioCACerts, KindIstioControlPlane,
+	return []string{KindHostFacts, KindK3sSnapshot, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigImport,
+		KindKubeconfigMerge, KindCARoot, KindCAIntermediate, KindIstioNamespace, KindIstioCACerts, KindIstioControlPlane,
 		KindIstioEastWest, KindIstioExpose, KindIstioRemoteSecret, KindIstioGate, KindIstioTags, KindIstioRestart,
 		KindIstioRetire, KindVerifySample}
 }
@@ -80,6 +81,7 @@ func K3sServerID(host string) string            { return "host/" + host + "/k3s/
 func K3sJoinID(host string) string              { return "host/" + host + "/k3s/join" }
 func K3sSnapshotID(cluster string) string       { return "cluster/" + cluster + "/k3s/snapshot" }
 func KubeconfigFetchID(cluster string) string   { return "cluster/" + cluster + "/kubeconfig/fetch" }
+func KubeconfigImportID(cluster string) string  { return "cluster/" + cluster + "/kubeconfig/import" }
 func CARootID(mesh string) string               { return "mesh/" + mesh + "/ca/root" }
 func CAIntermediateID(cluster string) string    { return "cluster/" + cluster + "/ca/intermediate" }
 func IstioNamespaceID(cluster string) string    { return "cluster/" + cluster + "/istio/namespace" }
@@ -123,6 +125,18 @@ func SubjectOfID(id string) (scope, name string, ok bool) {
 		return "", "", false
 	}
 	return scope, name, true
+}
+
+// KubeconfigStepID is the step after which mcplan's copy of a cluster's
+// admin kubeconfig is kept (statedir.Kubeconfig): fetched from the first
+// server of a cluster mcplan installs, imported from the plan's
+// kubeconfig file for one it did not. Every step that talks to the
+// cluster depends on it.
+func KubeconfigStepID(c Cluster) string {
+	if c.Installed() {
+		return KubeconfigFetchID(c.Name)
+	}
+	return KubeconfigImportID(c.Name)
 }
 
 // KubeconfigMergeID is the ID of the plan's one kubeconfig merge step.
@@ -170,8 +184,11 @@ type stepBuilder struct {
 func (b *stepBuilder) add(s StepSpec) { b.specs = append(b.specs, s) }
 
 // NodeStepIDs returns the k3s step IDs of every host of a cluster,
-// servers first.
+// servers first; none for a cluster mcplan did not install.
 func NodeStepIDs(c Cluster) []string {
+	if !c.Installed() {
+		return nil
+	}
 	ids := make([]string, 0, len(c.Servers)+len(c.Agents))
 	for _, s := range c.Servers {
 		ids = append(ids, K3sServerID(s))
@@ -206,6 +223,10 @@ type k3sInputs struct {
 }
 
 func (b *stepBuilder) cluster(c Cluster) {
+	if !c.Installed() {
+		b.kubeconfigImport(c)
+		return
+	}
 	first := c.Servers[0]
 	sans := b.plan.APISANs(c.Name)
 	for _, h := range append(slices.Clone(c.Servers), c.Agents...) {
@@ -260,6 +281,18 @@ func (b *stepBuilder) cluster(c Cluster) {
 		}{c.Name, first, c.API, b.kubeconfig()}})
 }
 
+// kubeconfigImport is the one step of a cluster mcplan did not install:
+// no host, no k3s; its kubeconfig file is read instead.
+func (b *stepBuilder) kubeconfigImport(c Cluster) {
+	b.add(StepSpec{ID: KubeconfigImportID(c.Name), Kind: KindKubeconfigImport, Cluster: c.Name,
+		Inputs: struct {
+			Cluster    string            `json:"cluster"`
+			File       ClusterKubeconfig `json:"file"`
+			API        API               `json:"api"`
+			Kubeconfig Kubeconfig        `json:"names"`
+		}{c.Name, *c.Kubeconfig, c.API, b.kubeconfig()}})
+}
+
 func (b *stepBuilder) kubeconfig() Kubeconfig {
 	if b.plan.Kubeconfig == nil {
 		return Kubeconfig{}
@@ -270,7 +303,7 @@ func (b *stepBuilder) kubeconfig() Kubeconfig {
 func (b *stepBuilder) kubeconfigMerge() {
 	var deps, names []string
 	for _, c := range b.plan.Clusters {
-		deps = append(deps, KubeconfigFetchID(c.Name))
+		deps = append(deps, KubeconfigStepID(c))
 		names = append(names, c.Name)
 	}
 	b.add(StepSpec{ID: KubeconfigMergeID, Kind: KindKubeconfigMerge, DependsOn: deps,
@@ -369,7 +402,7 @@ func (b *stepBuilder) mesh(m Mesh) {
 // east-west step of the mesh's cluster before it that has one, which a
 // canary moves first. It returns its own east-west step's ID, if any.
 func (b *stepBuilder) meshCluster(v meshView, c Cluster, previousGateway string) string {
-	fetch := KubeconfigFetchID(c.Name)
+	fetch := KubeconfigStepID(c)
 	b.add(StepSpec{ID: CAIntermediateID(c.Name), Kind: KindCAIntermediate, Mesh: v.Name, Cluster: c.Name,
 		DependsOn: []string{CARootID(v.Name)}, Reads: CARootID(v.Name),
 		Inputs: struct {

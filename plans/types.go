@@ -68,13 +68,23 @@ type Network struct {
 
 // Cluster is one k3s cluster.
 type Cluster struct {
-	Name     string    `yaml:"name" json:"name" jsonschema:"description=Cluster name (DNS-1123 label); Istio's clusterName."`
-	Network  string    `yaml:"network,omitempty" json:"network,omitempty" jsonschema:"description=Network this cluster is on. Default: the only network when the plan has one."`
-	Servers  []string  `yaml:"servers" json:"servers" jsonschema:"minItems=1,description=Hosts running k3s server; the first initialises the cluster."`
-	Agents   []string  `yaml:"agents,omitempty" json:"agents,omitempty" jsonschema:"description=Hosts joining as k3s agents."`
-	K3s      K3s       `yaml:"k3s,omitempty" json:"k3s,omitempty"`
-	API      API       `yaml:"api,omitempty" json:"api,omitempty" jsonschema:"description=Addresses of this cluster's Kubernetes API."`
-	EastWest *EastWest `yaml:"eastWest,omitempty" json:"eastWest,omitempty" jsonschema:"description=East-west gateway settings."`
+	Name    string   `yaml:"name" json:"name" jsonschema:"description=Cluster name (DNS-1123 label); Istio's clusterName."`
+	Network string   `yaml:"network,omitempty" json:"network,omitempty" jsonschema:"description=Network this cluster is on. Default: the only network when the plan has one."`
+	Servers []string `yaml:"servers,omitempty" json:"servers,omitempty" jsonschema:"description=Hosts running k3s server; the first initialises the cluster. Exclusive with kubeconfig."`
+	Agents  []string `yaml:"agents,omitempty" json:"agents,omitempty" jsonschema:"description=Hosts joining as k3s agents."`
+	// Kubeconfig, instead of servers and agents, names a cluster mcplan
+	// did not install: it only builds the mesh on it.
+	Kubeconfig *ClusterKubeconfig `yaml:"kubeconfig,omitempty" json:"kubeconfig,omitempty" jsonschema:"description=A cluster mcplan did not install (k3s by hand, kubeadm, a managed Kubernetes), reached by this kubeconfig instead of servers and agents: mcplan installs only the mesh on it and never touches its nodes. Needs api.meshAddress."`
+	K3s        K3s                `yaml:"k3s,omitempty" json:"k3s,omitempty"`
+	API        API                `yaml:"api,omitempty" json:"api,omitempty" jsonschema:"description=Addresses of this cluster's Kubernetes API."`
+	EastWest   *EastWest          `yaml:"eastWest,omitempty" json:"eastWest,omitempty" jsonschema:"description=East-west gateway settings."`
+}
+
+// ClusterKubeconfig locates the kubeconfig of a cluster mcplan did not
+// install. The file is read, never written.
+type ClusterKubeconfig struct {
+	Path    string `yaml:"path" json:"path" jsonschema:"description=Kubeconfig file, relative to the plan; ~ is expanded. Read only: mcplan keeps its own copy of the context's entries."`
+	Context string `yaml:"context,omitempty" json:"context,omitempty" jsonschema:"description=Context of the file. Default its current-context."`
 }
 
 // K3s are the k3s install settings of a cluster.

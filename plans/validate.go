@@ -12,7 +12,8 @@ import (
 // Validate checks the plan and reports every problem at once as Errors,
 // each positioned at the offending node when the plan was parsed from a
 // file. It accepts a plan with or without defaults applied: empty fields are
-// judged by the value their default would give.
+// judged by the value their default would give. The one file it reads is
+// the kubeconfig of each cluster given by kubeconfig (read, never written).
 func Validate(p *Plan) error {
 	if p == nil {
 		return Errors{{Path: RootPath, Message: "no plan"}}
@@ -114,7 +115,7 @@ func (v *validator) port(path string, port int) {
 
 func (v *validator) hosts() {
 	p := v.p
-	if len(p.Hosts) == 0 {
+	if len(p.Hosts) == 0 && !slices.ContainsFunc(p.Clusters, func(c Cluster) bool { return !c.Installed() }) {
 		v.add("hosts", "a plan needs at least one host", "")
 	}
 	v.names("hosts", len(p.Hosts), func(i int) string { return p.Hosts[i].Name }, "host")
@@ -178,8 +179,13 @@ func (v *validator) clusters() {
 			v.add(fieldPath(path, "network"), fmt.Sprintf("required field missing: the plan has %d networks, say which one this cluster is on", len(p.Networks)),
 				"one of "+strings.Join(quoteAll(networks), ", "))
 		}
-		if len(c.Servers) == 0 {
-			v.add(fieldPath(path, "servers"), "a cluster needs at least one server", "")
+		switch {
+		case !c.Installed() && len(c.Hosts()) > 0:
+			v.add(fieldPath(path, "kubeconfig"), "a cluster has servers and agents (mcplan installs it) or a kubeconfig (it exists already), not both", "")
+		case !c.Installed():
+			v.clusterKubeconfig(c, path)
+		case len(c.Servers) == 0:
+			v.add(fieldPath(path, "servers"), "a cluster needs at least one server", "or give the kubeconfig of a cluster mcplan did not install")
 		}
 		for _, r := range []struct {
 			role  string
@@ -202,6 +208,9 @@ func (v *validator) clusters() {
 				continue
 			}
 			owner[h] = hp
+		}
+		if !c.Installed() && v.set(fieldPath(path, "k3s")) {
+			v.add(fieldPath(path, "k3s"), "k3s settings apply to clusters mcplan installs, not to one given by kubeconfig", "")
 		}
 		v.k3s(c.K3s, fieldPath(path, "k3s"))
 		v.api(c, path)
@@ -288,7 +297,9 @@ func (v *validator) api(c Cluster, path string) {
 	if a.Port != 0 || v.set(fieldPath(ap, "port")) {
 		v.port(fieldPath(ap, "port"), a.Port)
 	}
-	if s := a.OperatorAddress; s != "" {
+	if s := a.OperatorAddress; s != "" && !c.Installed() {
+		v.add(fieldPath(ap, "operatorAddress"), "a cluster given by kubeconfig is reached at its kubeconfig's server", "leave operatorAddress out, or change the server in the kubeconfig file")
+	} else if s != "" {
 		if _, ok := parseIP(s); !ok && !isDNSName(s) {
 			v.add(fieldPath(ap, "operatorAddress"), fmt.Sprintf("%s is neither an IP address nor a DNS name", quote(s)), "")
 		}
@@ -301,6 +312,8 @@ func (v *validator) api(c Cluster, path string) {
 		} else if isLoopback(s) {
 			v.add(mp, fmt.Sprintf("%s is a loopback address: other clusters cannot reach it", quote(s)), "use an address the other clusters can reach")
 		}
+	case !c.Installed():
+		v.add(mp, "required field missing: other clusters reach the API of a cluster given by kubeconfig at api.meshAddress", "set it to an address of the API server the other clusters reach")
 	default:
 		if ip := v.p.firstServerIP(c); ip != "" && isLoopback(ip) {
 			v.add(mp, fmt.Sprintf("defaults to %s, the private IP of first server %s, a loopback address: other clusters cannot reach it", quote(ip), quote(c.Servers[0])),

@@ -97,6 +97,20 @@ func Generate() ([]byte, error) {
 	}
 	timeouts.PropertyNames = &jsonschema.Schema{Enum: kinds}
 
+	// A cluster is installed by mcplan (servers) or given by kubeconfig:
+	// one of the two.
+	cluster, ok := types["Cluster"]
+	if !ok {
+		return nil, fmt.Errorf("schemas: no Cluster definition")
+	}
+	one := uint64(1)
+	servers := jsonschema.NewProperties()
+	servers.Set("servers", &jsonschema.Schema{MinItems: &one})
+	cluster.OneOf = []*jsonschema.Schema{
+		{Required: []string{"servers"}, Properties: servers},
+		{Required: []string{"kubeconfig"}},
+	}
+
 	if err := checkClosed(types); err != nil {
 		return nil, err
 	}

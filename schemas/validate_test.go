@@ -150,6 +150,12 @@ func TestSchemaRejects(t *testing.T) {
 			want: "minItems",
 		},
 		{
+			name: "servers and kubeconfig",
+			at:   "/clusters/0",
+			doc:  strings.Replace(minimal, "servers: [vm1]", "servers: [vm1], kubeconfig: {path: k.yaml}", 1),
+			want: "'oneOf' failed, subschemas 0, 1 matched",
+		},
+		{
 			name: "port as string",
 			at:   "/ssh/port",
 			doc:  minimal + "ssh: {port: \"22\"}\n",

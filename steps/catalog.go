@@ -51,6 +51,7 @@ func catalogue() map[string]Constructor {
 		plans.KindK3sJoin:           kind(NewK3sJoin),
 		plans.KindK3sSnapshot:       kind(NewK3sSnapshot),
 		plans.KindKubeconfigFetch:   kind(NewKubeconfigFetch),
+		plans.KindKubeconfigImport:  kind(NewKubeconfigImport),
 		plans.KindKubeconfigMerge:   kind(NewKubeconfigMerge),
 		plans.KindCARoot:            kind(NewCARoot),
 		plans.KindCAIntermediate:    kind(NewCAIntermediate),

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -122,7 +123,15 @@ func clusterCredentials(ctx context.Context, dir string, c plans.Cluster, now ti
 		return append(out, unread("k3s server CA of "+c.Name, path, err))
 	}
 	out = append(out, certCredential("k3s server CA of "+c.Name, path, ca, now, kubeRenewBefore))
+	// The API as the kept kubeconfig reaches it (api.operatorAddress, or
+	// the server of the kubeconfig of a cluster mcplan did not install).
 	addr := net.JoinHostPort(c.API.OperatorAddress, strconv.Itoa(c.API.Port))
+	if u, err := url.Parse(creds.Server); err == nil && u.Host != "" {
+		addr = u.Host
+		if u.Port() == "" {
+			addr = net.JoinHostPort(u.Hostname(), "443")
+		}
+	}
 	serving, err := servingCert(ctx, addr, ca)
 	if err != nil {
 		return append(out, unread("API serving certificate of "+c.Name, addr, err))

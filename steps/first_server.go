@@ -58,6 +58,9 @@ func CheckFirstServer(p *plans.Plan, records map[string]engine.StepRecord) error
 	lookup := func(id string) (engine.StepRecord, bool) { r, ok := records[id]; return r, ok }
 	var errs *multierror.Error
 	for _, c := range p.Clusters {
+		if !c.Installed() {
+			continue // no servers of mcplan's
+		}
 		if err := checkNewFirstServer(c, recordedFirstServer(c.Name, lookup, ids), lookup); err != nil {
 			errs = multierror.Append(errs, err)
 		}

@@ -75,14 +75,21 @@ func (s *KubeconfigFetch) Check(ctx context.Context, env *engine.Env) (engine.Dr
 	if err != nil {
 		return engine.Drift{}, err
 	}
-	have, err := os.ReadFile(statedir.Kubeconfig(env.Dir, s.cluster.Name))
+	return keptKubeconfigDrift(statedir.Kubeconfig(env.Dir, s.cluster.Name), want, "kubeconfig not fetched yet", "the cluster's credentials or address changed")
+}
+
+// keptKubeconfigDrift compares mcplan's copy of a cluster's kubeconfig
+// at path with want: missing is said by notYet, another content by
+// changed.
+func keptKubeconfigDrift(path string, want []byte, notYet, changed string) (engine.Drift, error) {
+	have, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return engine.Drifted("kubeconfig not fetched yet"), nil
+		return engine.Drifted(notYet), nil
 	case err != nil:
 		return engine.Drift{}, err
 	case !bytes.Equal(have, want):
-		return engine.Drifted("the cluster's credentials or address changed"), nil
+		return engine.Drifted(changed), nil
 	}
 	return engine.InSync(), nil
 }

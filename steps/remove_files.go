@@ -20,10 +20,14 @@ import (
 // kubeconfigRemoval removes a cluster's admin kubeconfig from the state
 // directory and the cluster's context, cluster and user entries from the
 // merged kubeconfig (the others stay). It runs after every removal that
-// reaches the cluster: they all depend on kubeconfig/fetch.
+// reaches the cluster: they all depend on kubeconfig/fetch (or, for a
+// cluster mcplan did not install, kubeconfig/import).
 type kubeconfigRemoval struct {
 	cluster string
 	merged  *mergedKubeconfig
+	// imported: the kubeconfig is mcplan's copy of the plan's file of a
+	// cluster it did not install; that file is left alone.
+	imported bool
 }
 
 // mergedKubeconfig is the plan's merged kubeconfig, edited by one removal
@@ -35,6 +39,9 @@ type mergedKubeconfig struct {
 
 func (r kubeconfigRemoval) Describe(env *engine.Env) string {
 	context, _ := env.Previous("context")
+	if r.imported {
+		return fmt.Sprintf("deletes mcplan's copy of its kubeconfig (the plan's kubeconfig file stays) and context %s in %s", context, r.merged.path)
+	}
 	return fmt.Sprintf("deletes its admin kubeconfig and context %s in %s", context, r.merged.path)
 }
 

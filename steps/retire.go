@@ -71,8 +71,8 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 			return namespaceRemoval{cluster: subject}
 		case plans.KindVerifySample:
 			return sampleRemoval{mesh: subject}
-		case plans.KindKubeconfigFetch:
-			return kubeconfigRemoval{cluster: subject, merged: merged}
+		case plans.KindKubeconfigFetch, plans.KindKubeconfigImport:
+			return kubeconfigRemoval{cluster: subject, merged: merged, imported: rec.Kind == plans.KindKubeconfigImport}
 		case plans.KindCAIntermediate:
 			return caIntermediateRemoval{cluster: subject}
 		case plans.KindCARoot:

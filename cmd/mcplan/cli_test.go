@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -32,19 +34,25 @@ func mcplanBuilt(t *testing.T, build build, args ...string) result {
 	return result{code, out.String(), errOut.String()}
 }
 
-// copyExample copies examples/<name>.yaml into a fresh directory, so its
-// state directory is the test's own, and returns the plan path.
+// copyExample copies examples/<name>.yaml, and the kubeconfig
+// <name>.kubeconfig it may name, into a fresh directory, so its state
+// directory is the test's own, and returns the plan path.
 func copyExample(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("..", "..", "examples", name+".yaml"))
-	if err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	for _, file := range []string{name + ".yaml", name + ".kubeconfig"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "examples", file))
+		if errors.Is(err, fs.ErrNotExist) && file != name+".yaml" {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	path := filepath.Join(t.TempDir(), name+".yaml")
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
+	return filepath.Join(dir, name+".yaml")
 }
 
 func examples(t *testing.T) []string {

@@ -105,8 +105,8 @@ func (pr *prepared) checkBackendSurvives(graph *engine.Graph) error {
 		return nil
 	}
 	cl := pr.backend.cluster(pr.plan)
-	if cl == "" {
-		return nil
+	if cl == "" || !pr.plan.Cluster(cl).Installed() {
+		return nil // destroy leaves a cluster mcplan did not install running
 	}
 	for _, h := range pr.plan.Cluster(cl).Servers {
 		if graph.Node(plans.K3sServerID(h)) != nil {

@@ -53,7 +53,7 @@ func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
-	if err := checkHTTPS(creds.Server); err != nil {
+	if err := CheckHTTPS(creds.Server); err != nil {
 		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
 	}
 	cfg := creds.REST(creds.Server)

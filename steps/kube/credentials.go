@@ -70,7 +70,7 @@ func ParseTokenKubeconfig(raw []byte) (*TokenCredentials, error) {
 	if user.Token == "" {
 		return nil, fmt.Errorf("user has no token")
 	}
-	if err := checkHTTPS(cl.Server); err != nil {
+	if err := CheckHTTPS(cl.Server); err != nil {
 		return nil, err
 	}
 	return &TokenCredentials{Server: cl.Server, CAData: cl.CertificateAuthorityData, Token: user.Token}, nil
@@ -137,8 +137,9 @@ func refuseFields(cl *clientcmdapi.Cluster, user *clientcmdapi.AuthInfo, token b
 	return nil
 }
 
-// checkHTTPS refuses a server that is not a plain https URL.
-func checkHTTPS(server string) error {
+// CheckHTTPS refuses a server that is not a plain https URL: a cert
+// kubeconfig's server must be one before a client is built on it.
+func CheckHTTPS(server string) error {
 	u, err := url.Parse(server)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return fmt.Errorf("server %q is not an https URL (https://host:port)", server)

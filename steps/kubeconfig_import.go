@@ -1,0 +1,133 @@
+package steps
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"mcplan.io/mcplan/engine"
+	"mcplan.io/mcplan/internal/atomicfile"
+	"mcplan.io/mcplan/internal/digest"
+	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/kube"
+	"mcplan.io/mcplan/steps/statedir"
+)
+
+// KubeconfigImport keeps mcplan's copy of the kubeconfig of a cluster it
+// did not install (clusters[].kubeconfig): the plan's context of the
+// user's file, its entries renamed as the plan says, kept where
+// kubeconfig/fetch keeps a fetched one, so every later step reads the
+// cluster the same way. The user's file is only read.
+//
+// The user's file is the operator's own input on the operator's machine,
+// as for kubectl: the certificate and key files its entries name are read
+// (relative to the file). But mcplan's rule holds that nothing it reads
+// makes it run code or send credentials elsewhere: an exec or
+// auth-provider entry, a token (file), insecure-skip-tls-verify or a
+// proxy are refused, as in a k3s.yaml (kube.ParseCertKubeconfig). The
+// context must authenticate with a client certificate.
+type KubeconfigImport struct {
+	cluster plans.Cluster
+	file    string
+	names   plans.KubeconfigNames
+}
+
+// NewKubeconfigImport returns the kubeconfig/import step of spec.Cluster.
+func NewKubeconfigImport(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *KubeconfigImport {
+	c := *p.Cluster(spec.Cluster)
+	return &KubeconfigImport{cluster: c, file: p.ClusterKubeconfigFile(c), names: p.KubeconfigNames(c.Name)}
+}
+
+// desired reads the user's file and makes mcplan's copy of its context.
+// The result holds secrets.
+func (s *KubeconfigImport) desired() ([]byte, *clientcmdapi.Config, error) {
+	cfg, err := ImportKubeconfig(s.file, *s.cluster.Kubeconfig, s.names)
+	if err != nil {
+		return nil, nil, fmt.Errorf("clusters[%s].kubeconfig: %w", s.cluster.Name, err)
+	}
+	out, err := clientcmd.Write(*cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return out, cfg, nil
+}
+
+// ImportKubeconfig turns the context ck names of the kubeconfig file into
+// a kubeconfig with one cluster, user and context under names, holding
+// only the server, its CA and the client certificate and key (see
+// KubeconfigImport for what is refused). The file is only read.
+func ImportKubeconfig(file string, ck plans.ClusterKubeconfig, names plans.KubeconfigNames) (*clientcmdapi.Config, error) {
+	cfg, context, _, err := plans.LoadClusterKubeconfig(file, ck)
+	if err != nil {
+		return nil, err
+	}
+	one, err := contextOnly(cfg, context, file)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	raw, err := clientcmd.Write(*one)
+	if err != nil {
+		return nil, err
+	}
+	creds, err := kube.ParseCertKubeconfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s, context %s: %w", file, context, err)
+	}
+	if err := kube.CheckHTTPS(creds.Server); err != nil {
+		return nil, fmt.Errorf("%s, context %s: %w", file, context, err)
+	}
+	return creds.Kubeconfig(creds.Server, names.Cluster, names.User, names.Context), nil
+}
+
+// contextOnly is the one context of cfg (read from file) with its cluster
+// and user as its current context, the certificate files they name read
+// into inline data.
+func contextOnly(cfg *clientcmdapi.Config, context, file string) (*clientcmdapi.Config, error) {
+	kctx := cfg.Contexts[context]
+	cl, user := cfg.Clusters[kctx.Cluster].DeepCopy(), cfg.AuthInfos[kctx.AuthInfo].DeepCopy()
+	cl.LocationOfOrigin, user.LocationOfOrigin = file, file
+	one := clientcmdapi.NewConfig()
+	one.Clusters[kctx.Cluster] = cl
+	one.AuthInfos[kctx.AuthInfo] = user
+	one.Contexts[context] = &clientcmdapi.Context{Cluster: kctx.Cluster, AuthInfo: kctx.AuthInfo}
+	one.CurrentContext = context
+	if err := clientcmd.ResolveLocalPaths(one); err != nil {
+		return nil, err
+	}
+	if err := clientcmdapi.FlattenConfig(one); err != nil {
+		return nil, err
+	}
+	return one, nil
+}
+
+// Check compares mcplan's copy with what the user's file gives now.
+func (s *KubeconfigImport) Check(_ context.Context, env *engine.Env) (engine.Drift, error) {
+	want, _, err := s.desired()
+	if err != nil {
+		return engine.Drift{}, err
+	}
+	return keptKubeconfigDrift(statedir.Kubeconfig(env.Dir, s.cluster.Name), want, "kubeconfig not imported yet",
+		"the credentials or server of "+s.file+" changed")
+}
+
+// Apply reads the user's file and keeps mcplan's copy (0600).
+func (s *KubeconfigImport) Apply(_ context.Context, env *engine.Env) error {
+	want, cfg, err := s.desired()
+	if err != nil {
+		return err
+	}
+	path := statedir.Kubeconfig(env.Dir, s.cluster.Name)
+	if err := atomicfile.Write(path, want, 0o600); err != nil {
+		return err
+	}
+	server := cfg.Clusters[s.names.Cluster].Server
+	env.SetOutput("file", path)
+	env.SetOutput("context", s.names.Context)
+	env.SetOutput("server", server)
+	env.SetOutput("meshServer", apiURL(s.cluster.API.MeshAddress, s.cluster.API.Port))
+	env.SetOutput("caSHA256", digest.SHA256Hex(cfg.Clusters[s.names.Cluster].CertificateAuthorityData))
+	env.Logf("kubeconfig of %s imported from %s: context %s, server %s", s.cluster.Name, s.file, s.names.Context, server)
+	return nil
+}
