@@ -80,6 +80,10 @@ func (s *Verifier) podRoutes(ctx context.Context, clients map[string]*kube.Clien
 		if len(peers) == 0 {
 			continue
 		}
+		if len(s.topo.Hosts[a]) == 0 {
+			fs = append(fs, notLookedUp(a, peers))
+			continue
+		}
 		for _, host := range s.topo.Hosts[a] {
 			fs = append(fs, s.hostRoutes(ctx, a, host, peers)...)
 		}
@@ -108,6 +112,21 @@ func (s *Verifier) hostRoutes(ctx context.Context, cluster, host string, peers [
 		fs[i] = hostRoutesFinding(cluster, host, p, parseRouteOutput(out))
 	}
 	return fs
+}
+
+// notLookedUp is the finding of a cluster whose nodes mcplan does not
+// reach (one given by kubeconfig: no hosts in the plan): not a failure,
+// but not a pass either, so it says what to check by hand.
+func notLookedUp(cluster string, peers []podCIDRs) Finding {
+	var cidrs []string
+	for _, p := range peers {
+		for _, b := range p.Blocks {
+			cidrs = lists.AppendNew(cidrs, p.Cluster+" "+b.CIDR.String())
+		}
+	}
+	return Finding{Check: CheckPodRoutes, Cluster: cluster, Object: "nodes (not mcplan's hosts)", OK: true,
+		Detail: "not looked up: the cluster is given by kubeconfig and mcplan has no SSH access to its nodes; check on them that " +
+			strings.Join(cidrs, ", ") + " route (ip route get) other than by the default route"}
 }
 
 // routesObject names what a podroutes finding of a host is about.

@@ -24,7 +24,9 @@ import (
 // which overlaps cluster1's), one on network2. The overlapping pair
 // fails once and is not looked up; every other pair on network1 is
 // looked up on every host of the cluster, one command per host;
-// network2's cluster is neither read nor asked.
+// network2's cluster is neither read nor asked; cluster5, given by
+// kubeconfig, has no hosts to ask: it is routed to, and says what to
+// check on its nodes by hand.
 func TestPodRoutesPairs(t *testing.T) {
 	p, err := plans.Parse("plan.yaml", []byte(`apiVersion: mcplan.io/v1alpha1
 kind: Plan
@@ -40,8 +42,9 @@ clusters:
   - {name: cluster2, servers: [h2], network: network1, k3s: {args: [--cluster-cidr=10.52.0.0/16]}}
   - {name: cluster3, servers: [h3], network: network1}
   - {name: cluster4, servers: [h4], network: network2}
+  - {name: cluster5, network: network1, kubeconfig: {path: by-hand.yaml}, api: {meshAddress: 203.0.113.5}}
 meshes:
-  - {name: mesh1, clusters: [cluster1, cluster2, cluster3, cluster4]}
+  - {name: mesh1, clusters: [cluster1, cluster2, cluster3, cluster4, cluster5]}
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -60,6 +63,7 @@ meshes:
 		"cluster2": {Name: "cluster2", Typed: fake.NewSimpleClientset(node("h2", "10.52.0.0/24", "10.0.0.2"))},
 		"cluster3": {Name: "cluster3", Typed: fake.NewSimpleClientset(node("h3", "", "10.0.0.3"))},
 		"cluster4": {Name: "cluster4", Typed: fake.NewSimpleClientset(node("h4", "10.42.0.0/24", "10.0.0.4"))},
+		"cluster5": {Name: "cluster5", Typed: fake.NewSimpleClientset(node("byhand-1", "10.62.0.0/24", "10.0.0.5"))},
 	}
 	quoted := regexp.MustCompile(`'([0-9a-f.:]+)'`)
 	var asked []string
