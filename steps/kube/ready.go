@@ -41,7 +41,11 @@ func ReadinessOf(ref Ref, live *unstructured.Unstructured) Readiness {
 	if err != nil {
 		return Readiness{Ref: ref, Status: status.UnknownStatus, Message: err.Error()}
 	}
-	return Readiness{Ref: ref, Status: res.Status, Message: res.Message}
+	msg := res.Message
+	if msg == "" && len(res.Conditions) > 0 {
+		msg = res.Conditions[0].Reason // a condition with a reason and no message
+	}
+	return Readiness{Ref: ref, Status: res.Status, Message: msg}
 }
 
 // IsCurrent says whether a live object is Current by kstatus, and if
