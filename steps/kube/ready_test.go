@@ -60,16 +60,23 @@ func readObjects(t *testing.T, path string) []*unstructured.Unstructured {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return parseObjects(t, path, string(data))
+}
+
+// parseObjects parses YAML objects, "---" between them; from names them
+// in errors.
+func parseObjects(t *testing.T, from, data string) []*unstructured.Unstructured {
+	t.Helper()
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split(string(data), "\n---\n") {
+	for _, doc := range strings.Split(data, "\n---\n") {
 		// As from the API: JSON, whose integers unstructured makes int64.
 		js, err := yaml.YAMLToJSON([]byte(doc))
 		if err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: %v", from, err)
 		}
 		o := &unstructured.Unstructured{}
 		if err := o.UnmarshalJSON(js); err != nil {
-			t.Fatalf("%s: %v", path, err)
+			t.Fatalf("%s: %v", from, err)
 		}
 		out = append(out, o)
 	}
