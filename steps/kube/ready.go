@@ -114,7 +114,11 @@ func (c *Client) WaitCurrent(ctx context.Context, refs []Ref, timeout time.Durat
 		return len(pending) == 0, strings.Join(pending, "; "), nil
 	})
 	if err != nil {
-		return fmt.Errorf("wait for %d objects to be Current: %w%s", len(refs), err, c.diagnoseNotCurrent(ctx, last))
+		what := fmt.Sprintf("%d objects", len(refs))
+		if len(refs) == 1 {
+			what = refs[0].String()
+		}
+		return fmt.Errorf("wait for %s to be Current: %w%s", what, err, c.diagnoseNotCurrent(ctx, last))
 	}
 	return nil
 }
