@@ -470,11 +470,11 @@ func TestIstioStepsMultiNetworkOnStandins(t *testing.T) {
 		if err != nil || crd == nil {
 			t.Fatalf("%s: Gateway CRD: %v", s.name, err)
 		}
-		d, err := c.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, istiorender.IstiodName, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
+		d, err := c.Get(ctx, deploymentRef(istiorender.IstiodName))
+		if err != nil || d == nil {
+			t.Fatalf("%s: istiod Deployment: %v", s.name, err)
 		}
-		if ok, why := kube.DeploymentStatus(d); !ok {
+		if ok, why := kube.IsCurrent(d); !ok {
 			t.Errorf("%s: istiod: %s", s.name, why)
 		}
 		// East-west gateway: LoadBalancer address = the node IP (servicelb).

@@ -12,11 +12,7 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/plans"
@@ -126,6 +122,11 @@ func deployments(objs []*unstructured.Unstructured) []string {
 	return names
 }
 
+// deploymentRef is the Ref of the install's Deployment name.
+func deploymentRef(name string) kube.Ref {
+	return kube.Ref{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: istiorender.Namespace, Name: name}
+}
+
 // Check finds the install in sync when its objects are as the last
 // check or apply of the same inputs saw them (kube.Client.Unchanged: one
 // read of each, at once); otherwise it compares the live objects with a
@@ -176,33 +177,31 @@ func checkInstall(ctx context.Context, c *kube.Client, inv *kube.Inventory, want
 		return diffDrift(diffs), nil
 	}
 	for _, name := range deployments(objs) {
-		d, err := c.Typed.AppsV1().Deployments(istiorender.Namespace).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return engine.Drifted("Deployment " + name + " missing"), nil
-		}
+		ref := deploymentRef(name)
+		d, err := c.Get(ctx, ref)
 		if err != nil {
 			return engine.Drift{}, err
 		}
-		if ok, why := kube.DeploymentStatus(d); !ok {
+		if d == nil {
+			return engine.Drifted(ref.String() + " missing"), nil
+		}
+		if ok, why := kube.IsCurrent(d); !ok {
 			return engine.Drifted(why), nil
 		}
 	}
 	return engine.InSync(), nil
 }
 
-// deploymentsAvailable checks the Deployments among live objects (read
-// by kube.Client.Unchanged) for availability.
+// deploymentsAvailable checks that the Deployments among live objects
+// (read by kube.Client.Unchanged) are Current by kstatus: rolled out and
+// Available.
 func deploymentsAvailable(live map[kube.Ref]*unstructured.Unstructured) (engine.Drift, error) {
 	refs := slices.SortedFunc(maps.Keys(live), func(a, b kube.Ref) int { return strings.Compare(a.String(), b.String()) })
 	for _, ref := range refs {
 		if ref.Kind != "Deployment" || ref.Group != "apps" {
 			continue
 		}
-		var d appsv1.Deployment
-		if err := runtime.DefaultUnstructuredConverter.FromUnstructured(live[ref].Object, &d); err != nil {
-			return engine.Drift{}, fmt.Errorf("%s: %w", ref, err)
-		}
-		if ok, why := kube.DeploymentStatus(&d); !ok {
+		if ok, why := kube.IsCurrent(live[ref]); !ok {
 			return engine.Drifted(why), nil
 		}
 	}
@@ -289,7 +288,7 @@ func (s *IstioControlPlane) remotePilotAddress(env *engine.Env) (string, error) 
 }
 
 // applyInstall applies objects with an inventory and waits for their
-// Deployments to be Available.
+// Deployments to be Current by kstatus (rolled out and Available).
 func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory, timeout time.Duration) error {
 	start := time.Now()
 	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf, Wait: env.Wait})
@@ -298,8 +297,9 @@ func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*
 	}
 	env.Logf("applied in %s: %s", time.Since(start).Round(time.Millisecond), res)
 	for _, name := range deployments(objs) {
-		if err := env.Wait("Deployment "+istiorender.Namespace+"/"+name+" Available", func() error {
-			return c.WaitDeploymentAvailable(ctx, istiorender.Namespace, name, timeout)
+		ref := deploymentRef(name)
+		if err := env.Wait(ref.String()+" Available", func() error {
+			return c.WaitCurrent(ctx, []kube.Ref{ref}, timeout, env.Logf)
 		}); err != nil {
 			return err
 		}

@@ -94,7 +94,8 @@ func (s *IstioRestart) Apply(ctx context.Context, env *engine.Env) error {
 		if err := restartDeployment(ctx, c, d.namespace, d.name, start); err != nil {
 			return err
 		}
-		if err := c.WaitDeploymentAvailable(ctx, d.namespace, d.name, s.Timeout); err != nil {
+		ref := kube.Ref{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.namespace, Name: d.name}
+		if err := c.WaitCurrent(ctx, []kube.Ref{ref}, s.Timeout, env.Logf); err != nil {
 			return err
 		}
 		env.Logf("restarted Deployment %s/%s, which ran %s (rolled out in %s)", d.namespace, d.name, strings.Join(d.revisions, ", "), time.Since(start).Round(time.Millisecond))

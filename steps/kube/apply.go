@@ -178,8 +178,14 @@ type ApplyOptions struct {
 	CRDTimeout time.Duration
 	// Logf receives one line per created, updated or pruned object.
 	Logf func(string, ...any)
-	// Wait, when set, runs Apply's waits (CRDs Established), saying
-	// what each waits for: a step passes engine.Env.Wait.
+	// WaitCurrent, when set, bounds a last wait, once everything is
+	// applied, pruned and recorded, for every applied object to be
+	// Current by kstatus (Client.WaitCurrent): a user's StatefulSet
+	// ready, a custom resource's Ready condition True. Zero: no wait.
+	WaitCurrent time.Duration
+	// Wait, when set, runs Apply's waits (CRDs Established, objects
+	// Current), saying what each waits for: a step passes
+	// engine.Env.Wait.
 	Wait func(what string, wait func() error) error
 }
 
@@ -196,16 +202,14 @@ func (o ApplyOptions) wait(what string, wait func() error) error {
 // waited for until Established, so that custom resources of the same set
 // can be applied; then the rest in kindOrder. An object whose server-side
 // apply changes nothing keeps its resourceVersion and counts as unchanged.
+// With opts.WaitCurrent, Apply then waits for every object to be Current.
 func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (Result, error) {
 	logf := opts.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
 	var res Result
-	var refs []Ref
-	for _, o := range objs {
-		refs = append(refs, RefOf(o))
-	}
+	refs := Refs(objs)
 	var previous []Ref
 	if opts.Inventory != nil {
 		var err error
@@ -293,6 +297,12 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			return res, err
 		}
 		if err := opts.Inventory.saveSeen(seen); err != nil {
+			return res, err
+		}
+	}
+	if opts.WaitCurrent > 0 {
+		current := func() error { return c.WaitCurrent(ctx, refs, opts.WaitCurrent, logf) }
+		if err := opts.wait(fmt.Sprintf("%d objects Current", len(refs)), current); err != nil {
 			return res, err
 		}
 	}

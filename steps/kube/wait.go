@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -74,7 +73,9 @@ const establishNudgeAfter = 10 * time.Second
 // establishNudgeManager is the field manager of the nudge.
 const establishNudgeManager = FieldManager + "-establish"
 
-// WaitCRDsEstablished waits until every named CRD is Established.
+// WaitCRDsEstablished waits until every named CRD is Established:
+// Current by kstatus (ReadinessOf), then resets the client's REST mapper
+// so that their kinds are found.
 //
 // The apiserver queues a CRD for its Established condition only on an
 // update event whose CRD has NamesAccepted: when it restarts between
@@ -93,10 +94,11 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 				pending = append(pending, name+": "+err.Error())
 				continue
 			}
-			if conditionTrue(crd, "Established") {
+			r := ReadinessOf(RefOf(crd), crd)
+			if r.Current() {
 				continue
 			}
-			pending = append(pending, name)
+			pending = append(pending, fmt.Sprintf("%s: %s: %s", name, r.Status, r.Message))
 			if !conditionTrue(crd, "NamesAccepted") {
 				continue
 			}
@@ -141,56 +143,6 @@ func conditionTrue(o *unstructured.Unstructured, typ string) bool {
 		}
 	}
 	return false
-}
-
-// DeploymentStatus says whether a Deployment has rolled out and is
-// Available, and if not, what it is waiting for.
-func DeploymentStatus(d *appsv1.Deployment) (bool, string) {
-	want := int32(1)
-	if d.Spec.Replicas != nil {
-		want = *d.Spec.Replicas
-	}
-	s := d.Status
-	switch {
-	case s.ObservedGeneration < d.Generation:
-		return false, fmt.Sprintf("Deployment %s: generation %d not observed yet", d.Name, d.Generation)
-	case s.UpdatedReplicas < want:
-		return false, fmt.Sprintf("Deployment %s: %d of %d replicas updated", d.Name, s.UpdatedReplicas, want)
-	case s.Replicas > s.UpdatedReplicas:
-		return false, fmt.Sprintf("Deployment %s: %d old replicas pending termination", d.Name, s.Replicas-s.UpdatedReplicas)
-	case s.AvailableReplicas < want:
-		return false, fmt.Sprintf("Deployment %s: %d of %d replicas available", d.Name, s.AvailableReplicas, want)
-	}
-	for _, c := range s.Conditions {
-		if c.Type == appsv1.DeploymentAvailable {
-			if c.Status == corev1.ConditionTrue {
-				return true, ""
-			}
-			return false, fmt.Sprintf("Deployment %s: Available=%s (%s: %s)", d.Name, c.Status, c.Reason, c.Message)
-		}
-	}
-	return false, fmt.Sprintf("Deployment %s: no Available condition yet", d.Name)
-}
-
-// WaitDeploymentAvailable waits until a Deployment has rolled out and is
-// Available. On timeout the error shows the namespace's pods and recent
-// events.
-func (c *Client) WaitDeploymentAvailable(ctx context.Context, namespace, name string, timeout time.Duration) error {
-	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
-		d, err := c.Typed.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return false, "Deployment " + name + " does not exist", nil
-		}
-		if err != nil {
-			return false, "API: " + err.Error(), nil
-		}
-		ok, why := DeploymentStatus(d)
-		return ok, why, nil
-	})
-	if err != nil {
-		return fmt.Errorf("Deployment %s/%s: %w%s", namespace, name, err, c.Diagnose(ctx, namespace))
-	}
-	return nil
 }
 
 // Diagnose describes a namespace for a timeout message: each pod's phase

@@ -237,17 +237,13 @@ func dedupe(in []string) []string {
 	return out
 }
 
-// sampleObjects are the sample's objects for the ith cluster of the mesh.
 // SampleRefs are the objects of the sample in the ith cluster of a mesh,
 // as DeploySample applies them.
 func SampleRefs(i int) []kube.Ref {
-	var refs []kube.Ref
-	for _, o := range sampleObjects(i) {
-		refs = append(refs, kube.RefOf(o))
-	}
-	return refs
+	return kube.Refs(sampleObjects(i))
 }
 
+// sampleObjects are the sample's objects for the ith cluster of the mesh.
 func sampleObjects(i int) []*unstructured.Unstructured {
 	v := SampleVersion(i)
 	image := fmt.Sprintf(helloworldImage, v)
@@ -432,15 +428,9 @@ func (s *Verifier) DeploySample(ctx context.Context, stateDir, check string, log
 			continue
 		}
 		c := d.clients[name]
-		var err error
-		for _, dep := range []string{SampleService + "-" + SampleVersion(i), SampleSleep} {
-			err = s.waitFor("Deployment "+SampleNamespace+"/"+dep+" Available in "+name, func() error {
-				return c.WaitDeploymentAvailable(ctx, SampleNamespace, dep, timeout)
-			})
-			if err != nil {
-				break
-			}
-		}
+		err := s.waitFor("the sample's objects Current in "+name, func() error {
+			return c.WaitCurrent(ctx, SampleRefs(i), timeout, logf)
+		})
 		if err == nil {
 			d.sleepPods[name], err = readyPod(ctx, c, SampleSleep)
 		}
