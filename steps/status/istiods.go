@@ -52,9 +52,9 @@ func readIstiods(ctx context.Context, c *kube.Client, p *plans.Plan, mesh string
 		ist.Pod, ist.Ready, ist.State = pickPod(byRevision[label])
 		if ist.Ready {
 			ist.RemoteClusters, ist.ReadError = readRemoteClusters(ctx, c, label, logf)
-		}
-		if ist.ReadError == "" {
-			ist.RemoteClusters = markExpected(ist.RemoteClusters, c.Name, sources)
+			if ist.ReadError == "" {
+				ist.RemoteClusters = markExpected(ist.RemoteClusters, c.Name, sources)
+			}
 		}
 		out = append(out, ist)
 	}
