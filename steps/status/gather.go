@@ -26,7 +26,7 @@ type Options struct {
 	// ClusterTimeout how long reading one may take. Zero: the defaults.
 	ClustersAtOnce int
 	ClusterTimeout time.Duration
-	// Now is the time credentials are judged at.
+	// Now is the time credentials are judged at; zero: time.Now().
 	Now time.Time
 	// Logf receives progress (the port-forwards' retries); nil drops it.
 	Logf func(format string, args ...any)
@@ -42,6 +42,9 @@ func Gather(ctx context.Context, p *plans.Plan, last LastApply, opts Options) *R
 	}
 	if opts.ClusterTimeout <= 0 {
 		opts.ClusterTimeout = DefaultClusterTimeout
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
 	}
 	if opts.Logf == nil {
 		opts.Logf = func(string, ...any) {}
