@@ -111,6 +111,22 @@ func (p *Plan) Readers(mesh, source string) []string {
 	return out
 }
 
+// Sources are the clusters of a mesh that reader reads through their
+// remote secrets: those whose Readers include it, in the mesh's order.
+func (p *Plan) Sources(mesh, reader string) []string {
+	m := p.Mesh(mesh)
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range m.Clusters {
+		if slices.Contains(p.Readers(mesh, c), reader) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // APISANs are every address a cluster's API is reached by, for the
 // servers' certificates: each server's private and SSH address, then
 // api.operatorAddress and api.meshAddress, without repeats.

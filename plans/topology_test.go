@@ -64,9 +64,20 @@ kubeconfig: {context: "ctx-{cluster}"}
 		if got := p.SameNetworkPeers(tc.mesh, tc.cluster); !slices.Equal(got, tc.peers) {
 			t.Errorf("SameNetworkPeers(%s, %s) = %v", tc.mesh, tc.cluster, got)
 		}
+		// Each pair here reads the other both ways.
+		if got := p.Sources(tc.mesh, tc.cluster); !slices.Equal(got, tc.readers) {
+			t.Errorf("Sources(%s, %s) = %v", tc.mesh, tc.cluster, got)
+		}
 	}
 	// A remote on the second network uses that network's primary.
 	p.Meshes[1].Primaries = []string{"a"}
+	// The primary reads the remote; the remote reads nothing.
+	if got := p.Sources("pr", "a"); !slices.Equal(got, []string{"b"}) {
+		t.Errorf("primary-remote: Sources(pr, a) = %v", got)
+	}
+	if got := p.Sources("pr", "b"); len(got) != 0 {
+		t.Errorf("primary-remote: Sources(pr, b) = %v", got)
+	}
 	if got := p.PrimaryFor("pr", "b"); got != "" {
 		t.Errorf("a remote with no primary on its network: PrimaryFor = %q", got)
 	}

@@ -53,38 +53,74 @@ type Credential struct {
 // cluster). What cannot be read is listed as not read, with why.
 func Credentials(ctx context.Context, p *plans.Plan, dir string, now time.Time) []Credential {
 	var out []Credential
-	add := func(what, where string, c *x509.Certificate, renewBefore time.Duration) {
-		out = append(out, certCredential(what, where, c, now, renewBefore))
-	}
 	for _, m := range p.Meshes {
-		renew := m.CA.RenewWindow()
-		rootFile := filepath.Join(statedir.CARoot(dir, m.Name), statedir.RootCertFile)
-		if c, err := readCert(rootFile); err == nil {
-			add("root CA of mesh "+m.Name, rootFile, c, renew)
-		} else {
-			out = append(out, unread("root CA of mesh "+m.Name, rootFile, err))
-		}
+		out = append(out, rootCredential(dir, m, now))
 		for _, cl := range m.Clusters {
-			f := filepath.Join(statedir.CACluster(dir, m.Name, cl), statedir.CACertFile)
-			if c, err := readCert(f); err == nil {
-				add("intermediate CA of "+cl, f, c, renew)
-			} else {
-				out = append(out, unread("intermediate CA of "+cl, f, err))
-			}
+			out = append(out, intermediateCredential(dir, m, cl, now))
 		}
 	}
 	for _, c := range p.Clusters {
 		out = append(out, clusterCredentials(ctx, dir, c, now)...)
 	}
 	for _, m := range p.Meshes {
-		out = append(out, tokenCredentials(ctx, dir, m, now)...)
-	}
-	for i := range out {
-		if rel, err := filepath.Rel(p.Dir(), out[i].Where); err == nil && filepath.IsAbs(out[i].Where) && !strings.HasPrefix(rel, "..") {
-			out[i].Where = rel // files of the state, shown from the plan's directory
+		for _, source := range m.Clusters {
+			out = append(out, tokenCredentials(ctx, dir, m, source, now)...)
 		}
 	}
-	return out
+	return relativeToPlan(p, out)
+}
+
+// ClusterCredentials are the credentials one cluster of a plan depends
+// on as of now, read as Credentials reads them: its mesh's root and its
+// intermediate, its admin client certificate and k3s CAs, the certificate
+// its API serves, and the ages of the reader tokens its mesh's istiods
+// hold for it.
+func ClusterCredentials(ctx context.Context, p *plans.Plan, dir, cluster string, now time.Time) []Credential {
+	var out []Credential
+	m := p.MeshOf(cluster)
+	if m != nil {
+		out = append(out, rootCredential(dir, *m, now), intermediateCredential(dir, *m, cluster, now))
+	}
+	if c := p.Cluster(cluster); c != nil {
+		out = append(out, clusterCredentials(ctx, dir, *c, now)...)
+	}
+	if m != nil {
+		out = append(out, tokenCredentials(ctx, dir, *m, cluster, now)...)
+	}
+	return relativeToPlan(p, out)
+}
+
+// rootCredential is a mesh's root CA, from the state's files.
+func rootCredential(dir string, m plans.Mesh, now time.Time) Credential {
+	what := "root CA of mesh " + m.Name
+	f := filepath.Join(statedir.CARoot(dir, m.Name), statedir.RootCertFile)
+	c, err := readCert(f)
+	if err != nil {
+		return unread(what, f, err)
+	}
+	return certCredential(what, f, c, now, m.CA.RenewWindow())
+}
+
+// intermediateCredential is a cluster's intermediate CA, from the state's
+// files.
+func intermediateCredential(dir string, m plans.Mesh, cluster string, now time.Time) Credential {
+	what := "intermediate CA of " + cluster
+	f := filepath.Join(statedir.CACluster(dir, m.Name, cluster), statedir.CACertFile)
+	c, err := readCert(f)
+	if err != nil {
+		return unread(what, f, err)
+	}
+	return certCredential(what, f, c, now, m.CA.RenewWindow())
+}
+
+// relativeToPlan shows the files of the state from the plan's directory.
+func relativeToPlan(p *plans.Plan, creds []Credential) []Credential {
+	for i := range creds {
+		if rel, err := filepath.Rel(p.Dir(), creds[i].Where); err == nil && filepath.IsAbs(creds[i].Where) && !strings.HasPrefix(rel, "..") {
+			creds[i].Where = rel
+		}
+	}
+	return creds
 }
 
 // kubeRenewBefore is when a k3s certificate counts as due: k3s renews its
@@ -159,35 +195,32 @@ func servingCert(ctx context.Context, addr string, ca *x509.Certificate) (*x509.
 	return certs[0], nil
 }
 
-// tokenCredentials are the ages of a mesh's remote-secret reader tokens,
-// read from each source cluster.
-func tokenCredentials(ctx context.Context, dir string, m plans.Mesh, now time.Time) []Credential {
+// tokenCredentials are the ages of the reader tokens a mesh's istiods
+// hold for source, read from source.
+func tokenCredentials(ctx context.Context, dir string, m plans.Mesh, source string, now time.Time) []Credential {
+	path := statedir.Kubeconfig(dir, source)
+	c, err := kube.FromKubeconfig(source, path, nil)
+	if err != nil {
+		return nil // listed as not read with the cluster's kubeconfig
+	}
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	secrets, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).List(cctx, metav1.ListOptions{})
+	cancel()
+	if err != nil {
+		return []Credential{unread("remote-secret tokens in "+source, "cluster "+source, err)}
+	}
 	var out []Credential
-	for _, source := range m.Clusters {
-		path := statedir.Kubeconfig(dir, source)
-		c, err := kube.FromKubeconfig(source, path, nil)
-		if err != nil {
-			continue // listed as not read with the cluster's kubeconfig
-		}
-		cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		secrets, err := c.Typed.CoreV1().Secrets(istiorender.Namespace).List(cctx, metav1.ListOptions{})
-		cancel()
-		if err != nil {
-			out = append(out, unread("remote-secret tokens in "+source, "cluster "+source, err))
+	for _, s := range secrets.Items {
+		reader := s.Annotations[istiorender.ReaderTokenTargetAnnotation]
+		if reader == "" || !slices.Contains(m.Clusters, reader) {
 			continue
 		}
-		for _, s := range secrets.Items {
-			reader := s.Annotations[istiorender.ReaderTokenTargetAnnotation]
-			if reader == "" || !slices.Contains(m.Clusters, reader) {
-				continue
-			}
-			age := now.Sub(s.CreationTimestamp.Time)
-			out = append(out, Credential{
-				What: fmt.Sprintf("token of %s's istiod in %s", reader, source), Where: "Secret " + s.Namespace + "/" + s.Name + " in " + source,
-				Issued: s.CreationTimestamp.UTC(), Status: CredentialOK,
-				Note: fmt.Sprintf("%d days old; does not expire", int(age.Hours()/24)),
-			})
-		}
+		age := now.Sub(s.CreationTimestamp.Time)
+		out = append(out, Credential{
+			What: fmt.Sprintf("token of %s's istiod in %s", reader, source), Where: "Secret " + s.Namespace + "/" + s.Name + " in " + source,
+			Issued: s.CreationTimestamp.UTC(), Status: CredentialOK,
+			Note: fmt.Sprintf("%d days old; does not expire", int(age.Hours()/24)),
+		})
 	}
 	return out
 }

@@ -38,8 +38,10 @@ Istio multicluster mesh across them, verified end to end.
   mcplan validate plan.yaml   check the plan
   mcplan plan plan.yaml       show what would change; changes nothing
   mcplan apply plan.yaml      make it so
+  mcplan status plan.yaml     show the clusters and the mesh as they are
 
-Exit codes: 0 success (plan --detailed-exitcode: no changes), 1 error,
+Exit codes: 0 success (plan --detailed-exitcode: no changes), 1 error
+(status: a problem),
 2 plan --detailed-exitcode: changes pending, 130 interrupted (apply again
 to resume).`,
 		SilenceUsage:  true,
@@ -55,6 +57,7 @@ to resume).`,
 		c.showCommand(),
 		c.destroyCommand(),
 		c.verifyCommand(),
+		c.statusCommand(),
 		c.stateCommand(),
 		c.kubeconfigCommand(),
 		c.schemaCommand(),

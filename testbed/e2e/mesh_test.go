@@ -198,6 +198,67 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		checkNoSecret(t, secrets, map[string][]byte{"the second apply's output": []byte(again.output)})
 	})
 
+	// mcplan status shows what istioctl remote-clusters shows per istiod:
+	// every remote cluster synced; a remote secret deleted by hand leaves
+	// its row missing (or not synced) and exit 1 until apply restores it.
+	t.Run("mcplan status: remote clusters synced, a deleted remote secret shows", func(t *testing.T) {
+		pairs := map[string]string{"cluster1": "cluster2", "cluster2": "cluster1"} // reader -> source
+		healthy := func(run statusRun) bool {
+			if run.code != 0 {
+				return false
+			}
+			for reader, source := range pairs {
+				if rc := remoteRow(run.report, reader, source); rc == nil || rc.Missing || rc.SyncStatus != "synced" {
+					return false
+				}
+			}
+			return true
+		}
+		run := w.runStatus(t, ctx)
+		if !healthy(run) {
+			t.Fatalf("status of the applied world: exit %d, not every remote cluster synced:\n%s\n%s", run.code, run.output, w.statusText(ctx))
+		}
+		for _, c := range run.report.Clusters {
+			for _, ist := range c.Istiods {
+				for _, rc := range ist.RemoteClusters {
+					if rc.SyncStatus != "synced" {
+						t.Errorf("%s: istiod %s: %s is %q", c.Name, ist.Revision, rc.ID, rc.SyncStatus)
+					}
+				}
+			}
+			if len(c.Nodes) == 0 || c.EastWest == nil || len(c.EastWest.Addresses) == 0 || len(c.Credentials) == 0 {
+				t.Errorf("%s: nodes %+v, east-west %+v, %d credentials", c.Name, c.Nodes, c.EastWest, len(c.Credentials))
+			}
+		}
+		if run.report.LastApply.Result() != "succeeded" {
+			t.Errorf("last apply: %+v", run.report.LastApply)
+		}
+		t.Logf("status:\n%s", w.statusText(ctx))
+
+		if err := w.clientFor("context-cluster1").CoreV1().Secrets("istio-system").Delete(ctx, "istio-remote-secret-cluster2", metav1.DeleteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		broken, ok := w.waitStatus(t, ctx, 60*time.Second, func(run statusRun) bool {
+			rc := remoteRow(run.report, "cluster1", "cluster2")
+			return run.code == 1 && rc != nil && (rc.Missing || rc.SyncStatus != "synced")
+		})
+		if !ok {
+			t.Fatalf("60s after the remote secret was deleted, status exits %d, cluster1's row of cluster2 %+v:\n%s",
+				broken.code, remoteRow(broken.report, "cluster1", "cluster2"), broken.output)
+		}
+		t.Logf("status %s after the remote secret was deleted:\n%s", time.Since(start).Round(time.Second), w.statusText(ctx))
+		if rc := remoteRow(broken.report, "cluster2", "cluster1"); rc == nil || rc.SyncStatus != "synced" {
+			t.Errorf("cluster2's istiod no longer reads cluster1 synced: %+v", rc)
+		}
+
+		repair := w.mustApply(t, ctx, "repair")
+		checkRepaired(t, repair, "mesh/mesh1/remotesecret/cluster2->cluster1", "istio-remote-secret-cluster2 missing in cluster1")
+		if again, ok := w.waitStatus(t, ctx, 60*time.Second, healthy); !ok {
+			t.Fatalf("after the repair, status exits %d:\n%s\n%s", again.code, again.output, w.statusText(ctx))
+		}
+	})
+
 	// A re-apply checks the control plane by reading its objects (their
 	// resourceVersions and mcplan's managed fields), not by rendering
 	// (kube.Client.Unchanged); the drifts of its objects it must still
