@@ -71,6 +71,8 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 			return namespaceRemoval{cluster: subject}
 		case plans.KindVerifySample:
 			return sampleRemoval{mesh: subject}
+		case plans.KindManifestsApply:
+			return manifestsRemoval{cluster: subject}
 		case plans.KindKubeconfigFetch:
 			return kubeconfigRemoval{cluster: subject, merged: merged}
 		case plans.KindCAIntermediate:
