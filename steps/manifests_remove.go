@@ -38,7 +38,9 @@ func (r manifestsRemoval) Remove(ctx context.Context, env *engine.Env) error {
 		if ref.Kind != "Namespace" || ref.Group != "" {
 			continue
 		}
-		if err := removeNamespace(ctx, env, c, ref.Name); err != nil {
+		// Its inventory lists it, so mcplan applied it, though its field
+		// manager may own no field of it (a Namespace with a name only).
+		if err := deleteNamespaceUnlessHeld(ctx, env, c, ref.Name); err != nil {
 			return err
 		}
 	}
