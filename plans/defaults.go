@@ -64,6 +64,7 @@ func DefaultTimeouts() map[string]time.Duration {
 		KindIstioRestart:      30 * time.Minute,
 		KindIstioRetire:       5 * time.Minute,
 		KindVerifySample:      15 * time.Minute,
+		KindManifestsApply:    10 * time.Minute,
 	}
 }
 

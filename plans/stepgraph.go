@@ -29,6 +29,7 @@ const (
 	KindIstioRestart      = "istio/restart"
 	KindIstioRetire       = "istio/retire"
 	KindVerifySample      = "verify/sample"
+	KindManifestsApply    = "manifests/apply"
 )
 
 // Kinds lists every step kind, in the order a plan's steps run.
@@ -36,7 +37,7 @@ func Kinds() []string {
 	return []string{KindHostFacts, KindK3sSnapshot, KindK3sServer, KindK3sJoin, KindKubeconfigFetch, KindKubeconfigImport,
 		KindKubeconfigMerge, KindCARoot, KindCAIntermediate, KindIstioNamespace, KindIstioCACerts, KindIstioControlPlane,
 		KindIstioEastWest, KindIstioExpose, KindIstioRemoteSecret, KindIstioGate, KindIstioTags, KindIstioRestart,
-		KindIstioRetire, KindVerifySample}
+		KindIstioRetire, KindVerifySample, KindManifestsApply}
 }
 
 // Passing reports whether steps of a kind exist only while an upgrade is
@@ -90,6 +91,7 @@ func IstioControlPlaneID(cluster string) string { return "cluster/" + cluster + 
 func IstioEastWestID(cluster string) string     { return "cluster/" + cluster + "/istio/eastwest" }
 func IstioExposeID(cluster string) string       { return "cluster/" + cluster + "/istio/expose" }
 func VerifySampleID(mesh string) string         { return "mesh/" + mesh + "/verify/sample" }
+func ManifestsApplyID(cluster string) string    { return "cluster/" + cluster + "/manifests" }
 func RemoteSecretID(mesh, src, dst string) string {
 	return "mesh/" + mesh + "/remotesecret/" + src + "->" + dst
 }
@@ -169,6 +171,9 @@ func StepsUpgrading(p *Plan, u Upgrades) []StepSpec {
 	for _, m := range p.Meshes {
 		b.mesh(m)
 	}
+	for _, c := range p.Clusters {
+		b.manifests(c)
+	}
 	return b.specs
 }
 
@@ -182,6 +187,11 @@ type stepBuilder struct {
 }
 
 func (b *stepBuilder) add(s StepSpec) { b.specs = append(b.specs, s) }
+
+// has reports whether a step of that ID was added.
+func (b *stepBuilder) has(id string) bool {
+	return slices.ContainsFunc(b.specs, func(s StepSpec) bool { return s.ID == id })
+}
 
 // NodeStepIDs returns the k3s step IDs of every host of a cluster,
 // servers first; none for a cluster mcplan did not install.
@@ -476,6 +486,34 @@ func (b *stepBuilder) meshCluster(v meshView, c Cluster, previousGateway string)
 			Role         string `json:"role"`
 		}{c.Name, v.multiNetwork, role}})
 	return IstioEastWestID(c.Name)
+}
+
+// manifests adds the step that applies a cluster's manifests
+// (Plan.ClusterManifests), if it has any, once its mesh is up: after its
+// control plane, its east-west gateway and what it exposes, and its
+// revision tags, those of them the cluster has; a cluster in no mesh
+// once its kubeconfig is fetched. The inputs are the sources as the plan
+// names them: the files' content is read by the step, whose Check finds
+// a changed file as drift.
+func (b *stepBuilder) manifests(c Cluster) {
+	sources := b.plan.ClusterManifests(c.Name)
+	if len(sources) == 0 {
+		return
+	}
+	var deps []string
+	for _, id := range []string{IstioControlPlaneID(c.Name), IstioEastWestID(c.Name), IstioExposeID(c.Name), IstioTagsID(c.Name)} {
+		if b.has(id) {
+			deps = append(deps, id)
+		}
+	}
+	if len(deps) == 0 {
+		deps = []string{KubeconfigFetchID(c.Name)}
+	}
+	b.add(StepSpec{ID: ManifestsApplyID(c.Name), Kind: KindManifestsApply, Cluster: c.Name, DependsOn: deps,
+		Inputs: struct {
+			Cluster   string           `json:"cluster"`
+			Manifests []ManifestSource `json:"manifests"`
+		}{c.Name, sources}})
 }
 
 // String makes a StepSpec readable in test failures.

@@ -178,3 +178,18 @@ func (p *Plan) ClusterAt(address string) string {
 	}
 	return ""
 }
+
+// ClusterManifests are the user's manifests applied to a cluster: its
+// mesh's (each of a mesh's clusters gets them), then its own; none for
+// a cluster not in the plan.
+func (p *Plan) ClusterManifests(cluster string) []ManifestSource {
+	c := p.Cluster(cluster)
+	if c == nil {
+		return nil
+	}
+	var out []ManifestSource
+	if m := p.MeshOf(cluster); m != nil {
+		out = append(out, m.Manifests...)
+	}
+	return append(out, c.Manifests...)
+}

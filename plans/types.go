@@ -78,6 +78,9 @@ type Cluster struct {
 	K3s        K3s                `yaml:"k3s,omitempty" json:"k3s,omitempty"`
 	API        API                `yaml:"api,omitempty" json:"api,omitempty" jsonschema:"description=Addresses of this cluster's Kubernetes API."`
 	EastWest   *EastWest          `yaml:"eastWest,omitempty" json:"eastWest,omitempty" jsonschema:"description=East-west gateway settings."`
+	// Manifests are the user's own objects applied to this cluster once
+	// its mesh is up.
+	Manifests []ManifestSource `yaml:"manifests,omitempty" json:"manifests,omitempty" jsonschema:"description=Your own Kubernetes manifests applied to this cluster once its mesh is up (server-side apply; what a later run no longer reads is pruned)."`
 }
 
 // ClusterKubeconfig locates the kubeconfig of a cluster mcplan did not
@@ -85,6 +88,14 @@ type Cluster struct {
 type ClusterKubeconfig struct {
 	Path    string `yaml:"path" json:"path" jsonschema:"description=Kubeconfig file, relative to the plan; ~ is expanded. Read only: mcplan keeps its own copy of the context's entries."`
 	Context string `yaml:"context,omitempty" json:"context,omitempty" jsonschema:"description=Context of the file. Default its current-context."`
+}
+
+// ManifestSource is one place the user's manifests are read from, as
+// kubectl apply -f (or -k) reads it.
+type ManifestSource struct {
+	Path      string `yaml:"path" json:"path" jsonschema:"description=A manifest file or a directory of them (.yaml, .yml, .json), relative to the plan; with kustomize, a kustomization directory."`
+	Recursive bool   `yaml:"recursive,omitempty" json:"recursive,omitempty" jsonschema:"description=Read the directory's subdirectories too (kubectl -R). Default false."`
+	Kustomize bool   `yaml:"kustomize,omitempty" json:"kustomize,omitempty" jsonschema:"description=The path is a kustomization directory, built as kubectl apply -k builds it. Default false."`
 }
 
 // K3s are the k3s install settings of a cluster.
@@ -152,6 +163,9 @@ type Mesh struct {
 	// RemoteSecrets configures the remote secrets' reader tokens.
 	RemoteSecrets *RemoteSecrets `yaml:"remoteSecrets,omitempty" json:"remoteSecrets,omitempty"`
 	Verify        Verify         `yaml:"verify,omitempty" json:"verify,omitempty"`
+	// Manifests are the user's own objects applied to each cluster of
+	// the mesh once the mesh is up.
+	Manifests []ManifestSource `yaml:"manifests,omitempty" json:"manifests,omitempty" jsonschema:"description=Your own Kubernetes manifests applied to each cluster of the mesh once the mesh is up, before the cluster's own manifests."`
 }
 
 // Istio are the Istio install settings of a mesh.

@@ -219,6 +219,7 @@ func (v *validator) clusters() {
 				v.add(fieldPath(path, "eastWest.address"), fmt.Sprintf("%s is not an IP address", quote(c.EastWest.Address)), "")
 			}
 		}
+		v.manifests(c.Manifests, fieldPath(path, "manifests"))
 	}
 }
 
@@ -362,6 +363,7 @@ func (v *validator) meshes() {
 			}
 		}
 		v.verify(m.Verify, fieldPath(path, "verify"))
+		v.manifests(m.Manifests, fieldPath(path, "manifests"))
 	}
 }
 

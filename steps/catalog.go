@@ -66,6 +66,7 @@ func catalogue() map[string]Constructor {
 		plans.KindIstioExpose:       kind(NewIstioExpose),
 		plans.KindIstioRemoteSecret: kind(NewIstioRemoteSecret),
 		plans.KindVerifySample:      kind(NewVerifySample),
+		plans.KindManifestsApply:    kind(NewManifestsApply),
 	}
 }
 

@@ -97,6 +97,14 @@ func removeNamespace(ctx context.Context, env *engine.Env, c *kube.Client, ns st
 		env.Logf("left namespace %s in %s: mcplan did not make it", ns, c.Name)
 		return nil
 	}
+	return deleteNamespaceUnlessHeld(ctx, env, c, ns)
+}
+
+// deleteNamespaceUnlessHeld deletes a namespace when nothing in it is
+// anyone else's, and waits until it is gone; otherwise it stays and the
+// log says what holds it.
+func deleteNamespaceUnlessHeld(ctx context.Context, env *engine.Env, c *kube.Client, ns string) error {
+	ref := kube.Ref{Version: "v1", Kind: "Namespace", Name: ns}
 	foreign, err := c.ForeignObjects(ctx, ns)
 	if err != nil {
 		return err

@@ -71,6 +71,8 @@ func Retirement(p *plans.Plan, opts RemovalOptions) func(id string, rec engine.S
 			return namespaceRemoval{cluster: subject}
 		case plans.KindVerifySample:
 			return sampleRemoval{mesh: subject}
+		case plans.KindManifestsApply:
+			return manifestsRemoval{cluster: subject}
 		case plans.KindKubeconfigFetch, plans.KindKubeconfigImport:
 			return kubeconfigRemoval{cluster: subject, merged: merged, imported: rec.Kind == plans.KindKubeconfigImport}
 		case plans.KindCAIntermediate:
