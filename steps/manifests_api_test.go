@@ -128,6 +128,23 @@ func TestManifestsOnStandin(t *testing.T) {
 	}
 	golden.Check(t, filepath.Join("testdata", "manifests", "golden", "api.golden"), out.String())
 
+	// A StatefulSet whose pod can never be scheduled: Apply fails with
+	// kstatus's reason, and Check says it is not Current until its
+	// manifest is gone.
+	write(map[string]string{"statefulset.yaml": unschedulableStatefulSet})
+	step.ReadyTimeout = 15 * time.Second
+	err = step.Apply(ctx, env)
+	if err == nil || !strings.Contains(err.Error(), "StatefulSet mf-app/db: InProgress") || !strings.Contains(err.Error(), "Unschedulable") {
+		t.Fatalf("apply of an unschedulable StatefulSet: %v, want kstatus's InProgress for StatefulSet mf-app/db and the pod Unschedulable", err)
+	}
+	if d, err := step.Check(ctx, env); err != nil || d.InSync || !strings.Contains(d.Reason, "StatefulSet mf-app/db") {
+		t.Fatalf("check of the StatefulSet that is not ready: %+v, %v", d, err)
+	}
+	if err := os.Remove(filepath.Join(files, "statefulset.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	apply("without statefulset.yaml")
+
 	if err := (manifestsRemoval{cluster: s.name}).Remove(ctx, env); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
@@ -174,3 +191,19 @@ func driftText(d engine.Drift) string {
 	}
 	return b.String()
 }
+
+// unschedulableStatefulSet is a StatefulSet whose pod asks for a node
+// label no node has.
+const unschedulableStatefulSet = `apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: mf-app}
+spec:
+  serviceName: db
+  replicas: 1
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata: {labels: {app: db}}
+    spec:
+      nodeSelector: {mcplan.io/no-such-node: "true"}
+      containers: [{name: db, image: registry.invalid/db:1}]
+`

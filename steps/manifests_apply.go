@@ -2,6 +2,8 @@ package steps
 
 import (
 	"context"
+	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -18,6 +20,10 @@ const manifestsSet = "manifests"
 // names none goes to, as with kubectl apply.
 const manifestsDefaultNamespace = "default"
 
+// manifestsReadyTimeout bounds Apply's wait for the objects to be
+// Current (kstatus), within the step's own timeout (10m by default).
+const manifestsReadyTimeout = 5 * time.Minute
+
 // ManifestsApply applies the user's own manifests to a cluster (its
 // mesh's and its own, plans.Plan.ClusterManifests) once its mesh is up,
 // as Istio's objects are applied: server-side, CRDs first, with an
@@ -31,11 +37,13 @@ type ManifestsApply struct {
 	// relative to.
 	dir     string
 	sources []plans.ManifestSource
+	// ReadyTimeout bounds the wait for the applied objects to be Current.
+	ReadyTimeout time.Duration
 }
 
 // NewManifestsApply returns the manifests/apply step of spec.Cluster.
 func NewManifestsApply(p *plans.Plan, spec plans.StepSpec, _ *Runtime) *ManifestsApply {
-	return &ManifestsApply{cluster: spec.Cluster, dir: p.Dir(), sources: p.ClusterManifests(spec.Cluster)}
+	return &ManifestsApply{cluster: spec.Cluster, dir: p.Dir(), sources: p.ClusterManifests(spec.Cluster), ReadyTimeout: manifestsReadyTimeout}
 }
 
 // objects are the manifests' objects as c's cluster gets them: read from
@@ -61,6 +69,7 @@ func (s *ManifestsApply) inventory(env *engine.Env, objs []*unstructured.Unstruc
 // apply of the same files saw them (one read of each); otherwise it
 // compares them with the files (server-side dry run) and reports each
 // changed field, each missing object and each one Apply would prune.
+// Objects as the files say must also be Current (kstatus).
 func (s *ManifestsApply) Check(ctx context.Context, env *engine.Env) (engine.Drift, error) {
 	c, err := reachableClient(ctx, env, s.cluster)
 	if err != nil {
@@ -71,14 +80,12 @@ func (s *ManifestsApply) Check(ctx context.Context, env *engine.Env) (engine.Dri
 		return engine.Drift{}, err
 	}
 	inv := s.inventory(env, objs)
-	// TODO(kstatus): the readiness of the live objects (kstatus Current)
-	// belongs here too, once steps/kube has it (the readiness branch).
 	unchanged, _, err := c.Unchanged(ctx, inv)
 	if err != nil {
 		return engine.Drift{}, err
 	}
 	if unchanged {
-		return engine.InSync(), nil
+		return s.ready(ctx, c, objs), nil
 	}
 	diffs, err := c.Diff(ctx, objs, inv)
 	if err != nil {
@@ -87,7 +94,7 @@ func (s *ManifestsApply) Check(ctx context.Context, env *engine.Env) (engine.Dri
 	if len(diffs) > 0 {
 		return diffDrift(diffs), nil
 	}
-	return engine.InSync(), nil
+	return s.ready(ctx, c, objs), nil
 }
 
 // Apply applies the objects (CRDs first, waited for until Established)
@@ -101,14 +108,23 @@ func (s *ManifestsApply) Apply(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return err
 	}
-	// TODO(kstatus): set the readiness wait of kube.ApplyOptions here
-	// once steps/kube has it (the readiness branch), so that an object
-	// that never becomes ready (a StatefulSet whose pods never run)
-	// fails the step with kstatus's reason.
-	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: s.inventory(env, objs), CRDTimeout: istioCRDTimeout, Logf: env.Logf, Wait: env.Wait})
+	// An object that never becomes Current (a StatefulSet whose pods
+	// never run) fails the step with kstatus's reason.
+	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: s.inventory(env, objs), CRDTimeout: istioCRDTimeout,
+		WaitCurrent: s.ReadyTimeout, Logf: env.Logf, Wait: env.Wait})
 	if err != nil {
 		return err
 	}
 	env.Logf("manifests: %s", res)
 	return nil
+}
+
+// ready is the drift of objects applied as the files say but not all
+// Current (kstatus): Apply waits for them again, and fails with why.
+func (s *ManifestsApply) ready(ctx context.Context, c *kube.Client, objs []*unstructured.Unstructured) engine.Drift {
+	pending := c.NotCurrent(ctx, kube.Refs(objs))
+	if len(pending) == 0 {
+		return engine.InSync()
+	}
+	return engine.Drifted("not Current: " + strings.Join(pending, "; "))
 }

@@ -88,6 +88,12 @@ func (c *Client) readiness(ctx context.Context, refs []Ref) []Readiness {
 	return out
 }
 
+// NotCurrent reads the objects refs name and lists those that are not
+// Current, one line each (Readiness.String).
+func (c *Client) NotCurrent(ctx context.Context, refs []Ref) []string {
+	return notCurrent(c.readiness(ctx, refs))
+}
+
 // WaitCurrent waits until every object refs name is Current (kstatus).
 // On timeout the error names each object that is not, with its status
 // and why ("StatefulSet sample/web: InProgress: Ready: 0/1"), and
