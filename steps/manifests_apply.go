@@ -111,7 +111,7 @@ func (s *ManifestsApply) Apply(ctx context.Context, env *engine.Env) error {
 	// An object that never becomes Current (a StatefulSet whose pods
 	// never run) fails the step with kstatus's reason.
 	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: s.inventory(env, objs), CRDTimeout: istioCRDTimeout,
-		WaitCurrent: s.ReadyTimeout, Logf: env.Logf, Wait: env.Wait})
+		WaitCurrent: readyTimeoutWithin(ctx, s.ReadyTimeout), Logf: env.Logf, Wait: env.Wait})
 	if err != nil {
 		return err
 	}
@@ -127,4 +127,20 @@ func (s *ManifestsApply) ready(ctx context.Context, c *kube.Client, objs []*unst
 		return engine.InSync()
 	}
 	return engine.Drifted("not Current: " + strings.Join(pending, "; "))
+}
+
+// readyMargin is what a readiness wait leaves of its step's time, so
+// that the wait's own error (which objects are not Current, and why)
+// is the step's, not the step's timeout.
+const readyMargin = 5 * time.Second
+
+// readyTimeoutWithin is timeout, cut to end readyMargin before ctx's
+// deadline (the step's timeout) when that comes first.
+func readyTimeoutWithin(ctx context.Context, timeout time.Duration) time.Duration {
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := time.Until(deadline) - readyMargin; left > 0 && left < timeout {
+			return left
+		}
+	}
+	return timeout
 }

@@ -259,6 +259,10 @@ func TestWalkthroughMeshOnTestHosts(t *testing.T) {
 		}
 	})
 
+	t.Run("the mesh's own manifests: applied, diffed, pruned, waited for, removed", func(t *testing.T) {
+		testUserManifests(t, ctx, w)
+	})
+
 	// A re-apply checks the control plane by reading its objects (their
 	// resourceVersions and mcplan's managed fields), not by rendering
 	// (kube.Client.Unchanged); the drifts of its objects it must still
