@@ -14,8 +14,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/discovery"
-	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -75,8 +73,15 @@ func (w warningHandler) HandleWarningHeader(code int, _, text string) {
 
 // New makes a client from a REST config. It raises client-go's default
 // rate limit (5 requests/s), which would make an install of ~40 objects
-// crawl, and bounds every request.
+// crawl, and bounds every request. Its discovery is cached in
+// DefaultDiscoveryCache (discovery_cache.go).
 func New(name string, cfg *rest.Config) (*Client, error) {
+	return NewWithDiscoveryCache(name, cfg, DefaultDiscoveryCache())
+}
+
+// NewWithDiscoveryCache is New with discovery cached under cacheDir (in
+// memory only when it is "").
+func NewWithDiscoveryCache(name string, cfg *rest.Config, cacheDir string) (*Client, error) {
 	cfg = rest.CopyConfig(cfg)
 	if cfg.WarningHandler == nil && cfg.WarningHandlerWithContext == nil {
 		cfg.WarningHandler = rest.NoWarnings{}
@@ -95,7 +100,7 @@ func New(name string, cfg *rest.Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	disc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	disc, err := discoveryClient(cfg, cacheDir)
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +109,7 @@ func New(name string, cfg *rest.Config) (*Client, error) {
 		REST:    cfg,
 		Typed:   typed,
 		Dynamic: dyn,
-		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
+		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(disc),
 	}, nil
 }
 
