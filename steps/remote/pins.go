@@ -99,7 +99,7 @@ func (p *PinFile) Trust(key, value string) error {
 		return fmt.Errorf("host key pins: unknown key %q", key)
 	}
 	if p.noNew {
-		return fmt.Errorf("no pinned host key for %s in %s, and --no-new-pins forbids pinning one: check the host's key (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then run once without --no-new-pins and commit %s", hostport, p.path, p.path)
+		return fmt.Errorf("no pinned host key for %s in %s, and this run pins none (apply's --no-new-pins, or a read-only command such as verify): check the host's key (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub on it), then run mcplan apply once without --no-new-pins and commit %s", hostport, p.path, p.path)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
