@@ -507,7 +507,7 @@ func (b *stepBuilder) manifests(c Cluster) {
 		}
 	}
 	if len(deps) == 0 {
-		deps = []string{KubeconfigFetchID(c.Name)}
+		deps = []string{KubeconfigStepID(c)}
 	}
 	b.add(StepSpec{ID: ManifestsApplyID(c.Name), Kind: KindManifestsApply, Cluster: c.Name, DependsOn: deps,
 		Inputs: struct {

@@ -682,6 +682,10 @@ meshes:
     primaries: [cluster1]
     ca: {keySize: 2048}
 `)
+		// cluster1 and cluster2 share network1: verify's podroutes needs
+		// their pod CIDRs (10.42/16, 10.44/16) routed between h1 and h2.
+		routePodCIDR(t, h[0], "10.44.0.0/16", h[1])
+		routePodCIDR(t, h[1], "10.42.0.0/16", h[0])
 		r := w.mustApply(t, ctx, "apply")
 		if _, ok := r.outcomes["mesh/mesh1/remotesecret/cluster1->cluster2"]; ok {
 			t.Error("a remote holds a remote secret")
