@@ -100,9 +100,8 @@ func (b *stepBuilder) tags(v meshView, c string, from []string) string {
 // canary adds the steps of a mesh's move to its revision that run once
 // every cluster has it installed beside the old ones (from): the gate
 // (the xDS check against the new istiods) before any tag moves, and the
-// workload restarts after their cluster's tags moved. It returns, per
-// cluster, the steps its east-west gateway waits for.
-func (b *stepBuilder) canary(v meshView, from []string) map[string][]string {
+// workload restarts after their cluster's tags moved.
+func (b *stepBuilder) canary(v meshView, from []string) {
 	gateDeps := []string{}
 	for _, c := range v.Clusters {
 		gateDeps = append(gateDeps, IstioControlPlaneID(c))
@@ -114,18 +113,18 @@ func (b *stepBuilder) canary(v meshView, from []string) map[string][]string {
 	}
 	b.add(StepSpec{ID: IstioGateID(v.Name), Kind: KindIstioGate, Mesh: v.Name, DependsOn: gateDeps,
 		Inputs: CanaryInputs{Mesh: v.Name, From: from, To: v.Istio.Revision}})
-	moved := map[string][]string{}
 	for _, c := range v.Clusters {
-		moved[c] = []string{IstioTagsID(c)}
 		if !v.RestartsWorkloads() {
 			continue
 		}
+		restartDeps := []string{IstioControlPlaneID(c)}
+		if v.Istio.Revision != "" {
+			restartDeps = []string{IstioTagsID(c)}
+		}
 		b.add(StepSpec{ID: IstioRestartID(c), Kind: KindIstioRestart, Mesh: v.Name, Cluster: c,
-			DependsOn: []string{IstioTagsID(c)},
+			DependsOn: restartDeps,
 			Inputs:    CanaryInputs{Mesh: v.Name, Cluster: c, From: from, To: v.Istio.Revision, Tags: v.RevisionTags()}})
-		moved[c] = append(moved[c], IstioRestartID(c))
 	}
-	return moved
 }
 
 // retire adds the removal of the old revisions of a canary, in every

@@ -104,3 +104,37 @@ func TestRevisionTags(t *testing.T) {
 		}
 	}
 }
+
+// TestCanaryGraphHoldsTogether checks that every step a canary's steps
+// depend on is in the graph, also for a canary back to the
+// non-revisioned control plane (which steps.CheckCanaries refuses, but
+// whose graph destroy still builds): its meshes have no tags step.
+func TestCanaryGraphHoldsTogether(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		upgrade  string
+		revision string
+		from     []string
+	}{
+		{"to-a-revision", "{restartWorkloads: true}", "r2", []string{"", "r1"}},
+		{"back-to-non-revisioned", "", "", []string{"r1"}},
+		{"back-to-non-revisioned-restarting", "{restartWorkloads: true}", "", []string{"r1"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := canaryPlan(t, tt.upgrade, "")
+			p.Meshes[0].Istio.Revision = tt.revision
+			specs := StepsUpgrading(p, Upgrades{Istio: Canaries{"mesh1": tt.from}})
+			ids := map[string]bool{}
+			for _, s := range specs {
+				ids[s.ID] = true
+			}
+			for _, s := range specs {
+				for _, d := range s.DependsOn {
+					if !ids[d] {
+						t.Errorf("step %s depends on %s, which is not in the graph", s.ID, d)
+					}
+				}
+			}
+		})
+	}
+}

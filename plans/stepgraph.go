@@ -334,9 +334,15 @@ type meshView struct {
 }
 
 // movedBy are the steps of a canary after which a cluster's workloads
-// use the new revision: its tags moved, its Deployments restarted.
+// use the new revision: its tags moved (a revisioned mesh has them), its
+// Deployments restarted. (A canary back to the non-revisioned control
+// plane has no tags step; steps.CheckCanaries refuses it, but its graph
+// still holds together, so that destroy can run.)
 func (v meshView) movedBy(cluster string) []string {
-	ids := []string{IstioTagsID(cluster)}
+	var ids []string
+	if v.Istio.Revision != "" {
+		ids = append(ids, IstioTagsID(cluster))
+	}
 	if v.RestartsWorkloads() {
 		ids = append(ids, IstioRestartID(cluster))
 	}

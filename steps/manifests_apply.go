@@ -80,12 +80,12 @@ func (s *ManifestsApply) Check(ctx context.Context, env *engine.Env) (engine.Dri
 		return engine.Drift{}, err
 	}
 	inv := s.inventory(env, objs)
-	unchanged, _, err := c.Unchanged(ctx, inv)
+	unchanged, live, err := c.Unchanged(ctx, inv)
 	if err != nil {
 		return engine.Drift{}, err
 	}
 	if unchanged {
-		return s.ready(ctx, c, objs), nil
+		return notCurrentDrift(kube.NotCurrentAmong(live)), nil
 	}
 	diffs, err := c.Diff(ctx, objs, inv)
 	if err != nil {
@@ -94,7 +94,7 @@ func (s *ManifestsApply) Check(ctx context.Context, env *engine.Env) (engine.Dri
 	if len(diffs) > 0 {
 		return diffDrift(diffs), nil
 	}
-	return s.ready(ctx, c, objs), nil
+	return notCurrentDrift(c.NotCurrent(ctx, kube.Refs(objs))), nil
 }
 
 // Apply applies the objects (CRDs first, waited for until Established)
@@ -119,10 +119,10 @@ func (s *ManifestsApply) Apply(ctx context.Context, env *engine.Env) error {
 	return nil
 }
 
-// ready is the drift of objects applied as the files say but not all
-// Current (kstatus): Apply waits for them again, and fails with why.
-func (s *ManifestsApply) ready(ctx context.Context, c *kube.Client, objs []*unstructured.Unstructured) engine.Drift {
-	pending := c.NotCurrent(ctx, kube.Refs(objs))
+// notCurrentDrift is the drift of objects applied as the files say but
+// not all Current (kstatus), pending naming those: Apply waits for them
+// again, and fails with why.
+func notCurrentDrift(pending []string) engine.Drift {
 	if len(pending) == 0 {
 		return engine.InSync()
 	}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -227,13 +229,16 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 	if timeout == 0 {
 		timeout = time.Minute
 	}
+	known := func(ref Ref) bool { return opts.Inventory == nil || slices.ContainsFunc(previous, ref.same) }
+	var mu sync.Mutex
 	seen := map[string]seenObject{}
-	applyTiers := func(objs []*unstructured.Unstructured) error {
+	applyTiers := func(ctx context.Context, objs []*unstructured.Unstructured) error {
 		for _, tier := range tiers(Sorted(objs)) {
-			outcomes, err := c.applyAll(ctx, tier)
+			outcomes, err := c.applyAll(ctx, tier, known)
 			if err != nil {
 				return err
 			}
+			mu.Lock()
 			for i, o := range tier {
 				ref, out := RefOf(o), outcomes[i]
 				switch {
@@ -248,17 +253,18 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 				}
 				seen[seenKey(ref)] = opts.Inventory.seenOf(out.after)
 			}
+			mu.Unlock()
 		}
 		return nil
 	}
-	// CRDs first; what does not need them goes while they become
-	// Established; then the custom resources they define, and, when
-	// there are any, the webhooks after them.
+	// CRDs and what does not need them go at once; once the CRDs are
+	// Established, the custom resources they define, and, when there
+	// are any, the webhooks after them.
 	order := orderAroundCRDs(objs)
-	if err := applyTiers(order.crds); err != nil {
-		return res, err
-	}
-	if err := applyTiers(order.before); err != nil {
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return applyTiers(gctx, order.crds) })
+	g.Go(func() error { return applyTiers(gctx, order.before) })
+	if err := g.Wait(); err != nil {
 		return res, err
 	}
 	if len(order.crds) > 0 {
@@ -271,7 +277,7 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			return res, err
 		}
 	}
-	if err := applyTiers(order.after); err != nil {
+	if err := applyTiers(ctx, order.after); err != nil {
 		return res, err
 	}
 
@@ -316,12 +322,17 @@ type applied struct {
 }
 
 // applyAll applies the objects of one tier at once (at most
-// applyConcurrency at a time); the first error stops the rest.
-func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured) ([]applied, error) {
+// applyConcurrency at a time); the first error stops the rest. known
+// says whether an object may exist already (applyOne).
+func (c *Client) applyAll(ctx context.Context, objs []*unstructured.Unstructured, known func(Ref) bool) ([]applied, error) {
 	out := make([]applied, len(objs))
 	err := atOnce(ctx, len(objs), applyConcurrency, func(ctx context.Context, i int) error {
 		var err error
-		out[i], err = c.applyOne(ctx, objs[i])
+		if known(RefOf(objs[i])) {
+			out[i], err = c.applyOne(ctx, objs[i])
+		} else {
+			out[i], err = c.applyNew(ctx, objs[i])
+		}
 		return err
 	})
 	return out, err

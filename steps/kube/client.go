@@ -31,6 +31,7 @@ type Client struct {
 	REST    *rest.Config
 	Typed   kubernetes.Interface
 	Dynamic dynamic.Interface
+	raw     rest.Interface
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
 }
 
@@ -100,6 +101,10 @@ func NewWithDiscoveryCache(name string, cfg *rest.Config, cacheDir string) (*Cli
 	if err != nil {
 		return nil, err
 	}
+	raw, err := rawClient(cfg)
+	if err != nil {
+		return nil, err
+	}
 	disc, err := discoveryClient(cfg, cacheDir)
 	if err != nil {
 		return nil, err
@@ -109,6 +114,7 @@ func NewWithDiscoveryCache(name string, cfg *rest.Config, cacheDir string) (*Cli
 		REST:    cfg,
 		Typed:   typed,
 		Dynamic: dyn,
+		raw:     raw,
 		mapper:  restmapper.NewDeferredDiscoveryRESTMapper(disc),
 	}, nil
 }

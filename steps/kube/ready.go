@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -86,6 +87,18 @@ func (c *Client) readiness(ctx context.Context, refs []Ref) []Readiness {
 		return nil
 	})
 	return out
+}
+
+// NotCurrentAmong lists, of objects already read (the live objects
+// Client.Unchanged returns), those that are not Current, one line each
+// (Readiness.String), in the order of their Refs.
+func NotCurrentAmong(live map[Ref]*unstructured.Unstructured) []string {
+	refs := slices.SortedFunc(maps.Keys(live), func(a, b Ref) int { return strings.Compare(a.String(), b.String()) })
+	rs := make([]Readiness, len(refs))
+	for i, ref := range refs {
+		rs[i] = ReadinessOf(ref, live[ref])
+	}
+	return notCurrent(rs)
 }
 
 // NotCurrent reads the objects refs name and lists those that are not
