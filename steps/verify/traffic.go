@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -406,19 +407,41 @@ func (s *Verifier) DeploySample(ctx context.Context, stateDir, check string, log
 	fail := func(cluster, detail string) {
 		d.failures = append(d.failures, Finding{Check: check, Cluster: cluster, Object: "namespace " + SampleNamespace, Detail: detail})
 	}
+	// The clusters get the sample at once (their log lines one at a
+	// time); their failures are told in the mesh's order.
+	var logMu sync.Mutex
+	applyLogf := func(format string, args ...any) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		logf(format, args...)
+	}
+	clients := make([]*kube.Client, len(s.mesh.Clusters))
+	problems := make([]string, len(s.mesh.Clusters))
+	var wg sync.WaitGroup
+	for i, name := range s.mesh.Clusters {
+		wg.Go(func() {
+			c, err := kube.FromKubeconfig(name, statedir.Kubeconfig(stateDir, name), applyLogf)
+			if err == nil {
+				err = c.Reachable(ctx)
+			}
+			if err != nil {
+				problems[i] = err.Error()
+				return
+			}
+			clients[i] = c
+			if _, err := c.Apply(ctx, sampleObjects(i), kube.ApplyOptions{Logf: applyLogf}); err != nil {
+				problems[i] = fmt.Sprintf("deploy the sample: %v", err)
+			}
+		})
+	}
+	wg.Wait()
 	applied := map[string]bool{}
 	for i, name := range s.mesh.Clusters {
-		c, err := kube.FromKubeconfig(name, statedir.Kubeconfig(stateDir, name), logf)
-		if err == nil {
-			err = c.Reachable(ctx)
+		if clients[i] != nil {
+			d.clients[name] = clients[i]
 		}
-		if err != nil {
-			fail(name, err.Error())
-			continue
-		}
-		d.clients[name] = c
-		if _, err := c.Apply(ctx, sampleObjects(i), kube.ApplyOptions{Logf: logf}); err != nil {
-			fail(name, fmt.Sprintf("deploy the sample: %v", err))
+		if problems[i] != "" {
+			fail(name, problems[i])
 			continue
 		}
 		applied[name] = true
