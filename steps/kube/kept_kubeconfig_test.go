@@ -46,7 +46,10 @@ func TestReadKeptKubeconfig(t *testing.T) {
 		}
 	}
 	secretToken := func(_ *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) { u.Token = "secret-token-value" }
-	insecure := func(c *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) { secretToken(c, u); c.InsecureSkipTLSVerify = true }
+	insecure := func(c *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) {
+		secretToken(c, u)
+		c.InsecureSkipTLSVerify = true
+	}
 	tokenFile := func(_ *clientcmdapi.Cluster, u *clientcmdapi.AuthInfo) { u.TokenFile = "/nonexistent/token" }
 	var out strings.Builder
 	for _, tc := range []struct {
