@@ -214,7 +214,8 @@ func TestKubeconfigImportRefuses(t *testing.T) {
 // token, a tokenFile or an exec plugin is imported, and mcplan's copy
 // (0600) carries the same stanza, the tokenFile and a relative exec
 // command made absolute from the user's file, the context marked as the
-// user's. Importing runs no plugin, and the token is in no output and no
+// user's; the merged kubeconfig carries the same stanza. Importing runs
+// no plugin, and the token is in no output and no
 // log line.
 func TestKubeconfigImportKeepsTheUserEntry(t *testing.T) {
 	lab := "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n"
@@ -266,6 +267,17 @@ func TestKubeconfigImportKeepsTheUserEntry(t *testing.T) {
 				t.Fatal(err)
 			}
 			tt.check(t, dir, cfg.AuthInfos["user-cluster2"])
+			// The plan's merged kubeconfig carries the same stanza, as
+			// kubectl users expect.
+			out, err := MergeKubeconfigs(filepath.Join(t.TempDir(), "config"), []string{copyPath})
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged, err := clientcmd.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, dir, merged.AuthInfos["user-cluster2"])
 			kept, err := kube.ReadKeptKubeconfig(copyPath)
 			if err != nil || !kept.FromUser || kept.Server != "https://192.0.2.20:6443" {
 				t.Errorf("the copy reads as %+v, %v; want the user's copy", kept, err)
