@@ -16,7 +16,8 @@ import (
 // LoadClusterKubeconfig reads the kubeconfig file of a cluster mcplan did
 // not install and returns it with the context the plan names (default:
 // the file's current-context). It only reads the file: decoding follows
-// no file path the file names and runs nothing. The error says what is
+// no file path the file names and runs nothing. Its context's cluster and
+// user must pass CheckUserKubeconfigAuth. The error says what is
 // wrong in the plan's words; field is the plan field it is about
 // ("path" or "context").
 func LoadClusterKubeconfig(file string, ck ClusterKubeconfig) (cfg *clientcmdapi.Config, context string, field string, err error) {
@@ -49,6 +50,9 @@ func LoadClusterKubeconfig(file string, ck ClusterKubeconfig) (cfg *clientcmdapi
 	}
 	if cfg.AuthInfos[kctx.AuthInfo] == nil {
 		return nil, "", field, fmt.Errorf("context %s of kubeconfig %s names user %s, which the file does not have", quote(context), quote(ck.Path), quote(kctx.AuthInfo))
+	}
+	if err := CheckUserKubeconfigAuth(cfg.Clusters[kctx.Cluster], cfg.AuthInfos[kctx.AuthInfo]); err != nil {
+		return nil, "", field, fmt.Errorf("context %s of kubeconfig %s (cluster %s, user %s): %w", quote(context), quote(ck.Path), quote(kctx.Cluster), quote(kctx.AuthInfo), err)
 	}
 	return cfg, context, field, nil
 }

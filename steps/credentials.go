@@ -133,19 +133,19 @@ const kubeRenewBefore = 90 * 24 * time.Hour
 // certificate its API serves.
 func clusterCredentials(ctx context.Context, dir string, c plans.Cluster, now time.Time) []Credential {
 	path := statedir.Kubeconfig(dir, c.Name)
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return []Credential{unread("admin kubeconfig of "+c.Name, path, err)}
-	}
-	creds, err := kube.ParseCertKubeconfig(raw)
+	creds, err := kube.ReadKeptKubeconfig(path)
 	if err != nil {
 		return []Credential{unread("admin kubeconfig of "+c.Name, path, err)}
 	}
 	var out []Credential
-	chain, err := pki.DecodeCerts(creds.CertData)
-	if err != nil || len(chain) == 0 {
+	chain, err := clientCertChain(creds)
+	switch {
+	case creds.Cert == nil:
+		// The copy of a user's kubeconfig that logs in with a token or
+		// an exec plugin: no client certificate to show.
+	case err != nil || len(chain) == 0:
 		out = append(out, unread("admin client certificate of "+c.Name, path, err))
-	} else {
+	default:
 		out = append(out, certCredential("admin client certificate of "+c.Name, path, chain[0], now, kubeRenewBefore))
 		// k3s writes the client CA after the admin certificate.
 		for _, ca := range chain[1:] {
@@ -256,4 +256,13 @@ func certCredential(what, where string, c *x509.Certificate, now time.Time, rene
 		cr.Note = fmt.Sprintf("%d days left", days)
 	}
 	return cr
+}
+
+// clientCertChain is the client certificate chain a kept kubeconfig logs
+// in with (none without one).
+func clientCertChain(k *kube.KeptKubeconfig) ([]*x509.Certificate, error) {
+	if k.Cert == nil {
+		return nil, nil
+	}
+	return pki.DecodeCerts(k.Cert.CertData)
 }

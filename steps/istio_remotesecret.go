@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -83,16 +82,11 @@ func (s *IstioRemoteSecret) meshServer() (string, error) {
 // sourceCA is the CA A's API server certificate is signed by, from A's
 // admin kubeconfig.
 func (s *IstioRemoteSecret) sourceCA(env *engine.Env) ([]byte, error) {
-	path := statedir.Kubeconfig(env.Dir, s.source.Name)
-	raw, err := os.ReadFile(path)
+	kept, err := kube.ReadKeptKubeconfig(statedir.Kubeconfig(env.Dir, s.source.Name))
 	if err != nil {
 		return nil, fmt.Errorf("kubeconfig of %s: %w", s.source.Name, err)
 	}
-	creds, err := kube.ParseCertKubeconfig(raw)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	return creds.CAData, nil
+	return kept.CAData, nil
 }
 
 // remoteKubeconfig is the kubeconfig B's istiod uses for A. It holds the

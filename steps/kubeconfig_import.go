@@ -22,12 +22,16 @@ import (
 // cluster the same way. The user's file is only read.
 //
 // The user's file is the operator's own input on the operator's machine,
-// as for kubectl: the certificate and key files its entries name are read
-// (relative to the file). But mcplan's rule holds that nothing it reads
-// makes it run code or send credentials elsewhere: an exec or
-// auth-provider entry, a token (file), insecure-skip-tls-verify or a
-// proxy are refused, as in a k3s.yaml (kube.ParseCertKubeconfig). The
-// context must authenticate with a client certificate.
+// as for kubectl: its context logs in with a client certificate (inline
+// or files, read relative to the file), a token, a tokenFile or an exec
+// plugin (aws eks get-token...), and mcplan's copy keeps that user entry
+// as it is: a tokenFile stays a path (re-read as it rotates), an exec
+// plugin is run by client-go when a request needs a credential, as
+// kubectl runs it. What plans.CheckUserKubeconfigAuth refuses
+// (insecure-skip-tls-verify, http, proxy-url, auth-provider, an exec
+// plugin that needs a terminal) fails the step as it fails validate. The
+// copy is marked as the user's (kube.MarkUserKubeconfig): only such a
+// copy is read through client-go; one fetched from a host never is.
 type KubeconfigImport struct {
 	cluster plans.Cluster
 	file    string
@@ -55,9 +59,11 @@ func (s *KubeconfigImport) desired() ([]byte, *clientcmdapi.Config, error) {
 }
 
 // ImportKubeconfig turns the context ck names of the kubeconfig file into
-// a kubeconfig with one cluster, user and context under names, holding
-// only the server, its CA and the client certificate and key (see
-// KubeconfigImport for what is refused). The file is only read.
+// a kubeconfig with one cluster, user and context under names: the
+// cluster's server, CA (inline) and TLS settings, the user entry as it
+// is with its certificate files inlined, the context marked as the
+// user's (see KubeconfigImport). The file is only read; nothing runs.
+// The result may hold a token or key: never log it.
 func ImportKubeconfig(file string, ck plans.ClusterKubeconfig, names plans.KubeconfigNames) (*clientcmdapi.Config, error) {
 	cfg, context, _, err := plans.LoadClusterKubeconfig(file, ck)
 	if err != nil {
@@ -67,18 +73,20 @@ func ImportKubeconfig(file string, ck plans.ClusterKubeconfig, names plans.Kubec
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
-	raw, err := clientcmd.Write(*one)
-	if err != nil {
-		return nil, err
+	kctx := one.Contexts[context]
+	cl, user := one.Clusters[kctx.Cluster].DeepCopy(), one.AuthInfos[kctx.AuthInfo].DeepCopy()
+	if len(cl.CertificateAuthorityData) == 0 {
+		return nil, fmt.Errorf("%s, context %s: cluster %s has no certificate-authority-data", file, context, kctx.Cluster)
 	}
-	creds, err := kube.ParseCertKubeconfig(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%s, context %s: %w", file, context, err)
-	}
-	if err := kube.CheckHTTPS(creds.Server); err != nil {
-		return nil, fmt.Errorf("%s, context %s: %w", file, context, err)
-	}
-	return creds.Kubeconfig(creds.Server, names.Cluster, names.User, names.Context), nil
+	cl.LocationOfOrigin, user.LocationOfOrigin = "", ""
+	out := clientcmdapi.NewConfig()
+	out.Clusters[names.Cluster] = cl
+	out.AuthInfos[names.User] = user
+	copied := &clientcmdapi.Context{Cluster: names.Cluster, AuthInfo: names.User}
+	kube.MarkUserKubeconfig(copied)
+	out.Contexts[names.Context] = copied
+	out.CurrentContext = names.Context
+	return out, nil
 }
 
 // contextOnly is the one context of cfg (read from file) with its cluster

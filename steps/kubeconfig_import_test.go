@@ -3,6 +3,7 @@ package steps
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,10 +11,12 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/golden"
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/kube"
 	"mcplan.io/mcplan/steps/statedir"
 )
 
@@ -162,31 +165,34 @@ func TestKubeconfigImportReadsCertificateFiles(t *testing.T) {
 	}
 }
 
-// TestKubeconfigImportRefuses: a context that would make mcplan run a
-// command, read a token or turn TLS off is refused with what it sets;
-// the exec plugin does not run.
+// TestKubeconfigImportRefuses: a context that turns TLS off, sends the
+// credentials through a proxy or in clear, uses the auth-provider gone
+// from client-go or an exec plugin that needs a terminal is refused when
+// the step runs (the user's file may change after validate), with what
+// it sets; the exec plugin does not run and no copy is kept.
 func TestKubeconfigImportRefuses(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "exec-ran")
 	lab := "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n"
 	tests := []struct {
 		name, context, from, to string
 	}{
-		{"exec", "mesh", lab, "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [\"-c\", \"touch " + marker + "\"]\n      interactiveMode: Never\n"},
-		{"token", "prod", "", ""},
+		{"exec interactive", "mesh", lab, "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [\"-c\", \"touch " + marker + "\"]\n      interactiveMode: Always\n"},
+		{"auth-provider", "mesh", lab, "    auth-provider:\n      name: gcp\n"},
 		{"insecure", "mesh", "    server: https://192.0.2.20:6443\n", "    server: https://192.0.2.20:6443\n    insecure-skip-tls-verify: true\n"},
+		{"proxy", "mesh", "    server: https://192.0.2.20:6443\n", "    server: https://192.0.2.20:6443\n    proxy-url: http://127.0.0.1:3128\n"},
 		{"http", "mesh", "https://192.0.2.20:6443", "http://192.0.2.20:6443"},
 	}
 	var out strings.Builder
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			kc := byHandKubeconfig
-			if tt.from != "" {
-				kc = strings.Replace(kc, tt.from, tt.to, 1)
-				if kc == byHandKubeconfig {
-					t.Fatal("the test's edit did not apply")
-				}
+			kc := strings.Replace(byHandKubeconfig, tt.from, tt.to, 1)
+			if kc == byHandKubeconfig {
+				t.Fatal("the test's edit did not apply")
 			}
-			s, user := importPlan(t, t.TempDir(), kc, tt.context)
+			s, user := importPlan(t, t.TempDir(), byHandKubeconfig, tt.context)
+			if err := os.WriteFile(user, []byte(kc), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			env := engine.NewEnv(plans.KubeconfigImportID("cluster2"), t.TempDir(), nil, nil, nil)
 			err := s.Apply(context.Background(), env)
 			if err == nil {
@@ -202,4 +208,83 @@ func TestKubeconfigImportRefuses(t *testing.T) {
 		t.Error("the exec plugin ran")
 	}
 	golden.Check(t, filepath.Join("testdata", "kubeconfig-import-refused.golden"), out.String())
+}
+
+// TestKubeconfigImportKeepsTheUserEntry: a context that logs in with a
+// token, a tokenFile or an exec plugin is imported, and mcplan's copy
+// (0600) carries the same stanza, the tokenFile and a relative exec
+// command made absolute from the user's file, the context marked as the
+// user's; the merged kubeconfig carries the same stanza. Importing runs
+// no plugin, and the token is in no output and no
+// log line.
+func TestKubeconfigImportKeepsTheUserEntry(t *testing.T) {
+	lab := "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n"
+	tests := []struct {
+		name, to string
+		check    func(t *testing.T, dir string, u *clientcmdapi.AuthInfo)
+	}{
+		{"token", "    token: secret-inline-token\n", func(t *testing.T, _ string, u *clientcmdapi.AuthInfo) {
+			if u.Token != "secret-inline-token" || u.Exec != nil || len(u.ClientKeyData) > 0 {
+				t.Errorf("user entry %+v", u)
+			}
+		}},
+		{"tokenFile", "    tokenFile: tokens/lab\n", func(t *testing.T, dir string, u *clientcmdapi.AuthInfo) {
+			if u.TokenFile != filepath.Join(dir, "tokens", "lab") || u.Token != "" {
+				t.Errorf("tokenFile %q, want it absolute from the user's file", u.TokenFile)
+			}
+		}},
+		{"exec", "    exec:\n      apiVersion: client.authentication.k8s.io/v1beta1\n      command: ./bin/get-token\n      args: [lab]\n      env: [{name: REGION, value: eu}]\n      interactiveMode: IfAvailable\n",
+			func(t *testing.T, dir string, u *clientcmdapi.AuthInfo) {
+				x := u.Exec
+				if x == nil || x.Command != filepath.Join(dir, "bin", "get-token") || len(x.Args) != 1 || x.Args[0] != "lab" ||
+					len(x.Env) != 1 || x.Env[0].Value != "eu" || x.APIVersion != "client.authentication.k8s.io/v1beta1" || x.InteractiveMode != clientcmdapi.IfAvailableExecInteractiveMode {
+					t.Errorf("exec %+v", x)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dir, "tokens"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "tokens", "lab"), []byte("secret-file-token"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			kc := strings.Replace(byHandKubeconfig, lab, tt.to, 1)
+			s, _ := importPlan(t, dir, kc, "mesh")
+			var log strings.Builder
+			env := engine.NewEnv(plans.KubeconfigImportID("cluster2"), t.TempDir(), nil, nil, func(e engine.Event) { fmt.Fprintf(&log, "%+v\n", e) })
+			if err := s.Apply(context.Background(), env); err != nil {
+				t.Fatal(err)
+			}
+			copyPath := statedir.Kubeconfig(env.Dir, "cluster2")
+			if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
+				t.Fatalf("copy %s: %v, %v", copyPath, fi, err)
+			}
+			cfg, err := clientcmd.LoadFromFile(copyPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, dir, cfg.AuthInfos["user-cluster2"])
+			// The plan's merged kubeconfig carries the same stanza, as
+			// kubectl users expect.
+			out, err := MergeKubeconfigs(filepath.Join(t.TempDir(), "config"), []string{copyPath})
+			if err != nil {
+				t.Fatal(err)
+			}
+			merged, err := clientcmd.Load(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, dir, merged.AuthInfos["user-cluster2"])
+			kept, err := kube.ReadKeptKubeconfig(copyPath)
+			if err != nil || !kept.FromUser || kept.Server != "https://192.0.2.20:6443" {
+				t.Errorf("the copy reads as %+v, %v; want the user's copy", kept, err)
+			}
+			if strings.Contains(fmt.Sprint(env.Outputs())+log.String(), "secret-inline-token") {
+				t.Errorf("the token is in the outputs or log:\n%v\n%s", env.Outputs(), log.String())
+			}
+		})
+	}
 }

@@ -10,6 +10,7 @@ import (
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/steps/kube"
 )
 
 // k3sYAML is shaped like /etc/rancher/k3s/k3s.yaml (fake key material).
@@ -121,5 +122,48 @@ func TestK3sKubeconfigWithExecRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the exec plugin ran")
+	}
+}
+
+// TestK3sKubeconfigCannotClaimToBeTheUsers: a k3s.yaml a host hands over
+// that carries the mark of mcplan's copy of a user's kubeconfig gains
+// nothing by it: with an exec plugin it is still refused (the plugin
+// does not run), and with a client certificate the copy kubeconfig/fetch
+// keeps is unmarked, so later steps read it strictly (the client-go path
+// is for the plan's own kubeconfig files alone).
+func TestK3sKubeconfigCannotClaimToBeTheUsers(t *testing.T) {
+	marked := strings.Replace(k3sYAML, "    cluster: default\n    user: default\n",
+		"    cluster: default\n    user: default\n    extensions:\n    - name: mcplan.io/kubeconfig-source\n      extension: user-kubeconfig\n", 1)
+	if marked == k3sYAML {
+		t.Fatal("the test's edit did not apply")
+	}
+	marker := filepath.Join(t.TempDir(), "exec-ran")
+	withExec := strings.Replace(marked, "    client-certificate-data: Q0VSVA==\n    client-key-data: S0VZ\n",
+		"    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n      args: [\"-c\", \"touch "+marker+"\"]\n      interactiveMode: Never\n", 1)
+	names := plans.KubeconfigNames{Cluster: "c", User: "u", Context: "x"}
+	if _, err := RenameK3sKubeconfig([]byte(withExec), "https://192.0.2.1:6443", names); err == nil || !strings.Contains(err.Error(), "user exec (a command to run)") {
+		t.Errorf("a marked k3s.yaml with an exec plugin: %v, want it refused", err)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the exec plugin ran")
+	}
+	cfg, err := RenameK3sKubeconfig([]byte(marked), "https://192.0.2.1:6443", names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ext := cfg.Contexts["x"].Extensions; len(ext) > 0 {
+		t.Errorf("the fetched copy carries extensions %v", ext)
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	raw, err := clientcmd.Write(*cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	kept, err := kube.ReadKeptKubeconfig(path)
+	if err != nil || kept.FromUser {
+		t.Errorf("the fetched copy reads as %+v, %v; want it read strictly", kept, err)
 	}
 }

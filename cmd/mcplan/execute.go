@@ -138,7 +138,9 @@ func (c *cli) prepare(ctx context.Context, path string, flags runFlags, lockFor 
 
 // checkAgainstState refuses a plan that the state's records rule out:
 // one that gives a host being removed to another host
-// (steps.CheckHostReuse), a k3s version its nodes cannot go to
+// (steps.CheckHostReuse), gives by kubeconfig a cluster whose k3s it
+// would then uninstall (steps.CheckInstalledClustersKept), a k3s version
+// its nodes cannot go to
 // (steps.CheckUpgrades), or names as a cluster's first server a host
 // that has not joined it (steps.CheckFirstServer).
 func (pr *prepared) checkAgainstState() error {
@@ -147,6 +149,9 @@ func (pr *prepared) checkAgainstState() error {
 		records[id], _ = pr.store.Record(id)
 	}
 	if err := steps.CheckHostReuse(pr.plan, records); err != nil {
+		return err
+	}
+	if err := steps.CheckInstalledClustersKept(pr.plan, records); err != nil {
 		return err
 	}
 	if err := steps.CheckUpgrades(pr.plan, pr.store.Record); err != nil {

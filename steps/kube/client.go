@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -35,27 +34,21 @@ type Client struct {
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
 }
 
-// FromKubeconfig makes a client from a kubeconfig file that mcplan wrote
-// (kubeconfig/fetch): its current context's server, CA and client
-// certificate, nothing else (see ParseCertKubeconfig). Requests that may
-// be sent twice are tried again when they fail transiently (see
-// retryTransport). The API's warnings (deprecated fields...) and the
-// retries go to warn; nil drops them. (Without a handler
-// client-go logs them through klog, which Istio's packages redirect to
-// stdout.)
+// FromKubeconfig makes a client from mcplan's copy of a cluster's
+// kubeconfig (kubeconfig/fetch or kubeconfig/import), read the way its
+// origin allows (ReadKeptKubeconfig): a fetched one gives its server, CA
+// and client certificate, nothing else; a user's one is read by
+// client-go as kubectl reads it. Requests that may be sent twice are
+// tried again when they fail transiently (see retryTransport). The API's
+// warnings (deprecated fields...) and the retries go to warn; nil drops
+// them. (Without a handler client-go logs them through klog, which
+// Istio's packages redirect to stdout.)
 func FromKubeconfig(name, path string, warn func(format string, args ...any)) (*Client, error) {
-	raw, err := os.ReadFile(path)
+	kept, err := ReadKeptKubeconfig(path)
 	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+		return nil, err
 	}
-	creds, err := ParseCertKubeconfig(raw)
-	if err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	if err := CheckHTTPS(creds.Server); err != nil {
-		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
-	}
-	cfg := creds.REST(creds.Server)
+	cfg := kept.REST
 	cfg.WarningHandler = warningHandler(warn)
 	// Transient failures are tried again, each attempt logged where the
 	// warnings go (the step's log).
