@@ -38,14 +38,18 @@ func CheckInstalledClustersKept(p *plans.Plan, records map[string]engine.StepRec
 		hosts[name] = append(hosts[name], host)
 	}
 	var errs *multierror.Error
-	for _, name := range slices.Sorted(maps.Keys(hosts)) {
-		on := strings.Join(hosts[name], ", ")
-		errs = multierror.Append(errs, fmt.Errorf("clusters[%s] is given by kubeconfig, but mcplan installed it: the state records its k3s on hosts %s, "+
-			"which the next apply would uninstall (taking the cluster down). Either destroy the cluster first (mcplan destroy with its servers "+
-			"still in the plan), or keep its servers and agents in the plan instead of clusters[%s].kubeconfig", name, on, name))
+	for i, c := range p.Clusters {
+		on, ok := hosts[c.Name]
+		if !ok {
+			continue
+		}
+		errs = multierror.Append(errs, p.ErrorAt(fmt.Sprintf("clusters[%d].kubeconfig", i),
+			fmt.Sprintf("cluster %s is given by kubeconfig, but mcplan installed it: the state records its k3s on hosts %s, "+
+				"which the next apply would uninstall (taking the cluster down)", c.Name, strings.Join(on, ", ")),
+			"destroy the cluster first (mcplan destroy with its servers still in the plan), or keep its servers and agents in the plan instead of a kubeconfig"))
 	}
 	if err := errs.ErrorOrNil(); err != nil {
-		return fmt.Errorf("%s: %w", p.File(), flatten(errs))
+		return flatten(errs)
 	}
 	return nil
 }

@@ -47,10 +47,10 @@ clusters:
 			"host/h2/k3s/server": k3s(plans.KindK3sServer, "cluster2", engine.StatusSucceeded),
 			"host/h3/k3s/join":   k3s(plans.KindK3sJoin, "cluster2", engine.StatusSucceeded),
 			"host/h1/k3s/server": k3s(plans.KindK3sServer, "cluster1", engine.StatusSucceeded)},
-			[]string{"plan.yaml: clusters[cluster2] is given by kubeconfig, but mcplan installed it", "hosts h2, h3", "destroy the cluster first", "keep its servers and agents in the plan"}},
+			[]string{"plan.yaml:9:17: clusters[1].kubeconfig: cluster cluster2 is given by kubeconfig, but mcplan installed it", "hosts h2, h3", "destroy the cluster first", "keep its servers and agents in the plan"}},
 		{"cluster2's removal failed earlier", map[string]engine.StepRecord{
 			"host/h2/k3s/server": k3s(plans.KindK3sServer, "cluster2", engine.StatusRemoving)},
-			[]string{"clusters[cluster2]", "hosts h2"}},
+			[]string{"clusters[1].kubeconfig: cluster cluster2", "hosts h2"}},
 		{"other records of cluster2", map[string]engine.StepRecord{
 			plans.KubeconfigFetchID("cluster2"): {Kind: plans.KindKubeconfigFetch, Status: engine.StatusSucceeded}}, nil},
 		{"a record of an older mcplan (no cluster)", map[string]engine.StepRecord{"host/h2/k3s/server": {Kind: plans.KindK3sServer}}, nil},

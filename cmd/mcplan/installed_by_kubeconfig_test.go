@@ -45,7 +45,7 @@ func TestInstalledClusterGivenByKubeconfigRefused(t *testing.T) {
 		if r.code == 0 {
 			t.Errorf("%s: accepted\n%s", args[0], r.stdout)
 		}
-		for _, want := range []string{"clusters[cluster2] is given by kubeconfig, but mcplan installed it", "hosts h8, h9", "destroy the cluster first"} {
+		for _, want := range []string{"existing-cluster.yaml:52:7: clusters[1].kubeconfig: cluster cluster2 is given by kubeconfig, but mcplan installed it", "hosts h8, h9", "destroy the cluster first"} {
 			if !strings.Contains(r.stderr, want) {
 				t.Errorf("%s: stderr lacks %q:\n%s", args[0], want, r.stderr)
 			}
