@@ -23,6 +23,7 @@ import (
 
 	"mcplan.io/mcplan/engine"
 	"mcplan.io/mcplan/internal/atomicfile"
+	"mcplan.io/mcplan/steps/kube"
 )
 
 // Files of a state directory that are not state: the local lock (a
@@ -50,8 +51,19 @@ func ignored(rel string) bool {
 		(strings.HasPrefix(base, ".") && strings.Contains(base, ".tmp-"))
 }
 
-// ReadSnapshot reads the files of a state directory; a missing directory
-// is an empty snapshot.
+// localOnly reports whether a file of a state directory stays on the
+// machine that wrote it, never read from nor written to a backend:
+// mcplan's copy of a user's own kubeconfig (kube.IsUserKubeconfigCopy),
+// which may hold an exec plugin that mcplan runs or a tokenFile it
+// reads. Only the import step, from the file the plan names, writes one;
+// what a backend's Secrets hold must not make mcplan run code or read a
+// file. Another machine's run imports the user's file again.
+func localOnly(rel string, data []byte) bool {
+	return strings.HasPrefix(rel, "kubeconfig/") && kube.IsUserKubeconfigCopy(data)
+}
+
+// ReadSnapshot reads the files of a state directory, leaving out what
+// stays local (localOnly); a missing directory is an empty snapshot.
 func ReadSnapshot(dir string) (Snapshot, error) {
 	s := Snapshot{}
 	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
@@ -82,7 +94,9 @@ func ReadSnapshot(dir string) (Snapshot, error) {
 		if err != nil {
 			return err
 		}
-		s[rel] = data
+		if !localOnly(rel, data) {
+			s[rel] = data
+		}
 		return nil
 	})
 	if err != nil {
@@ -103,14 +117,15 @@ func (s Snapshot) paths() []string {
 
 // WriteTo makes dir hold the snapshot: its files written (0600, folders
 // 0700) where they differ, and the files of dir the snapshot lacks
-// removed (dir is a cache of the backend).
+// removed (dir is a cache of the backend). What stays local (localOnly)
+// is neither written from the snapshot nor removed.
 func (s Snapshot) WriteTo(dir string) error {
 	local, err := ReadSnapshot(dir)
 	if err != nil {
 		return err
 	}
 	for _, p := range s.paths() {
-		if old, ok := local[p]; ok && bytes.Equal(old, s[p]) {
+		if old, ok := local[p]; ok && bytes.Equal(old, s[p]) || localOnly(p, s[p]) {
 			continue
 		}
 		if err := atomicfile.Write(filepath.Join(dir, filepath.FromSlash(p)), s[p], 0o600); err != nil {

@@ -54,6 +54,22 @@ func isUserKubeconfig(kctx *clientcmdapi.Context) bool {
 	return ok && string(u.Raw) == `"`+userKubeconfigSource+`"`
 }
 
+// IsUserKubeconfigCopy says whether data is a kubeconfig with a context
+// marked as a copy of a user's kubeconfig (MarkUserKubeconfig): what the
+// state backends never carry (statebackend's localOnly).
+func IsUserKubeconfigCopy(data []byte) bool {
+	cfg, err := clientcmd.Load(data)
+	if err != nil {
+		return false
+	}
+	for _, kctx := range cfg.Contexts {
+		if isUserKubeconfig(kctx) {
+			return true
+		}
+	}
+	return false
+}
+
 // KeptKubeconfig is mcplan's copy of a cluster's kubeconfig, read the way
 // its origin allows.
 type KeptKubeconfig struct {
