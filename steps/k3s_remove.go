@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/kubectl/pkg/drain"
 
@@ -120,7 +121,40 @@ func (s *K3sNode) drainAndDelete(ctx context.Context, env *engine.Env) error {
 	if err := cs.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete node %s: %w", node, err)
 	}
+	// A server's Node carries k3s's etcd finalizer: it is gone once k3s
+	// removed its etcd member. Uninstalling before that would leave the
+	// cluster's etcd counting a member that no longer answers (with two
+	// servers, no quorum).
+	gone := func() error { return waitNodeGone(ctx, cs, node, k3sNodeGoneTimeout) }
+	if err := env.Wait(fmt.Sprintf("node %s gone (its etcd member removed)", node), gone); err != nil {
+		return err
+	}
 	env.Logf("drained and deleted node %s", node)
+	return nil
+}
+
+// k3sNodeGoneTimeout bounds the wait for a deleted Node to be gone.
+const k3sNodeGoneTimeout = 2 * time.Minute
+
+// waitNodeGone polls until the Node is gone (its finalizers done); a
+// failed read is tried again until the timeout.
+func waitNodeGone(ctx context.Context, cs kubernetes.Interface, node string, timeout time.Duration) error {
+	var seen string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return true, nil
+		case err != nil:
+			seen = err.Error()
+		default:
+			seen = fmt.Sprintf("finalizers %v", n.Finalizers)
+		}
+		return false, nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s still there after %s (last seen: %s)", node, timeout, seen)
+	}
 	return nil
 }
 
