@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -96,6 +98,9 @@ func waitNodeReady(ctx context.Context, cfg *rest.Config, name string, timeout t
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	seen := "no answer from the API yet"
+	// A node is often Ready within a second of its API answering: look
+	// soon, then every second.
+	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: time.Second, Steps: math.MaxInt32}
 	for {
 		ready, why, err := nodeReadiness(ctx, client, name)
 		switch {
@@ -109,7 +114,7 @@ func waitNodeReady(ctx context.Context, cfg *rest.Config, name string, timeout t
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("node %s not Ready after %s: last seen: %s", name, timeout, seen)
-		case <-time.After(time.Second):
+		case <-time.After(backoff.Step()):
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -14,10 +15,15 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
-// pollInterval is how often waits look again.
-const pollInterval = time.Second
+// pollBackoff is how often waits look again: soon at first (a CRD is
+// Established, a small Deployment Available, within a few hundred
+// milliseconds), then every half second.
+func pollBackoff() wait.Backoff {
+	return wait.Backoff{Duration: 100 * time.Millisecond, Factor: 1.5, Cap: 500 * time.Millisecond, Steps: math.MaxInt32}
+}
 
 // poll calls probe until it reports done, fails, or timeout passes; then
 // the error carries the last thing probe saw.
@@ -25,6 +31,7 @@ func poll(ctx context.Context, timeout time.Duration, probe func(context.Context
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	seen := "no answer yet"
+	backoff := pollBackoff()
 	for {
 		done, s, err := probe(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -39,7 +46,7 @@ func poll(ctx context.Context, timeout time.Duration, probe func(context.Context
 		select {
 		case <-ctx.Done():
 			return &TimeoutError{Timeout: timeout, Seen: seen, cause: ctx.Err()}
-		case <-time.After(pollInterval):
+		case <-time.After(backoff.Step()):
 		}
 	}
 }
@@ -88,8 +95,14 @@ func (c *Client) WaitCRDsEstablished(ctx context.Context, names []string, timeou
 	stuckSince := map[string]time.Time{}
 	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
 		var pending []string
-		for _, name := range names {
-			crd, err := c.Dynamic.Resource(crdResource()).Get(ctx, name, metav1.GetOptions{})
+		crds := make([]*unstructured.Unstructured, len(names))
+		errs := make([]error, len(names))
+		_ = atOnce(ctx, len(names), applyConcurrency, func(ctx context.Context, i int) error {
+			crds[i], errs[i] = c.Dynamic.Resource(crdResource()).Get(ctx, names[i], metav1.GetOptions{})
+			return nil
+		})
+		for i, name := range names {
+			crd, err := crds[i], errs[i]
 			if err != nil {
 				pending = append(pending, name+": "+err.Error())
 				continue

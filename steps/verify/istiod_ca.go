@@ -56,6 +56,7 @@ func (s *Verifier) istiodCA(ctx context.Context, stateDir string, dial xds.DialI
 	// Secret's volume is updated): ask again while it serves another
 	// intermediate, as the xDS check asks again.
 	deadline := time.Now().Add(s.xdsTimeout())
+	retry := xdsRetries()
 	for {
 		chain, err := s.servedChain(ctx, dial, cluster, root)
 		switch {
@@ -75,12 +76,13 @@ func (s *Verifier) istiodCA(ctx context.Context, stateDir string, dial xds.DialI
 				return f
 			}
 		}
-		if ctx.Err() != nil || time.Now().Add(xdsRetryInterval).After(deadline) {
+		pause := retry.Step()
+		if ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
 			return s.otherIntermediate(f, chain, want)
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(xdsRetryInterval):
+		case <-time.After(pause):
 		}
 	}
 }

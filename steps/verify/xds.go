@@ -3,10 +3,12 @@ package verify
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
@@ -18,8 +20,8 @@ const (
 	// DefaultXDSTimeout is how long the check asks again while istiod's
 	// answers differ from the clusters.
 	DefaultXDSTimeout = time.Minute
-	// xdsRetryInterval is the pause between attempts.
-	xdsRetryInterval = 2 * time.Second
+	// xdsRetryCap is the longest pause between attempts (xdsRetries).
+	xdsRetryCap = 2 * time.Second
 	// xdsFetchTimeout bounds one question to one istiod.
 	xdsFetchTimeout = 20 * time.Second
 )
@@ -90,6 +92,7 @@ func (s *Verifier) XDSReports(ctx context.Context, sample *Sample, dial xds.Dial
 			ist.Close()
 		}
 	}()
+	retry := xdsRetries()
 	for attempt := 1; ; attempt++ {
 		world := s.readXDSWorld(ctx, clients)
 		reports := s.askIstiods(ctx, clients, dial, istiods, world)
@@ -104,7 +107,8 @@ func (s *Verifier) XDSReports(ctx context.Context, sample *Sample, dial xds.Dial
 			logf("mesh %s: xDS: %s as the clusters say (attempt %d, %s)", s.mesh.Name, plural(len(reports), "view"), attempt, elapsed)
 			return reports
 		}
-		if ctx.Err() != nil || time.Now().Add(xdsRetryInterval).After(deadline) {
+		pause := retry.Step()
+		if ctx.Err() != nil || time.Now().Add(pause).After(deadline) {
 			logf("mesh %s: xDS: %d of %d views still differ from the clusters after %d attempts (%s)", s.mesh.Name, bad, len(reports), attempt, elapsed)
 			return reports
 		}
@@ -112,11 +116,18 @@ func (s *Verifier) XDSReports(ctx context.Context, sample *Sample, dial xds.Dial
 		_ = s.waitFor("istiod's xDS to catch up with the clusters", func() error {
 			select {
 			case <-ctx.Done():
-			case <-time.After(xdsRetryInterval):
+			case <-time.After(pause):
 			}
 			return nil
 		})
 	}
+}
+
+// xdsRetries are the pauses between the xDS check's attempts: short at
+// first (istiod pushes within a second of a change), then up to
+// xdsRetryCap.
+func xdsRetries() wait.Backoff {
+	return wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Cap: xdsRetryCap, Steps: math.MaxInt32}
 }
 
 // askIstiods makes one report per primary and network. Reached istiods
