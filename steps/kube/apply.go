@@ -257,25 +257,26 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		}
 		return nil
 	}
-	// CRDs and what does not need them go at once; once the CRDs are
-	// Established, the custom resources they define, and, when there
-	// are any, the webhooks after them.
+	// CRDs and what does not need them go at once: the CRDs, then the
+	// wait for them to be Established, while the rest is sent; then the
+	// custom resources they define, and, when there are any, the
+	// webhooks after them.
 	order := orderAroundCRDs(objs)
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return applyTiers(gctx, order.crds) })
-	g.Go(func() error { return applyTiers(gctx, order.before) })
-	if err := g.Wait(); err != nil {
-		return res, err
-	}
-	if len(order.crds) > 0 {
+	g.Go(func() error {
+		if err := applyTiers(gctx, order.crds); err != nil || len(order.crds) == 0 {
+			return err
+		}
 		names := make([]string, len(order.crds))
 		for i, o := range order.crds {
 			names[i] = o.GetName()
 		}
-		established := func() error { return c.WaitCRDsEstablished(ctx, names, timeout, logf) }
-		if err := opts.wait(fmt.Sprintf("%d CRDs Established", len(names)), established); err != nil {
-			return res, err
-		}
+		established := func() error { return c.WaitCRDsEstablished(gctx, names, timeout, logf) }
+		return opts.wait(fmt.Sprintf("%d CRDs Established", len(names)), established)
+	})
+	g.Go(func() error { return applyTiers(gctx, order.before) })
+	if err := g.Wait(); err != nil {
+		return res, err
 	}
 	if err := applyTiers(ctx, order.after); err != nil {
 		return res, err
