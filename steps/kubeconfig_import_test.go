@@ -97,14 +97,7 @@ func TestKubeconfigImportKeepsACopy(t *testing.T) {
 	if err := s.Apply(ctx, env); err != nil {
 		t.Fatal(err)
 	}
-	copyPath := statedir.Kubeconfig(env.Dir, "cluster2")
-	if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
-		t.Fatalf("copy %s: %v, %v", copyPath, fi, err)
-	}
-	cfg, err := clientcmd.LoadFromFile(copyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, cfg := readImportedCopy(t, env.Dir)
 	if cfg.CurrentContext != "context-cluster2" || len(cfg.Contexts) != 1 || len(cfg.Clusters) != 1 || len(cfg.AuthInfos) != 1 {
 		t.Errorf("copy has current %q, %d contexts, %d clusters, %d users", cfg.CurrentContext, len(cfg.Contexts), len(cfg.Clusters), len(cfg.AuthInfos))
 	}
@@ -258,14 +251,7 @@ func TestKubeconfigImportKeepsTheUserEntry(t *testing.T) {
 			if err := s.Apply(context.Background(), env); err != nil {
 				t.Fatal(err)
 			}
-			copyPath := statedir.Kubeconfig(env.Dir, "cluster2")
-			if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
-				t.Fatalf("copy %s: %v, %v", copyPath, fi, err)
-			}
-			cfg, err := clientcmd.LoadFromFile(copyPath)
-			if err != nil {
-				t.Fatal(err)
-			}
+			copyPath, cfg := readImportedCopy(t, env.Dir)
 			tt.check(t, dir, cfg.AuthInfos["user-cluster2"])
 			// The plan's merged kubeconfig carries the same stanza, as
 			// kubectl users expect.
@@ -287,4 +273,19 @@ func TestKubeconfigImportKeepsTheUserEntry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// readImportedCopy reads cluster2's copy in the state directory dir,
+// which must be 0600.
+func readImportedCopy(t *testing.T, dir string) (string, *clientcmdapi.Config) {
+	t.Helper()
+	copyPath := statedir.Kubeconfig(dir, "cluster2")
+	if fi, err := os.Stat(copyPath); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("copy %s: %v, %v", copyPath, fi, err)
+	}
+	cfg, err := clientcmd.LoadFromFile(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return copyPath, cfg
 }

@@ -131,7 +131,7 @@ func TestManifestsOnStandin(t *testing.T) {
 	// A StatefulSet whose pod can never be scheduled: Apply fails with
 	// kstatus's reason, and Check says it is not Current until its
 	// manifest is gone.
-	write(map[string]string{"statefulset.yaml": unschedulableStatefulSet})
+	write(map[string]string{"statefulset.yaml": testbed.UnschedulableStatefulSet("mf-app")})
 	step.ReadyTimeout = 15 * time.Second
 	err = step.Apply(ctx, env)
 	if err == nil || !strings.Contains(err.Error(), "StatefulSet mf-app/db: InProgress") || !strings.Contains(err.Error(), "Unschedulable") {
@@ -191,19 +191,3 @@ func driftText(d engine.Drift) string {
 	}
 	return b.String()
 }
-
-// unschedulableStatefulSet is a StatefulSet whose pod asks for a node
-// label no node has.
-const unschedulableStatefulSet = `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: mf-app}
-spec:
-  serviceName: db
-  replicas: 1
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      nodeSelector: {mcplan.io/no-such-node: "true"}
-      containers: [{name: db, image: registry.invalid/db:1}]
-`

@@ -55,12 +55,9 @@ func (c *Client) applyNew(ctx context.Context, o *unstructured.Unstructured) (ap
 // objectPath is the API path of an object: /api/v1/... for the core
 // group, /apis/<group>/<version>/... for the others.
 func (c *Client) objectPath(ref Ref) (string, error) {
-	m, err := c.mapping(ref.GVK())
+	m, err := c.mappingOf(ref)
 	if err != nil {
-		if meta.IsNoMatchError(err) {
-			return "", fmt.Errorf("%s: %w: %s (is its CRD installed?)", ref, errNoKind, ref.GVK())
-		}
-		return "", fmt.Errorf("%s: %w", ref, err)
+		return "", err
 	}
 	gvr := m.Resource
 	p := path.Join("/apis", gvr.Group, gvr.Version)

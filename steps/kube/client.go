@@ -126,14 +126,24 @@ func (c *Client) mapping(gvk schema.GroupVersionKind) (*meta.RESTMapping, error)
 // errNoKind is the error of an object whose kind the API does not serve.
 var errNoKind = errors.New("the API has no such kind")
 
-// resource returns the dynamic client of an object's resource.
-func (c *Client) resource(ref Ref) (dynamic.ResourceInterface, error) {
+// mappingOf is the mapping of an object's kind; an unknown kind's error
+// wraps errNoKind.
+func (c *Client) mappingOf(ref Ref) (*meta.RESTMapping, error) {
 	m, err := c.mapping(ref.GVK())
 	if err != nil {
 		if meta.IsNoMatchError(err) {
 			return nil, fmt.Errorf("%s: %w: %s (is its CRD installed?)", ref, errNoKind, ref.GVK())
 		}
 		return nil, fmt.Errorf("%s: %w", ref, err)
+	}
+	return m, nil
+}
+
+// resource returns the dynamic client of an object's resource.
+func (c *Client) resource(ref Ref) (dynamic.ResourceInterface, error) {
+	m, err := c.mappingOf(ref)
+	if err != nil {
+		return nil, err
 	}
 	if m.Scope.Name() == meta.RESTScopeNameNamespace {
 		return c.Dynamic.Resource(m.Resource).Namespace(ref.Namespace), nil

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 
 	"mcplan.io/mcplan/plans"
+	"mcplan.io/mcplan/testbed"
 )
 
 // userManifests is a kustomization directory: a Namespace, a Deployment
@@ -46,19 +47,7 @@ metadata: {name: strict, namespace: mf-e2e}
 spec:
   mtls: {mode: STRICT}
 `,
-	"statefulset.yaml": `apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: db, namespace: mf-e2e}
-spec:
-  serviceName: db
-  replicas: 1
-  selector: {matchLabels: {app: db}}
-  template:
-    metadata: {labels: {app: db}}
-    spec:
-      nodeSelector: {mcplan.io/no-such-node: "true"}
-      containers: [{name: db, image: registry.invalid/db:1}]
-`,
+	"statefulset.yaml": testbed.UnschedulableStatefulSet("mf-e2e"),
 }
 
 // testUserManifests applies the mesh's own manifests (a kustomization
