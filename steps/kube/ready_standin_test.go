@@ -78,20 +78,7 @@ spec:
 		t.Errorf("Deployment Current with %d available replicas, want 2", available)
 	}
 
-	statefulSet := parseObjects(t, "statefulset", `
-apiVersion: apps/v1
-kind: StatefulSet
-metadata: {name: web, namespace: kstatus}
-spec:
-  replicas: 1
-  serviceName: web
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      nodeSelector: {mcplan.io/no-such-node: "true"}
-      containers: [{name: web, image: registry.invalid/web:1}]
-`)
+	statefulSet := parseObjects(t, "statefulset", testbed.UnschedulableStatefulSet("kstatus"))
 	const timeout = 20 * time.Second
 	start := time.Now()
 	_, err = c.Apply(ctx, statefulSet, ApplyOptions{Logf: logf, WaitCurrent: timeout})
@@ -105,7 +92,7 @@ spec:
 	}
 	msg := err.Error()
 	t.Logf("the error: %s", msg)
-	for _, want := range []string{"StatefulSet kstatus/web: InProgress: Ready: 0/1", "Unschedulable"} {
+	for _, want := range []string{"StatefulSet kstatus/db: InProgress: Ready: 0/1", "Unschedulable"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("the error does not say %q", want)
 		}
