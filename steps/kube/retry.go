@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/net/http2"
 	utilnet "k8s.io/apimachinery/pkg/util/net"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -123,40 +125,42 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // once sends one attempt, bounded by limit unless the request streams (a
-// watch, a followed log); the bound lasts until the answer's body is
-// closed.
+// watch, a followed log, an upgrade to a stream). The answer of a request that does not stream
+// is read whole within the attempt, so an answer cut off while it is read
+// (an API server restarting resets its HTTP/2 streams) is an attempt that
+// failed, sent again, rather than an error of the caller's read.
 func (t *retryTransport) once(req *http.Request, limit time.Duration) (*http.Response, error) {
 	q := req.URL.Query()
-	if limit <= 0 || q.Get("watch") == "true" || q.Get("follow") == "true" {
+	if q.Get("watch") == "true" || q.Get("follow") == "true" || req.Header.Get("Upgrade") != "" {
 		return t.next.RoundTrip(req)
 	}
-	ctx, cancel := context.WithTimeoutCause(req.Context(), limit, errAttemptTimeout)
-	resp, err := t.next.RoundTrip(req.WithContext(ctx))
-	if err != nil {
-		cancel()
-		if errors.Is(context.Cause(ctx), errAttemptTimeout) && req.Context().Err() == nil {
-			return nil, fmt.Errorf("%w after %s: %w", errAttemptTimeout, limit, err)
-		}
-		return nil, err
+	ctx, cancel := req.Context(), context.CancelFunc(func() {})
+	if limit > 0 {
+		ctx, cancel = context.WithTimeoutCause(req.Context(), limit, errAttemptTimeout)
 	}
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
-	return resp, nil
+	defer cancel()
+	resp, err := t.next.RoundTrip(req.WithContext(ctx))
+	if err == nil {
+		var body []byte
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			return resp, nil
+		}
+		err = fmt.Errorf("%w: %w", errAnswerCut, err)
+	}
+	if errors.Is(context.Cause(ctx), errAttemptTimeout) && req.Context().Err() == nil {
+		return nil, fmt.Errorf("%w after %s: %w", errAttemptTimeout, limit, err)
+	}
+	return nil, err
 }
 
 // errAttemptTimeout marks an attempt its own bound ended.
 var errAttemptTimeout = errors.New("no answer")
 
-// cancelOnClose ends an attempt's context once its body is read.
-type cancelOnClose struct {
-	io.ReadCloser
-	cancel context.CancelFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel()
-	return err
-}
+// errAnswerCut marks an answer whose body could not be read to its end.
+var errAnswerCut = errors.New("answer cut off while read")
 
 // retryAfter is the wait an answer asks for (Retry-After in seconds),
 // capped; 0 without one.
@@ -204,12 +208,14 @@ func transient(ctx context.Context, resp *http.Response, err error) string {
 	if err != nil {
 		var ne net.Error
 		switch {
-		case errors.Is(err, errAttemptTimeout):
+		case errors.Is(err, errAttemptTimeout), errors.Is(err, errAnswerCut):
 			return err.Error()
 		case utilnet.IsConnectionRefused(err):
 			return "connection refused"
 		case utilnet.IsConnectionReset(err):
 			return "connection reset"
+		case errors.As(err, new(http2.StreamError)):
+			return "stream reset by the server"
 		case utilnet.IsProbableEOF(err) || errors.Is(err, io.ErrUnexpectedEOF):
 			return "connection closed before an answer"
 		case errors.As(err, &ne) && ne.Timeout():

@@ -21,7 +21,8 @@ import (
 
 // flakyServer is a real HTTP server on loopback whose first failures
 // requests fail as fail says: "refuse" cuts the connection without an
-// answer (the client sees it reset or closed), "503" and "500" answer so,
+// answer (the client sees it reset or closed), "cut body" cuts it after the
+// start of an answer, "503" and "500" answer so,
 // "429" answers Too Many Requests with Retry-After: 1, "hang" answers
 // only after two seconds.
 type flakyServer struct {
@@ -64,10 +65,13 @@ func startFlaky(t *testing.T, failures int32, fail string) *flakyServer {
 				}
 				return
 			}
-			// Cut the connection without an answer, as a server that
-			// goes away does.
+			// Cut the connection without an answer (or, "cut body", in
+			// the middle of one), as a server that goes away does.
 			conn, _, err := w.(http.Hijacker).Hijack()
 			if err == nil {
+				if fail == "cut body" {
+					fmt.Fprint(conn, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"kind\":")
+				}
 				if tc, ok := conn.(*net.TCPConn); ok {
 					tc.SetLinger(0) // a reset, not a clean close
 				}
@@ -112,6 +116,7 @@ func TestRetryTransport(t *testing.T) {
 	}{
 		{"GET through a cut connection", http.MethodGet, "", 2, "refuse", true, 3, "trying again"},
 		{"server-side apply PATCH resent with its body", http.MethodPatch, `{"kind":"ConfigMap"}`, 2, "refuse", true, 3, "PATCH"},
+		{"an answer cut off while read is asked for again", http.MethodPatch, `{"kind":"ConfigMap"}`, 1, "cut body", true, 2, "answer cut off while read"},
 		{"503 while starting", http.MethodGet, "", 3, "503", true, 4, "answered 503 Service Unavailable"},
 		{"500 of an etcd leader change", http.MethodPatch, `{"kind":"ConfigMap"}`, 1, "500", true, 2, "answered 500 Internal Server Error"},
 		{"an attempt with no answer is sent again", http.MethodGet, "", 1, "hang", true, 2, "no answer after 300ms"},
