@@ -451,11 +451,7 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 // restart restarts the k3s service for a new binary or config (why).
 func (s *K3sNode) restart(ctx context.Context, env *engine.Env, c *remote.Client, why string) error {
 	env.Logf("restarting %s for the new %s", s.unit(), why)
-	err := env.Wait("restart of "+s.unit()+" on "+s.host.Name, func() error {
-		_, err := c.Run(ctx, "systemctl restart "+s.unit(), remoteOptions(env))
-		return err
-	})
-	if err != nil {
+	if err := s.startUnit(ctx, env, c, "restart", "systemctl restart "+remote.ShellQuote(s.unit())); err != nil {
 		return fmt.Errorf("restart: %w", err)
 	}
 	return nil
@@ -464,14 +460,26 @@ func (s *K3sNode) restart(ctx context.Context, env *engine.Env, c *remote.Client
 // ensureStarted starts the k3s service unless it runs.
 func (s *K3sNode) ensureStarted(ctx context.Context, env *engine.Env, c *remote.Client) error {
 	unit := remote.ShellQuote(s.unit())
-	err := env.Wait("start of "+s.unit()+" on "+s.host.Name, func() error {
-		_, err := c.Run(ctx, "systemctl is-active --quiet "+unit+" || systemctl start "+unit, remoteOptions(env))
-		return err
-	})
-	if err != nil {
+	if err := s.startUnit(ctx, env, c, "start", "systemctl is-active --quiet "+unit+" || systemctl start "+unit); err != nil {
 		return fmt.Errorf("start %s: %w", s.unit(), err)
 	}
 	return nil
+}
+
+// startUnit runs command, a systemctl start or restart, which returns once
+// k3s says it is up: k3s's unit has no start timeout of its own, so the
+// wait is bounded by the step's node timeout, and a start that did not
+// end says what k3s's log shows.
+func (s *K3sNode) startUnit(ctx context.Context, env *engine.Env, c *remote.Client, what, command string) error {
+	return env.Wait(what+" of "+s.unit()+" on "+s.host.Name, func() error {
+		runCtx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		_, err := c.Run(runCtx, command, remoteOptions(env))
+		if err != nil && ctx.Err() == nil && runCtx.Err() != nil {
+			return fmt.Errorf("%s did not come up within %s%s", s.unit(), s.timeout, s.journalTail(ctx, c))
+		}
+		return err
+	})
 }
 
 // waitReady waits, within the step's timeout, for the first server to

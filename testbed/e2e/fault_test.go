@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/testbed"
 )
@@ -37,6 +39,12 @@ type fault struct {
 	// for 20 s) or returns how to end it (iptables rules, ended after
 	// the apply).
 	inject func(t *testing.T) (end func())
+	// begun, when set, holds the apply (SIGSTOP) from the moment until
+	// it returns (the fault has begun: k3s's API refuses connections),
+	// then lets it go on (SIGCONT): the step at the moment meets the
+	// fault rather than finishing before it bites (a restart takes a
+	// second or two to stop an API server; a step may take 0.1 s).
+	begun func(t *testing.T)
 	// evidence is a line of the apply's output that shows it rode
 	// through the fault (a retry, a redial); "" when none is certain.
 	evidence string
@@ -72,9 +80,9 @@ func TestFaultsOnTheWalkthroughWorld(t *testing.T) {
 
 	for _, f := range []fault{
 		{name: "k3s restarted on h1 during its Istio control plane apply", targets: controlPlane1,
-			moment: "cluster/cluster1/istio/controlplane  | rendered", inject: w.restartK3s(h1), evidence: "trying again"},
+			moment: "cluster/cluster1/istio/controlplane  | rendered", inject: w.restartK3s(h1), begun: apiDown(h1), evidence: "trying again"},
 		{name: "k3s restarted on h2 during the remote-secret steps", targets: []string{"mesh/mesh1/remotesecret/*"},
-			moment: "mesh/mesh1/remotesecret/cluster2->cluster1  creating", inject: w.restartK3s(h2), evidence: "trying again"},
+			moment: "mesh/mesh1/remotesecret/cluster2->cluster1  creating", inject: w.restartK3s(h2), begun: apiDown(h2), evidence: "trying again"},
 		{name: "20% packet loss both ways on h2 for the whole apply", targets: controlPlane2,
 			inject: w.packetLoss(h2, 0.2)},
 		{name: "h3's link down for 20 s during its k3s upload", targets: agent,
@@ -88,7 +96,7 @@ func TestFaultsOnTheWalkthroughWorld(t *testing.T) {
 	} {
 		t.Run(f.name, func(t *testing.T) {
 			w.destroy(t, ctx, f.targets)
-			out, code, took := w.applyDuring(t, ctx, f.moment, f.inject)
+			out, code, took := w.applyDuring(t, ctx, f.moment, f.inject, f.begun)
 			t.Logf("apply with the fault: exit %d after %s", code, took.Round(time.Millisecond))
 			if f.name == "20% packet loss both ways on h2 for the whole apply" {
 				t.Logf("the same work without a fault took %s", baseline.Round(time.Millisecond))
@@ -148,7 +156,7 @@ func TestFaultsOnTheWalkthroughWorld(t *testing.T) {
 			_ = exec.Command("dd", "if=/dev/zero", "of="+fill, "bs=4k").Run()
 			t.Logf("filled the state directory's file system")
 			return nil
-		})
+		}, nil)
 		if code == 0 || !strings.Contains(out, "no space left on device") {
 			t.Fatalf("apply on a full state directory: exit %d, want a failure naming the full disk\n%s", code, out)
 		}
@@ -209,7 +217,7 @@ func (w *world) destroyAll(t *testing.T, ctx context.Context) {
 // applyDuring runs mcplan apply (text output) and starts inject when a
 // line holds moment (at once for ""). It returns the output, the exit
 // code and how long the apply took; the fault is over when it returns.
-func (w *world) applyDuring(t *testing.T, ctx context.Context, moment string, inject func(*testing.T) func()) (string, int, time.Duration) {
+func (w *world) applyDuring(t *testing.T, ctx context.Context, moment string, inject func(*testing.T) func(), begun func(*testing.T)) (string, int, time.Duration) {
 	t.Helper()
 	var (
 		wg  sync.WaitGroup
@@ -247,7 +255,15 @@ func (w *world) applyDuring(t *testing.T, ctx context.Context, moment string, in
 		if !started && strings.Contains(sc.Text(), moment) {
 			started = true
 			t.Logf("fault injected at %q", sc.Text())
+			if begun == nil {
+				startFault()
+				continue
+			}
+			if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+				t.Fatalf("hold the apply: %v", err)
+			}
 			startFault()
+			holdUntil(t, cmd.Process, begun)
 		}
 	}
 	err = cmd.Wait()
@@ -266,6 +282,35 @@ func (w *world) applyDuring(t *testing.T, ctx context.Context, moment string, in
 		t.Fatal(err)
 	}
 	return out.String(), code, took
+}
+
+// holdUntil waits for begun with the stopped process p, then lets p go
+// on (also when begun fails the test).
+func holdUntil(t *testing.T, p *os.Process, begun func(*testing.T)) {
+	defer func() {
+		if err := p.Signal(syscall.SIGCONT); err != nil {
+			t.Errorf("let the apply go on: %v", err)
+		}
+	}()
+	start := time.Now()
+	begun(t)
+	t.Logf("apply held %s, until the fault began", time.Since(start).Round(time.Millisecond))
+}
+
+// apiDown waits until h's Kubernetes API refuses connections (its k3s
+// stopped), at most 30 s.
+func apiDown(h testbed.Host) func(*testing.T) {
+	return func(t *testing.T) {
+		addr := net.JoinHostPort(h.Address, strconv.Itoa(plans.DefaultAPIPort))
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+		t.Fatalf("%s's API at %s still answers 30 s into the fault", h.Name, addr)
+	}
 }
 
 // restartK3s restarts k3s on h, as an upgrade or a config change does.
