@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,15 @@ func (s *K3sNode) drainAndDelete(ctx context.Context, env *engine.Env) error {
 	if err != nil {
 		return fmt.Errorf("get node %s: %w", node, err)
 	}
+	if s.joinedServerLeaves && s.etcdMember() {
+		// k3s's etcd controller puts its finalizer on a server's Node a
+		// moment after the Node registers (Ready comes first); a Node
+		// deleted before that goes at once and leaves its etcd member.
+		held := func() error { return waitEtcdFinalizer(ctx, cs, node, k3sNodeGoneTimeout) }
+		if err := env.Wait(fmt.Sprintf("node %s held by k3s's etcd finalizer", node), held); err != nil {
+			return err
+		}
+	}
 	if err := cordonAndDrain(ctx, env, cs, n); err != nil {
 		return err
 	}
@@ -133,8 +143,45 @@ func (s *K3sNode) drainAndDelete(ctx context.Context, env *engine.Env) error {
 	return nil
 }
 
-// k3sNodeGoneTimeout bounds the wait for a deleted Node to be gone.
+// k3sNodeGoneTimeout bounds the wait for a deleted Node to be gone, and
+// for a server's Node to carry k3s's etcd finalizer.
 const k3sNodeGoneTimeout = 2 * time.Minute
+
+// k3sEtcdFinalizer is the finalizer k3s's etcd controller (wrangler's
+// OnRemove handler "managed-etcd-controller") puts on the Node of every
+// server with an embedded etcd member: deleting the Node removes the
+// member, then the finalizer.
+const k3sEtcdFinalizer = "wrangler.cattle.io/managed-etcd-controller"
+
+// etcdMember says whether the server holds a member of the cluster's
+// embedded etcd: every server does, unless the cluster keeps its data in
+// an external datastore (k3s's --datastore-endpoint).
+func (s *K3sNode) etcdMember() bool {
+	return !slices.ContainsFunc(s.cluster.K3s.Args, func(a string) bool {
+		return strings.HasPrefix(strings.TrimLeft(a, "-"), "datastore-endpoint")
+	})
+}
+
+// waitEtcdFinalizer polls until the Node carries k3sEtcdFinalizer, so
+// that deleting it removes its etcd member; a failed read is tried again
+// until the timeout.
+func waitEtcdFinalizer(ctx context.Context, cs kubernetes.Interface, node string, timeout time.Duration) error {
+	var seen string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			seen = err.Error()
+			return false, nil
+		}
+		seen = fmt.Sprintf("finalizers %v", n.Finalizers)
+		return slices.Contains(n.Finalizers, k3sEtcdFinalizer), nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s has no %s after %s (last seen: %s): deleting it would leave its etcd member, "+
+			"and the cluster's etcd counting a member that no longer answers", node, k3sEtcdFinalizer, timeout, seen)
+	}
+	return nil
+}
 
 // waitNodeGone polls until the Node is gone (its finalizers done); a
 // failed read is tried again until the timeout.
