@@ -24,7 +24,12 @@ func TestK3sDecide(t *testing.T) {
 		{"other version", func(l *liveState) { l.version = "v1.30.0+k3s1" }, "", true, false, []string{"k3s v1.30.0+k3s1 installed, plan wants v1.31.4+k3s1"}},
 		{"other airgap binary", func(*liveState) {}, "other", true, false, []string{"k3s binary differs from airgap.binary"}},
 		{"config only", func(l *liveState) { l.configSHA = "old" }, "", false, true, []string{"/etc/rancher/k3s/config.yaml differs from the plan"}},
+		{"config written after the start", func(l *liveState) { l.configWritten, l.serviceStarted = 1001, 1000 }, "", false, true,
+			[]string{"/etc/rancher/k3s/config.yaml was written after service k3s started (an apply was cut off before restarting it)"}},
+		{"config written before the start", func(l *liveState) { l.configWritten, l.serviceStarted = 1000, 1000 }, "", false, false, nil},
+		{"start time unknown", func(l *liveState) { l.configWritten = 1001 }, "", false, false, nil},
 		{"stopped", func(l *liveState) { l.active = "inactive" }, "", false, true, []string{"service k3s is inactive"}},
+		{"stopped, config written after its last start", func(l *liveState) { l.active, l.configWritten, l.serviceStarted = "inactive", 1001, 1000 }, "", false, true, []string{"service k3s is inactive"}},
 		{"disabled", func(l *liveState) { l.enabled = "disabled" }, "", true, false, []string{"service k3s is not enabled"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

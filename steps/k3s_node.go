@@ -152,6 +152,16 @@ type liveState struct {
 	// reading it (size, change time, inode): a binary whose stamp is the
 	// one the last apply recorded has the sum it recorded.
 	binaryStamp string
+	// configWritten and serviceStarted are config.yaml's modification
+	// time and when the service's running process started, in Unix
+	// seconds (0: unknown).
+	configWritten, serviceStarted int64
+}
+
+// configUnread says the running service started before config.yaml was
+// last written: an apply that wrote it was cut off before its restart.
+func (l liveState) configUnread() bool {
+	return l.active == "active" && l.configWritten > 0 && l.serviceStarted > 0 && l.configWritten > l.serviceStarted
 }
 
 // Outputs of k3s/server and k3s/join that let a later Check take the
@@ -194,7 +204,10 @@ echo "version=$(%[1]s --version 2>/dev/null | head -n1 | awk '{print $3}')"
 [ %[5]s = uploaded ] || echo "binary=$(sha256sum %[1]s 2>/dev/null | cut -d' ' -f1)"
 fi
 echo "config=$(sha256sum %[2]s 2>/dev/null | cut -d' ' -f1)"
+echo "config_written=$(stat -c %%Y %[2]s 2>/dev/null)"
 echo "active=$(systemctl is-active %[3]s 2>/dev/null)"
+started=$(systemctl show -p ExecMainStartTimestamp --value %[3]s 2>/dev/null)
+echo "service_started=$([ -n "$started" ] && date -d "$started" +%%s 2>/dev/null)"
 echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sConfigPath, s.unit(), remote.ShellQuote(knownStamp), mode)
 	res, err := c.Run(ctx, script, remote.RunOptions{})
 	if err != nil {
@@ -202,6 +215,8 @@ echo "enabled=$(systemctl is-enabled %[3]s 2>/dev/null)"`, k3sBinaryPath, k3sCon
 	}
 	kv := parseKeyValues(res.Stdout)
 	l := liveState{version: kv["version"], binarySHA: kv["binary"], configSHA: kv["config"], active: kv["active"], enabled: kv["enabled"], binaryStamp: kv["binary_stamp"]}
+	l.configWritten, _ = strconv.ParseInt(kv["config_written"], 10, 64)
+	l.serviceStarted, _ = strconv.ParseInt(kv["service_started"], 10, 64)
 	switch {
 	case kv["known"] == "yes":
 		l.version, l.binarySHA = knownVersion, knownSHA
@@ -246,6 +261,10 @@ func (s *K3sNode) decide(l liveState, configSHA, binarySHA string) k3sDecision {
 	if configDiffers {
 		d.reasons = append(d.reasons, k3sConfigPath+" differs from the plan")
 	}
+	configUnread := !configDiffers && l.configUnread()
+	if configUnread {
+		d.reasons = append(d.reasons, fmt.Sprintf("%s was written after service %s started (an apply was cut off before restarting it)", k3sConfigPath, s.unit()))
+	}
 	if l.version != "" && l.active != "active" {
 		d.reasons = append(d.reasons, fmt.Sprintf("service %s is %s", s.unit(), orUnknown(l.active)))
 	}
@@ -254,7 +273,7 @@ func (s *K3sNode) decide(l liveState, configSHA, binarySHA string) k3sDecision {
 	}
 	d.upgrade = l.version != "" && ((wantVersion != "" && l.version != wantVersion) || binaryDiffers)
 	d.install = l.version == "" || d.upgrade || l.enabled != "enabled"
-	d.restart = !d.install && (configDiffers || l.active != "active")
+	d.restart = !d.install && (configDiffers || configUnread || l.active != "active")
 	return d
 }
 

@@ -151,6 +151,7 @@ func TestK3sClustersOnTestHosts(t *testing.T) {
 			name, breakIt, reason string // reason "": no drift
 		}{
 			{"config.yaml edited by hand", "echo 'node-label: [edited=by-hand]' >> /etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/config.yaml differs from the plan"},
+			{"config.yaml written after k3s started (an apply cut off before its restart)", "sleep 1.1 && touch /etc/rancher/k3s/config.yaml", "/etc/rancher/k3s/config.yaml was written after service k3s started"},
 			{"binary written again, same content", "cp /usr/local/bin/k3s /usr/local/bin/k3s.copy && mv -f /usr/local/bin/k3s.copy /usr/local/bin/k3s", ""},
 			{"binary with other content", "printf x >> /usr/local/bin/k3s", "k3s binary differs from airgap.binary"},
 		} {
