@@ -125,10 +125,11 @@ func (t *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // once sends one attempt, bounded by limit unless the request streams (a
-// watch, a followed log, an upgrade to a stream). The answer of a request that does not stream
-// is read whole within the attempt, so an answer cut off while it is read
-// (an API server restarting resets its HTTP/2 streams) is an attempt that
-// failed, sent again, rather than an error of the caller's read.
+// watch, a followed log, an upgrade to a stream). The answer of a request
+// that does not stream is read whole within the attempt, so an answer cut
+// off while it is read (an API server restarting resets its HTTP/2
+// streams) is an attempt that failed, sent again, rather than an error of
+// the caller's read.
 func (t *retryTransport) once(req *http.Request, limit time.Duration) (*http.Response, error) {
 	q := req.URL.Query()
 	if q.Get("watch") == "true" || q.Get("follow") == "true" || req.Header.Get("Upgrade") != "" {
