@@ -111,7 +111,14 @@ func TestManifestsOnStandin(t *testing.T) {
 
 	write(manifestFiles("slow", "second-secret-value"))
 	check("a ConfigMap and a Secret changed")
+	before := len(logs.all())
 	apply("the changes")
+	// The bare Namespace (no field of mcplan's own) is not "updated":
+	// the API server only gave its fields to "before-first-apply".
+	if changes := strings.Join(logs.all()[before:], "\n"); !strings.Contains(changes, "0 created, 2 updated, 3 unchanged") ||
+		strings.Contains(changes, "updated Namespace") {
+		t.Errorf("the apply of a changed ConfigMap and Secret logged:\n%s\nwant 2 updated, the Namespace unchanged", changes)
+	}
 	check("after applying the changes")
 
 	if err := os.Remove(filepath.Join(files, "deployment.yaml")); err != nil {

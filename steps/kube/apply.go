@@ -372,7 +372,26 @@ func (c *Client) applyOne(ctx context.Context, o *unstructured.Unstructured) (ap
 	if before == nil {
 		return applied{changed: true, created: true, after: after}, nil
 	}
-	return applied{changed: after.GetResourceVersion() != before.GetResourceVersion(), after: after}, nil
+	changed := after.GetResourceVersion() != before.GetResourceVersion() && !bookkeepingOnly(before, after)
+	return applied{changed: changed, after: after}, nil
+}
+
+// bookkeepingOnly says whether after differs from before only in what the
+// API server keeps for itself: the resourceVersion and other managers'
+// managedFields, mcplan's own entry the same. An object applied with no
+// field of mcplan's own (a bare Namespace) has no managedFields at all,
+// and the next apply gives its fields to a "before-first-apply" manager:
+// nothing of the object changed.
+func bookkeepingOnly(before, after *unstructured.Unstructured) bool {
+	if !apiequality.Semantic.DeepEqual(ownEntry(before), ownEntry(after)) {
+		return false
+	}
+	b, a := before.DeepCopy(), after.DeepCopy()
+	for _, o := range []*unstructured.Unstructured{b, a} {
+		o.SetResourceVersion("")
+		o.SetManagedFields(nil)
+	}
+	return apiequality.Semantic.DeepEqual(b.Object, a.Object)
 }
 
 // Delete deletes an object (background propagation) and says whether it
