@@ -22,6 +22,8 @@ type Readiness struct {
 	Ref     Ref
 	Status  status.Status
 	Message string
+	// unread: the object could not be read (Message says why).
+	unread bool
 }
 
 // String is "Kind namespace/name: Status: message".
@@ -80,7 +82,7 @@ func (c *Client) readiness(ctx context.Context, refs []Ref) []Readiness {
 	_ = atOnce(ctx, len(refs), readConcurrency, func(ctx context.Context, i int) error {
 		live, err := c.Get(ctx, refs[i])
 		if err != nil {
-			out[i] = Readiness{Ref: refs[i], Status: status.UnknownStatus, Message: err.Error()}
+			out[i] = Readiness{Ref: refs[i], Status: status.UnknownStatus, Message: err.Error(), unread: true}
 			return nil
 		}
 		out[i] = ReadinessOf(refs[i], live)
@@ -120,7 +122,7 @@ func (c *Client) WaitCurrent(ctx context.Context, refs []Ref, timeout time.Durat
 	var last []Readiness
 	failed := map[Ref]string{}
 	err := poll(ctx, timeout, func(ctx context.Context) (bool, string, error) {
-		last = c.readiness(ctx, refs)
+		last = keepLastRead(last, c.readiness(ctx, refs))
 		for _, r := range last {
 			if r.Status == status.FailedStatus && failed[r.Ref] != r.Message && logf != nil {
 				logf("%s", r)
@@ -140,6 +142,18 @@ func (c *Client) WaitCurrent(ctx context.Context, refs []Ref, timeout time.Durat
 		return fmt.Errorf("wait for %s to be Current: %w%s", what, err, c.diagnoseNotCurrent(ctx, last))
 	}
 	return nil
+}
+
+// keepLastRead is now, where an object that could not be read this time
+// (a lost answer, the wait's deadline near) keeps what it was last read
+// as: the timeout's "last seen" names its status, not the failed read.
+func keepLastRead(last, now []Readiness) []Readiness {
+	for i := range now {
+		if now[i].unread && i < len(last) && !last[i].unread {
+			now[i] = last[i]
+		}
+	}
+	return now
 }
 
 // diagnoseNotCurrent describes the namespaces of the objects that are not

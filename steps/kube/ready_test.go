@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/yaml"
 
 	"mcplan.io/mcplan/internal/golden"
@@ -81,4 +82,30 @@ func parseObjects(t *testing.T, from, data string) []*unstructured.Unstructured 
 		out = append(out, o)
 	}
 	return out
+}
+
+// TestKeepLastRead: an object whose read failed keeps its last status
+// read; one never read yet shows the failed read; one read now is as
+// read now.
+func TestKeepLastRead(t *testing.T) {
+	db := Ref{Group: "apps", Version: "v1", Kind: "StatefulSet", Namespace: "ns", Name: "db"}
+	inProgress := Readiness{Ref: db, Status: status.InProgressStatus, Message: "Ready: 0/1"}
+	current := Readiness{Ref: db, Status: status.CurrentStatus, Message: "All replicas ready"}
+	unread := Readiness{Ref: db, Status: status.UnknownStatus, Message: "rate: Wait(n=1) would exceed context deadline", unread: true}
+	for _, tc := range []struct {
+		name      string
+		last, now []Readiness
+		want      Readiness
+	}{
+		{"read failed, last read kept", []Readiness{inProgress}, []Readiness{unread}, inProgress},
+		{"read failed, never read before", nil, []Readiness{unread}, unread},
+		{"read failed twice", []Readiness{unread}, []Readiness{unread}, unread},
+		{"read now", []Readiness{inProgress}, []Readiness{current}, current},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := keepLastRead(tc.last, tc.now); len(got) != 1 || got[0] != tc.want {
+				t.Errorf("keepLastRead = %v, want [%v]", got, tc.want)
+			}
+		})
+	}
 }
