@@ -163,46 +163,44 @@ func (s *K3sNode) etcdMember() bool {
 }
 
 // waitEtcdFinalizer polls until the Node carries k3sEtcdFinalizer, so
-// that deleting it removes its etcd member; a failed read is tried again
-// until the timeout.
+// that deleting it removes its etcd member.
 func waitEtcdFinalizer(ctx context.Context, cs kubernetes.Interface, node string, timeout time.Duration) error {
-	var seen string
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			seen = err.Error()
-			return false, nil
-		}
-		seen = fmt.Sprintf("finalizers %v", n.Finalizers)
-		return slices.Contains(n.Finalizers, k3sEtcdFinalizer), nil
-	})
-	if err != nil {
+	held := func(n *corev1.Node) bool { return n != nil && slices.Contains(n.Finalizers, k3sEtcdFinalizer) }
+	if seen, err := waitNode(ctx, cs, node, 200*time.Millisecond, timeout, held); err != nil {
 		return fmt.Errorf("node %s has no %s after %s (last seen: %s): deleting it would leave its etcd member, "+
 			"and the cluster's etcd counting a member that no longer answers", node, k3sEtcdFinalizer, timeout, seen)
 	}
 	return nil
 }
 
-// waitNodeGone polls until the Node is gone (its finalizers done); a
-// failed read is tried again until the timeout.
+// waitNodeGone polls until the Node is gone (its finalizers done).
 func waitNodeGone(ctx context.Context, cs kubernetes.Interface, node string, timeout time.Duration) error {
-	var seen string
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-			return true, nil
-		case err != nil:
-			seen = err.Error()
-		default:
-			seen = fmt.Sprintf("finalizers %v", n.Finalizers)
-		}
-		return false, nil
-	})
-	if err != nil {
+	gone := func(n *corev1.Node) bool { return n == nil }
+	if seen, err := waitNode(ctx, cs, node, 500*time.Millisecond, timeout, gone); err != nil {
 		return fmt.Errorf("node %s still there after %s (last seen: %s)", node, timeout, seen)
 	}
 	return nil
+}
+
+// waitNode reads the Node every interval until done says so of it (nil:
+// the Node is gone), at most timeout; a failed read is tried again. On
+// timeout it says what it last saw: the read's error, or the Node's
+// finalizers.
+func waitNode(ctx context.Context, cs kubernetes.Interface, node string, interval, timeout time.Duration, done func(*corev1.Node) bool) (seen string, err error) {
+	err = wait.PollUntilContextTimeout(ctx, interval, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			seen, n = "gone", nil
+		case err != nil:
+			seen = err.Error()
+			return false, nil
+		default:
+			seen = fmt.Sprintf("finalizers %v", n.Finalizers)
+		}
+		return done(n), nil
+	})
+	return seen, err
 }
 
 // clusterClient is a client of the cluster's API (its first server's).

@@ -9,6 +9,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"mcplan.io/mcplan/testbed"
 )
@@ -27,18 +28,15 @@ func TestWaitEtcdFinalizerOnStandin(t *testing.T) {
 	s := testbed.StartStandinServer(t, ctx, bin, "etcdfin", "127.0.0.53")
 	cs := s.AdminClient(t, ctx)
 	node := "etcdfin-server"
-	for {
-		if _, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{}); err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("node %s never registered", node)
-		case <-time.After(200 * time.Millisecond):
-		}
+	cfg, err := clientcmd.BuildConfigFromFlags("", s.K3sYAML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := waitNodeReady(ctx, cfg, node, 2*time.Minute); err != nil {
+		t.Fatal(err)
 	}
 
-	err := waitEtcdFinalizer(ctx, cs, node, time.Second)
+	err = waitEtcdFinalizer(ctx, cs, node, time.Second)
 	if err == nil || !strings.Contains(err.Error(), k3sEtcdFinalizer) || !strings.Contains(err.Error(), "would leave its etcd member") {
 		t.Fatalf("wait on a Node without the etcd finalizer: %v, want a timeout naming %s", err, k3sEtcdFinalizer)
 	}
