@@ -10,8 +10,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"mcplan.io/mcplan/engine"
@@ -288,23 +290,48 @@ func (s *IstioControlPlane) remotePilotAddress(env *engine.Env) (string, error) 
 }
 
 // applyInstall applies objects with an inventory and waits for their
-// Deployments to be Current by kstatus (rolled out and Available).
+// Deployments to be Current by kstatus (rolled out and Available). Each
+// Deployment's wait begins once it is applied, while the rest of the
+// objects (the CRDs, the webhooks) are still being sent: its rollout is
+// what the step waits for longest.
 func applyInstall(ctx context.Context, env *engine.Env, c *kube.Client, objs []*unstructured.Unstructured, inv *kube.Inventory, timeout time.Duration) error {
-	start := time.Now()
-	res, err := c.Apply(ctx, objs, kube.ApplyOptions{Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf, Wait: env.Wait})
-	if err != nil {
-		return err
-	}
-	env.Logf("applied in %s: %s", time.Since(start).Round(time.Millisecond), res)
+	g, gctx := errgroup.WithContext(ctx)
+	applied := map[kube.Ref]func(){}
 	for _, name := range deployments(objs) {
 		ref := deploymentRef(name)
-		if err := env.Wait(ref.String()+" Available", func() error {
-			return c.WaitCurrent(ctx, []kube.Ref{ref}, timeout, env.Logf)
-		}); err != nil {
+		ch := make(chan struct{})
+		applied[ref] = sync.OnceFunc(func() { close(ch) })
+		g.Go(func() error {
+			select {
+			case <-ch:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+			return env.Wait(ref.String()+" Available", func() error {
+				return c.WaitCurrent(gctx, []kube.Ref{ref}, timeout, env.Logf)
+			})
+		})
+	}
+	g.Go(func() error {
+		start := time.Now()
+		res, err := c.Apply(gctx, objs, kube.ApplyOptions{
+			Inventory: inv, CRDTimeout: istioCRDTimeout, Logf: env.Logf, Wait: env.Wait,
+			Applied: func(ref kube.Ref) {
+				if done, ok := applied[ref]; ok {
+					done()
+				}
+			},
+		})
+		if err != nil {
 			return err
 		}
-	}
-	return nil
+		env.Logf("applied in %s: %s", time.Since(start).Round(time.Millisecond), res)
+		for _, done := range applied { // every Deployment was applied: none waits on
+			done()
+		}
+		return nil
+	})
+	return g.Wait()
 }
 
 // renderDigest is a sha256 over the rendered objects, to tell renders apart

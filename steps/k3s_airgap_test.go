@@ -42,7 +42,9 @@ clusters:
 	}
 	plans.ApplyDefaults(p)
 	s := NewK3sServer(p, plans.StepSpec{Host: "h1", Cluster: p.Clusters[0].Name}, NewRuntime(p, nil))
-	_, err = s.uploadAirgap(context.Background(), engine.NewEnv("host/h1/k3s/server", dir, nil, nil, nil), nil)
+	// No host client: writeFiles must refuse before it writes anything,
+	// config.yaml included (a nil client would panic).
+	_, _, err = s.writeFiles(context.Background(), engine.NewEnv("host/h1/k3s/server", dir, nil, nil, nil), nil, []byte("config"))
 	if err == nil || !strings.Contains(err.Error(), "airgap.installScriptSHA256 pins 0000") || !strings.Contains(err.Error(), "nothing was uploaded") {
 		t.Fatalf("err %v", err)
 	}

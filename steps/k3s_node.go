@@ -6,8 +6,10 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"mcplan.io/mcplan/engine"
@@ -399,16 +401,29 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 			return err
 		}
 	}
-	binaryCopied, err := s.uploadAirgap(ctx, env, c)
+	binaryCopied, configChanged, err := s.writeFiles(ctx, env, c, config)
 	if err != nil {
 		return err
 	}
-	configChanged, err := c.UploadBytes(ctx, config, k3sConfigPath, 0o600)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", k3sConfigPath, err)
-	}
-	if configChanged {
-		env.Logf("wrote %s", k3sConfigPath)
+	// What the outputs record of the binary is read once it is in place,
+	// while k3s comes up: an airgap binary now (the install script, told
+	// to skip the download, leaves it as it is), a downloaded one after
+	// the install script. The airgap binary's sum was checked on the host
+	// as it was uploaded (or found there): only a downloaded one is read
+	// again.
+	var after liveState
+	readCtx, cancelRead := context.WithCancel(ctx)
+	var read errgroup.Group
+	defer func() { cancelRead(); _ = read.Wait() }()
+	readBinary := sync.OnceFunc(func() {
+		read.Go(func() error {
+			var err error
+			after, err = s.readLive(readCtx, nil, c, binarySHA)
+			return err
+		})
+	})
+	if s.cluster.K3s.Airgap != nil {
+		readBinary()
 	}
 	switch {
 	case d.install:
@@ -435,21 +450,11 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 			return err
 		}
 	}
-	if err := env.Wait("node "+s.host.Name+" Ready", func() error { return s.waitReady(ctx, env) }); err != nil {
-		return fmt.Errorf("%w%s", err, s.journalTail(ctx, c))
-	}
-	if d.upgrade {
-		if err := s.finishUpgrade(ctx, env, c); err != nil {
-			return err
-		}
-	}
-	if err := s.uncordonAfterUpgrade(ctx, env); err != nil {
+	readBinary()
+	if err := s.comeUp(ctx, env, c, d); err != nil {
 		return err
 	}
-	// The airgap binary's sum was checked on the host as it was
-	// uploaded (or found there): only a downloaded one is read again.
-	after, err := s.readLive(ctx, nil, c, binarySHA)
-	if err != nil {
+	if err := read.Wait(); err != nil {
 		return err
 	}
 	env.SetOutput("version", after.version)
@@ -465,6 +470,50 @@ func (s *K3sNode) Apply(ctx context.Context, env *engine.Env) error {
 	env.SetOutput(K3sOutputRelease, s.cluster.K3sRelease())
 	env.Logf("node %s Ready, k3s %s", s.host.Name, after.version)
 	return nil
+}
+
+// comeUp waits for the node to be Ready, then ends an upgrade (d): the
+// node checked and uncordoned.
+func (s *K3sNode) comeUp(ctx context.Context, env *engine.Env, c *remote.Client, d k3sDecision) error {
+	if err := env.Wait("node "+s.host.Name+" Ready", func() error { return s.waitReady(ctx, env) }); err != nil {
+		return fmt.Errorf("%w%s", err, s.journalTail(ctx, c))
+	}
+	if d.upgrade {
+		if err := s.finishUpgrade(ctx, env, c); err != nil {
+			return err
+		}
+	}
+	return s.uncordonAfterUpgrade(ctx, env)
+}
+
+// writeFiles puts the step's files on the host: the airgap files, each
+// only when the host lacks it (every pinned sum checked first: nothing is
+// written when one differs), and config.yaml, written on a session of
+// its own beside the uploads. It says whether the binary was copied and
+// whether the config changed.
+func (s *K3sNode) writeFiles(ctx context.Context, env *engine.Env, c *remote.Client, config []byte) (binaryCopied, configChanged bool, err error) {
+	files, err := s.airgapFiles()
+	if err != nil {
+		return false, false, err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		var err error
+		binaryCopied, err = s.uploadAirgap(gctx, env, c, files)
+		return err
+	})
+	g.Go(func() error {
+		var err error
+		if configChanged, err = c.UploadBytes(gctx, config, k3sConfigPath, 0o600); err != nil {
+			return fmt.Errorf("write %s: %w", k3sConfigPath, err)
+		}
+		if configChanged {
+			env.Logf("wrote %s", k3sConfigPath)
+		}
+		return nil
+	})
+	err = g.Wait()
+	return binaryCopied, configChanged, err
 }
 
 // restart restarts the k3s service for a new binary or config (why).
@@ -521,47 +570,55 @@ func (s *K3sNode) waitReady(ctx context.Context, env *engine.Env) error {
 	}
 }
 
-// uploadAirgap copies the airgap files, each only when the host lacks it;
-// it says whether the binary was copied.
-func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.Client) (binaryCopied bool, err error) {
+// airgapFile is one file of the plan's airgap set: its local path
+// (resolved), where it goes on the host, the plan field that may pin its
+// sum, and its sum.
+type airgapFile struct{ local, remote, field, sum string }
+
+// airgapFiles are the plan's airgap files with their sums, each checked
+// against the sum the plan pins (an error names the first that differs);
+// none without airgap.
+func (s *K3sNode) airgapFiles() ([]airgapFile, error) {
 	a := s.cluster.K3s.Airgap
 	if a == nil {
-		return false, nil
+		return nil, nil
 	}
-	type file struct{ local, remote, field, sum string }
-	files := []file{
+	files := []airgapFile{
 		{a.Binary, k3sBinaryPath, "binarySHA256", a.BinarySHA256},
 		{a.InstallScript, k3sScriptPath, "installScriptSHA256", a.InstallScriptSHA256},
 	}
 	if a.Images != "" {
-		files = append(files, file{a.Images, path.Join(k3sImagesDir, path.Base(a.Images)), "imagesSHA256", a.ImagesSHA256})
+		files = append(files, airgapFile{a.Images, path.Join(k3sImagesDir, path.Base(a.Images)), "imagesSHA256", a.ImagesSHA256})
 	}
-	// Every pinned sum first: nothing is uploaded when one file differs.
-	sums := make([]string, len(files))
 	for i, f := range files {
 		local := s.rt.plan.Resolve(f.local)
 		got, err := s.rt.fileSHA256(local)
 		if err != nil {
-			return false, fmt.Errorf("airgap: %w", err)
+			return nil, fmt.Errorf("airgap: %w", err)
 		}
 		if f.sum != "" && got != f.sum {
-			return false, fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
+			return nil, fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
 		}
-		sums[i] = got
+		files[i].local, files[i].sum = local, got
 	}
-	for i, f := range files {
-		local := s.rt.plan.Resolve(f.local)
+	return files, nil
+}
+
+// uploadAirgap copies the airgap files, each only when the host lacks it;
+// it says whether the binary was copied.
+func (s *K3sNode) uploadAirgap(ctx context.Context, env *engine.Env, c *remote.Client, files []airgapFile) (binaryCopied bool, err error) {
+	for _, f := range files {
 		var copied bool
-		err := env.Wait("upload of "+path.Base(local)+" to "+s.host.Name, func() error {
+		err := env.Wait("upload of "+path.Base(f.local)+" to "+s.host.Name, func() error {
 			var err error
-			copied, err = c.UploadFile(ctx, local, sums[i], f.remote, 0o755)
+			copied, err = c.UploadFile(ctx, f.local, f.sum, f.remote, 0o755)
 			return err
 		})
 		if err != nil {
 			return false, err
 		}
 		if copied {
-			env.Logf("uploaded %s to %s", local, f.remote)
+			env.Logf("uploaded %s to %s", f.local, f.remote)
 			binaryCopied = binaryCopied || f.remote == k3sBinaryPath
 		}
 	}

@@ -6,10 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -189,6 +187,11 @@ type ApplyOptions struct {
 	// Current), saying what each waits for: a step passes
 	// engine.Env.Wait.
 	Wait func(what string, wait func() error) error
+	// Applied, when set, is called with each object's Ref once it is
+	// applied (created, updated or found unchanged), on the goroutine
+	// that applied it, while Apply goes on with the rest: a caller can
+	// begin waiting for a workload while later objects are sent.
+	Applied func(Ref)
 }
 
 // wait runs one of Apply's waits through Wait when set.
@@ -200,10 +203,11 @@ func (o ApplyOptions) wait(what string, wait func() error) error {
 }
 
 // Apply applies objects with server-side apply (field manager mcplan,
-// forcing conflicts: mcplan owns what it renders). CRDs go first and are
-// waited for until Established, so that custom resources of the same set
-// can be applied; then the rest in kindOrder. An object whose server-side
-// apply changes nothing keeps its resourceVersion and counts as unchanged.
+// forcing conflicts: mcplan owns what it renders), in tiers of
+// kindOrder: first what needs none of objs' CRDs, then the CRDs, waited
+// for until Established, then their custom resources. An object whose
+// server-side apply changes nothing keeps its resourceVersion and counts
+// as unchanged.
 // With opts.WaitCurrent, Apply then waits for every object to be Current.
 func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, opts ApplyOptions) (Result, error) {
 	logf := opts.Logf
@@ -230,7 +234,6 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 		timeout = time.Minute
 	}
 	known := func(ref Ref) bool { return opts.Inventory == nil || slices.ContainsFunc(previous, ref.same) }
-	var mu sync.Mutex
 	seen := map[string]seenObject{}
 	applyTiers := func(ctx context.Context, objs []*unstructured.Unstructured) error {
 		for _, tier := range tiers(Sorted(objs)) {
@@ -238,7 +241,6 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 			if err != nil {
 				return err
 			}
-			mu.Lock()
 			for i, o := range tier {
 				ref, out := RefOf(o), outcomes[i]
 				switch {
@@ -253,30 +255,35 @@ func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, o
 				}
 				seen[seenKey(ref)] = opts.Inventory.seenOf(out.after)
 			}
-			mu.Unlock()
+			if opts.Applied != nil {
+				for _, o := range tier {
+					opts.Applied(RefOf(o))
+				}
+			}
 		}
 		return nil
 	}
-	// CRDs and what does not need them go at once: the CRDs, then the
-	// wait for them to be Established, while the rest is sent; then the
-	// custom resources they define, and, when there are any, the
-	// webhooks after them.
+	// What needs no CRD goes first, workloads among it, so that their
+	// rollout (what a caller waits for longest) begins before the API
+	// server takes on the CRDs, its heaviest writes here; then the CRDs,
+	// the wait for them to be Established, the custom resources they
+	// define and, when there are any, the webhooks after them.
 	order := orderAroundCRDs(objs)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		if err := applyTiers(gctx, order.crds); err != nil || len(order.crds) == 0 {
-			return err
+	if err := applyTiers(ctx, order.before); err != nil {
+		return res, err
+	}
+	if len(order.crds) > 0 {
+		if err := applyTiers(ctx, order.crds); err != nil {
+			return res, err
 		}
 		names := make([]string, len(order.crds))
 		for i, o := range order.crds {
 			names[i] = o.GetName()
 		}
-		established := func() error { return c.WaitCRDsEstablished(gctx, names, timeout, logf) }
-		return opts.wait(fmt.Sprintf("%d CRDs Established", len(names)), established)
-	})
-	g.Go(func() error { return applyTiers(gctx, order.before) })
-	if err := g.Wait(); err != nil {
-		return res, err
+		established := func() error { return c.WaitCRDsEstablished(ctx, names, timeout, logf) }
+		if err := opts.wait(fmt.Sprintf("%d CRDs Established", len(names)), established); err != nil {
+			return res, err
+		}
 	}
 	if err := applyTiers(ctx, order.after); err != nil {
 		return res, err
