@@ -27,7 +27,7 @@ type preparing struct {
 
 // startPreparing calls Prepare of the steps of order that implement it
 // and will not be decided by their Check alone (not eligibleForPrecheck),
-// at most GOMAXPROCS at once (preparing is work, not waiting), in order.
+// in order, at most prepareLimit at once.
 // Each gets the Env it would get with its dependencies as recorded;
 // its log lines are dropped.
 func startPreparing(ctx context.Context, g *Graph, order []string, opts Options) *preparing {
@@ -44,7 +44,7 @@ func startPreparing(ctx context.Context, g *Graph, order []string, opts Options)
 		}
 		queue = append(queue, n)
 	}
-	runAhead(ctx, &p.wg, runtime.GOMAXPROCS(0), queue, func(n *Node) {
+	runAhead(ctx, &p.wg, prepareLimit(runtime.GOMAXPROCS(0)), queue, func(n *Node) {
 		defer func() { _ = recover() }() // the step's own turn reports what fails
 		if ctx.Err() == nil {
 			n.Step.(Preparer).Prepare(ctx, recordedEnv(n, opts, Discard))
@@ -52,6 +52,13 @@ func startPreparing(ctx context.Context, g *Graph, order []string, opts Options)
 	})
 	return p
 }
+
+// prepareLimit is how many Prepare calls run at once on procs cores:
+// preparing is work, not waiting, and one core is left to the steps
+// being run (the first ones, reaching the hosts, start at the same
+// moment), so that work ahead does not slow the critical path; at least
+// one.
+func prepareLimit(procs int) int { return max(procs-1, 1) }
 
 // stop cancels what is still being prepared and waits for it.
 func (p *preparing) stop() {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,48 +34,81 @@ const remoteReadTimeout = 45 * time.Second
 // are under stateDir, and returns one finding per check and object; with
 // hosts (WithHosts) also podroutes.
 func (s *Verifier) ControlPlane(ctx context.Context, stateDir string) []Finding {
-	var fs []Finding
+	// The clusters are reached at once, then checked at once; the
+	// findings keep the order of the clusters and of their checks.
+	reached := make([]*kube.Client, len(s.mesh.Clusters))
+	unreached := make([][]Finding, len(s.mesh.Clusters))
+	var wg sync.WaitGroup
+	for i, c := range s.mesh.Clusters {
+		wg.Go(func() {
+			cl, err := kube.FromKubeconfig(c, statedir.Kubeconfig(stateDir, c), nil)
+			if err == nil {
+				err = cl.Reachable(ctx)
+			}
+			if err != nil {
+				unreached[i] = []Finding{{Check: CheckAPI, Cluster: c, Object: "API", Detail: fmt.Sprintf(
+					"%v; no other check of this cluster ran. Fix: check that the cluster runs and that `mcplan apply` fetched its kubeconfig (%s)",
+					err, statedir.Kubeconfig(stateDir, c))}}
+				return
+			}
+			reached[i] = cl
+		})
+	}
+	wg.Wait()
+	fs := slices.Concat(unreached...)
 	clients := map[string]*kube.Client{}
-	for _, c := range s.mesh.Clusters {
-		cl, err := kube.FromKubeconfig(c, statedir.Kubeconfig(stateDir, c), nil)
-		if err == nil {
-			err = cl.Reachable(ctx)
+	for i, c := range s.mesh.Clusters {
+		if reached[i] != nil {
+			clients[c] = reached[i]
 		}
-		if err != nil {
-			fs = append(fs, Finding{Check: CheckAPI, Cluster: c, Object: "API", Detail: fmt.Sprintf(
-				"%v; no other check of this cluster ran. Fix: check that the cluster runs and that `mcplan apply` fetched its kubeconfig (%s)",
-				err, statedir.Kubeconfig(stateDir, c))})
-			continue
-		}
-		clients[c] = cl
 	}
 	root, rootErr := s.meshRoot(stateDir)
+	var checks []func() []Finding
 	for _, c := range s.mesh.Clusters {
 		cl := clients[c]
 		if cl == nil {
 			continue
 		}
-		fs = append(fs, s.checkNetwork(ctx, cl))
-		fs = append(fs, s.checkCACerts(ctx, cl, stateDir, root, rootErr))
-		if _, ok := s.topo.EastWest[c]; ok {
-			fs = append(fs, s.checkEastWest(ctx, cl))
-		}
+		checks = append(checks, func() []Finding {
+			fs := []Finding{s.checkNetwork(ctx, cl), s.checkCACerts(ctx, cl, stateDir, root, rootErr)}
+			if _, ok := s.topo.EastWest[c]; ok {
+				fs = append(fs, s.checkEastWest(ctx, cl))
+			}
+			return fs
+		})
 	}
 	for _, b := range s.topo.Readers {
 		cl := clients[b]
 		if cl == nil {
 			continue
 		}
-		for _, a := range s.mesh.Clusters {
-			if a != b {
-				fs = append(fs, s.checkRemoteSecret(ctx, cl, a))
+		checks = append(checks, func() []Finding {
+			var fs []Finding
+			for _, a := range s.mesh.Clusters {
+				if a != b {
+					fs = append(fs, s.checkRemoteSecret(ctx, cl, a))
+				}
 			}
-		}
+			return fs
+		})
 	}
+	fs = append(fs, allAtOnce(checks)...)
 	if s.runOnHost != nil {
 		fs = append(fs, s.podRoutes(ctx, clients)...)
 	}
 	return fs
+}
+
+// allAtOnce runs checks at once and returns their findings in the
+// checks' order.
+func allAtOnce(checks []func() []Finding) []Finding {
+	out := make([][]Finding, len(checks))
+	var wg sync.WaitGroup
+	for i, check := range checks {
+		wg.Go(func() { out[i] = check() })
+	}
+	wg.Wait()
+	return slices.Concat(out...)
 }
 
 // checkNetwork checks istio-system's network label.

@@ -26,12 +26,14 @@ const istiodServerName = istiorender.IstiodName + "." + istiorender.Namespace + 
 // intermediate. After `apply --replace cluster/<c>/ca/intermediate` this
 // is what shows that istiod took the new one (it reloads plugged-in
 // certificates without a restart).
+//
+// The primaries are asked at once; the findings are in their order.
 func (s *Verifier) IstiodCA(ctx context.Context, stateDir string, dial xds.DialIstiod) []Finding {
-	var fs []Finding
-	for _, p := range s.topo.Readers {
-		fs = append(fs, s.istiodCA(ctx, stateDir, dial, p))
+	checks := make([]func() []Finding, len(s.topo.Readers))
+	for i, p := range s.topo.Readers {
+		checks[i] = func() []Finding { return []Finding{s.istiodCA(ctx, stateDir, dial, p)} }
 	}
-	return fs
+	return allAtOnce(checks)
 }
 
 func (s *Verifier) istiodCA(ctx context.Context, stateDir string, dial xds.DialIstiod, cluster string) Finding {

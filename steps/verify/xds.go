@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -130,54 +131,78 @@ func xdsRetries() wait.Backoff {
 	return wait.Backoff{Duration: 250 * time.Millisecond, Factor: 2, Cap: xdsRetryCap, Steps: math.MaxInt32}
 }
 
-// askIstiods makes one report per primary and network. Reached istiods
-// are kept in istiods for the next attempt; one that failed is dropped.
+// askIstiods makes one report per primary and network, the primaries'
+// istiods asked at once, the reports in the primaries' order. Reached
+// istiods are kept in istiods for the next attempt; one that failed is
+// dropped.
 func (s *Verifier) askIstiods(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, istiods map[string]*xds.Istiod, world xdsWorld) []XDSReport {
-	var reports []XDSReport
-	for _, p := range s.topo.Readers {
+	readers := s.topo.Readers
+	asked := make([][]XDSReport, len(readers))
+	kept := make([]*xds.Istiod, len(readers))
+	var wg sync.WaitGroup
+	for i, p := range readers {
 		ist := istiods[p]
-		var istErr error
-		if ist == nil {
-			if ist, istErr = dial(ctx, p); istErr == nil {
-				istiods[p] = ist
-			}
+		wg.Go(func() { asked[i], kept[i] = s.askIstiod(ctx, clients, dial, p, ist, world) })
+	}
+	wg.Wait()
+	var reports []XDSReport
+	for i, p := range readers {
+		if kept[i] == nil {
+			delete(istiods, p)
+		} else {
+			istiods[p] = kept[i]
 		}
-		for _, network := range s.meshNetworkNames() {
-			rep := XDSReport{Primary: p, Network: network, EnvoyCluster: HelloworldCluster}
-			if istErr != nil {
-				rep.Error = s.istiodErrorText(ctx, clients[p], istErr)
-				reports = append(reports, rep)
-				continue
-			}
-			rep.Istiod = ist.Name
-			proxyCluster, pod := s.proxyFor(world, p, network)
-			if pod == nil {
-				rep.Error = fmt.Sprintf("no cluster on %s has a ready %s pod in namespace %s to ask for (see the sample's rows)", network, SampleSleep, SampleNamespace)
-				reports = append(reports, rep)
-				continue
-			}
-			proxy := s.proxyOf(proxyCluster, pod)
-			fctx, cancel := context.WithTimeout(ctx, xdsFetchTimeout)
-			view, err := xds.Fetch(fctx, ist, proxy, HelloworldCluster)
-			cancel()
-			if err != nil {
-				rep.ProxyCluster, rep.Proxy = proxyCluster, proxy.String()
-				rep.Error = s.istiodErrorText(ctx, clients[p], err)
-				reports = append(reports, rep)
-				// Reach it anew next time; the other networks get the same error.
-				ist.Close()
-				delete(istiods, p)
-				istErr = err
-				continue
-			}
-			reports = append(reports, analyseXDS(xdsCase{
-				Primary: p, Network: network, ProxyCluster: proxyCluster, Proxy: proxy.String(), Istiod: ist.Name,
-				IstiodDeployment: istiorender.IstiodDeployment(s.mesh.Istio.Revision),
-				Clusters:         world.clusters, RemoteSecrets: world.remoteSecrets[p], View: view,
-			}))
-		}
+		reports = append(reports, asked[i]...)
 	}
 	return reports
+}
+
+// askIstiod makes primary p's reports, one per network, asking ist (nil:
+// it is reached through dial first), and returns the istiod to keep for
+// the next attempt: nil when it could not be reached or a fetch failed.
+func (s *Verifier) askIstiod(ctx context.Context, clients map[string]*kube.Client, dial xds.DialIstiod, p string, ist *xds.Istiod, world xdsWorld) ([]XDSReport, *xds.Istiod) {
+	var reports []XDSReport
+	var istErr error
+	if ist == nil {
+		ist, istErr = dial(ctx, p)
+	}
+	for _, network := range s.meshNetworkNames() {
+		rep := XDSReport{Primary: p, Network: network, EnvoyCluster: HelloworldCluster}
+		if istErr != nil {
+			rep.Error = s.istiodErrorText(ctx, clients[p], istErr)
+			reports = append(reports, rep)
+			continue
+		}
+		rep.Istiod = ist.Name
+		proxyCluster, pod := s.proxyFor(world, p, network)
+		if pod == nil {
+			rep.Error = fmt.Sprintf("no cluster on %s has a ready %s pod in namespace %s to ask for (see the sample's rows)", network, SampleSleep, SampleNamespace)
+			reports = append(reports, rep)
+			continue
+		}
+		proxy := s.proxyOf(proxyCluster, pod)
+		fctx, cancel := context.WithTimeout(ctx, xdsFetchTimeout)
+		view, err := xds.Fetch(fctx, ist, proxy, HelloworldCluster)
+		cancel()
+		if err != nil {
+			rep.ProxyCluster, rep.Proxy = proxyCluster, proxy.String()
+			rep.Error = s.istiodErrorText(ctx, clients[p], err)
+			reports = append(reports, rep)
+			// Reach it anew next time; the other networks get the same error.
+			ist.Close()
+			istErr = err
+			continue
+		}
+		reports = append(reports, analyseXDS(xdsCase{
+			Primary: p, Network: network, ProxyCluster: proxyCluster, Proxy: proxy.String(), Istiod: ist.Name,
+			IstiodDeployment: istiorender.IstiodDeployment(s.mesh.Istio.Revision),
+			Clusters:         world.clusters, RemoteSecrets: world.remoteSecrets[p], View: view,
+		}))
+	}
+	if istErr != nil {
+		return reports, nil
+	}
+	return reports, ist
 }
 
 // meshNetworkNames are the networks of the mesh's clusters, in the
