@@ -169,7 +169,11 @@ func (s *IstioRemoteSecret) ensureToken(ctx context.Context, env *engine.Env, a 
 		return nil, fmt.Errorf("Secret %s/%s in %s exists but is not a token of %s (type %s); delete it and apply again",
 			istiorender.Namespace, name, s.source.Name, istiorender.ReaderServiceAccount, sec.Type)
 	}
-	sec, err = a.WaitSecretKey(ctx, istiorender.Namespace, name, corev1.ServiceAccountTokenKey, s.TokenTimeout)
+	err = env.Wait(fmt.Sprintf("token Secret %s/%s in %s filled (kube-controller-manager's token controller)", istiorender.Namespace, name, s.source.Name), func() error {
+		var err error
+		sec, err = a.WaitSecretKey(ctx, istiorender.Namespace, name, corev1.ServiceAccountTokenKey, s.TokenTimeout)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("token of %s in %s (filled by the token controller of kube-controller-manager): %w%s",
 			istiorender.ReaderServiceAccount, s.source.Name, err, a.Diagnose(ctx, istiorender.Namespace))

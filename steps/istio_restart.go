@@ -95,7 +95,9 @@ func (s *IstioRestart) Apply(ctx context.Context, env *engine.Env) error {
 			return err
 		}
 		ref := kube.Ref{Group: "apps", Version: "v1", Kind: "Deployment", Namespace: d.namespace, Name: d.name}
-		if err := c.WaitCurrent(ctx, []kube.Ref{ref}, s.Timeout, env.Logf); err != nil {
+		if err := env.Wait(ref.String()+" rolled out", func() error {
+			return c.WaitCurrent(ctx, []kube.Ref{ref}, s.Timeout, env.Logf)
+		}); err != nil {
 			return err
 		}
 		env.Logf("restarted Deployment %s/%s, which ran %s (rolled out in %s)", d.namespace, d.name, strings.Join(d.revisions, ", "), time.Since(start).Round(time.Millisecond))

@@ -135,7 +135,9 @@ func (s *K3sNode) finishUpgrade(ctx context.Context, env *engine.Env, c *remote.
 		return err
 	}
 	if want := s.cluster.K3s.Version; want != "" {
-		if err := waitKubeletVersion(ctx, cs, s.host.Name, want, s.timeout); err != nil {
+		if err := env.Wait("node "+s.host.Name+" reporting kubelet "+want, func() error {
+			return waitKubeletVersion(ctx, cs, s.host.Name, want, s.timeout)
+		}); err != nil {
 			return err
 		}
 	}

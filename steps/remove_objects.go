@@ -121,7 +121,9 @@ func deleteNamespaceUnlessHeld(ctx context.Context, env *engine.Env, c *kube.Cli
 		return err
 	}
 	// Gone, not going: the next apply may make it again at once.
-	if err := c.WaitNamespaceGone(ctx, ns, namespaceGoneTimeout); err != nil {
+	if err := env.Wait("namespace "+ns+" gone in "+c.Name, func() error {
+		return c.WaitNamespaceGone(ctx, ns, namespaceGoneTimeout)
+	}); err != nil {
 		return err
 	}
 	env.Logf("deleted namespace %s in %s", ns, c.Name)

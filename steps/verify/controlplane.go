@@ -41,10 +41,7 @@ func (s *Verifier) ControlPlane(ctx context.Context, stateDir string) []Finding 
 	var wg sync.WaitGroup
 	for i, c := range s.mesh.Clusters {
 		wg.Go(func() {
-			cl, err := kube.FromKubeconfig(c, statedir.Kubeconfig(stateDir, c), nil)
-			if err == nil {
-				err = cl.Reachable(ctx)
-			}
+			cl, err := reach(ctx, stateDir, c, nil)
 			if err != nil {
 				unreached[i] = []Finding{{Check: CheckAPI, Cluster: c, Object: "API", Detail: fmt.Sprintf(
 					"%v; no other check of this cluster ran. Fix: check that the cluster runs and that `mcplan apply` fetched its kubeconfig (%s)",
@@ -97,6 +94,19 @@ func (s *Verifier) ControlPlane(ctx context.Context, stateDir string) []Finding 
 		fs = append(fs, s.podRoutes(ctx, clients)...)
 	}
 	return fs
+}
+
+// reach is a client of cluster name from the state's kubeconfig copy,
+// once its API answers.
+func reach(ctx context.Context, stateDir, name string, logf func(string, ...any)) (*kube.Client, error) {
+	c, err := kube.FromKubeconfig(name, statedir.Kubeconfig(stateDir, name), logf)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Reachable(ctx); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // allAtOnce runs checks at once and returns their findings in the

@@ -23,7 +23,6 @@ import (
 	"mcplan.io/mcplan/plans"
 	"mcplan.io/mcplan/steps/istiorender"
 	"mcplan.io/mcplan/steps/kube"
-	"mcplan.io/mcplan/steps/statedir"
 )
 
 // The walkthrough's sample: Service helloworld in every cluster,
@@ -420,10 +419,7 @@ func (s *Verifier) DeploySample(ctx context.Context, stateDir, check string, log
 	var wg sync.WaitGroup
 	for i, name := range s.mesh.Clusters {
 		wg.Go(func() {
-			c, err := kube.FromKubeconfig(name, statedir.Kubeconfig(stateDir, name), applyLogf)
-			if err == nil {
-				err = c.Reachable(ctx)
-			}
+			c, err := reach(ctx, stateDir, name, applyLogf)
 			if err != nil {
 				problems[i] = err.Error()
 				return

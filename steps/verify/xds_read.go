@@ -3,8 +3,10 @@ package verify
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,34 +29,53 @@ type xdsWorld struct {
 }
 
 // readXDSWorld reads, from every cluster of the mesh, what the xDS check
-// compares istiod's answers with.
+// compares istiod's answers with: the clusters, and the primaries'
+// remote secrets, each read at once.
 func (s *Verifier) readXDSWorld(ctx context.Context, clients map[string]*kube.Client) xdsWorld {
-	w := xdsWorld{sleep: map[string]*corev1.Pod{}, remoteSecrets: map[string]map[string]string{}}
-	for _, name := range s.mesh.Clusters {
-		c := xdsCluster{Name: name, Network: s.topo.Networks[name], Context: s.topo.Contexts[name]}
-		_, c.HasGateway = s.topo.EastWest[name]
-		if cl := clients[name]; cl == nil {
-			c.Unreadable = "its API did not answer"
-		} else if err := s.readXDSCluster(ctx, cl, &c, w.sleep); err != nil {
-			c.Unreadable = err.Error()
-		}
-		w.clusters = append(w.clusters, c)
+	clusters := make([]xdsCluster, len(s.mesh.Clusters))
+	sleeps := make([]map[string]*corev1.Pod, len(s.mesh.Clusters))
+	secrets := make([]map[string]string, len(s.topo.Readers))
+	var wg sync.WaitGroup
+	for i, name := range s.mesh.Clusters {
+		wg.Go(func() {
+			c := xdsCluster{Name: name, Network: s.topo.Networks[name], Context: s.topo.Contexts[name]}
+			_, c.HasGateway = s.topo.EastWest[name]
+			sleeps[i] = map[string]*corev1.Pod{}
+			if cl := clients[name]; cl == nil {
+				c.Unreadable = "its API did not answer"
+			} else if err := s.readXDSCluster(ctx, cl, &c, sleeps[i]); err != nil {
+				c.Unreadable = err.Error()
+			}
+			clusters[i] = c
+		})
 	}
-	for _, p := range s.topo.Readers {
+	for i, p := range s.topo.Readers {
 		cl := clients[p]
 		if cl == nil {
 			continue
 		}
-		w.remoteSecrets[p] = map[string]string{}
-		for _, other := range s.mesh.Clusters {
-			if other == p {
-				continue
+		wg.Go(func() {
+			secrets[i] = map[string]string{}
+			for _, other := range s.mesh.Clusters {
+				if other == p {
+					continue
+				}
+				if f := s.checkRemoteSecret(ctx, cl, other); !f.OK {
+					secrets[i][other] = f.Detail
+				} else {
+					secrets[i][other] = ""
+				}
 			}
-			if f := s.checkRemoteSecret(ctx, cl, other); !f.OK {
-				w.remoteSecrets[p][other] = f.Detail
-			} else {
-				w.remoteSecrets[p][other] = ""
-			}
+		})
+	}
+	wg.Wait()
+	w := xdsWorld{clusters: clusters, sleep: map[string]*corev1.Pod{}, remoteSecrets: map[string]map[string]string{}}
+	for _, sleep := range sleeps {
+		maps.Copy(w.sleep, sleep)
+	}
+	for i, p := range s.topo.Readers {
+		if secrets[i] != nil {
+			w.remoteSecrets[p] = secrets[i]
 		}
 	}
 	return w
