@@ -572,8 +572,8 @@ func (s *K3sNode) waitReady(ctx context.Context, env *engine.Env) error {
 
 // airgapFile is one file of the plan's airgap set: its local path
 // (resolved), where it goes on the host, the plan field that may pin its
-// sum, and its sum.
-type airgapFile struct{ local, remote, field, sum string }
+// sum and the sum pinned there (or ""), and its sum.
+type airgapFile struct{ local, remote, field, pinned, sum string }
 
 // airgapFiles are the plan's airgap files with their sums, each checked
 // against the sum the plan pins (an error names the first that differs);
@@ -584,11 +584,11 @@ func (s *K3sNode) airgapFiles() ([]airgapFile, error) {
 		return nil, nil
 	}
 	files := []airgapFile{
-		{a.Binary, k3sBinaryPath, "binarySHA256", a.BinarySHA256},
-		{a.InstallScript, k3sScriptPath, "installScriptSHA256", a.InstallScriptSHA256},
+		{local: a.Binary, remote: k3sBinaryPath, field: "binarySHA256", pinned: a.BinarySHA256},
+		{local: a.InstallScript, remote: k3sScriptPath, field: "installScriptSHA256", pinned: a.InstallScriptSHA256},
 	}
 	if a.Images != "" {
-		files = append(files, airgapFile{a.Images, path.Join(k3sImagesDir, path.Base(a.Images)), "imagesSHA256", a.ImagesSHA256})
+		files = append(files, airgapFile{local: a.Images, remote: path.Join(k3sImagesDir, path.Base(a.Images)), field: "imagesSHA256", pinned: a.ImagesSHA256})
 	}
 	for i, f := range files {
 		local := s.rt.plan.Resolve(f.local)
@@ -596,8 +596,8 @@ func (s *K3sNode) airgapFiles() ([]airgapFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("airgap: %w", err)
 		}
-		if f.sum != "" && got != f.sum {
-			return nil, fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.sum)
+		if f.pinned != "" && got != f.pinned {
+			return nil, fmt.Errorf("airgap: %s has sha256 %s, but airgap.%s pins %s: nothing was uploaded", local, got, f.field, f.pinned)
 		}
 		files[i].local, files[i].sum = local, got
 	}

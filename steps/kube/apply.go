@@ -187,10 +187,11 @@ type ApplyOptions struct {
 	// Current), saying what each waits for: a step passes
 	// engine.Env.Wait.
 	Wait func(what string, wait func() error) error
-	// Applied, when set, is called with each object's Ref once it is
-	// applied (created, updated or found unchanged), on the goroutine
-	// that applied it, while Apply goes on with the rest: a caller can
-	// begin waiting for a workload while later objects are sent.
+	// Applied, when set, is called with each object's Ref once its tier
+	// is applied (created, updated or found unchanged), in apply order;
+	// Apply goes on with the rest once it returns, so it must not block:
+	// a caller can begin waiting for a workload while later objects are
+	// sent.
 	Applied func(Ref)
 }
 

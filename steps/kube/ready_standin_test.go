@@ -41,7 +41,9 @@ func standinClient(t *testing.T, ctx context.Context) *Client {
 // returns); a StatefulSet whose pod no node can take times out, the
 // error naming it with kstatus's status and message and the pod's
 // Unschedulable condition; a custom resource is Current only once its
-// Ready condition, set through the status subresource, is True.
+// Ready condition, set through the status subresource, is True. Apply
+// sends what needs no CRD before the CRDs, and their custom resources
+// once they are Established.
 func TestWaitCurrentOnStandin(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
@@ -123,9 +125,20 @@ apiVersion: example.mcplan.io/v1
 kind: Widget
 metadata: {name: blue, namespace: kstatus}
 spec: {size: 1}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: widget-settings, namespace: kstatus}
+data: {size: "1"}
 `)
-	if _, err := c.Apply(ctx, widgets, ApplyOptions{Logf: logf}); err != nil {
+	// Applied tells each object once, in the apply's order: what needs
+	// no CRD (the ConfigMap) first, then the CRD, then its Widget.
+	var order []string
+	if _, err := c.Apply(ctx, widgets, ApplyOptions{Logf: logf, Applied: func(r Ref) { order = append(order, r.Kind) }}); err != nil {
 		t.Fatalf("Apply of a CRD and its custom resource (the CRD waited for until Current): %v", err)
+	}
+	if got, want := strings.Join(order, " "), "ConfigMap CustomResourceDefinition Widget"; got != want {
+		t.Errorf("Applied in the order %q, want %q", got, want)
 	}
 	widget := Ref{Group: "example.mcplan.io", Version: "v1", Kind: "Widget", Namespace: "kstatus", Name: "blue"}
 	setReady := func(status, reason, message string) {
