@@ -3,7 +3,6 @@ package verify
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -33,18 +32,20 @@ type xdsWorld struct {
 // remote secrets, each read at once.
 func (s *Verifier) readXDSWorld(ctx context.Context, clients map[string]*kube.Client) xdsWorld {
 	clusters := make([]xdsCluster, len(s.mesh.Clusters))
-	sleeps := make([]map[string]*corev1.Pod, len(s.mesh.Clusters))
+	sleeps := make([]*corev1.Pod, len(s.mesh.Clusters))
 	secrets := make([]map[string]string, len(s.topo.Readers))
 	var wg sync.WaitGroup
 	for i, name := range s.mesh.Clusters {
 		wg.Go(func() {
 			c := xdsCluster{Name: name, Network: s.topo.Networks[name], Context: s.topo.Contexts[name]}
 			_, c.HasGateway = s.topo.EastWest[name]
-			sleeps[i] = map[string]*corev1.Pod{}
 			if cl := clients[name]; cl == nil {
 				c.Unreadable = "its API did not answer"
-			} else if err := s.readXDSCluster(ctx, cl, &c, sleeps[i]); err != nil {
-				c.Unreadable = err.Error()
+			} else {
+				var err error
+				if sleeps[i], err = s.readXDSCluster(ctx, cl, &c); err != nil {
+					c.Unreadable = err.Error()
+				}
 			}
 			clusters[i] = c
 		})
@@ -70,8 +71,10 @@ func (s *Verifier) readXDSWorld(ctx context.Context, clients map[string]*kube.Cl
 	}
 	wg.Wait()
 	w := xdsWorld{clusters: clusters, sleep: map[string]*corev1.Pod{}, remoteSecrets: map[string]map[string]string{}}
-	for _, sleep := range sleeps {
-		maps.Copy(w.sleep, sleep)
+	for i, name := range s.mesh.Clusters {
+		if sleeps[i] != nil {
+			w.sleep[name] = sleeps[i]
+		}
 	}
 	for i, p := range s.topo.Readers {
 		if secrets[i] != nil {
@@ -83,13 +86,13 @@ func (s *Verifier) readXDSWorld(ctx context.Context, clients map[string]*kube.Cl
 
 // readXDSCluster reads one cluster: istio-system's network label, the
 // east-west gateway's addresses, helloworld's ready endpoints and the
-// ready sleep pod.
-func (s *Verifier) readXDSCluster(ctx context.Context, cl *kube.Client, c *xdsCluster, sleep map[string]*corev1.Pod) error {
+// ready sleep pod, which it returns (also when a later read fails).
+func (s *Verifier) readXDSCluster(ctx context.Context, cl *kube.Client, c *xdsCluster) (sleep *corev1.Pod, err error) {
 	ns, err := cl.Typed.CoreV1().Namespaces().Get(ctx, istiorender.Namespace, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
 	case err != nil:
-		return fmt.Errorf("namespace %s: %w", istiorender.Namespace, err)
+		return nil, fmt.Errorf("namespace %s: %w", istiorender.Namespace, err)
 	default:
 		c.NamespaceNetwork = ns.Labels[istiorender.NetworkLabel]
 	}
@@ -99,29 +102,29 @@ func (s *Verifier) readXDSCluster(ctx context.Context, cl *kube.Client, c *xdsCl
 		case apierrors.IsNotFound(err):
 			c.GatewayProblem = "does not exist (mcplan apply installs it: istio/eastwest)"
 		case err != nil:
-			return fmt.Errorf("service %s/%s: %w", istiorender.Namespace, istiorender.EastWestGatewayName, err)
+			return nil, fmt.Errorf("service %s/%s: %w", istiorender.Namespace, istiorender.EastWestGatewayName, err)
 		default:
 			c.Gateways = gatewayAddresses(svc)
 		}
 	}
 	pods, err := cl.Typed.CoreV1().Pods(SampleNamespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
-		return fmt.Errorf("pods of %s: %w", SampleNamespace, err)
+		return nil, fmt.Errorf("pods of %s: %w", SampleNamespace, err)
 	}
 	slices.SortFunc(pods.Items, func(a, b corev1.Pod) int { return strings.Compare(a.Name, b.Name) })
 	byName := map[string]*corev1.Pod{}
 	for i := range pods.Items {
 		p := &pods.Items[i]
 		byName[p.Name] = p
-		if p.Labels["app"] == SampleSleep && sleep[c.Name] == nil && p.Status.PodIP != "" {
+		if p.Labels["app"] == SampleSleep && sleep == nil && p.Status.PodIP != "" {
 			if ready, _ := xds.PodReadiness(p); ready {
-				sleep[c.Name] = p
+				sleep = p
 			}
 		}
 	}
 	epSlices, err := cl.Typed.DiscoveryV1().EndpointSlices(SampleNamespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + SampleService})
 	if err != nil {
-		return fmt.Errorf("endpointslices of %s/%s: %w", SampleNamespace, SampleService, err)
+		return sleep, fmt.Errorf("endpointslices of %s/%s: %w", SampleNamespace, SampleService, err)
 	}
 	for _, sl := range epSlices.Items {
 		for _, ep := range sl.Endpoints {
@@ -140,7 +143,7 @@ func (s *Verifier) readXDSCluster(ctx context.Context, cl *kube.Client, c *xdsCl
 			}
 		}
 	}
-	return nil
+	return sleep, nil
 }
 
 // gatewayAddresses are the addresses istiod takes a gateway Service's
